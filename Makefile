@@ -1,0 +1,48 @@
+# gokdump — see README.md. `make help` lists the targets.
+
+GO       ?= go
+GOARCH   ?= $(shell $(GO) env GOARCH)
+BIN      := bin
+STATIC   := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH)
+GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
+# QEMU crash tests take minutes each under TCG; give the whole run room.
+TEST_TIMEOUT ?= 80m
+
+.PHONY: all build test unit qemu-test demo lint fuzz bench clean help deps
+
+all: build ## build bin/gokdump and the static capture init bin/gokdump-init
+
+build:
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump ./cmd/gokdump
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init ./initramfs
+
+deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
+	scripts/install-deps
+
+test: deps build lint ## everything CI runs: lint, unit tests, short fuzzing, QEMU crash tests
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+unit: ## unit tests only (no QEMU)
+	$(GO) test -short -count=1 ./...
+
+qemu-test: deps build ## only the QEMU crash tests
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./qemu-tests/
+
+lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || [ -x $$($(GO) env GOPATH)/bin/staticcheck ] || \
+	  $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
+
+demo: deps build ## crash a QEMU guest end to end and show the saved dump
+	scripts/demo
+
+clean: ## remove build output (keeps the download cache in .cache/)
+	rm -rf $(BIN)
+
+help: ## this list
+	@echo "make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-10s %s\n", $$1, $$2}'
+	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT))"

@@ -1,0 +1,18 @@
+// Package builder packs the initramfs that the kdump capture kernel boots:
+// the capture init as /init, the few directories and device nodes it needs
+// before it has mounted anything, its configuration, and the kernel modules
+// the capture kernel lacks to reach the dump target.
+//
+// The archive is a newc cpio, the format the kernel unpacks into rootfs,
+// compressed with zstd or gzip (the kernel must have been built with
+// CONFIG_RD_ZSTD or CONFIG_RD_GZIP) or left as is. It is bit-reproducible:
+// the same inputs give the same bytes, because entries are sorted, inode
+// numbers are assigned in that order, times and owners are zero, and the
+// compressors run single-threaded.
+//
+// ResolveModules reads a /lib/modules/KVER tree (modules.dep,
+// modules.builtin, modules.softdep, modules.alias) and computes which module
+// files to pack and in which order the init must load them; it only reads
+// that directory, so it works on a tree unpacked from a package for a kernel
+// that is not running.
+package builder

@@ -1,0 +1,198 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+)
+
+// DefaultPath is where the host's CLI and the capture init look for the
+// configuration.
+const DefaultPath = "/etc/gokdump.toml"
+
+// Compression is how kdump-format dumps compress their pages.
+type Compression string
+
+const (
+	CompressZstd   Compression = "zstd"
+	CompressZlib   Compression = "zlib"
+	CompressSnappy Compression = "snappy"
+	CompressNone   Compression = "none"
+)
+
+// Format is the file format of a saved dump.
+type Format string
+
+const (
+	// FormatKdump is makedumpfile's kdump-compressed format.
+	FormatKdump Format = "kdump"
+	// FormatELF is an ELF core file like /proc/vmcore itself.
+	FormatELF Format = "elf"
+)
+
+// Action is what the capture init does when it is done or has failed.
+type Action string
+
+const (
+	ActionReboot   Action = "reboot"
+	ActionPoweroff Action = "poweroff"
+	ActionHalt     Action = "halt"
+	// ActionFallback, for failure_action only, retries the dump on
+	// fallback_target; if that fails too, final_action is taken.
+	ActionFallback Action = "fallback"
+)
+
+// Config is the effective configuration. The zero value is not useful:
+// start from Default, Parse or Load.
+type Config struct {
+	// Target is the dump device: UUID=…, LABEL=…, PARTUUID=…,
+	// PARTLABEL=…, a /dev path, or any of those but UUID/LABEL after
+	// "raw:" to write the dump onto the device itself. Empty is allowed
+	// here but fails at capture time unless the command line sets it.
+	Target string
+	// FSType is the target's filesystem; empty detects it from the
+	// superblock.
+	FSType string
+	// MountOptions is passed to mount(2) as its data string.
+	MountOptions string
+	// Path is the directory on the target that holds one directory per
+	// dump.
+	Path string
+	// DumpLevel lists makedumpfile dump levels to try in order: the first
+	// whose dump fits on the target is kept.
+	DumpLevel []int
+	// Compress is the page compression of kdump-format dumps.
+	Compress Compression
+	// Format is the file format of the dump.
+	Format Format
+	// FailureAction is taken when the dump cannot be saved.
+	FailureAction Action
+	// FallbackTarget is used, with failure_action = "fallback", when
+	// Target is missing or unwritable. Same syntax as Target.
+	FallbackTarget string
+	// FinalAction is taken once the dump is saved.
+	FinalAction Action
+	// Keep is how many dumps to keep under Path, the new one included;
+	// older ones are removed first. 0 keeps all.
+	Keep int
+	// Modules are kernel modules to load before looking for the target,
+	// beyond those the initramfs loads anyway.
+	Modules []string
+	// TimeBudget bounds the whole capture; a watchdog takes
+	// FailureAction when it runs out.
+	TimeBudget time.Duration
+	// DeviceTimeout bounds the wait for the target device to appear.
+	DeviceTimeout time.Duration
+	// KernelArgs is appended to the capture kernel's command line when
+	// it is loaded.
+	KernelArgs string
+	// Dmesg saves vmcore-dmesg.txt beside the dump.
+	Dmesg bool
+	// Progress prints progress on the console while saving.
+	Progress bool
+	// TestPanic, for tests only, names a place in the capture path where
+	// a Go panic is injected ("capture"); empty injects nothing.
+	TestPanic string
+
+	// src maps a key to where its value came from; missing means default.
+	src map[string]string
+}
+
+// Sources recorded for a value that no file or command line set.
+const (
+	SourceDefault = "default"
+	SourceCmdline = "cmdline"
+)
+
+// Default returns the configuration used when no file and no command line
+// say otherwise.
+func Default() Config {
+	return Config{
+		Path:          "/var/crash",
+		DumpLevel:     []int{31},
+		Compress:      CompressZstd,
+		Format:        FormatKdump,
+		FailureAction: ActionReboot,
+		FinalAction:   ActionReboot,
+		TimeBudget:    10 * time.Minute,
+		DeviceTimeout: 30 * time.Second,
+		Dmesg:         true,
+		Progress:      true,
+	}
+}
+
+// Keys returns the configuration keys in the order WriteTOML prints them.
+func Keys() []string {
+	names := make([]string, len(keyDefs))
+	for i, k := range keyDefs {
+		names[i] = k.name
+	}
+	return names
+}
+
+// Source tells where the value of key came from: "default", "FILE:LINE"
+// or "cmdline". It returns "" for a key that does not exist.
+func (c *Config) Source(key string) string {
+	if lookupKey(key) == nil {
+		return ""
+	}
+	if s, ok := c.src[key]; ok {
+		return s
+	}
+	return SourceDefault
+}
+
+func (c *Config) setSource(key, src string) {
+	if c.src == nil {
+		c.src = make(map[string]string)
+	}
+	c.src[key] = src
+}
+
+// explicit reports whether key was set by a file or the command line.
+func (c *Config) explicit(key string) bool {
+	_, ok := c.src[key]
+	return ok
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.DumpLevel = slices.Clone(c.DumpLevel)
+	n.Modules = slices.Clone(c.Modules)
+	if c.src != nil {
+		n.src = make(map[string]string, len(c.src))
+		for k, v := range c.src {
+			n.src[k] = v
+		}
+	}
+	return &n
+}
+
+// maxFileSize bounds the config file Load reads; real ones are a few KiB.
+const maxFileSize = 1 << 20
+
+// Load parses the file at path. A missing file is not an error: it yields
+// the defaults.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		c := Default()
+		return &c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxFileSize)
+	}
+	return Parse(data, path)
+}

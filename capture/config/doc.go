@@ -1,0 +1,35 @@
+// Package config holds gokdump's configuration: the TOML file
+// /etc/gokdump.toml that the host's CLI reads and the capture initramfs
+// carries, and its overrides from the capture kernel's command line
+// (gokdump.KEY=VALUE).
+//
+// Every key is optional. A key's value remembers where it came from (the
+// default, a file and line, or the command line) so that "gokdump show" can
+// say why the effective configuration is what it is. Mistakes are errors
+// that name the key and the line: an unknown key, a value of the wrong type,
+// a value out of range.
+//
+// Parse and ApplyCmdline check each value on its own; Validate checks how
+// values fit together and should be called once every source is applied.
+//
+// The keys, with their defaults (configs/gokdump.toml documents each):
+//
+//	target          = ""            # UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/…, or raw:…
+//	fstype          = ""            # ext4, ext3, ext2, xfs, vfat, btrfs; "" detects
+//	mount_options   = ""
+//	path            = "/var/crash"  # dumps go to <path>/<YYYY-MM-DD-HH:MM:SS>/vmcore
+//	dump_level      = [31]          # 0..31, or a list tried in order
+//	compress        = "zstd"        # zstd, zlib, snappy, none
+//	format          = "kdump"       # kdump, elf
+//	failure_action  = "reboot"      # reboot, poweroff, halt, fallback
+//	fallback_target = ""
+//	final_action    = "reboot"      # reboot, poweroff, halt
+//	keep            = 0             # dumps kept on the target; 0 keeps all
+//	modules         = []
+//	time_budget     = "10m"
+//	device_timeout  = "30s"
+//	kernel_args     = ""
+//	dmesg           = true
+//	progress        = true
+//	test_panic      = ""            # tests only
+package config

@@ -1,0 +1,432 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// A keyDef knows how to read one key from TOML and from command-line text,
+// check its value and print it back as TOML.
+type keyDef struct {
+	name     string
+	fromTOML func(c *Config, v any) error
+	fromText func(c *Config, s string) error
+	check    func(c *Config) error
+	toTOML   func(c *Config) string
+	isBool   bool // a bare gokdump.KEY on the command line means true
+}
+
+// keyDefs is in the order WriteTOML prints and the sample file documents.
+var keyDefs = []keyDef{
+	stringKey("target", func(c *Config) *string { return &c.Target }, checkTargetValue),
+	stringKey("fstype", func(c *Config) *string { return &c.FSType }, oneOf("", "ext4", "ext3", "ext2", "xfs", "vfat", "btrfs")),
+	stringKey("mount_options", func(c *Config) *string { return &c.MountOptions }, checkPrintable),
+	stringKey("path", func(c *Config) *string { return &c.Path }, checkDumpPath),
+	{
+		name: "dump_level",
+		fromTOML: func(c *Config, v any) error {
+			if n, ok := v.(int64); ok {
+				c.DumpLevel = []int{clampInt(n)}
+				return nil
+			}
+			ns, err := tomlInts(v, "an integer 0..31 or a list of them")
+			if err != nil {
+				return err
+			}
+			c.DumpLevel = ns
+			return nil
+		},
+		fromText: func(c *Config, s string) error {
+			var ns []int
+			for _, f := range strings.Split(s, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil {
+					return valueErr("%q is not an integer 0..31 or a comma-separated list of them", s)
+				}
+				ns = append(ns, n)
+			}
+			c.DumpLevel = ns
+			return nil
+		},
+		check: func(c *Config) error {
+			if len(c.DumpLevel) == 0 {
+				return valueErr("the list is empty; give at least one level 0..31")
+			}
+			for i, n := range c.DumpLevel {
+				if n < 0 || n > 31 {
+					return valueErr("%d is out of range 0..31", n)
+				}
+				if slices.Contains(c.DumpLevel[:i], n) {
+					return valueErr("%d is listed twice", n)
+				}
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string {
+			parts := make([]string, len(c.DumpLevel))
+			for i, n := range c.DumpLevel {
+				parts[i] = strconv.Itoa(n)
+			}
+			return "[" + strings.Join(parts, ", ") + "]"
+		},
+	},
+	enumKey("compress", func(c *Config) *Compression { return &c.Compress }, CompressZstd, CompressZlib, CompressSnappy, CompressNone),
+	enumKey("format", func(c *Config) *Format { return &c.Format }, FormatKdump, FormatELF),
+	enumKey("failure_action", func(c *Config) *Action { return &c.FailureAction }, ActionReboot, ActionPoweroff, ActionHalt, ActionFallback),
+	stringKey("fallback_target", func(c *Config) *string { return &c.FallbackTarget }, checkTargetValue),
+	enumKey("final_action", func(c *Config) *Action { return &c.FinalAction }, ActionReboot, ActionPoweroff, ActionHalt),
+	{
+		name: "keep",
+		fromTOML: func(c *Config, v any) error {
+			n, ok := v.(int64)
+			if !ok {
+				return typeErr("an integer", v)
+			}
+			c.Keep = clampInt(n)
+			return nil
+		},
+		fromText: func(c *Config, s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return valueErr("%q is not an integer", s)
+			}
+			c.Keep = n
+			return nil
+		},
+		check: func(c *Config) error {
+			if c.Keep < 0 {
+				return valueErr("%d is negative; 0 keeps every dump", c.Keep)
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string { return strconv.Itoa(c.Keep) },
+	},
+	{
+		name: "modules",
+		fromTOML: func(c *Config, v any) error {
+			ss, err := tomlStrings(v, "a list of module names")
+			if err != nil {
+				return err
+			}
+			c.Modules = ss
+			return nil
+		},
+		fromText: func(c *Config, s string) error {
+			c.Modules = nil
+			if s == "" {
+				return nil
+			}
+			for _, f := range strings.Split(s, ",") {
+				c.Modules = append(c.Modules, strings.TrimSpace(f))
+			}
+			return nil
+		},
+		check: func(c *Config) error {
+			for _, m := range c.Modules {
+				if !moduleName.MatchString(m) {
+					return valueErr("%q is not a kernel module name (letters, digits, _ and -; no path, no .ko)", m)
+				}
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string {
+			parts := make([]string, len(c.Modules))
+			for i, m := range c.Modules {
+				parts[i] = quote(m)
+			}
+			return "[" + strings.Join(parts, ", ") + "]"
+		},
+	},
+	durationKey("time_budget", func(c *Config) *time.Duration { return &c.TimeBudget }),
+	durationKey("device_timeout", func(c *Config) *time.Duration { return &c.DeviceTimeout }),
+	stringKey("kernel_args", func(c *Config) *string { return &c.KernelArgs }, checkPrintable),
+	boolKey("dmesg", func(c *Config) *bool { return &c.Dmesg }),
+	boolKey("progress", func(c *Config) *bool { return &c.Progress }),
+	stringKey("test_panic", func(c *Config) *string { return &c.TestPanic }, checkTestPanic),
+}
+
+func lookupKey(name string) *keyDef {
+	for i := range keyDefs {
+		if keyDefs[i].name == name {
+			return &keyDefs[i]
+		}
+	}
+	return nil
+}
+
+var (
+	moduleName    = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	testPanicName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+)
+
+func stringKey(name string, field func(*Config) *string, check func(string) error) keyDef {
+	return keyDef{
+		name: name,
+		fromTOML: func(c *Config, v any) error {
+			s, ok := v.(string)
+			if !ok {
+				return typeErr("a string", v)
+			}
+			*field(c) = s
+			return nil
+		},
+		fromText: func(c *Config, s string) error { *field(c) = s; return nil },
+		check:    func(c *Config) error { return check(*field(c)) },
+		toTOML:   func(c *Config) string { return quote(*field(c)) },
+	}
+}
+
+func enumKey[T ~string](name string, field func(*Config) *T, allowed ...T) keyDef {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	check := oneOf(names...)
+	return keyDef{
+		name: name,
+		fromTOML: func(c *Config, v any) error {
+			s, ok := v.(string)
+			if !ok {
+				return typeErr("a string", v)
+			}
+			*field(c) = T(s)
+			return nil
+		},
+		fromText: func(c *Config, s string) error { *field(c) = T(s); return nil },
+		check:    func(c *Config) error { return check(string(*field(c))) },
+		toTOML:   func(c *Config) string { return quote(string(*field(c))) },
+	}
+}
+
+func durationKey(name string, field func(*Config) *time.Duration) keyDef {
+	set := func(c *Config, s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return valueErr("%q is not a duration such as \"90s\" or \"10m\"", s)
+		}
+		*field(c) = d
+		return nil
+	}
+	return keyDef{
+		name: name,
+		fromTOML: func(c *Config, v any) error {
+			s, ok := v.(string)
+			if !ok {
+				return typeErr("a duration string such as \"90s\" or \"10m\"", v)
+			}
+			return set(c, s)
+		},
+		fromText: set,
+		check: func(c *Config) error {
+			if d := *field(c); d <= 0 {
+				return valueErr("%s is not positive", formatDuration(d))
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string { return quote(formatDuration(*field(c))) },
+	}
+}
+
+func boolKey(name string, field func(*Config) *bool) keyDef {
+	return keyDef{
+		name:   name,
+		isBool: true,
+		fromTOML: func(c *Config, v any) error {
+			b, ok := v.(bool)
+			if !ok {
+				return typeErr("true or false", v)
+			}
+			*field(c) = b
+			return nil
+		},
+		fromText: func(c *Config, s string) error {
+			switch strings.ToLower(s) {
+			case "1", "true", "yes", "on", "y":
+				*field(c) = true
+			case "0", "false", "no", "off", "n":
+				*field(c) = false
+			default:
+				return valueErr("%q is not a boolean (true/false, 1/0, yes/no, on/off)", s)
+			}
+			return nil
+		},
+		check:  func(*Config) error { return nil },
+		toTOML: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+	}
+}
+
+// clampInt keeps an int64 from TOML in int range so that range checks see
+// an out-of-range value rather than a wrapped one.
+func clampInt(n int64) int {
+	const maxInt, minInt = int64(^uint(0) >> 1), -int64(^uint(0)>>1) - 1
+	switch {
+	case n > maxInt:
+		return int(maxInt)
+	case n < minInt:
+		return int(minInt)
+	}
+	return int(n)
+}
+
+func tomlInts(v any, want string) ([]int, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, typeErr(want, v)
+	}
+	ns := make([]int, len(list))
+	for i, e := range list {
+		n, ok := e.(int64)
+		if !ok {
+			return nil, typeErr(want, v)
+		}
+		ns[i] = clampInt(n)
+	}
+	return ns, nil
+}
+
+func tomlStrings(v any, want string) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, typeErr(want, v)
+	}
+	if len(list) == 0 {
+		return nil, nil // the same as the default, no modules
+	}
+	ss := make([]string, len(list))
+	for i, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			return nil, typeErr(want, v)
+		}
+		ss[i] = s
+	}
+	return ss, nil
+}
+
+// tomlTypeName names the TOML type of a decoded value for error messages.
+func tomlTypeName(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("the string %s", quote(v))
+	case int64:
+		return fmt.Sprintf("the integer %d", v)
+	case float64:
+		return fmt.Sprintf("the float %v", v)
+	case bool:
+		return fmt.Sprintf("the boolean %v", v)
+	case []any:
+		for _, e := range v {
+			if _, ok := e.(string); !ok {
+				return "an array with " + tomlTypeName(e)
+			}
+		}
+		return "an array of strings"
+	case []map[string]any:
+		return "an array of tables"
+	case map[string]any:
+		return "a table"
+	case time.Time:
+		return "a date-time"
+	}
+	return fmt.Sprintf("a TOML %T", v)
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(s string) error {
+		if slices.Contains(allowed, s) {
+			return nil
+		}
+		var q []string
+		for _, a := range allowed {
+			q = append(q, quote(a))
+		}
+		return valueErr("%s is not one of %s", quote(s), strings.Join(q, ", "))
+	}
+}
+
+func checkPrintable(s string) error {
+	for _, r := range s {
+		if r == unicode.ReplacementChar || !unicode.IsPrint(r) && r != ' ' {
+			return valueErr("%s holds a control or invalid character", quote(s))
+		}
+	}
+	return nil
+}
+
+func checkDumpPath(p string) error {
+	if err := checkPrintable(p); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(p, "/") {
+		return valueErr("%s is not absolute; it names a directory from the root of the target filesystem", quote(p))
+	}
+	for _, e := range strings.Split(p, "/") {
+		if e == ".." {
+			return valueErr("%s has a \"..\" element", quote(p))
+		}
+	}
+	if len(path.Clean(p)) > 1024 {
+		return valueErr("path is longer than 1024 bytes")
+	}
+	return nil
+}
+
+func checkTargetValue(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, err := ParseTarget(s)
+	return err
+}
+
+func checkTestPanic(s string) error {
+	if s == "" || testPanicName.MatchString(s) {
+		return nil
+	}
+	return valueErr("%s is not a test panic point name such as \"capture\"", quote(s))
+}
+
+// formatDuration prints d the way a person would write it in the file:
+// "10m" rather than time.Duration's "10m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// quote writes s as a TOML basic string.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r) // invalid UTF-8 already decoded to U+FFFD
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gokdump/gokdump/capture/config"
+)
+
+func init() {
+	register(&command{
+		name:  "show",
+		args:  "",
+		short: "print the effective capture configuration and where each value comes from",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			path := fs.String("config", config.DefaultPath, "configuration `FILE` (a missing file means defaults)")
+			cmdline := fs.String("cmdline", "", "capture kernel command `LINE` whose gokdump.KEY=VALUE overrides to apply")
+			return func(args []string) error {
+				if len(args) != 0 {
+					return errUsage
+				}
+				return runShow(os.Stdout, *path, *cmdline)
+			}
+		},
+	})
+}
+
+// runShow prints the configuration at path with cmdline's overrides
+// applied. An invalid configuration is still printed, so that the values
+// the errors name can be seen; the errors are returned after.
+func runShow(w io.Writer, path, cmdline string) error {
+	c, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	cmdErr := c.ApplyCmdline(cmdline)
+	if err := c.WriteTOML(w); err != nil {
+		return err
+	}
+	if err := errors.Join(cmdErr, c.Validate()); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return nil
+}

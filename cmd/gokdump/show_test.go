@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestShow(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gokdump.toml")
+	if err := os.WriteFile(p, []byte("# test\ntarget = \"LABEL=DUMPS\"\nkeep = 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runShow(&out, p, "quiet gokdump.keep=7 gokdump.dump_level=1,31"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`target          = "LABEL=DUMPS"`, "# from " + p + ":2",
+		"keep            = 7", "dump_level      = [1, 31]", "# from cmdline",
+		`path            = "/var/crash"`, "# from default",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "\n"); n != 18 {
+		t.Errorf("%d lines, want one per key (18):\n%s", n, out.String())
+	}
+
+	// A missing file shows the defaults.
+	out.Reset()
+	if err := runShow(&out, filepath.Join(dir, "none.toml"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "from "+dir) || !strings.Contains(out.String(), "# from default") {
+		t.Errorf("missing file output:\n%s", out.String())
+	}
+
+	// An invalid combination is printed, then reported.
+	out.Reset()
+	err := runShow(&out, p, "gokdump.failure_action=fallback gokdump.bogus=1")
+	if err == nil || !strings.Contains(err.Error(), "failure_action") || !strings.Contains(err.Error(), "gokdump.bogus: unknown key") {
+		t.Errorf("error = %v", err)
+	}
+	if !strings.Contains(out.String(), `failure_action  = "fallback"`) {
+		t.Errorf("invalid config not printed:\n%s", out.String())
+	}
+
+	// A bad file is an error naming its line, with nothing printed.
+	if err := os.WriteFile(p, []byte("keep = 1\ndump_level = 99\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = runShow(&out, p, "")
+	if err == nil || !strings.Contains(err.Error(), p+":2: dump_level") || out.Len() != 0 {
+		t.Errorf("error = %v, output %q", err, out.String())
+	}
+}
+
+func TestShowCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	p := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(p, []byte("compress = \"lz4\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"show", "--config", p}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1; stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "gokdump show: config: "+p+":1: compress") {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"show", "extra"}, &stdout, &stderr); code != 2 {
+		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestStatusCommand(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		ready bool
+		want  []string
+	}{
+		{
+			"ready",
+			map[string]string{
+				"sys/kernel/kexec_crash_size":   "134217728\n",
+				"sys/kernel/kexec_crash_loaded": "1\n",
+				"sys/kernel/security/lockdown":  "[none] integrity confidentiality\n",
+				"proc/cmdline":                  "console=ttyS0 crashkernel=128M\n",
+			},
+			true,
+			[]string{"reserved:       128.0 MiB (134217728 bytes)", "boot parameter: crashkernel=128M", "capture kernel: loaded", "lockdown:       none", "a crash now would be caught"},
+		},
+		{
+			"not loaded",
+			map[string]string{
+				"sys/kernel/kexec_crash_size":         "134217728\n",
+				"sys/kernel/kexec_crash_loaded":       "0\n",
+				"proc/cmdline":                        "crashkernel=128M\n",
+				"proc/sys/kernel/kexec_load_disabled": "1\n",
+			},
+			false,
+			[]string{"capture kernel: not loaded", "kexec:          disabled until reboot", "would NOT be caught:\n  - no capture kernel loaded"},
+		},
+		{
+			"nothing reserved",
+			map[string]string{
+				"sys/kernel/kexec_crash_size":   "0\n",
+				"sys/kernel/kexec_crash_loaded": "0\n",
+				"proc/cmdline":                  "root=/dev/vda\n",
+			},
+			false,
+			[]string{"reserved:       none", "boot parameter: not on the kernel command line", "  - no memory reserved"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kexecFixture(t, tt.files)
+			var out bytes.Buffer
+			err := runStatus(&out, false)
+			if tt.ready != (err == nil) || (err != nil && !errors.Is(err, errNotCaught)) {
+				t.Fatalf("runStatus() = %v, ready %v", err, tt.ready)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+
+			out.Reset()
+			err = runStatus(&out, true)
+			if tt.ready != (err == nil) {
+				t.Fatalf("runStatus(json) = %v", err)
+			}
+			var j map[string]any
+			if err := json.Unmarshal(out.Bytes(), &j); err != nil {
+				t.Fatalf("%v:\n%s", err, out.String())
+			}
+			if j["ready"] != tt.ready || j["supported"] != true {
+				t.Errorf("json %v", j)
+			}
+			if p, ok := j["problems"].([]any); !ok || (len(p) == 0) != tt.ready {
+				t.Errorf("problems %#v", j["problems"])
+			}
+		})
+	}
+}
+
+func TestStatusJSONFields(t *testing.T) {
+	kexecFixture(t, map[string]string{
+		"sys/kernel/kexec_crash_size":   "268435456",
+		"sys/kernel/kexec_crash_loaded": "1",
+		"proc/cmdline":                  "crashkernel=256M,high crashkernel=72M,low",
+	})
+	var out bytes.Buffer
+	if err := runStatus(&out, true); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		CrashSize   uint64   `json:"crash_size"`
+		Loaded      bool     `json:"loaded"`
+		Crashkernel []string `json:"crashkernel"`
+		Ready       bool     `json:"ready"`
+		Problems    []string `json:"problems"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.CrashSize != 256<<20 || !got.Loaded || !got.Ready || got.Problems == nil || len(got.Problems) != 0 ||
+		strings.Join(got.Crashkernel, " ") != "256M,high 72M,low" {
+		t.Errorf("got %+v from\n%s", got, out.String())
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	kexecFixture(t, map[string]string{"proc/cmdline": ""})
+	if err := runStatus(io.Discard, false); err == nil || errors.Is(err, errNotCaught) || !strings.Contains(err.Error(), "sysfs") {
+		t.Errorf("no sysfs: %v", err)
+	}
+	var stderr bytes.Buffer
+	if rc := run([]string{"status", "extra"}, io.Discard, &stderr); rc != 2 || !strings.Contains(stderr.String(), "usage: gokdump status") {
+		t.Errorf("status extra: rc %d, stderr %q", rc, stderr.String())
+	}
+}
