@@ -40,34 +40,66 @@ func capture(cfg *config.Config) (*Result, error) {
 	if err := boot.LoadModules(boot.ModuleList, logf); err != nil {
 		logf("some modules failed to load; going on: %v", err)
 	}
-	if cfg.Target == "" {
-		return nil, errors.New("no dump target configured (set target in gokdump.toml or gokdump.target= on the command line)")
+	targets, err := cfg.Targets()
+	if err != nil {
+		return nil, err
 	}
+	var errs []error
+	for _, t := range targets {
+		res, err := captureTo(cfg, t)
+		if err == nil {
+			return res, nil
+		}
+		logf("target %s: %v", t, err)
+		errs = append(errs, fmt.Errorf("target %s: %w", t, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
+// captureTo saves the dump to one target.
+func captureTo(cfg *config.Config, t config.Target) (*Result, error) {
+	if t.Raw {
+		return nil, errors.New("raw device targets are not supported yet")
+	}
+	mnt, err := mountTarget(cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		// Unmount so the filesystem is clean: a reader that does not
+		// replay the journal (debugfs, a rescue tool) sees the dump.
+		unix.Sync()
+		if err := unix.Unmount(mnt, 0); err != nil {
+			logf("unmount %s: %v", mnt, err)
+		}
+	}()
+	return save(cfg, mnt)
+}
+
+func mountTarget(cfg *config.Config, t config.Target) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.DeviceTimeout)
 	defer cancel()
-	logf("waiting up to %v for %s", cfg.DeviceTimeout, cfg.Target)
-	dev, err := blockdev.Wait(ctx, cfg.Target, 100*time.Millisecond)
+	logf("waiting up to %v for %s", cfg.DeviceTimeout, t)
+	dev, err := blockdev.Wait(ctx, t.Spec.String(), 100*time.Millisecond)
 	if err != nil {
-		return nil, fmt.Errorf("dump target: %w", err)
+		return "", err
 	}
 	fstype := cfg.FSType
 	if fstype == "" && dev.FS != nil {
 		fstype = dev.FS.FSType
 	}
-	logf("target %s is %s (%s)", cfg.Target, dev.Path, fstype)
+	logf("target %s is %s (%s)", t, dev.Path, fstype)
 	if err := os.MkdirAll(mountPoint, 0o700); err != nil {
-		return nil, err
+		return "", err
 	}
-	if err := unix.Mount(dev.Path, mountPoint, fstype, 0, cfg.MountOptions); err != nil {
-		return nil, fmt.Errorf("mount %s (%s) on %s: %w", dev.Path, fstype, mountPoint, err)
+	if err := unix.Mount(dev.Path, mountPoint, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, cfg.MountOptions); err != nil {
+		return "", fmt.Errorf("mount %s (%s) on %s: %w", dev.Path, fstype, mountPoint, err)
 	}
-	defer func() {
-		unix.Sync()
-		if err := unix.Unmount(mountPoint, 0); err != nil {
-			logf("unmount %s: %v", mountPoint, err)
-		}
-	}()
+	return mountPoint, nil
+}
 
+// save writes the dump into a new dated directory under the mounted target.
+func save(cfg *config.Config, mnt string) (*Result, error) {
 	src, err := vmcore.Open(vmcorePath)
 	if err != nil {
 		return nil, err
@@ -80,8 +112,7 @@ func capture(cfg *config.Config) (*Result, error) {
 		}
 		logf("crashed kernel %s, %d MiB of memory", info.OSRelease(), src.MaxPFN()*uint64(src.PageSize)>>20)
 	}
-	base := filepath.Join(mountPoint, cfg.Path)
-	dir, err := dumpdir.Create(base, crashTime)
+	dir, err := dumpdir.Create(filepath.Join(mnt, cfg.Path), crashTime)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +120,7 @@ func capture(cfg *config.Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	logf("saving to %s", strings.TrimPrefix(dir, mountPoint))
+	logf("saving to %s", strings.TrimPrefix(dir, mnt))
 	st, err := dump.CopyELF(src, f)
 	if err != nil {
 		f.Close()
@@ -100,7 +131,7 @@ func capture(cfg *config.Config) (*Result, error) {
 	}
 	logf("%d pages, %d zero, %d MiB in %.2fs", st.PagesTotal, st.PagesZero, st.BytesIn>>20, st.Duration.Seconds())
 	return &Result{
-		Path:    strings.TrimPrefix(filepath.Join(dir, dumpdir.VMCore), mountPoint),
+		Path:    strings.TrimPrefix(filepath.Join(dir, dumpdir.VMCore), mnt),
 		Bytes:   st.BytesOut,
 		Seconds: time.Since(start).Seconds(),
 	}, nil

@@ -85,5 +85,8 @@ func loadConfig() (*config.Config, error) {
 	if cerr := cfg.ApplyCmdline(boot.Cmdline()); cerr != nil && err == nil {
 		err = cerr
 	}
+	if verr := cfg.Validate(); verr != nil && err == nil {
+		err = verr
+	}
 	return cfg, err
 }

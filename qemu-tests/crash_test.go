@@ -8,6 +8,7 @@ import (
 	"github.com/gokdump/gokdump/capture/dumpdir"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
+	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
 var dumpPathRE = regexp.MustCompile(`^/var/crash/\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d(-\d+)?/vmcore$`)
@@ -23,14 +24,14 @@ func TestCrash(t *testing.T) {
 	} {
 		t.Run(tc.line+"-"+tc.disk, func(t *testing.T) {
 			t.Parallel()
-			r := runCrash(t, crashSpec{Line: tc.line, Disk: tc.disk})
-			p := r.savedPath(t)
-			r.logPhases(t)
+			r := crash(t, harness.Spec{Line: tc.line, Disk: tc.disk})
+			p := savedPath(t, r)
+			t.Logf("%s %s phases:\n%s", r.Kernel.KVer, tc.disk, r.PhaseReport())
 			if !dumpPathRE.MatchString(p) {
-				r.failf(t, "dump path %q is not <dir>/<YYYY-MM-DD-HH:MM:SS>/vmcore", p)
+				failf(t, r, "dump path %q is not <dir>/<YYYY-MM-DD-HH:MM:SS>/vmcore", p)
 			}
 			dir := path.Dir(p)
-			entries := r.ls(t, dir)
+			entries := ls(t, r, dir)
 			if mode, ok := entries[dumpdir.VMCore]; !ok {
 				t.Fatalf("%s: no vmcore in %v", dir, entries)
 			} else if mode&0o777 != 0o600 {
@@ -39,18 +40,18 @@ func TestCrash(t *testing.T) {
 			if _, ok := entries[dumpdir.VMCoreIncomplete]; ok {
 				t.Errorf("vmcore-incomplete left behind")
 			}
-			if mode := r.ls(t, "/var/crash")[path.Base(dir)]; mode&0o777 != 0o700 {
+			if mode := ls(t, r, "/var/crash")[path.Base(dir)]; mode&0o777 != 0o700 {
 				t.Errorf("dump dir mode %o, want 700", mode&0o777)
 			}
-			out := r.extract(t, p)
+			out := extract(t, r, p)
 			checkELFDump(t, r, out)
-			r.keep(t, out, "elf")
+			keep(t, r, out, "elf")
 		})
 	}
 }
 
 // checkELFDump opens an ELF vmcore and checks its release and markers.
-func checkELFDump(t *testing.T, r *crashRun, file string) {
+func checkELFDump(t *testing.T, r *harness.Run, file string) {
 	t.Helper()
 	f, err := vmcore.Open(file)
 	if err != nil {

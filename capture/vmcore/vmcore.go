@@ -249,11 +249,45 @@ func (f *File) readNotes(phs []elf.Prog64) error {
 // parseNotes walks one PT_NOTE segment. fileOff is its file offset and
 // dataOff its offset within NoteData.
 func (f *File) parseNotes(seg []byte, fileOff, dataOff int64) error {
-	for pos := 0; pos+12 <= len(seg); {
-		namesz := f.ByteOrder.Uint32(seg[pos:])
-		descsz := f.ByteOrder.Uint32(seg[pos+4:])
-		typ := f.ByteOrder.Uint32(seg[pos+8:])
-		at := fileOff + int64(pos)
+	ns, err := ParseNotes(seg, f.ByteOrder, f.Machine, fileOff)
+	if err != nil {
+		return err
+	}
+	if len(f.Notes)+len(ns.Notes) > MaxNotes {
+		return fmt.Errorf("%w: more than %d notes", ErrCorrupt, MaxNotes)
+	}
+	f.Notes = append(f.Notes, ns.Notes...)
+	f.PRStatus = append(f.PRStatus, ns.PRStatus...)
+	if f.VMCOREINFO == nil && ns.VMCOREINFO != nil {
+		f.VMCOREINFO = ns.VMCOREINFO
+		f.VMCOREINFOOffset = dataOff + ns.VMCOREINFOOffset
+		f.VMCOREINFOSize = ns.VMCOREINFOSize
+	}
+	return nil
+}
+
+// Notes is what ParseNotes found in a block of ELF notes.
+type Notes struct {
+	Notes      []Note
+	PRStatus   []PRStatus
+	VMCOREINFO *vmcoreinfo.Info // nil when absent
+	// VMCOREINFOOffset is the offset of the VMCOREINFO descriptor within
+	// the parsed block, VMCOREINFOSize its length; -1 when absent.
+	VMCOREINFOOffset int64
+	VMCOREINFOSize   int64
+}
+
+// ParseNotes parses a block of ELF64 notes, as found in a PT_NOTE segment
+// or copied into a kdump-compressed file's sub-header. base is the file
+// offset of data, used in error messages and Note.Offset. Trailing zero
+// padding ends the block.
+func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*Notes, error) {
+	ns := &Notes{VMCOREINFOOffset: -1}
+	for pos := 0; pos+12 <= len(data); {
+		namesz := bo.Uint32(data[pos:])
+		descsz := bo.Uint32(data[pos+4:])
+		typ := bo.Uint32(data[pos+8:])
+		at := base + int64(pos)
 		if namesz == 0 && descsz == 0 && typ == 0 {
 			// Zero padding after the last note (some writers pad the
 			// segment to a page).
@@ -261,38 +295,38 @@ func (f *File) parseNotes(seg []byte, fileOff, dataOff int64) error {
 		}
 		nameEnd := uint64(pos) + 12 + align4(uint64(namesz))
 		descEnd := nameEnd + align4(uint64(descsz))
-		if nameEnd > uint64(len(seg)) || nameEnd+uint64(descsz) > uint64(len(seg)) {
-			return fmt.Errorf("%w: note at %#x: namesz %d descsz %d overrun the segment",
+		if nameEnd > uint64(len(data)) || nameEnd+uint64(descsz) > uint64(len(data)) {
+			return nil, fmt.Errorf("%w: note at %#x: namesz %d descsz %d overrun the segment",
 				ErrCorrupt, at, namesz, descsz)
 		}
-		if len(f.Notes) >= MaxNotes {
-			return fmt.Errorf("%w: more than %d notes", ErrCorrupt, MaxNotes)
+		if len(ns.Notes) >= MaxNotes {
+			return nil, fmt.Errorf("%w: more than %d notes", ErrCorrupt, MaxNotes)
 		}
-		name := seg[pos+12 : pos+12+int(namesz)]
+		name := data[pos+12 : pos+12+int(namesz)]
 		if n := len(name); n > 0 && name[n-1] == 0 {
 			name = name[:n-1]
 		}
-		desc := seg[nameEnd : nameEnd+uint64(descsz)]
+		desc := data[nameEnd : nameEnd+uint64(descsz)]
 		n := Note{Name: string(name), Type: typ, Desc: desc, Offset: at}
-		f.Notes = append(f.Notes, n)
+		ns.Notes = append(ns.Notes, n)
 		switch {
-		case n.Name == NoteVMCOREINFO && f.VMCOREINFO == nil:
+		case n.Name == NoteVMCOREINFO && ns.VMCOREINFO == nil:
 			info, err := vmcoreinfo.Parse(desc)
 			if err != nil {
-				return fmt.Errorf("vmcore: VMCOREINFO note at %#x: %w", at, err)
+				return nil, fmt.Errorf("vmcore: VMCOREINFO note at %#x: %w", at, err)
 			}
-			f.VMCOREINFO = info
-			f.VMCOREINFOOffset = dataOff + int64(nameEnd)
-			f.VMCOREINFOSize = int64(descsz)
+			ns.VMCOREINFO = info
+			ns.VMCOREINFOOffset = int64(nameEnd)
+			ns.VMCOREINFOSize = int64(descsz)
 		case n.Name == "CORE" && typ == NT_PRSTATUS:
-			f.PRStatus = append(f.PRStatus, f.parsePRStatus(desc))
+			ns.PRStatus = append(ns.PRStatus, parsePRStatus(desc, bo, m))
 		}
-		if descEnd > uint64(len(seg)) {
+		if descEnd > uint64(len(data)) {
 			break
 		}
 		pos = int(descEnd)
 	}
-	return nil
+	return ns, nil
 }
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
@@ -303,16 +337,16 @@ const (
 	prRegOff = 112
 )
 
-func (f *File) parsePRStatus(desc []byte) PRStatus {
+func parsePRStatus(desc []byte, bo binary.ByteOrder, m elf.Machine) PRStatus {
 	ps := PRStatus{Desc: desc}
 	if len(desc) >= prPIDOff+4 {
-		ps.PID = int32(f.ByteOrder.Uint32(desc[prPIDOff:]))
+		ps.PID = int32(bo.Uint32(desc[prPIDOff:]))
 	}
-	n := archOf(f.Machine).nregs
-	if len(desc) >= prRegOff+8*n {
+	n := archOf(m).nregs
+	if n > 0 && len(desc) >= prRegOff+8*n {
 		ps.Regs = make([]uint64, n)
 		for i := range ps.Regs {
-			ps.Regs[i] = f.ByteOrder.Uint64(desc[prRegOff+8*i:])
+			ps.Regs[i] = bo.Uint64(desc[prRegOff+8*i:])
 		}
 	}
 	return ps

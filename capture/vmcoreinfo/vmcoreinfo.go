@@ -70,7 +70,11 @@ func (i *Info) hex(key string) (uint64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(v), "0x"), 16, 64)
-	return n, err == nil
+	if err != nil {
+		// ParseUint returns the maximum value on overflow; report none.
+		return 0, false
+	}
+	return n, true
 }
 
 func (i *Info) dec(key string) (int64, bool) {
@@ -83,7 +87,10 @@ func (i *Info) dec(key string) (int64, bool) {
 		// arm64 prints a few NUMBER()s with 0x%llx (PHYS_OFFSET,
 		// kimage_voffset); the prefix says which.
 		u, err := strconv.ParseUint(h, 16, 64)
-		return int64(u), err == nil
+		if err != nil {
+			return 0, false
+		}
+		return int64(u), true
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {

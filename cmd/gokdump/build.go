@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gokdump/gokdump/capture/config"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,9 +18,15 @@ import (
 // defaultConfigPath is packed when --config is not given and it exists.
 var defaultConfigPath = "/etc/gokdump.toml"
 
-// buildValidateConfig checks the config before it is packed; nil packs it
-// unchecked.
-var buildValidateConfig func([]byte) error
+// buildValidateConfig checks the config before it is packed, so a typo is
+// found now and not after a crash.
+var buildValidateConfig = func(b []byte) error {
+	c, err := config.Parse(b, "gokdump.toml")
+	if err != nil {
+		return err
+	}
+	return c.Validate()
+}
 
 // maxConfigSize bounds the config file read into the image.
 const maxConfigSize = 1 << 20

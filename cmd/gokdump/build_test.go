@@ -106,7 +106,7 @@ func TestBuildCommand(t *testing.T) {
 func TestBuildCommandDefaultConfig(t *testing.T) {
 	initPath := writeTestInit(t, t.TempDir())
 	host := filepath.Join(t.TempDir(), "gokdump.toml")
-	if err := os.WriteFile(host, []byte("x = 1\n"), 0o600); err != nil {
+	if err := os.WriteFile(host, []byte("keep = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	old := defaultConfigPath

@@ -1,0 +1,10 @@
+// Package codec compresses and decompresses single memory pages the way
+// kdump-compressed ("diskdump") files store them: each page on its own,
+// tagged with one flag bit in its page descriptor.
+//
+// A Compressor or Decompressor belongs to one goroutine and reuses its
+// state and buffers, so compressing or decompressing a page allocates
+// nothing once warmed up. Compressed formats are the ones makedumpfile,
+// crash and libkdumpfile read: zlib-wrapped deflate at the fastest level,
+// raw Snappy blocks, single zstd frames, and (for reading only) LZO1X.
+package codec

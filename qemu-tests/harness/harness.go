@@ -1,0 +1,554 @@
+// Package harness runs gokdump's QEMU crash cycles: it fetches a Debian
+// kernel, builds the first-stage and capture images, makes the target disk,
+// boots QEMU under TCG and reads back what the capture kernel saved. The
+// crash tests and `make demo` share it.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/qemu-tests/guest"
+)
+
+// RepoRoot finds the checkout: the nearest parent of the working directory
+// holding scripts/fetch-kernel.
+func RepoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "scripts", "fetch-kernel")); err == nil {
+			return d, nil
+		}
+		if d == filepath.Dir(d) {
+			return "", fmt.Errorf("harness: no gokdump checkout above %s", wd)
+		}
+	}
+}
+
+// NeedTools reports the first missing program.
+func NeedTools(tools ...string) error {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: run scripts/install-deps (make test and make demo do)", tool)
+		}
+	}
+	return nil
+}
+
+// Kernel is an unpacked Debian kernel package.
+type Kernel struct {
+	Line, KVer, Root, VMLinuz, Modules, VMLinux string
+}
+
+var (
+	kernelMu sync.Mutex
+	kernels  = map[string]Kernel{}
+)
+
+// GetKernel fetches (or finds in the cache) the current Debian 12 cloud
+// kernel of line ("6.1" or "6.12"), with its debug vmlinux when dbg is set.
+func GetKernel(root, line string, dbg bool) (Kernel, error) {
+	kernelMu.Lock()
+	defer kernelMu.Unlock()
+	key := fmt.Sprintf("%s/%v", line, dbg)
+	if k, ok := kernels[key]; ok {
+		return k, nil
+	}
+	args := []string{line}
+	if dbg {
+		args = append(args, "--dbg")
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-kernel"), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return Kernel{}, fmt.Errorf("fetch-kernel %s: %v\n%s", line, err, stderr.String())
+	}
+	k := Kernel{Line: line}
+	for _, l := range strings.Split(string(out), "\n") {
+		key, val, _ := strings.Cut(l, "=")
+		switch key {
+		case "KVER":
+			k.KVer = val
+		case "ROOT":
+			k.Root = val
+		case "VMLINUZ":
+			k.VMLinuz = val
+		case "MODULES":
+			k.Modules = val
+		case "VMLINUX":
+			k.VMLinux = val
+		}
+	}
+	if k.KVer == "" || k.VMLinuz == "" {
+		return Kernel{}, fmt.Errorf("fetch-kernel %s printed no kernel:\n%s", line, out)
+	}
+	kernels[key] = k
+	return k, nil
+}
+
+var (
+	binOnce            sync.Once
+	binErr             error
+	stage1Bin, initBin string
+)
+
+// Binaries builds the stage-1 init and the capture init once per process,
+// static, into root/.cache/qemu-tests/bin.
+func Binaries(root string) (stage1, captureInit string, err error) {
+	binOnce.Do(func() {
+		dir := filepath.Join(root, ".cache", "qemu-tests", "bin")
+		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
+			return
+		}
+		stage1Bin = filepath.Join(dir, "stage1")
+		initBin = filepath.Join(dir, "init")
+		for _, b := range []struct{ pkg, out string }{
+			{"./qemu-tests/stage1", stage1Bin},
+			{"./initramfs", initBin},
+		} {
+			cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", b.out, b.pkg)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				binErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	return stage1Bin, initBin, binErr
+}
+
+// Spec describes one crash cycle. Zero fields take the defaults noted.
+type Spec struct {
+	Line           string // kernel line: 6.1 or 6.12
+	Disk           string // nvme (default) or virtio
+	MemMiB         int    // guest memory (1024)
+	CrashKernel    string // crashkernel= (128M)
+	Config         string // capture /etc/gokdump.toml (target LABEL=GOKDUMP)
+	CaptureAppend  string // extra capture kernel arguments
+	FirstAppend    string // extra first-kernel arguments
+	AnonMiB        int    // user-marker memory (64)
+	ZeroMiB        int    // zero-filled memory (32)
+	CacheMiB       int    // page-cache file (32)
+	DiskMiB        int    // target disk size (MemMiB + 512)
+	Timeout        time.Duration
+	Dbg            bool     // fetch the -dbg vmlinux too
+	CaptureModules []string // modules for the capture image (virtio: virtio_blk, virtio_pci)
+	// Dir is the work directory (images, disk, serial log); it must exist.
+	Dir string
+}
+
+// Run is what one crash cycle left behind.
+type Run struct {
+	Spec    Spec
+	Kernel  Kernel
+	ID      string // run id in every marker
+	Disk    string // target disk image
+	Log     []LogLine
+	Elapsed time.Duration
+	Err     error // QEMU's exit status
+}
+
+// LogLine is a serial console line, timestamped on arrival.
+type LogLine struct {
+	At   time.Duration // since QEMU started
+	Text string
+}
+
+func (s *Spec) defaults() {
+	if s.MemMiB == 0 {
+		s.MemMiB = 1024
+	}
+	if s.CrashKernel == "" {
+		s.CrashKernel = "128M"
+	}
+	if s.Config == "" {
+		s.Config = "target = \"LABEL=GOKDUMP\"\n"
+	}
+	if s.AnonMiB == 0 {
+		s.AnonMiB = 64
+	}
+	if s.ZeroMiB == 0 {
+		s.ZeroMiB = 32
+	}
+	if s.CacheMiB == 0 {
+		s.CacheMiB = 32
+	}
+	if s.DiskMiB == 0 {
+		s.DiskMiB = s.MemMiB + 512
+	}
+	if s.Timeout == 0 {
+		s.Timeout = 240 * time.Second
+	}
+	if s.Disk == "" {
+		s.Disk = "nvme"
+	}
+	if s.Disk == "virtio" && s.CaptureModules == nil {
+		// virtio_blk depends on virtio and virtio_ring only; the PCI
+		// transport is a separate driver that must be named.
+		s.CaptureModules = []string{"virtio_blk", "virtio_pci"}
+	}
+}
+
+// NewID returns a random run id.
+func NewID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Crash builds both images and the disk, boots QEMU and waits for it to
+// exit. The error is for harness failures only; what the capture did is
+// for the caller to check in the Run.
+func Crash(root string, spec Spec) (*Run, error) {
+	if err := NeedTools("qemu-system-x86_64", "mkfs.ext4", "debugfs", "timeout"); err != nil {
+		return nil, err
+	}
+	spec.defaults()
+	k, err := GetKernel(root, spec.Line, spec.Dbg)
+	if err != nil {
+		return nil, err
+	}
+	stage1, captureInit, err := Binaries(root)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Spec: spec, Kernel: k, ID: NewID()}
+
+	captureImg := filepath.Join(spec.Dir, "capture.cpio.zst")
+	if err := writeImage(captureImg, builder.Options{
+		Init:       captureInit,
+		Config:     []byte(spec.Config),
+		ModulesDir: k.Modules,
+		Modules:    spec.CaptureModules,
+	}); err != nil {
+		return nil, err
+	}
+
+	// The target disk: ext4 labelled GOKDUMP with the page-cache file.
+	stage := filepath.Join(spec.Dir, "disk-root")
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeCacheFile(filepath.Join(stage, "cachefile"), r.ID, spec.CacheMiB); err != nil {
+		return nil, err
+	}
+	r.Disk = filepath.Join(spec.Dir, "disk.img")
+	if err := run("mkfs.ext4", "-q", "-F", "-L", "GOKDUMP", "-d", stage, r.Disk, fmt.Sprintf("%dM", spec.DiskMiB)); err != nil {
+		return nil, err
+	}
+
+	dev := "/dev/nvme0n1"
+	if spec.Disk == "virtio" {
+		dev = "/dev/vda"
+	}
+	params := guest.Params{
+		ID:          r.ID,
+		Kernel:      "/capture/vmlinuz",
+		Initrd:      "/capture/initrd.img",
+		Append:      spec.CaptureAppend,
+		AnonMiB:     spec.AnonMiB,
+		ZeroMiB:     spec.ZeroMiB,
+		CacheDevice: dev,
+		CacheFSType: "ext4",
+		CacheFile:   "cachefile",
+	}
+	pj, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	vmlinuz, err := os.ReadFile(k.VMLinuz)
+	if err != nil {
+		return nil, err
+	}
+	capture, err := os.ReadFile(captureImg)
+	if err != nil {
+		return nil, err
+	}
+	stage1Img := filepath.Join(spec.Dir, "stage1.cpio")
+	if err := writeImage(stage1Img, builder.Options{
+		Init:       stage1,
+		ModulesDir: k.Modules,
+		Modules:    spec.CaptureModules, // stage 1 reads the same disk
+		Compress:   builder.CompressNone,
+		Extra: []builder.File{
+			{Path: guest.ParamsPath, Data: pj, Mode: 0o644},
+			{Path: "/capture/vmlinuz", Data: vmlinuz, Mode: 0o644},
+			{Path: "/capture/initrd.img", Data: capture, Mode: 0o644},
+		},
+	}); err != nil {
+		return nil, err
+	}
+
+	args := []string{"--kill-after=5", fmt.Sprint(int(spec.Timeout.Seconds())),
+		"qemu-system-x86_64", "-accel", "tcg", "-m", fmt.Sprintf("%dM", spec.MemMiB), "-smp", "1",
+		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", k.VMLinuz, "-initrd", stage1Img,
+		"-append", strings.TrimSpace("console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend),
+	}
+	switch spec.Disk {
+	case "nvme":
+		args = append(args, "-drive", "file="+r.Disk+",if=none,id=d0,format=raw", "-device", "nvme,drive=d0,serial=d0")
+	case "virtio":
+		args = append(args, "-drive", "file="+r.Disk+",if=virtio,format=raw")
+	default:
+		return nil, fmt.Errorf("harness: unknown disk %q", spec.Disk)
+	}
+	if err := r.boot(args); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// boot runs QEMU, timestamping each serial line as it arrives.
+func (r *Run) boot(args []string) error {
+	cmd := exec.Command("timeout", args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			r.Log = append(r.Log, LogLine{time.Since(start), strings.TrimRight(sc.Text(), "\r")})
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	r.Err = cmd.Wait()
+	pw.Close()
+	<-done
+	r.Elapsed = time.Since(start)
+	return os.WriteFile(filepath.Join(r.Spec.Dir, "serial.log"), []byte(r.Serial()), 0o644)
+}
+
+// Serial returns the whole console log with arrival times.
+func (r *Run) Serial() string {
+	var b strings.Builder
+	for _, l := range r.Log {
+		fmt.Fprintf(&b, "[%7.2f] %s\n", l.At.Seconds(), l.Text)
+	}
+	return b.String()
+}
+
+// Tail returns the last n lines of the console log.
+func (r *Run) Tail(n int) string {
+	lines := strings.Split(strings.TrimRight(r.Serial(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Find returns the first log line matching re, and its submatches.
+func (r *Run) Find(re *regexp.Regexp) (LogLine, []string, bool) {
+	for _, l := range r.Log {
+		if m := re.FindStringSubmatch(l.Text); m != nil {
+			return l, m, true
+		}
+	}
+	return LogLine{}, nil, false
+}
+
+var (
+	savedRE  = regexp.MustCompile(`gokdump: saved (\S+) bytes=(\d+) seconds=([0-9.]+)`)
+	failedRE = regexp.MustCompile(`gokdump: FAILED.*`)
+)
+
+// SavedPath returns the dump path the capture reported.
+func (r *Run) SavedPath() (string, error) {
+	if _, m, ok := r.Find(savedRE); ok {
+		return m[1], nil
+	}
+	if l, _, ok := r.Find(failedRE); ok {
+		return "", fmt.Errorf("capture failed: %s", l.Text)
+	}
+	return "", errors.New("no 'gokdump: saved' line on the console")
+}
+
+// Phase is a named point of the crash cycle.
+type Phase struct {
+	Name string
+	At   time.Duration
+}
+
+// Phases extracts the timing of each phase of the cycle from the log.
+func (r *Run) Phases() []Phase {
+	marks := []struct{ name, re string }{
+		{"stage1 init", `stage1: \[.*\] start`},
+		{"capture kernel loaded", `capture kernel loaded`},
+		{"crash", `stage1: \[.*\] crashing now`},
+		{"capture init", `gokdump: \[`},
+		{"dump saved", `gokdump: saved`},
+	}
+	var out []Phase
+	for _, m := range marks {
+		if l, _, ok := r.Find(regexp.MustCompile(m.re)); ok {
+			out = append(out, Phase{m.name, l.At})
+		}
+	}
+	return append(out, Phase{"qemu exit", r.Elapsed})
+}
+
+// PhaseReport formats Phases with the time each took.
+func (r *Run) PhaseReport() string {
+	var b strings.Builder
+	prev := time.Duration(0)
+	var crash time.Duration
+	for _, p := range r.Phases() {
+		fmt.Fprintf(&b, "  %-22s at %6.2fs (+%5.2fs)\n", p.Name, p.At.Seconds(), (p.At - prev).Seconds())
+		prev = p.At
+		if p.Name == "crash" {
+			crash = p.At
+		}
+	}
+	if crash > 0 {
+		fmt.Fprintf(&b, "  panic → QEMU exit: %.2fs\n", (r.Elapsed - crash).Seconds())
+	}
+	return b.String()
+}
+
+// Extract copies a file out of the disk image with debugfs (no root
+// needed) into dst.
+func (r *Run) Extract(path, dst string) error {
+	cmd := exec.Command("debugfs", "-R", fmt.Sprintf("dump %s %s", path, dst), r.Disk)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("debugfs dump %s: %v\n%s", path, err, b)
+	}
+	if st, err := os.Stat(dst); err != nil || st.Size() == 0 {
+		return fmt.Errorf("debugfs could not extract %s from %s (%v)", path, r.Disk, err)
+	}
+	return nil
+}
+
+// Ls lists a directory in the disk image with debugfs: name → mode.
+func (r *Run) Ls(dir string) (map[string]uint32, error) {
+	b, err := exec.Command("debugfs", "-R", "ls -p "+dir, r.Disk).Output()
+	if err != nil {
+		return nil, fmt.Errorf("debugfs ls %s: %v", dir, err)
+	}
+	// Lines: /inode/mode/uid/gid/name/size/
+	out := map[string]uint32{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Split(l, "/")
+		if len(f) < 7 || f[5] == "." || f[5] == ".." {
+			continue
+		}
+		var mode uint32
+		fmt.Sscanf(f[2], "%o", &mode)
+		out[f[5]] = mode
+	}
+	return out, nil
+}
+
+func writeImage(path string, opts builder.Options) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := builder.Build(context.Background(), f, opts); err != nil {
+		f.Close()
+		return fmt.Errorf("build %s: %v", filepath.Base(path), err)
+	}
+	return f.Close()
+}
+
+// writeCacheFile writes mib MiB of random data with a CACHE marker per MiB.
+func writeCacheFile(path, id string, mib int) error {
+	b := make([]byte, mib<<20)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	for i := 0; i < mib; i++ {
+		copy(b[i<<20+200:], guest.Marker("CACHE", id, i))
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func run(name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// CountMarkers scans a file for markers with prefix and returns how many
+// distinct whole markers it holds.
+func CountMarkers(path, prefix string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	p := []byte(prefix)
+	const chunk = 8 << 20
+	buf := make([]byte, chunk+len(p)+16)
+	var carry int
+	for {
+		n, err := io.ReadFull(f, buf[carry:carry+chunk])
+		data := buf[:carry+n]
+		for i := 0; ; {
+			j := bytes.Index(data[i:], p)
+			if j < 0 {
+				break
+			}
+			at := i + j
+			// Only whole markers count: the guest's heap also holds the
+			// bare prefix it built them from.
+			if at+len(p)+6 <= len(data) && allDigits(data[at+len(p):at+len(p)+6]) {
+				seen[string(data[at:at+len(p)+6])] = true
+			}
+			i = at + 1
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		// Keep the tail so a marker across chunks is found whole.
+		keep := len(p) + 16
+		copy(buf, data[len(data)-keep:])
+		carry = keep
+	}
+	return len(seen), nil
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

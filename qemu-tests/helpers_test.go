@@ -1,0 +1,99 @@
+package qemutests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gokdump/gokdump/qemu-tests/harness"
+)
+
+var repoRoot = func() string {
+	r, err := harness.RepoRoot()
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
+// crash runs one crash cycle for a test, skipping under -short.
+func crash(t *testing.T, spec harness.Spec) *harness.Run {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("QEMU crash tests are skipped with -short")
+	}
+	spec.Dir = t.TempDir()
+	r, err := harness.Crash(repoRoot, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// failf reports a failed run with the tail of the serial log.
+func failf(t *testing.T, r *harness.Run, format string, args ...any) {
+	t.Helper()
+	t.Fatalf("%s\nQEMU: %v after %v\n--- serial log (tail) ---\n%s",
+		fmt.Sprintf(format, args...), r.Err, r.Elapsed, r.Tail(60))
+}
+
+// savedPath returns the dump the capture reported, or fails with the log.
+func savedPath(t *testing.T, r *harness.Run) string {
+	t.Helper()
+	p, err := r.SavedPath()
+	if err != nil {
+		failf(t, r, "%v", err)
+	}
+	return p
+}
+
+// extract copies a file out of the run's disk image.
+func extract(t *testing.T, r *harness.Run, path string) string {
+	t.Helper()
+	dst := filepath.Join(r.Spec.Dir, filepath.Base(filepath.Dir(path))+"-"+filepath.Base(path))
+	if err := r.Extract(path, dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func ls(t *testing.T, r *harness.Run, dir string) map[string]uint32 {
+	t.Helper()
+	m, err := r.Ls(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func countMarkers(t *testing.T, path, prefix string) int {
+	t.Helper()
+	n, err := harness.CountMarkers(path, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// keep moves a dump into $GOKDUMP_KEEP_VMCORES, when set, as
+// <kver>-<disk>-<mem>M.<kind>, with the run id beside it, for benchmarks
+// and for developing readers against real dumps.
+func keep(t *testing.T, r *harness.Run, file, kind string) {
+	t.Helper()
+	dir := os.Getenv("GOKDUMP_KEEP_VMCORES")
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, fmt.Sprintf("%s-%s-%dM.%s", r.Kernel.KVer, r.Spec.Disk, r.Spec.MemMiB, kind))
+	if err := os.Rename(file, dst); err != nil {
+		t.Fatalf("keep %s: %v", dst, err)
+	}
+	if err := os.WriteFile(dst+".id", []byte(r.ID+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kept %s", dst)
+}
