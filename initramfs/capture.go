@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +11,12 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/blockdev"
+	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/config"
 	"github.com/gokdump/gokdump/capture/dump"
 	"github.com/gokdump/gokdump/capture/dumpdir"
+	"github.com/gokdump/gokdump/capture/kmem"
+	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/initramfs/boot"
 	"golang.org/x/sys/unix"
@@ -116,23 +120,83 @@ func save(cfg *config.Config, mnt string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Dmesg {
+		// The log first: it is small and tells the story even if the dump
+		// does not fit.
+		if err := saveDmesg(src, dir); err != nil {
+			logf("vmcore-dmesg.txt: %v", err)
+		}
+	}
 	f, err := dumpdir.CreateFile(dir, dumpdir.VMCoreIncomplete)
 	if err != nil {
 		return nil, err
 	}
 	logf("saving to %s", strings.TrimPrefix(dir, mnt))
-	st, err := dump.CopyELF(src, f)
+	c, err := codec.Parse(string(cfg.Compress))
 	if err != nil {
+		return nil, err
+	}
+	level := cfg.DumpLevel[0]
+	st, err := dump.Save(src, f, dump.Options{
+		Level:  level,
+		Codec:  c,
+		Format: dump.Format(cfg.Format),
+		Logf:   logf,
+	})
+	if st != nil {
+		logf("%s", st.Summary())
+	}
+	if err != nil {
+		// An incomplete dump stays as vmcore-incomplete: readable, and
+		// flagged so nobody mistakes it for a whole one.
+		f.Sync()
 		f.Close()
 		return nil, err
 	}
 	if err := dumpdir.Commit(f, dir, dumpdir.VMCore); err != nil {
 		return nil, err
 	}
-	logf("%d pages, %d zero, %d MiB in %.2fs", st.PagesTotal, st.PagesZero, st.BytesIn>>20, st.Duration.Seconds())
 	return &Result{
 		Path:    strings.TrimPrefix(filepath.Join(dir, dumpdir.VMCore), mnt),
 		Bytes:   st.BytesOut,
 		Seconds: time.Since(start).Seconds(),
 	}, nil
+}
+
+// saveDmesg writes the crashed kernel's log to vmcore-dmesg.txt in dir,
+// synced, in makedumpfile --dump-dmesg's format.
+func saveDmesg(src *vmcore.File, dir string) error {
+	mem, err := kmem.New(src, src.VMCOREINFO, src.Machine)
+	if err != nil {
+		return err
+	}
+	l, err := printk.Read(mem)
+	if err != nil {
+		return err
+	}
+	f, err := dumpdir.CreateFile(dir, dumpdir.DmesgFile)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	err = l.WriteDmesg(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if l.Skipped > 0 {
+		logf("kernel log: %d records, %d damaged ones skipped", len(l.Records), l.Skipped)
+	}
+	if reason, _ := l.Panic(); reason != "" {
+		logf("crash reason: %s", reason)
+	}
+	return dumpdir.SyncDir(dir)
 }

@@ -92,8 +92,8 @@ func (d *Decompressor) zstdDecode(dst, src []byte) error {
 		}
 		d.zstd = dec
 	}
-	// One byte of room past the page so that a longer page is seen as
-	// too long rather than as a failed decode.
+	// With the cap limit, a frame longer than dst fails instead of growing
+	// a new buffer.
 	out, err := d.zstd.DecodeAll(src, dst[:0:len(dst)])
 	if err != nil {
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {

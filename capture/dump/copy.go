@@ -10,8 +10,8 @@ import (
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
-// Stats describes one save.
-type Stats struct {
+// CopyStats describes one save.
+type CopyStats struct {
 	BytesIn    int64 // bytes of memory read
 	BytesOut   int64 // file size written
 	PagesTotal int64
@@ -25,9 +25,9 @@ const maxHeaderCopy = 64 << 20
 
 // CopyELF writes src to dst as the same ELF file, leaving pages that are
 // all zero as holes so they take no space on disk.
-func CopyELF(src *vmcore.File, dst *os.File) (Stats, error) {
+func CopyELF(src *vmcore.File, dst *os.File) (CopyStats, error) {
 	start := time.Now()
-	var st Stats
+	var st CopyStats
 	r := src.ReaderAt()
 	end := uint64(src.Size())
 	for _, s := range src.Segments {

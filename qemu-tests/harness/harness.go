@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/capture/dumpfile"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 )
 
@@ -501,22 +502,34 @@ func run(name string, args ...string) error {
 	return nil
 }
 
-// CountMarkers scans a file for markers with prefix and returns how many
-// distinct whole markers it holds.
+// CountMarkers reads every page a dump (ELF or kdump-compressed) holds and
+// returns how many distinct whole markers with prefix it contains.
 func CountMarkers(path, prefix string) (int, error) {
-	f, err := os.Open(path)
+	d, err := dumpfile.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer d.Close()
 	seen := map[string]bool{}
 	p := []byte(prefix)
-	const chunk = 8 << 20
-	buf := make([]byte, chunk+len(p)+16)
-	var carry int
-	for {
-		n, err := io.ReadFull(f, buf[carry:carry+chunk])
-		data := buf[:carry+n]
+	ps := d.PageSize
+	keep := len(p) + 16
+	// The tail of the previous page, so a marker across two consecutive
+	// pages is found whole.
+	buf := make([]byte, keep+ps) // [tail of the previous page][this page]
+	prev := ^uint64(0)
+	for pfn, err := range d.Pages() {
+		if err != nil {
+			return 0, err
+		}
+		data := buf[keep:]
+		if pfn == prev+1 {
+			copy(buf[:keep], buf[ps:ps+keep])
+			data = buf
+		}
+		if _, err := d.ReadPhys(buf[keep:], pfn*uint64(ps)); err != nil {
+			return 0, fmt.Errorf("%s: pfn %#x: %w", path, pfn, err)
+		}
 		for i := 0; ; {
 			j := bytes.Index(data[i:], p)
 			if j < 0 {
@@ -530,16 +543,7 @@ func CountMarkers(path, prefix string) (int, error) {
 			}
 			i = at + 1
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-		// Keep the tail so a marker across chunks is found whole.
-		keep := len(p) + 16
-		copy(buf, data[len(data)-keep:])
-		carry = keep
+		prev = pfn
 	}
 	return len(seen), nil
 }

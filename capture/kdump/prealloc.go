@@ -1,0 +1,21 @@
+package kdump
+
+import (
+	"fmt"
+	"io"
+)
+
+// writeZeros fills [off, off+size) of out with zeros, for file systems
+// that cannot reserve space otherwise.
+func writeZeros(out io.WriterAt, off, size int64) error {
+	zero := make([]byte, min(size, 1<<20))
+	for size > 0 {
+		n := min(size, int64(len(zero)))
+		if _, err := out.WriteAt(zero[:n], off); err != nil {
+			return fmt.Errorf("write zeros at %#x: %w", off, err)
+		}
+		off += n
+		size -= n
+	}
+	return nil
+}

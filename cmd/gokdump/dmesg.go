@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/printk"
+)
+
+func init() {
+	register(&command{
+		name:  "dmesg",
+		args:  "DUMP",
+		short: "print the crashed kernel's log from a dump (ELF or kdump-compressed), as makedumpfile --dump-dmesg does",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if len(args) != 1 {
+					return errUsage
+				}
+				return runDmesg(args[0], os.Stdout, os.Stderr)
+			}
+		},
+	})
+}
+
+// readLog opens a dump and reads its kernel log.
+func readLog(path string) (*dumpfile.Dump, *printk.Log, error) {
+	d, err := dumpfile.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	mem, err := d.Memory()
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	l, err := printk.Read(mem)
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, l, nil
+}
+
+func runDmesg(path string, stdout, stderr io.Writer) error {
+	d, l, err := readLog(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	w := bufio.NewWriter(stdout)
+	if err := l.WriteDmesg(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if l.Skipped > 0 {
+		fmt.Fprintf(stderr, "gokdump dmesg: %d damaged records skipped\n", l.Skipped)
+	}
+	return nil
+}

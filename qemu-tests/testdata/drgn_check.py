@@ -1,0 +1,15 @@
+# Run by the QEMU crash tests: drgn -q -c DUMP -s VMLINUX drgn_check.py MARKER
+# Prints what drgn could read from the dump, one "key value" per line.
+import sys
+
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.printk import get_printk_records
+
+marker = sys.argv[1].encode() if len(sys.argv) > 1 else b""
+print("comm", prog["init_task"].comm.string_().decode())
+print("release", prog["init_uts_ns"].name.release.string_().decode())
+print("tasks", sum(1 for _ in for_each_task(prog)))
+recs = get_printk_records(prog)
+print("records", len(recs))
+print("marker", any(marker in r.text for r in recs) if marker else False)
+print("panic", any(b"sysrq triggered crash" in r.text for r in recs))
