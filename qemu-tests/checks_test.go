@@ -1,12 +1,14 @@
 package qemutests
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/capture/dumpdir"
 	"github.com/gokdump/gokdump/capture/dumpfile"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
@@ -92,5 +94,28 @@ func drgnCheck(t *testing.T, r *harness.Run, file string) {
 		t.Errorf("drgn: %d tasks\n%s", tasks, out)
 	case got["marker"] != "True" || got["panic"] != "True":
 		t.Errorf("drgn: kernel log lacks the kmsg marker or the panic\n%s", out)
+	}
+}
+
+// checkDmesgFile checks vmcore-dmesg.txt in the dump directory: private,
+// and holding the kmsg marker and the panic.
+func checkDmesgFile(t *testing.T, r *harness.Run, dir string) {
+	t.Helper()
+	mode, ok := ls(t, r, dir)[dumpdir.DmesgFile]
+	if !ok {
+		t.Errorf("no %s in %s", dumpdir.DmesgFile, dir)
+		return
+	}
+	if mode&0o777 != 0o600 {
+		t.Errorf("%s mode %o, want 600", dumpdir.DmesgFile, mode&0o777)
+	}
+	b, err := os.ReadFile(extract(t, r, dir+"/"+dumpdir.DmesgFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{guest.Marker("KMSG", r.ID, 0), "Kernel panic - not syncing: sysrq triggered crash"} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("%s lacks %q", dumpdir.DmesgFile, s)
+		}
 	}
 }

@@ -43,9 +43,17 @@ func TestCrash(t *testing.T) {
 			if mode := ls(t, r, "/var/crash")[path.Base(dir)]; mode&0o777 != 0o700 {
 				t.Errorf("dump dir mode %o, want 700", mode&0o777)
 			}
+			checkDmesgFile(t, r, dir)
 			out := extract(t, r, p)
 			// Level 31: user memory and page cache are gone, the log stays.
 			checkDump(t, r, out, want{format: dumpfile.Kdump})
+			in, err := dumpfile.ReadInfo(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Panic != "Kernel panic - not syncing: sysrq triggered crash" || in.Release != r.Kernel.KVer || !in.Complete {
+				t.Errorf("gokdump info: panic %q, release %q, complete %v", in.Panic, in.Release, in.Complete)
+			}
 		})
 	}
 }

@@ -19,10 +19,10 @@ const batchPages = 64
 type job struct {
 	pfn  uint64
 	n    int
-	data []byte     // n pages as read
-	out  []byte     // compressed pages, back to back
-	page []pageOut  // per page: where its output is, or that it is zero
-	bad  []error    // per page: read error (page written as zero)
+	data []byte    // n pages as read
+	out  []byte    // compressed pages, back to back
+	page []pageOut // per page: where its output is, or that it is zero
+	bad  []error   // per page: read error (page written as zero)
 	done chan struct{}
 }
 

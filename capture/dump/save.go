@@ -70,13 +70,13 @@ type Stats struct {
 	Absent     uint64 // pages the source declares but does not hold
 	Unreadable uint64 // pages whose read failed; written as zero pages
 
-	BytesIn   int64 // bytes of memory read
-	BytesOut  int64 // bytes of the output file
-	Duration  time.Duration
-	Degraded  []string // what could not be filtered and why
-	Level     int
-	Codec     codec.Codec
-	Format    Format
+	BytesIn    int64 // bytes of memory read
+	BytesOut   int64 // bytes of the output file
+	Duration   time.Duration
+	Degraded   []string // what could not be filtered and why
+	Level      int
+	Codec      codec.Codec
+	Format     Format
 	Incomplete bool
 }
 
