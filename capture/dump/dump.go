@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/kdump"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
@@ -19,14 +20,15 @@ func Save(src *vmcore.File, out io.WriterAt, opts Options) (*Stats, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	if opts.Format == FormatELF {
+		opts.Codec = codec.None // ELF pages are stored as they are
+	}
 	st := &Stats{MaxPFN: src.MaxPFN(), Level: opts.Level, Codec: opts.Codec, Format: opts.Format}
 	cw := &countingWriterAt{w: out}
 	s := &saver{src: src, opts: opts, ps: int(src.PageSize), pm: newPageMap(src), stats: st}
-	if opts.Level&^LevelZero != 0 || true {
-		// hwpoison and offline pages are dropped at every level, as
-		// makedumpfile does when the kernel says which they are.
-		s.filt = newChunkFilter(src, opts.Level, opts.ChunkPages, st, opts.Logf)
-	}
+	// Always: hwpoison and offline pages are dropped at every level, as
+	// makedumpfile does when the kernel says which they are.
+	s.filt = newChunkFilter(src, opts.Level, opts.ChunkPages, st, opts.Logf)
 	for _, d := range st.Degraded {
 		opts.Logf("filter: %s", d)
 	}
@@ -69,8 +71,4 @@ func (s *saver) saveKdump(out *countingWriterAt) error {
 		return fmt.Errorf("%w: %w", ErrIncomplete, err)
 	}
 	return nil
-}
-
-func (s *saver) saveELF(out *countingWriterAt) error {
-	return errors.New("dump: ELF output is not written yet")
 }

@@ -1,6 +1,7 @@
 package vmcore
 
 import (
+	"container/heap"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -104,7 +105,7 @@ type physRange struct {
 // NewFile reads the ELF headers and notes of a vmcore of size bytes in r.
 func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	var ident [elf.EI_NIDENT]byte
-	if _, err := r.ReadAt(ident[:], 0); err != nil {
+	if err := readAt(r, ident[:], 0); err != nil {
 		return nil, fmt.Errorf("%w: read ident: %v", ErrNotELF, err)
 	}
 	if string(ident[:4]) != elf.ELFMAG {
@@ -154,7 +155,7 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 			ErrCorrupt, hdr.Phoff, phnum, size)
 	}
 	phbuf := make([]byte, phnum*56)
-	if _, err := r.ReadAt(phbuf, int64(hdr.Phoff)); err != nil {
+	if err := readAt(r, phbuf, int64(hdr.Phoff)); err != nil {
 		return nil, fmt.Errorf("vmcore: read program headers at %#x: %w", hdr.Phoff, err)
 	}
 	var notes []elf.Prog64
@@ -214,7 +215,7 @@ func (f *File) extendedPhnum(hdr elf.Header64) (uint64, error) {
 		return 0, fmt.Errorf("%w: PN_XNUM without section header at %#x", ErrCorrupt, hdr.Shoff)
 	}
 	var b [4]byte
-	if _, err := f.r.ReadAt(b[:], int64(hdr.Shoff)+44); err != nil {
+	if err := readAt(f.r, b[:], int64(hdr.Shoff)+44); err != nil {
 		return 0, fmt.Errorf("vmcore: read section 0 at %#x: %w", hdr.Shoff, err)
 	}
 	return uint64(f.ByteOrder.Uint32(b[:])), nil
@@ -236,7 +237,7 @@ func (f *File) readNotes(phs []elf.Prog64) error {
 		base := len(f.NoteData)
 		f.NoteData = f.NoteData[:base+int(ph.Filesz)]
 		seg := f.NoteData[base:]
-		if _, err := f.r.ReadAt(seg, int64(ph.Off)); err != nil {
+		if err := readAt(f.r, seg, int64(ph.Off)); err != nil {
 			return fmt.Errorf("vmcore: read PT_NOTE at %#x: %w", ph.Off, err)
 		}
 		if err := f.parseNotes(seg, int64(ph.Off), int64(base)); err != nil {
@@ -354,33 +355,86 @@ func parsePRStatus(desc []byte, bo binary.ByteOrder, m elf.Machine) PRStatus {
 
 // buildRanges turns the PT_LOADs into sorted, non-overlapping physical
 // ranges. On x86_64 the kernel-text PT_LOAD repeats memory that a RAM
-// PT_LOAD already covers; the first segment to cover an address wins.
+// PT_LOAD also covers. Where segments overlap, an address is read from the
+// first segment in address order that stores it in the file, so the data
+// of one still serves when the other's was cut off (a truncated copy keeps
+// the kernel-text data, which comes first, after losing the RAM's).
 func (f *File) buildRanges() {
-	segs := make([]Segment, len(f.Segments))
-	copy(segs, f.Segments)
-	sort.SliceStable(segs, func(i, j int) bool { return segs[i].PhysAddr < segs[j].PhysAddr })
-	var out []physRange
-	for _, s := range segs {
+	type seg struct {
+		start, fileEnd, end, offset uint64
+	}
+	var segs []seg
+	var points []uint64
+	for _, s := range f.Segments {
 		if s.MemSize == 0 {
 			continue
 		}
-		r := physRange{start: s.PhysAddr, end: s.PhysAddr + s.MemSize,
-			fileEnd: s.PhysAddr + s.FileSize, offset: s.Offset}
-		if n := len(out); n > 0 && r.start < out[n-1].end {
-			prev := out[n-1]
-			if r.end <= prev.end {
-				continue // wholly inside an earlier range
-			}
-			cut := prev.end - r.start
-			r.start += cut
-			r.offset += cut
-			if r.fileEnd < r.start {
-				r.fileEnd = r.start
-			}
+		sg := seg{s.PhysAddr, s.PhysAddr + s.FileSize, s.PhysAddr + s.MemSize, s.Offset}
+		segs = append(segs, sg)
+		points = append(points, sg.start, sg.fileEnd, sg.end)
+	}
+	sort.SliceStable(segs, func(i, j int) bool { return segs[i].start < segs[j].start })
+	sort.Slice(points, func(i, j int) bool { return points[i] < points[j] })
+	// Sweep the intervals between boundaries, with the segments that store
+	// and that declare each one in heaps ordered by segment position.
+	var storing, declaring idxHeap
+	var out []physRange
+	last := -1 // segment of out's last range
+	next := 0
+	for k := 0; k+1 < len(points); k++ {
+		x, y := points[k], points[k+1]
+		if x == y {
+			continue
 		}
-		out = append(out, r)
+		for ; next < len(segs) && segs[next].start <= x; next++ {
+			if segs[next].fileEnd > segs[next].start {
+				heap.Push(&storing, next)
+			}
+			heap.Push(&declaring, next)
+		}
+		for storing.Len() > 0 && segs[storing[0]].fileEnd <= x {
+			heap.Pop(&storing)
+		}
+		for declaring.Len() > 0 && segs[declaring[0]].end <= x {
+			heap.Pop(&declaring)
+		}
+		n := len(out)
+		switch {
+		case storing.Len() > 0:
+			i := storing[0]
+			s := segs[i]
+			if n > 0 && last == i && out[n-1].end == x && out[n-1].fileEnd == x {
+				out[n-1].end, out[n-1].fileEnd = y, y
+				continue
+			}
+			out = append(out, physRange{start: x, end: y, fileEnd: y, offset: s.offset + (x - s.start)})
+			last = i
+		case declaring.Len() > 0:
+			i := declaring[0]
+			if n > 0 && last == i && out[n-1].end == x {
+				out[n-1].end = y
+				continue
+			}
+			s := segs[i]
+			out = append(out, physRange{start: x, end: y, fileEnd: x, offset: s.offset + (x - s.start)})
+			last = i
+		}
 	}
 	f.ranges = out
+}
+
+// idxHeap is a min-heap of segment positions.
+type idxHeap []int
+
+func (h idxHeap) Len() int           { return len(h) }
+func (h idxHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h idxHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idxHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *idxHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // PhysRange is a range of physical memory present in the dump's headers.
@@ -452,7 +506,9 @@ func (f *File) ReadPhys(p []byte, addr uint64) (int, error) {
 		}
 		m, err := f.r.ReadAt(p[done:done+int(want)], off)
 		done += m
-		if err != nil {
+		if err != nil && !(errors.Is(err, io.EOF) && uint64(m) == want) {
+			// io.ReaderAt may return io.EOF with a complete read that
+			// ends at the end of the file; only a short read is a fault.
 			if errors.Is(err, io.EOF) {
 				return done, fmt.Errorf("%w: physical %#x at file offset %#x: truncated",
 					ErrHole, a, off)
@@ -473,9 +529,19 @@ func (f *File) Close() error {
 
 func readStruct(r io.ReaderAt, off int64, bo binary.ByteOrder, v any) error {
 	buf := make([]byte, binary.Size(v))
-	if _, err := r.ReadAt(buf, off); err != nil {
+	if err := readAt(r, buf, off); err != nil {
 		return err
 	}
 	_, err := binary.Decode(buf, bo, v)
+	return err
+}
+
+// readAt fills p from off. io.ReaderAt may report io.EOF along with a
+// complete read that ends at the end of the input; that is success.
+func readAt(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if err != nil && n == len(p) && errors.Is(err, io.EOF) {
+		return nil
+	}
 	return err
 }

@@ -1,0 +1,151 @@
+package vmcore
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gokdump/gokdump/capture/vmcoreinfo"
+)
+
+// FuzzNewFile feeds NewFile ELF headers, program headers and notes. Seeds
+// under testdata/fuzz/FuzzNewFile include the first 7.6 KiB (ELF header,
+// program headers, PT_NOTE) of the two real dumps.
+func FuzzNewFile(f *testing.F) {
+	f.Add(x86Core().build().data)
+	c := x86Core()
+	c.xnum = true
+	f.Add(c.build().data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vf, err := NewFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			for _, want := range []error{ErrNotELF, ErrNotCore, ErrUnsupported, ErrCorrupt,
+				vmcoreinfo.ErrEmpty, vmcoreinfo.ErrTooLarge} {
+				if errors.Is(err, want) {
+					return
+				}
+			}
+			t.Fatalf("error without a sentinel: %v", err)
+		}
+		checkFile(t, vf, data)
+	})
+}
+
+func checkFile(t *testing.T, f *File, data []byte) {
+	size := uint64(len(data))
+	if uint64(len(f.NoteData)) > size {
+		t.Fatalf("%d bytes of notes from a %d-byte file", len(f.NoteData), size)
+	}
+	if f.PageSize < 4096 || f.PageSize > 1<<16 || f.PageSize&(f.PageSize-1) != 0 {
+		t.Fatalf("PageSize %d", f.PageSize)
+	}
+	if f.VMCOREINFO != nil {
+		if f.VMCOREINFOOffset < 0 || f.VMCOREINFOOffset+f.VMCOREINFOSize > int64(len(f.NoteData)) {
+			t.Fatalf("VMCOREINFO at %d+%d of %d note bytes", f.VMCOREINFOOffset, f.VMCOREINFOSize, len(f.NoteData))
+		}
+	} else if f.VMCOREINFOOffset != -1 {
+		t.Fatalf("VMCOREINFOOffset %d without VMCOREINFO", f.VMCOREINFOOffset)
+	}
+	for _, s := range f.Segments {
+		if s.FileSize > s.MemSize || (s.FileSize > 0 && s.Offset+s.FileSize > size) {
+			t.Fatalf("segment %+v in a %d-byte file", s, size)
+		}
+	}
+	ranges := f.PhysRanges()
+	var prevEnd uint64
+	for i, r := range ranges {
+		if r.Start >= r.End || r.FileEnd < r.Start || r.FileEnd > r.End || (i > 0 && r.Start < prevEnd) {
+			t.Fatalf("range %d %+v after end %#x", i, r, prevEnd)
+		}
+		prevEnd = r.End
+		off, n, ok := f.FileOffset(r.Start)
+		if ok != (r.FileEnd > r.Start) {
+			t.Fatalf("FileOffset(%#x) ok=%v for %+v", r.Start, ok, r)
+		}
+		if !ok {
+			continue
+		}
+		if n != r.FileEnd-r.Start || uint64(off)+n > size {
+			t.Fatalf("FileOffset(%#x) = %#x+%#x in a %d-byte file", r.Start, off, n, size)
+		}
+		// The first and last stored bytes read back as the file holds them.
+		var b [1]byte
+		for _, a := range []uint64{r.Start, r.FileEnd - 1} {
+			o, _, _ := f.FileOffset(a)
+			if _, err := f.ReadPhys(b[:], a); err != nil || b[0] != data[o] {
+				t.Fatalf("ReadPhys(%#x) = %#x, %v; file has %#x", a, b[0], err, data[o])
+			}
+		}
+		if r.FileEnd < r.End {
+			if _, err := f.ReadPhys(b[:], r.FileEnd); !errors.Is(err, ErrHole) {
+				t.Fatalf("ReadPhys(%#x) past the stored part: %v", r.FileEnd, err)
+			}
+		}
+	}
+	if len(ranges) > 0 {
+		if last := ranges[len(ranges)-1].End; f.MaxPFN()*uint64(f.PageSize) < last {
+			t.Fatalf("MaxPFN %#x below %#x", f.MaxPFN(), last)
+		}
+	} else if f.MaxPFN() != 0 {
+		t.Fatalf("MaxPFN %#x without memory", f.MaxPFN())
+	}
+	for _, ps := range f.PRStatus {
+		ps.PC(f.Machine)
+		ps.SP(f.Machine)
+	}
+}
+
+func FuzzParseNotes(f *testing.F) {
+	f.Add(x86Core().notes[0], false)
+	bo := binary.BigEndian
+	f.Add(note(bo, "CORE", NT_PRSTATUS, prstatus(bo, 3, 34, map[int]uint64{32: 1})), true)
+	f.Add(note(binary.LittleEndian, "X", 1, []byte{1, 2, 3, 4, 5})[:22], false)
+	for _, name := range []string{"6.1.0-56-cloud-amd64.notes", "6.12.117+deb12-cloud-amd64.notes"} {
+		if b, err := os.ReadFile(filepath.Join("..", "vmcoreinfo", "testdata", name)); err == nil {
+			f.Add(b, false)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, big bool) {
+		var bo binary.ByteOrder = binary.LittleEndian
+		m := elf.EM_X86_64
+		if big {
+			bo, m = binary.BigEndian, elf.EM_AARCH64
+		}
+		const base = 0x1000
+		ns, err := ParseNotes(data, bo, m, base)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, vmcoreinfo.ErrEmpty) && !errors.Is(err, vmcoreinfo.ErrTooLarge) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		prev := int64(-1)
+		for _, n := range ns.Notes {
+			if n.Offset <= prev || n.Offset < base || n.Offset+12 > base+int64(len(data)) {
+				t.Fatalf("note at %#x after %#x in %d bytes", n.Offset, prev, len(data))
+			}
+			prev = n.Offset
+			if len(n.Desc) > len(data) {
+				t.Fatalf("desc of %d bytes from %d", len(n.Desc), len(data))
+			}
+		}
+		if ns.VMCOREINFO != nil {
+			if ns.VMCOREINFOOffset < 12 || ns.VMCOREINFOOffset+ns.VMCOREINFOSize > int64(len(data)) {
+				t.Fatalf("VMCOREINFO at %d+%d of %d bytes", ns.VMCOREINFOOffset, ns.VMCOREINFOSize, len(data))
+			}
+			desc := data[ns.VMCOREINFOOffset : ns.VMCOREINFOOffset+ns.VMCOREINFOSize]
+			if _, err := vmcoreinfo.Parse(desc); err != nil {
+				t.Fatalf("VMCOREINFO offset points elsewhere: %v", err)
+			}
+		}
+		for _, ps := range ns.PRStatus {
+			if ps.Regs != nil && len(ps.Regs) != archOf(m).nregs {
+				t.Fatalf("%d regs", len(ps.Regs))
+			}
+		}
+	})
+}
