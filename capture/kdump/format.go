@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
@@ -214,6 +215,9 @@ func (h *Header) validate() error {
 	}
 	if h.Status&^(codec.FlagMask|StatusExcludedVmemmap|StatusIncomplete) != 0 {
 		return fmt.Errorf("kdump: unknown status bits %#x", h.Status)
+	}
+	if bits.OnesCount32(h.Status&codec.FlagMask) > 1 {
+		return fmt.Errorf("kdump: status %#x names more than one compression", h.Status)
 	}
 	if h.NrCPUs < 0 || h.CurrentCPU < 0 || h.DumpLevel < 0 {
 		return fmt.Errorf("kdump: negative nr_cpus, current_cpu or dump_level")

@@ -335,3 +335,41 @@ func FuzzOpen(f *testing.F) {
 		kf.ReadPhys(make([]byte, 3*kf.PageSize()+5), 7)
 	})
 }
+
+// TestOldHeaderVersions reads a dump whose header claims versions 1–5:
+// fields of later versions are ignored.
+func TestOldHeaderVersions(t *testing.T) {
+	good := smallDump(t, 4096, codec.Zlib, 200)
+	for v := 1; v <= 5; v++ {
+		b := bytes.Clone(good)
+		binary.LittleEndian.PutUint32(b[offHeaderVersion:], uint32(v))
+		if v < 6 {
+			// Only the 64-bit field may say more than 32 bits.
+			binary.LittleEndian.PutUint64(b[4096+offMaxMapnr64:], 1<<40)
+		}
+		kf, err := Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		if kf.MaxPFN() != 200 || kf.Header.HeaderVersion != v {
+			t.Errorf("version %d: max_mapnr %d", v, kf.MaxPFN())
+		}
+		if (kf.VMCOREINFO != nil) != (v >= 3) || (len(kf.PRStatus) > 0) != (v >= 4) {
+			t.Errorf("version %d: VMCOREINFO %v, %d PRSTATUS", v, kf.VMCOREINFO != nil, len(kf.PRStatus))
+		}
+		page, want := make([]byte, 4096), make([]byte, 4096)
+		for _, pfn := range []uint64{11, 13, 14, 199} {
+			if err := kf.ReadPage(pfn, page); err != nil {
+				t.Fatalf("version %d pfn %d: %v", v, pfn, err)
+			}
+			if pfn%7 != 0 {
+				smallPage(pfn, want)
+			} else {
+				clear(want)
+			}
+			if !bytes.Equal(page, want) {
+				t.Errorf("version %d pfn %d differs", v, pfn)
+			}
+		}
+	}
+}

@@ -283,4 +283,3 @@ func TestIncompleteReal(t *testing.T) {
 	}
 	runDrgn(t, out.Name(), src)
 }
-

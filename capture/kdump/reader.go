@@ -192,8 +192,8 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	h.DumpLevel = int(int32(le.Uint32(sb[offDumpLevel:])))
 	h.VMCOREINFOOffset = -1
 	h.EndPFN = maxMapnr
-	if v >= 6 {
-		maxMapnr = le.Uint64(sb[offMaxMapnr64:])
+	if m := le.Uint64(sb[offMaxMapnr64:]); v >= 6 && m != 0 {
+		maxMapnr = m
 		h.EndPFN = maxMapnr
 	}
 	if maxMapnr > MaxMapnr || maxMapnr > uint64(f.lay.bitmapLen)*8 {

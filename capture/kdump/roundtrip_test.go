@@ -69,6 +69,9 @@ func TestRoundTripReal(t *testing.T) {
 // TestReadPhys compares ReadPhys across page boundaries with the vmcore,
 // and checks holes fail like the vmcore's.
 func TestReadPhys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a whole dump")
+	}
 	src, _ := openVmcore(t, realVmcores[0])
 	fh := createFile(t, "dump")
 	// Exclude every third pfn in a region to make holes.

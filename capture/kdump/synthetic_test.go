@@ -438,6 +438,7 @@ func TestWriterMisuse(t *testing.T) {
 		func(h *Header) { h.MaxMapnr = 0 },
 		func(h *Header) { h.VMCOREINFOOffset = int64(len(h.Notes)) },
 		func(h *Header) { h.Status = 0x40 },
+		func(h *Header) { h.Status = codec.FlagZstd | codec.FlagZlib },
 	} {
 		hdr := testHeader(1000, codec.Zstd)
 		h(&hdr)

@@ -80,6 +80,9 @@ func TestDrgnReadsOurs(t *testing.T) {
 		{realVmcores[0], codec.Snappy},
 		{realVmcores[1], codec.Zstd},
 	}
+	var _ interface {
+		ReadPhys([]byte, uint64) (int, error)
+	} = (*File)(nil)
 	for _, tc := range cases {
 		t.Run(tc.vmcore+"/"+tc.codec.String(), func(t *testing.T) {
 			src, path := openVmcore(t, tc.vmcore)
@@ -141,6 +144,9 @@ func TestMakedumpfileReadsOurs(t *testing.T) {
 // TestHeaderMatchesMakedumpfile compares our header, sub-header, notes
 // and 1st bitmap byte for byte with makedumpfile -c -d 31's.
 func TestHeaderMatchesMakedumpfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs makedumpfile on whole vmcores")
+	}
 	for _, name := range realVmcores {
 		t.Run(name, func(t *testing.T) {
 			src, path := openVmcore(t, name)

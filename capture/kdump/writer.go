@@ -67,10 +67,9 @@ type Writer struct {
 	bitmapBuf []byte
 	bitmapOK  bool
 
-	data     []byte // pending page data
-	dataPos  int64  // file offset of data[0]
-	flushed  int64  // end of page data known to be on disk
-	prealloc func(io.WriterAt, int64, int64) error
+	data    []byte // pending page data
+	dataPos int64  // file offset of data[0]
+	flushed int64  // end of the page data written out
 }
 
 // NewWriter validates hdr and writes the header, the sub-header and the
@@ -93,7 +92,6 @@ func NewWriter(out io.WriterAt, hdr Header) (*Writer, error) {
 		bs:           bs,
 		pfnsPerBlock: uint64(bs) * 8,
 		zeroOff:      -1,
-		prealloc:     preallocate,
 	}
 	if r, ok := out.(io.ReaderAt); ok {
 		w.verify = r
@@ -243,7 +241,7 @@ func (w *Writer) StartPages() error {
 	w.dataPos, w.flushed = w.dataOff, w.dataOff
 	w.descs = make([]byte, 0, descChunk*descSize)
 	w.data = make([]byte, 0, dataBufSize)
-	if err := w.prealloc(w.out, w.lay.desc, w.dataOff-w.lay.desc); err != nil {
+	if err := preallocate(w.out, w.lay.desc, w.dataOff-w.lay.desc); err != nil {
 		return w.fail(fmt.Errorf("kdump: reserve %d bytes of descriptors at %#x: %w", w.dataOff-w.lay.desc, w.lay.desc, err))
 	}
 	if w.hdr.DumpLevel&1 != 0 {
@@ -294,7 +292,10 @@ func (w *Writer) flushDescs() error {
 	if err := w.flushData(); err != nil {
 		return err
 	}
-	return w.writeDescs(len(w.descs) / descSize)
+	if err := w.writeDescs(len(w.descs) / descSize); err != nil {
+		return w.fail(err)
+	}
+	return nil
 }
 
 // writeDescs writes the first n pending descriptors and drops them.

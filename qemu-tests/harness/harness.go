@@ -141,33 +141,75 @@ func Binaries(root string) (stage1, captureInit string, err error) {
 
 // Spec describes one crash cycle. Zero fields take the defaults noted.
 type Spec struct {
-	Line           string // kernel line: 6.1 or 6.12
-	Disk           string // nvme (default) or virtio
-	MemMiB         int    // guest memory (1024)
-	CrashKernel    string // crashkernel= (128M)
-	Config         string // capture /etc/gokdump.toml (target LABEL=GOKDUMP)
-	CaptureAppend  string // extra capture kernel arguments
+	Line        string // kernel line: 6.1 or 6.12
+	Disk        string // bus of the default disk: nvme (default) or virtio
+	MemMiB      int    // guest memory (1024)
+	CrashKernel string // crashkernel= (128M)
+	// Config is the capture /etc/gokdump.toml (target LABEL=GOKDUMP);
+	// NoConfig packs none.
+	Config        string
+	NoConfig      bool
+	CaptureAppend string // extra capture kernel arguments
+	// CaptureCmdline replaces the derived capture command line entirely.
+	CaptureCmdline string
 	FirstAppend    string // extra first-kernel arguments
 	AnonMiB        int    // user-marker memory (64)
 	ZeroMiB        int    // zero-filled memory (32)
-	CacheMiB       int    // page-cache file (32)
-	DiskMiB        int    // target disk size (MemMiB + 512)
-	Timeout        time.Duration
-	Dbg            bool     // fetch the -dbg vmlinux too
-	CaptureModules []string // modules for the capture image (virtio: virtio_blk, virtio_pci)
-	// Dir is the work directory (images, disk, serial log); it must exist.
+	CacheMiB       int    // page-cache file on the cache disk (32; -1: none)
+	DiskMiB        int    // size of the default disk (MemMiB + 512)
+	// Disks replaces the default disk (one ext4 disk labelled GOKDUMP on
+	// Disk's bus, holding the page-cache file).
+	Disks   []Disk
+	Timeout time.Duration
+	Dbg     bool // fetch the -dbg vmlinux too
+	// CaptureModules are packed into the capture image (default for a
+	// virtio disk: virtio_blk, virtio_pci); Stage1Modules into the first
+	// stage's (default: the same).
+	CaptureModules []string
+	Stage1Modules  []string
+	// CaptureKernel replaces the Debian kernel as the capture kernel (a
+	// dedicated kernel); CaptureImage replaces the capture initramfs
+	// built from Config; NoCaptureInitrd loads the capture kernel alone
+	// (its initramfs is built in).
+	CaptureKernel   string
+	CaptureImage    string
+	NoCaptureInitrd bool
+	// Stage1Extra are more files for the first-stage image; Commands run
+	// there after the capture kernel is loaded, before the crash.
+	Stage1Extra []builder.File
+	Commands    [][]string
+	// KillOn ends QEMU (a power cut) when a console line matches it.
+	KillOn *regexp.Regexp
+	// Dir is the work directory (images, disks, serial log); it must exist.
 	Dir string
+}
+
+// Disk is a disk of the guest.
+type Disk struct {
+	Bus     string // nvme (default) or virtio
+	FS      string // ext4 (default), xfs, vfat, btrfs, or raw (no filesystem)
+	Label   string
+	UUID    string // for mkfs; empty lets mkfs choose
+	SizeMiB int    // default: Spec.DiskMiB
+	// Cache puts the page-cache file on this disk (ext4 and btrfs only).
+	Cache    bool
+	ReadOnly bool
+	// Image is an existing image to attach instead of making one (a
+	// second crash onto the same disk).
+	Image string
 }
 
 // Run is what one crash cycle left behind.
 type Run struct {
 	Spec    Spec
 	Kernel  Kernel
-	ID      string // run id in every marker
-	Disk    string // target disk image
+	ID      string   // run id in every marker
+	Disk    string   // the first disk's image
+	Disks   []string // every disk's image, in Spec.Disks order
 	Log     []LogLine
 	Elapsed time.Duration
 	Err     error // QEMU's exit status
+	Killed  bool  // KillOn matched and QEMU was killed
 }
 
 // LogLine is a serial console line, timestamped on arrival.
@@ -183,7 +225,7 @@ func (s *Spec) defaults() {
 	if s.CrashKernel == "" {
 		s.CrashKernel = "128M"
 	}
-	if s.Config == "" {
+	if s.Config == "" && !s.NoConfig {
 		s.Config = "target = \"LABEL=GOKDUMP\"\n"
 	}
 	if s.AnonMiB == 0 {
@@ -195,6 +237,9 @@ func (s *Spec) defaults() {
 	if s.CacheMiB == 0 {
 		s.CacheMiB = 32
 	}
+	if s.CacheMiB < 0 {
+		s.CacheMiB = 0
+	}
 	if s.DiskMiB == 0 {
 		s.DiskMiB = s.MemMiB + 512
 	}
@@ -204,10 +249,30 @@ func (s *Spec) defaults() {
 	if s.Disk == "" {
 		s.Disk = "nvme"
 	}
-	if s.Disk == "virtio" && s.CaptureModules == nil {
+	if s.Disks == nil {
+		s.Disks = []Disk{{Bus: s.Disk, FS: "ext4", Label: "GOKDUMP", Cache: true}}
+	}
+	virtio := false
+	for i := range s.Disks {
+		d := &s.Disks[i]
+		if d.Bus == "" {
+			d.Bus = "nvme"
+		}
+		if d.FS == "" {
+			d.FS = "ext4"
+		}
+		if d.SizeMiB == 0 {
+			d.SizeMiB = s.DiskMiB
+		}
+		virtio = virtio || d.Bus == "virtio"
+	}
+	if virtio && s.CaptureModules == nil {
 		// virtio_blk depends on virtio and virtio_ring only; the PCI
 		// transport is a separate driver that must be named.
 		s.CaptureModules = []string{"virtio_blk", "virtio_pci"}
+	}
+	if s.Stage1Modules == nil {
+		s.Stage1Modules = s.CaptureModules
 	}
 }
 
@@ -220,7 +285,92 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Crash builds both images and the disk, boots QEMU and waits for it to
+// devicePath is the guest's name for disk i: NVMe controllers and virtio
+// disks are numbered in command-line order, each bus on its own.
+func devicePath(disks []Disk, i int) string {
+	n := 0
+	for j := 0; j < i; j++ {
+		if disks[j].Bus == disks[i].Bus {
+			n++
+		}
+	}
+	if disks[i].Bus == "virtio" {
+		return "/dev/vd" + string(rune('a'+n))
+	}
+	return fmt.Sprintf("/dev/nvme%dn1", n)
+}
+
+// makeDisk creates the image of d at path, with the page-cache file in it
+// when stage is not empty.
+func makeDisk(d Disk, path, stage string) error {
+	size := fmt.Sprintf("%dM", d.SizeMiB)
+	var args []string
+	switch d.FS {
+	case "ext4":
+		args = []string{"mkfs.ext4", "-q", "-F"}
+		if d.Label != "" {
+			args = append(args, "-L", d.Label)
+		}
+		if d.UUID != "" {
+			args = append(args, "-U", d.UUID)
+		}
+		if stage != "" {
+			args = append(args, "-d", stage)
+		}
+		args = append(args, path, size)
+	case "btrfs", "xfs", "vfat", "raw":
+		if err := os.Truncate(path, int64(d.SizeMiB)<<20); err != nil {
+			if f, cerr := os.Create(path); cerr != nil {
+				return cerr
+			} else {
+				f.Close()
+			}
+			if err := os.Truncate(path, int64(d.SizeMiB)<<20); err != nil {
+				return err
+			}
+		}
+		switch d.FS {
+		case "btrfs":
+			args = []string{"mkfs.btrfs", "-q", "-f"}
+			if d.Label != "" {
+				args = append(args, "-L", d.Label)
+			}
+			if d.UUID != "" {
+				args = append(args, "-U", d.UUID)
+			}
+			if stage != "" {
+				args = append(args, "--rootdir", stage)
+			}
+			args = append(args, path)
+		case "xfs":
+			args = []string{"mkfs.xfs", "-q", "-f"}
+			if d.Label != "" {
+				args = append(args, "-L", d.Label)
+			}
+			if d.UUID != "" {
+				args = append(args, "-m", "uuid="+d.UUID)
+			}
+			args = append(args, path)
+		case "vfat":
+			args = []string{"mkfs.vfat"}
+			if d.Label != "" {
+				args = append(args, "-n", d.Label)
+			}
+			if d.UUID != "" {
+				// blkid shows a FAT serial as XXXX-XXXX; mkfs takes it bare.
+				args = append(args, "-i", strings.ReplaceAll(d.UUID, "-", ""))
+			}
+			args = append(args, path)
+		case "raw":
+			return nil
+		}
+	default:
+		return fmt.Errorf("harness: unknown filesystem %q", d.FS)
+	}
+	return run(args[0], args[1:]...)
+}
+
+// Crash builds both images and the disks, boots QEMU and waits for it to
 // exit. The error is for harness failures only; what the capture did is
 // for the caller to check in the Run.
 func Crash(root string, spec Spec) (*Run, error) {
@@ -238,67 +388,91 @@ func Crash(root string, spec Spec) (*Run, error) {
 	}
 	r := &Run{Spec: spec, Kernel: k, ID: NewID()}
 
-	captureImg := filepath.Join(spec.Dir, "capture.cpio.zst")
-	if err := writeImage(captureImg, builder.Options{
-		Init:       captureInit,
-		Config:     []byte(spec.Config),
-		ModulesDir: k.Modules,
-		Modules:    spec.CaptureModules,
-	}); err != nil {
-		return nil, err
+	captureImg := spec.CaptureImage
+	if captureImg == "" && !spec.NoCaptureInitrd {
+		captureImg = filepath.Join(spec.Dir, "capture.cpio.zst")
+		opts := builder.Options{
+			Init:       captureInit,
+			ModulesDir: k.Modules,
+			Modules:    spec.CaptureModules,
+		}
+		if !spec.NoConfig {
+			opts.Config = []byte(spec.Config)
+		}
+		if err := writeImage(captureImg, opts); err != nil {
+			return nil, err
+		}
 	}
 
-	// The target disk: ext4 labelled GOKDUMP with the page-cache file.
-	stage := filepath.Join(spec.Dir, "disk-root")
-	if err := os.MkdirAll(stage, 0o755); err != nil {
-		return nil, err
-	}
-	if err := writeCacheFile(filepath.Join(stage, "cachefile"), r.ID, spec.CacheMiB); err != nil {
-		return nil, err
-	}
-	r.Disk = filepath.Join(spec.Dir, "disk.img")
-	if err := run("mkfs.ext4", "-q", "-F", "-L", "GOKDUMP", "-d", stage, r.Disk, fmt.Sprintf("%dM", spec.DiskMiB)); err != nil {
-		return nil, err
-	}
-
-	dev := "/dev/nvme0n1"
-	if spec.Disk == "virtio" {
-		dev = "/dev/vda"
-	}
 	params := guest.Params{
-		ID:          r.ID,
-		Kernel:      "/capture/vmlinuz",
-		Initrd:      "/capture/initrd.img",
-		Append:      spec.CaptureAppend,
-		AnonMiB:     spec.AnonMiB,
-		ZeroMiB:     spec.ZeroMiB,
-		CacheDevice: dev,
-		CacheFSType: "ext4",
-		CacheFile:   "cachefile",
+		ID:      r.ID,
+		Kernel:  "/capture/vmlinuz",
+		Append:  spec.CaptureAppend,
+		Cmdline: spec.CaptureCmdline,
+		AnonMiB: spec.AnonMiB,
+		ZeroMiB: spec.ZeroMiB,
 	}
+	for i, d := range spec.Disks {
+		img := d.Image
+		if img == "" {
+			img = filepath.Join(spec.Dir, fmt.Sprintf("disk%d.img", i))
+			stage := ""
+			if d.Cache && spec.CacheMiB > 0 && (d.FS == "ext4" || d.FS == "btrfs") {
+				stage = filepath.Join(spec.Dir, fmt.Sprintf("disk%d-root", i))
+				if err := os.MkdirAll(stage, 0o755); err != nil {
+					return nil, err
+				}
+				if err := writeCacheFile(filepath.Join(stage, "cachefile"), r.ID, spec.CacheMiB); err != nil {
+					return nil, err
+				}
+				params.CacheDevice, params.CacheFSType, params.CacheFile = devicePath(spec.Disks, i), d.FS, "cachefile"
+			}
+			if err := makeDisk(d, img, stage); err != nil {
+				return nil, err
+			}
+		}
+		r.Disks = append(r.Disks, img)
+	}
+	if len(r.Disks) > 0 {
+		r.Disk = r.Disks[0]
+	}
+	params.Commands = spec.Commands
+
 	pj, err := json.Marshal(params)
 	if err != nil {
 		return nil, err
 	}
-	vmlinuz, err := os.ReadFile(k.VMLinuz)
+	kernelPath := k.VMLinuz
+	if spec.CaptureKernel != "" {
+		kernelPath = spec.CaptureKernel
+	}
+	vmlinuz, err := os.ReadFile(kernelPath)
 	if err != nil {
 		return nil, err
 	}
-	capture, err := os.ReadFile(captureImg)
-	if err != nil {
-		return nil, err
+	extra := append([]builder.File{
+		{Path: guest.ParamsPath, Data: pj, Mode: 0o644},
+		{Path: "/capture/vmlinuz", Data: vmlinuz, Mode: 0o644},
+	}, spec.Stage1Extra...)
+	if captureImg != "" {
+		capture, err := os.ReadFile(captureImg)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, builder.File{Path: "/capture/initrd.img", Data: capture, Mode: 0o644})
+		params.Initrd = "/capture/initrd.img"
+		if pj, err = json.Marshal(params); err != nil {
+			return nil, err
+		}
+		extra[0].Data = pj
 	}
 	stage1Img := filepath.Join(spec.Dir, "stage1.cpio")
 	if err := writeImage(stage1Img, builder.Options{
 		Init:       stage1,
 		ModulesDir: k.Modules,
-		Modules:    spec.CaptureModules, // stage 1 reads the same disk
+		Modules:    spec.Stage1Modules,
 		Compress:   builder.CompressNone,
-		Extra: []builder.File{
-			{Path: guest.ParamsPath, Data: pj, Mode: 0o644},
-			{Path: "/capture/vmlinuz", Data: vmlinuz, Mode: 0o644},
-			{Path: "/capture/initrd.img", Data: capture, Mode: 0o644},
-		},
+		Extra:      extra,
 	}); err != nil {
 		return nil, err
 	}
@@ -309,13 +483,20 @@ func Crash(root string, spec Spec) (*Run, error) {
 		"-kernel", k.VMLinuz, "-initrd", stage1Img,
 		"-append", strings.TrimSpace("console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend),
 	}
-	switch spec.Disk {
-	case "nvme":
-		args = append(args, "-drive", "file="+r.Disk+",if=none,id=d0,format=raw", "-device", "nvme,drive=d0,serial=d0")
-	case "virtio":
-		args = append(args, "-drive", "file="+r.Disk+",if=virtio,format=raw")
-	default:
-		return nil, fmt.Errorf("harness: unknown disk %q", spec.Disk)
+	for i, d := range spec.Disks {
+		ro := ""
+		if d.ReadOnly {
+			ro = ",readonly=on"
+		}
+		switch d.Bus {
+		case "nvme":
+			args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw%s", r.Disks[i], i, ro),
+				"-device", fmt.Sprintf("nvme,drive=d%d,serial=d%d", i, i))
+		case "virtio":
+			args = append(args, "-drive", fmt.Sprintf("file=%s,if=virtio,format=raw%s", r.Disks[i], ro))
+		default:
+			return nil, fmt.Errorf("harness: unknown disk bus %q", d.Bus)
+		}
 	}
 	if err := r.boot(args); err != nil {
 		return nil, err
@@ -323,7 +504,8 @@ func Crash(root string, spec Spec) (*Run, error) {
 	return r, nil
 }
 
-// boot runs QEMU, timestamping each serial line as it arrives.
+// boot runs QEMU, timestamping each serial line as it arrives, and kills
+// it when a line matches Spec.KillOn.
 func (r *Run) boot(args []string) error {
 	cmd := exec.Command("timeout", args...)
 	pr, pw := io.Pipe()
@@ -339,7 +521,15 @@ func (r *Run) boot(args []string) error {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			r.Log = append(r.Log, LogLine{time.Since(start), strings.TrimRight(sc.Text(), "\r")})
+			line := strings.TrimRight(sc.Text(), "\r")
+			r.Log = append(r.Log, LogLine{time.Since(start), line})
+			if r.Spec.KillOn != nil && !r.Killed && r.Spec.KillOn.MatchString(line) {
+				// timeout(1) runs QEMU as its child: kill the group we
+				// started, QEMU included, as a power cut would.
+				r.Killed = true
+				cmd.Process.Signal(os.Kill)
+				killChildren(cmd.Process.Pid)
+			}
 		}
 		io.Copy(io.Discard, pr)
 	}()
@@ -348,6 +538,22 @@ func (r *Run) boot(args []string) error {
 	<-done
 	r.Elapsed = time.Since(start)
 	return os.WriteFile(filepath.Join(r.Spec.Dir, "serial.log"), []byte(r.Serial()), 0o644)
+}
+
+// killChildren SIGKILLs the children of pid (QEMU under timeout).
+func killChildren(pid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		var c int
+		if _, err := fmt.Sscan(f, &c); err == nil {
+			if p, err := os.FindProcess(c); err == nil {
+				p.Kill()
+			}
+		}
+	}
 }
 
 // Serial returns the whole console log with arrival times.
