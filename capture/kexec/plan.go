@@ -168,7 +168,9 @@ func (p *Plan) sizes() string {
 // boots in ~20 MiB; the rest is margin), rounded up to 32 MiB, as
 // crashkernel= spells it ("128M").
 func SuggestCrashkernel(need uint64) string {
-	return fmt.Sprintf("%dM", alignUp(need+64<<20, 32<<20)>>20)
+	// The estimate's terms for a machine of up to 1 TiB; EstimateCrashkernel
+	// explains them.
+	return fmt.Sprintf("%dM", alignUp(need+runtimeMemory+perTiB, estimateAlign)>>20)
 }
 
 // MiB formats a byte count in MiB with one decimal, "51.5 MiB".

@@ -106,7 +106,7 @@ func TestPlanCheck(t *testing.T) {
 		{"fits", 20 << 20, "67108864", "console=ttyS0", nil, nil},
 		{"no crash dump support", 1 << 20, "", "", ErrUnsupported, []string{"no crash dump support"}},
 		{"longest cmdline", 0, "67108864", long, nil, nil},
-		{"no reservation", 1 << 20, "0", "", ErrNoReservation, []string{"kexec_crash_size is 0", "crashkernel=128M"}},
+		{"no reservation", 1 << 20, "0", "", ErrNoReservation, []string{"kexec_crash_size is 0", "crashkernel=96M"}},
 		{"too large", 25 << 20, "67108864", "", ErrTooLarge, []string{"kernel 40.0 MiB", "initrd 25.0 MiB", "= 67.0 MiB", "reservation 64.0 MiB"}},
 		{"cmdline too long", 0, "67108864", long + "a", ErrCmdlineTooLong, []string{"2017 bytes", "at most 2016"}},
 		{"cmdline NUL", 0, "67108864", "a\x00b", ErrCmdlineTooLong, []string{"NUL"}},
@@ -177,8 +177,8 @@ func TestPlanRealKernels(t *testing.T) {
 			if err := p.Check(); err != nil {
 				t.Errorf("Check() with 76 MiB = %v", err)
 			}
-			if s := SuggestCrashkernel(p.Need()); s != "128M" {
-				t.Errorf("SuggestCrashkernel = %s, want 128M (what the QEMU tests use)", s)
+			if s := SuggestCrashkernel(p.Need()); s != "112M" {
+				t.Errorf("SuggestCrashkernel = %s, want 112M (qemu-tests TestEstimate boots the capture at that size)", s)
 			}
 		})
 	}
@@ -199,7 +199,7 @@ func TestNeedOddAlignment(t *testing.T) {
 }
 
 func TestSuggestCrashkernel(t *testing.T) {
-	for need, want := range map[uint64]string{0: "64M", 1: "96M", 57 << 20: "128M", 64 << 20: "128M", 65 << 20: "160M"} {
+	for need, want := range map[uint64]string{0: "48M", 1: "48M", 57 << 20: "112M", 64 << 20: "112M", 72 << 20: "112M", 73 << 20: "128M"} {
 		if got := SuggestCrashkernel(need); got != want {
 			t.Errorf("SuggestCrashkernel(%d) = %s, want %s", need, got, want)
 		}

@@ -24,7 +24,18 @@ func kexecFixture(t *testing.T, files map[string]string) string {
 	}
 	oldSys, oldProc := kexecSysfsRoot, kexecProcRoot
 	kexecSysfsRoot, kexecProcRoot = filepath.Join(root, "sys"), filepath.Join(root, "proc")
-	t.Cleanup(func() { kexecSysfsRoot, kexecProcRoot = oldSys, oldProc })
+	// A config naming a target the fake machine has, and no load record.
+	cfg := filepath.Join(root, "gokdump.toml")
+	if err := os.WriteFile(cfg, []byte("target = \"LABEL=DUMPS\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldCfg, oldFind, oldState := statusConfigPath, statusFindTarget, loadStatePath
+	statusConfigPath, loadStatePath = cfg, filepath.Join(root, "run", "loaded.json")
+	statusFindTarget = func(spec string) (string, error) { return "/dev/fake1", nil }
+	t.Cleanup(func() {
+		kexecSysfsRoot, kexecProcRoot = oldSys, oldProc
+		statusConfigPath, statusFindTarget, loadStatePath = oldCfg, oldFind, oldState
+	})
 	return root
 }
 

@@ -95,6 +95,10 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	if err := p.Load(); err != nil {
 		return err
 	}
+	if err := saveLoadState(p); err != nil {
+		// Loaded all the same; only status's staleness check is lost.
+		fmt.Fprintf(w, "warning:  %v\n", err)
+	}
 	printLoadPlan(w, p)
 	fmt.Fprintln(w, "loaded: a crash now boots this kernel")
 	return nil

@@ -80,11 +80,11 @@ func TestLoadDryRunFails(t *testing.T) {
 		want      []string // in output or error
 	}{
 		{"no reservation", "0", func(k, i string) *loadFlags { return &loadFlags{kernel: k, initrd: i, dryRun: true} },
-			kexec.ErrNoReservation, []string{"crashkernel=128M"}},
+			kexec.ErrNoReservation, []string{"crashkernel=96M"}},
 		{"too small", "41943040", func(k, i string) *loadFlags { return &loadFlags{kernel: k, initrd: i, dryRun: true} },
 			kexec.ErrTooLarge, []string{"reservation 40.0 MiB", "5.0 MiB short"}},
 		{"tight", "62914560", func(k, i string) *loadFlags { return &loadFlags{kernel: k, initrd: i, dryRun: true} },
-			nil, []string{"leaving 15.0 MiB", "warning:  that is tight", "crashkernel=128M is safer"}},
+			nil, []string{"leaving 15.0 MiB", "warning:  that is tight", "crashkernel=96M is safer"}},
 		{"not a kernel", "134217728", func(k, i string) *loadFlags { return &loadFlags{kernel: i, initrd: k, dryRun: true} },
 			kexec.ErrNotKernel, []string{"HdrS"}},
 		{"cmdline too long", "134217728", func(k, i string) *loadFlags {

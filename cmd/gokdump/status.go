@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/gokdump/gokdump/capture/blockdev"
+	"github.com/gokdump/gokdump/capture/config"
 	"github.com/gokdump/gokdump/capture/kexec"
 )
 
@@ -34,8 +37,71 @@ func init() {
 // statusJSON is Status with its verdict, as --json prints it.
 type statusJSON struct {
 	kexec.Status
-	Ready    bool     `json:"ready"`
-	Problems []string `json:"problems"`
+	Setup    setupStatus `json:"setup"`
+	Ready    bool        `json:"ready"`
+	Problems []string    `json:"problems"`
+	Warnings []string    `json:"warnings"`
+}
+
+// statusConfigPath is the config status checks, and statusFindTarget
+// how it finds the target's device; tests repoint them.
+var (
+	statusConfigPath = config.DefaultPath
+	statusFindTarget = func(spec string) (string, error) {
+		dev, err := blockdev.Find(spec, blockdev.Sys{})
+		if err != nil {
+			return "", err
+		}
+		return dev.Path, nil
+	}
+)
+
+// setupStatus is what status checks beyond the kernel: the config, the
+// dump target, and whether the loaded image is older than what it was
+// built from.
+type setupStatus struct {
+	Config       string     `json:"config"`
+	ConfigError  string     `json:"config_error,omitempty"`
+	Target       string     `json:"target,omitempty"`
+	TargetDevice string     `json:"target_device,omitempty"`
+	TargetError  string     `json:"target_error,omitempty"`
+	Loaded       *loadState `json:"loaded,omitempty"`
+	Problems     []string   `json:"-"`
+	Warnings     []string   `json:"-"`
+}
+
+func checkSetup() setupStatus {
+	st := setupStatus{Config: statusConfigPath}
+	cfg, err := config.Load(statusConfigPath)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		st.ConfigError = err.Error()
+		st.Problems = append(st.Problems, "config: "+err.Error())
+	} else if cfg.Target == "" {
+		st.Problems = append(st.Problems, fmt.Sprintf("no dump target in %s (target = \"LABEL=…\")", statusConfigPath))
+	} else {
+		st.Target = cfg.Target
+		if dev, err := statusFindTarget(strings.TrimPrefix(cfg.Target, config.RawPrefix)); err != nil {
+			st.TargetError = err.Error()
+			st.Problems = append(st.Problems, fmt.Sprintf("dump target %s not found on this machine: %v", cfg.Target, err))
+		} else {
+			st.TargetDevice = dev
+		}
+	}
+	if ls, err := readLoadState(); err == nil {
+		st.Loaded = ls
+		inputs := []string{ls.Kernel, statusConfigPath}
+		if fi, err := os.Stat(ls.Initrd); err != nil {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("the loaded image %s is gone", ls.Initrd))
+		} else if !fi.ModTime().UTC().Equal(ls.InitrdTime) {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("%s changed since it was loaded: run gokdump rebuild", ls.Initrd))
+		} else if stale(ls.Initrd, inputs) {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("%s is older than the kernel or %s: run gokdump rebuild", ls.Initrd, statusConfigPath))
+		}
+	}
+	return st
 }
 
 func runStatus(w io.Writer, asJSON bool) error {
@@ -43,19 +109,52 @@ func runStatus(w io.Writer, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	setup := checkSetup()
+	problems := append(append([]string{}, s.Problems()...), setup.Problems...)
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(statusJSON{Status: s, Ready: s.Ready(), Problems: append([]string{}, s.Problems()...)}); err != nil {
+		if err := enc.Encode(statusJSON{Status: s, Setup: setup, Ready: len(problems) == 0,
+			Problems: problems, Warnings: append([]string{}, setup.Warnings...)}); err != nil {
 			return err
 		}
 	} else {
 		printStatus(w, s)
+		printSetup(w, setup, len(problems) == 0)
 	}
-	if !s.Ready() {
+	if len(problems) > 0 {
 		return errNotCaught
 	}
 	return nil
+}
+
+func printSetup(w io.Writer, st setupStatus, ready bool) {
+	fmt.Fprintf(w, "config:         %s", st.Config)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, " (INVALID)")
+	}
+	fmt.Fprintln(w)
+	if st.Target != "" {
+		dev := st.TargetDevice
+		if dev == "" {
+			dev = "NOT FOUND"
+		}
+		fmt.Fprintf(w, "dump target:    %s → %s\n", st.Target, dev)
+	}
+	if st.Loaded != nil {
+		fmt.Fprintf(w, "loaded image:   %s (loaded %s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339))
+	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem:        %s\n", p)
+	}
+	for _, p := range st.Warnings {
+		fmt.Fprintf(w, "warning:        %s\n", p)
+	}
+	if ready {
+		fmt.Fprintln(w, "verdict:        a crash now would be caught")
+	} else {
+		fmt.Fprintln(w, "verdict:        a crash now would NOT be caught")
+	}
 }
 
 func printStatus(w io.Writer, s kexec.Status) {
@@ -84,12 +183,7 @@ func printStatus(w io.Writer, s kexec.Status) {
 	if s.KexecLoadDisabled {
 		fmt.Fprintf(w, "kexec:          disabled until reboot (kernel.kexec_load_disabled)\n")
 	}
-	if s.Ready() {
-		fmt.Fprintln(w, "a crash now would be caught")
-		return
-	}
-	fmt.Fprintln(w, "a crash now would NOT be caught:")
 	for _, p := range s.Problems() {
-		fmt.Fprintf(w, "  - %s\n", p)
+		fmt.Fprintf(w, "problem:        %s\n", p)
 	}
 }

@@ -36,7 +36,7 @@ func TestStatusCommand(t *testing.T) {
 				"proc/sys/kernel/kexec_load_disabled": "1\n",
 			},
 			false,
-			[]string{"capture kernel: not loaded", "kexec:          disabled until reboot", "would NOT be caught:\n  - no capture kernel loaded"},
+			[]string{"capture kernel: not loaded", "kexec:          disabled until reboot", "problem:        no capture kernel loaded"},
 		},
 		{
 			"nothing reserved",
@@ -46,7 +46,7 @@ func TestStatusCommand(t *testing.T) {
 				"proc/cmdline":                  "root=/dev/vda\n",
 			},
 			false,
-			[]string{"reserved:       none", "boot parameter: not on the kernel command line", "  - no memory reserved"},
+			[]string{"reserved:       none", "boot parameter: not on the kernel command line", "problem:        no memory reserved"},
 		},
 	}
 	for _, tt := range tests {

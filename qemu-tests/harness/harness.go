@@ -276,6 +276,34 @@ func (s *Spec) defaults() {
 	}
 }
 
+// BuildCaptureImage builds at path the capture initramfs Crash would build
+// for spec, so a test can inspect or size it first (and pass it back as
+// Spec.CaptureImage).
+func BuildCaptureImage(root string, spec Spec, path string) error {
+	spec.defaults()
+	k, err := GetKernel(root, spec.Line, spec.Dbg)
+	if err != nil {
+		return err
+	}
+	_, captureInit, err := Binaries(root)
+	if err != nil {
+		return err
+	}
+	return buildCapture(path, captureInit, k, spec)
+}
+
+func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
+	opts := builder.Options{
+		Init:       captureInit,
+		ModulesDir: k.Modules,
+		Modules:    spec.CaptureModules,
+	}
+	if !spec.NoConfig {
+		opts.Config = []byte(spec.Config)
+	}
+	return writeImage(path, opts)
+}
+
 // NewID returns a random run id.
 func NewID() string {
 	var b [6]byte
@@ -391,15 +419,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 	captureImg := spec.CaptureImage
 	if captureImg == "" && !spec.NoCaptureInitrd {
 		captureImg = filepath.Join(spec.Dir, "capture.cpio.zst")
-		opts := builder.Options{
-			Init:       captureInit,
-			ModulesDir: k.Modules,
-			Modules:    spec.CaptureModules,
-		}
-		if !spec.NoConfig {
-			opts.Config = []byte(spec.Config)
-		}
-		if err := writeImage(captureImg, opts); err != nil {
+		if err := buildCapture(captureImg, captureInit, k, spec); err != nil {
 			return nil, err
 		}
 	}
