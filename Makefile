@@ -8,7 +8,7 @@ GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
 # QEMU crash tests take minutes each under TCG; give the whole run room.
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build test unit qemu-test demo lint fuzz bench clean help deps
+.PHONY: all build test unit qemu-test demo lint fuzz bench clean help deps install
 
 all: build ## build bin/gokdump and the static capture init bin/gokdump-init
 
@@ -38,6 +38,18 @@ lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 
 demo: deps build ## crash a QEMU guest end to end and show the saved dump
 	scripts/demo
+
+PREFIX  ?= /usr
+DESTDIR ?=
+install: build ## install gokdump, its capture init, the systemd unit and kernel hooks (DESTDIR, PREFIX)
+	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(PREFIX)/bin/gokdump
+	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(PREFIX)/lib/gokdump/init
+	install -D -m 0644 configs/gokdump.service $(DESTDIR)/etc/systemd/system/gokdump.service
+	install -D -m 0755 scripts/kernel-hooks/postinst.d-gokdump $(DESTDIR)/etc/kernel/postinst.d/zz-gokdump
+	install -D -m 0755 scripts/kernel-hooks/postrm.d-gokdump $(DESTDIR)/etc/kernel/postrm.d/zz-gokdump
+	install -D -m 0755 scripts/kernel-hooks/60-gokdump.install $(DESTDIR)$(PREFIX)/lib/kernel/install.d/60-gokdump.install
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/gokdump/README.md
+	@[ -e $(DESTDIR)/etc/gokdump.toml ] || install -D -m 0600 configs/gokdump.toml $(DESTDIR)/etc/gokdump.toml
 
 clean: ## remove build output (keeps the download cache in .cache/)
 	rm -rf $(BIN)
