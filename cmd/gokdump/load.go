@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gokdump/gokdump/capture/config"
 	"github.com/gokdump/gokdump/capture/kexec"
 	"golang.org/x/sys/unix"
 )
@@ -78,7 +79,13 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("derive the command line: %w", err)
 		}
-		cmdline = kexec.CaptureCmdline(string(proc), strings.Join(f.appends, " "))
+		extra := strings.Join(f.appends, " ")
+		// The config's kernel_args come first so --append can still
+		// override them.
+		if cfg, err := config.Load(statusConfigPath); err == nil && cfg.KernelArgs != "" {
+			extra = strings.TrimSpace(cfg.KernelArgs + " " + extra)
+		}
+		cmdline = kexec.CaptureCmdline(string(proc), extra)
 	}
 	p, err := kexec.NewPlan(kernel, initrd, cmdline, kexecSysfsRoot)
 	if err != nil {

@@ -152,3 +152,20 @@ func TestLoadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDryRunConfigKernelArgs(t *testing.T) {
+	kernel, initrd := loadFixture(t, "134217728", "console=ttyS0 quiet")
+	if err := os.WriteFile(statusConfigPath, []byte("target = \"LABEL=DUMPS\"\nkernel_args = \"loglevel=7 nr_cpus=2\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	f := &loadFlags{kernel: kernel, initrd: initrd, appends: multiFlag{"loglevel=4"}, dryRun: true}
+	if err := runLoad(f, &out); err != nil {
+		t.Fatal(err)
+	}
+	// The config's args are added, then --append's: the kernel takes the
+	// last of a repeated parameter.
+	if want := "cmdline:  console=ttyS0 irqpoll reset_devices panic=1 sysctl.vm.overcommit_memory=1 loglevel=7 nr_cpus=2 loglevel=4\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+}
