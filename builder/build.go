@@ -52,10 +52,12 @@ type Options struct {
 	// ValidateConfig, if set, checks Config before it is packed.
 	ValidateConfig func([]byte) error
 
-	// ModulesDir is a /lib/modules/KVER tree prepared by depmod; Modules
-	// names the modules to pack from it (see ResolveModules).
-	ModulesDir string
-	Modules    []string
+	// ModulesDir is a /lib/modules/KVER tree (see ResolveModules); Modules
+	// names the modules to pack from it, and OptionalModules more that
+	// are packed only if the tree has them (see ResolveModuleSet).
+	ModulesDir      string
+	Modules         []string
+	OptionalModules []string
 
 	// Compress is CompressZstd (the default when empty), CompressGzip or
 	// CompressNone.
@@ -83,6 +85,7 @@ type Result struct {
 	Modules     []string // module names in load order
 	ModulePaths []string // in-image module paths in load order (as in ModuleListPath)
 	Builtin     []string // requested modules that are built in, skipped
+	Missing     []string // optional modules the tree lacks
 	Notes       []string // soft dependencies skipped, and why
 	Compress    string
 	CPIOSize    int64 // uncompressed archive size
@@ -142,11 +145,11 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 		}
 	}
 	var mods *ModuleSet
-	if len(SplitModuleNames(opts.Modules)) > 0 {
+	if len(SplitModuleNames(opts.Modules)) > 0 || (opts.ModulesDir != "" && len(SplitModuleNames(opts.OptionalModules)) > 0) {
 		if opts.ModulesDir == "" {
 			return nil, fmt.Errorf("builder: modules %s named but no modules directory given", strings.Join(SplitModuleNames(opts.Modules), ", "))
 		}
-		if mods, err = ResolveModules(opts.ModulesDir, opts.Modules); err != nil {
+		if mods, err = ResolveModuleSet(opts.ModulesDir, opts.Modules, opts.OptionalModules); err != nil {
 			return nil, err
 		}
 	}
@@ -198,6 +201,7 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 	}
 	if mods != nil {
 		p.res.Builtin = mods.Builtin
+		p.res.Missing = mods.Missing
 		p.res.Notes = mods.Notes
 		var list strings.Builder
 		for _, m := range mods.Modules {

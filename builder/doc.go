@@ -14,5 +14,17 @@
 // modules.builtin, modules.softdep, modules.alias) and computes which module
 // files to pack and in which order the init must load them; it only reads
 // that directory, so it works on a tree unpacked from a package for a kernel
-// that is not running.
+// that is not running. A tree depmod never ran on (dpkg -x) is read through
+// each module's .modinfo section instead.
+//
+// Which modules to ask for is the caller's choice: DetectDrivers walks
+// sysfs from the dump target's block device to the drivers bound on the way
+// (host-only images), GenericModules is a broad set for images built
+// elsewhere, and FilesystemModules names the filesystem's. InRoot and
+// SysrootModules find inputs inside an image tree (--sysroot) without ever
+// leaving it, so images for another system are built from its files only.
+//
+// Plan.WriteTo writes the archive; Plan.WriteDir and Plan.WriteDirList
+// write it as a directory tree and a gen_init_cpio list, for kernels that
+// embed the initramfs (CONFIG_INITRAMFS_SOURCE).
 package builder

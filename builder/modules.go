@@ -48,6 +48,7 @@ type ModuleSet struct {
 	Release string   // KVER: the base name of Dir
 	Modules []Module // load order: every module after all it depends on
 	Builtin []string // requested names the kernel has built in, sorted
+	Missing []string // optional names the tree lacks, sorted
 	Notes   []string // soft dependencies skipped, and why
 }
 
@@ -115,6 +116,17 @@ type moduleIndex struct {
 	// builtinAliases maps aliases of built-in code (modules.builtin.modinfo)
 	// to the built-in module's name.
 	builtinAliases aliasTable
+	// mi, for a tree without modules.dep, fills deps, softPre and aliases
+	// from the modules' .modinfo as they are asked for.
+	mi *modinfoSource
+}
+
+// ensure makes sure the index knows the dependencies of name.
+func (ix *moduleIndex) ensure(name string) error {
+	if ix.mi == nil {
+		return nil
+	}
+	return ix.mi.load(ix, name)
 }
 
 // aliasTable maps module aliases to module names. Most aliases are plain
@@ -339,15 +351,21 @@ func lines(b []byte) []string {
 // lookup resolves a name the way modprobe does, in this order: a module
 // file, code built in, an alias of module files, an alias of built-in code.
 // It returns the loadable modules, or the built-in name, or neither.
-func (ix *moduleIndex) lookup(name string) (mods []string, builtin string) {
+func (ix *moduleIndex) lookup(name string) (mods []string, builtin string, err error) {
 	if _, ok := ix.deps[name]; ok {
-		return []string{name}, ""
+		return []string{name}, "", nil
 	}
 	if _, ok := ix.path[name]; ok {
-		return []string{name}, ""
+		return []string{name}, "", nil
 	}
 	if ix.builtin[name] {
-		return nil, name
+		return nil, name, nil
+	}
+	if ix.mi != nil {
+		// Aliases live in the modules themselves: read them all.
+		if err := ix.mi.loadAll(ix); err != nil {
+			return nil, "", err
+		}
 	}
 	if m := ix.aliases.match(name); len(m) > 0 {
 		for _, n := range m {
@@ -356,13 +374,13 @@ func (ix *moduleIndex) lookup(name string) (mods []string, builtin string) {
 			}
 		}
 		if len(mods) > 0 {
-			return mods, ""
+			return mods, "", nil
 		}
 	}
 	if m := ix.builtinAliases.match(name); len(m) > 0 {
-		return nil, m[0]
+		return nil, m[0], nil
 	}
-	return nil, ""
+	return nil, "", nil
 }
 
 // ResolveModules computes which module files of dir, a /lib/modules/KVER
@@ -373,22 +391,48 @@ func (ix *moduleIndex) lookup(name string) (mods []string, builtin string) {
 // in is reported in Builtin, a name found nowhere is an error wrapping
 // ErrModuleNotFound that names it. The order is deterministic: it depends on
 // the set of names, not on their order. ResolveModules reads only dir.
+//
+// A tree without modules.dep (unpacked from a package, depmod not run) is
+// read through the modules' own .modinfo sections instead, and Notes says
+// so.
 func ResolveModules(dir string, names []string) (*ModuleSet, error) {
+	return ResolveModuleSet(dir, names, nil)
+}
+
+// ResolveModuleSet is ResolveModules with optional names besides: those the
+// tree has (as module files or built in) are resolved like the others, and
+// those it lacks are listed in Missing instead of failing.
+func ResolveModuleSet(dir string, names, optional []string) (*ModuleSet, error) {
 	dir = filepath.Clean(dir)
+	set := &ModuleSet{Dir: dir, Release: filepath.Base(dir)}
 	ix, err := loadModuleIndex(dir)
+	if errors.Is(err, ErrNoModulesDep) {
+		mix, merr := loadModinfoIndex(dir)
+		if merr != nil || (len(mix.path) == 0 && len(mix.builtin) == 0) {
+			return nil, err // not a modules tree at all: say what is missing
+		}
+		ix, err = mix, nil
+		set.Notes = append(set.Notes, modinfoNote(dir))
+	}
 	if err != nil {
 		return nil, err
 	}
-	set := &ModuleSet{Dir: dir, Release: filepath.Base(dir)}
 	r := resolver{ix: ix, set: set, state: map[string]int{}}
 	var missing []string
-	for _, n := range SplitModuleNames(names) {
-		mods, builtin := ix.lookup(n)
+	required := SplitModuleNames(names)
+	all := SplitModuleNames(append(slices.Clone(names), optional...))
+	for _, n := range all {
+		mods, builtin, err := ix.lookup(n)
+		if err != nil {
+			return nil, err
+		}
 		switch {
 		case builtin != "":
 			set.Builtin = append(set.Builtin, n)
-		case len(mods) == 0:
+		case len(mods) == 0 && slices.Contains(required, n):
 			missing = append(missing, n)
+		case len(mods) == 0:
+			set.Missing = append(set.Missing, n)
 		}
 		for _, m := range mods {
 			if err := r.visit(m, nil); err != nil {
@@ -430,9 +474,15 @@ func (r *resolver) visit(name string, chain []string) error {
 	}
 	r.state[name] = 1
 	chain = append(chain, name)
+	if err := r.ix.ensure(name); err != nil {
+		return err
+	}
 	m := Module{Name: name, Path: r.ix.path[name], Deps: r.ix.deps[name]}
 	for _, s := range r.ix.softPre[name] {
-		mods, builtin := r.ix.lookup(s)
+		mods, builtin, err := r.ix.lookup(s)
+		if err != nil {
+			return err
+		}
 		switch {
 		case builtin != "":
 			r.set.Notes = append(r.set.Notes, fmt.Sprintf("%s: soft dependency %s is built in (%s)", name, s, builtin))
@@ -477,6 +527,9 @@ func (r *resolver) reachesOpen(name string, seen map[string]bool) bool {
 		return false
 	}
 	seen[name] = true
+	if r.ix.ensure(name) != nil {
+		return false // visit reports the error
+	}
 	for _, d := range r.ix.deps[name] {
 		if r.reachesOpen(d, seen) {
 			return true

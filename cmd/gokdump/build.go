@@ -6,17 +6,28 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gokdump/gokdump/capture/config"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/capture/blockdev"
+	"github.com/gokdump/gokdump/capture/config"
 )
 
-// defaultConfigPath is packed when --config is not given and it exists.
-var defaultConfigPath = "/etc/gokdump.toml"
+// What the build command reads from the running system; tests point them
+// at fakes.
+var (
+	// defaultConfigPath is packed when --config is not given and it exists.
+	defaultConfigPath = "/etc/gokdump.toml"
+	// buildModulesRoot holds /lib/modules/KVER of the running kernel.
+	buildModulesRoot = "/lib/modules"
+	// buildSys is where host-only mode finds the target and its drivers.
+	buildSys = blockdev.Sys{}
+	// buildRelease is uname -r.
+	buildRelease = loadKernelRelease
+)
 
 // buildValidateConfig checks the config before it is packed, so a typo is
 // found now and not after a crash.
@@ -31,17 +42,38 @@ var buildValidateConfig = func(b []byte) error {
 // maxConfigSize bounds the config file read into the image.
 const maxConfigSize = 1 << 20
 
+// Output formats of gokdump build.
+const (
+	formatInitrd = "initrd" // a compressed archive to load as an initrd
+	formatCPIO   = "cpio"   // an uncompressed archive (CONFIG_INITRAMFS_SOURCE)
+	formatDir    = "dir"    // a directory tree
+)
+
+// Driver modes: which kernel modules go into the image.
+const (
+	driversAuto     = "auto"
+	driversHostOnly = "hostonly"
+	driversGeneric  = "generic"
+	driversNone     = "none"
+)
+
 type buildFlags struct {
-	out        string
-	init       string
-	fromSource bool
-	arch       string
-	config     string
-	noConfig   bool
-	modulesDir string
-	modules    multiFlag
-	compress   string
-	list       bool
+	out         string
+	init        string
+	fromSource  bool
+	arch        string
+	config      string
+	noConfig    bool
+	modulesDir  string
+	modules     multiFlag
+	compress    string
+	compressSet bool
+	list        bool
+	sysroot     string
+	kver        string
+	format      string
+	drivers     string
+	noHostOnly  bool
 }
 
 func init() {
@@ -53,21 +85,37 @@ func init() {
 			var f buildFlags
 			fs.StringVar(&f.out, "o", "", "write the image to `PATH` (- for standard output); required unless --list")
 			fs.StringVar(&f.init, "init", "", "`PATH` of the capture init binary to pack as /init; default: gokdump-init beside gokdump,\n"+
-				"../lib/gokdump/init, /usr/lib/gokdump/init, else compiled from a source checkout")
+				"../lib/gokdump/init, /usr/lib/gokdump/init, else compiled from a source checkout\n"+
+				"(with --sysroot: DIR"+builder.SysrootInitPath+" only)")
 			fs.BoolVar(&f.fromSource, "from-source", false, "compile ./initramfs of the source checkout (needs Go) even if a prebuilt init is installed")
 			fs.StringVar(&f.arch, "arch", "", "GOARCH of the capture kernel, for compiling and checking the init (default this machine's)")
-			fs.StringVar(&f.config, "config", "", "`PATH` of the config file to pack as /etc/gokdump.toml (default "+defaultConfigPath+" if it exists)")
+			fs.StringVar(&f.config, "config", "", "`PATH` of the config file to pack as /etc/gokdump.toml (default "+defaultConfigPath+" if it exists;\n"+
+				"with --sysroot, DIR/etc/gokdump.toml)")
 			fs.BoolVar(&f.noConfig, "no-config", false, "pack no config: the capture init uses its built-in defaults")
-			fs.StringVar(&f.modulesDir, "kernel-modules", "", "the capture kernel's /lib/modules/KVER `DIR` (depmod run on it), to take --module from")
-			fs.Var(&f.modules, "module", "kernel module `NAME` to pack with its dependencies and pre: soft dependencies\n"+
+			fs.StringVar(&f.modulesDir, "kernel-modules", "", "the capture kernel's /lib/modules/KVER `DIR` (default /lib/modules/$(uname -r), or\n"+
+				"/lib/modules/KVER with --kver, if it exists)")
+			fs.StringVar(&f.kver, "kver", "", "the capture kernel's release `KVER`: which /lib/modules/KVER to take (of the host, or of\n"+
+				"--sysroot when it has several)")
+			fs.StringVar(&f.sysroot, "sysroot", "", "build for the image tree at `DIR` (debootstrap, dpkg -x, mkosi …): modules, config and init\n"+
+				"come from DIR, never from this machine; runs unprivileged")
+			fs.StringVar(&f.drivers, "drivers", driversAuto, "which kernel modules go in, by `MODE`: hostonly (the drivers this machine's dump target needs,\n"+
+				"found in sysfs), generic (a broad set of disk and filesystem drivers), none (only --module\n"+
+				"and the config's modules), or auto: hostonly when the config names a target and the\n"+
+				"modules are the running kernel's, else generic when there is a modules tree, else none")
+			fs.BoolVar(&f.noHostOnly, "no-hostonly", false, "same as --drivers generic")
+			fs.Var(&f.modules, "module", "kernel module `NAME` to pack as well, with its dependencies and pre: soft dependencies\n"+
 				"(repeatable or comma-separated; '-' and '_' alike; built-in ones are skipped)")
 			fs.StringVar(&f.compress, "compress", builder.CompressZstd, "zstd, gzip or none; zstd needs a kernel built with CONFIG_RD_ZSTD\n"+
 				"(gzip: CONFIG_RD_GZIP)")
+			fs.StringVar(&f.format, "format", formatInitrd, "initrd (an archive compressed per --compress, for kexec or a boot loader), cpio (an\n"+
+				"uncompressed newc archive, for CONFIG_INITRAMFS_SOURCE) or dir (a directory tree at -o, and a\n"+
+				"gen_init_cpio list of it in PATH.list)")
 			fs.BoolVar(&f.list, "list", false, "print the image's file list (gen_init_cpio format) instead of writing it")
 			return func(args []string) error {
 				if len(args) != 0 || (f.out == "" && !f.list) {
 					return errUsage
 				}
+				fs.Visit(func(fl *flag.Flag) { f.compressSet = f.compressSet || fl.Name == "compress" })
 				return runBuild(context.Background(), &f, os.Stdout, fs.Output())
 			}
 		},
@@ -75,33 +123,36 @@ func init() {
 }
 
 func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) error {
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "gokdump build: "+format+"\n", args...)
+	}
+	if err := checkBuildFlags(f); err != nil {
+		return err
+	}
 	opts := builder.Options{
 		Init:           f.init,
 		FromSource:     f.fromSource,
 		Arch:           f.arch,
-		ModulesDir:     f.modulesDir,
-		Modules:        f.modules,
 		Compress:       f.compress,
 		ValidateConfig: buildValidateConfig,
-		Log: func(format string, args ...any) {
-			fmt.Fprintf(stderr, "gokdump build: "+format+"\n", args...)
-		},
+		Log:            logf,
 	}
-	if f.noConfig && f.config != "" {
-		return errors.New("--config and --no-config are exclusive")
+	if f.format == formatCPIO {
+		opts.Compress = builder.CompressNone
 	}
-	if !f.noConfig {
-		path, explicit := f.config, f.config != ""
-		if !explicit {
-			path = defaultConfigPath
-		}
-		b, err := readConfig(path)
-		switch {
-		case err == nil:
-			opts.Config, opts.ConfigSource = b, path
-		case explicit || !errors.Is(err, os.ErrNotExist):
+	if err := buildInputs(f, &opts); err != nil {
+		return err
+	}
+	var cfg *config.Config
+	if opts.Config != nil {
+		c, err := config.Parse(opts.Config, opts.ConfigSource)
+		if err != nil {
 			return err
 		}
+		cfg = c
+	}
+	if err := chooseModules(f, cfg, &opts, stderr); err != nil {
+		return err
 	}
 
 	p, err := builder.NewPlan(ctx, opts, !f.list)
@@ -116,7 +167,10 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		printModules(stderr, p.Result())
 		return nil
 	}
-	if f.out == "-" {
+	switch {
+	case f.format == formatDir:
+		return writeDirImage(f.out, p, stderr)
+	case f.out == "-":
 		if st, ok := stdout.(*os.File); ok {
 			if fi, err := st.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				return errors.New("not writing a binary image to a terminal; redirect standard output or use -o PATH")
@@ -130,10 +184,266 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		if _, err := stdout.Write(buf.Bytes()); err != nil {
 			return err
 		}
-	} else if err := writeAtomic(f.out, p); err != nil {
-		return err
+	default:
+		if err := writeAtomic(f.out, p); err != nil {
+			return err
+		}
 	}
 	printSummary(stderr, f.out, p.Result())
+	return nil
+}
+
+// checkBuildFlags refuses combinations that make no sense, before anything
+// is read.
+func checkBuildFlags(f *buildFlags) error {
+	if f.drivers == "" {
+		f.drivers = driversAuto
+	}
+	if f.format == "" {
+		f.format = formatInitrd
+	}
+	switch {
+	case f.noConfig && f.config != "":
+		return errors.New("--config and --no-config are exclusive")
+	case f.sysroot != "" && f.modulesDir != "":
+		return errors.New("--sysroot takes the modules from DIR/lib/modules: use --kver to choose, not --kernel-modules")
+	case f.kver != "" && f.modulesDir != "":
+		return errors.New("--kver and --kernel-modules both say where the modules are: give one")
+	}
+	if f.noHostOnly {
+		if f.drivers != driversAuto && f.drivers != driversGeneric {
+			return fmt.Errorf("--no-hostonly and --drivers %s contradict each other", f.drivers)
+		}
+		f.drivers = driversGeneric
+	}
+	switch f.drivers {
+	case driversAuto, driversHostOnly, driversGeneric, driversNone:
+	default:
+		return fmt.Errorf("--drivers %q: want %s, %s, %s or %s", f.drivers, driversAuto, driversHostOnly, driversGeneric, driversNone)
+	}
+	if f.drivers == driversHostOnly && f.sysroot != "" {
+		return errors.New("--drivers hostonly reads this machine's devices, which --sysroot never uses")
+	}
+	switch f.format {
+	case formatInitrd:
+	case formatCPIO:
+		if f.compressSet && f.compress != builder.CompressNone {
+			return fmt.Errorf("--format cpio is an uncompressed archive; --compress %s applies to --format initrd", f.compress)
+		}
+	case formatDir:
+		if f.out == "-" && !f.list {
+			return errors.New("--format dir needs -o DIR")
+		}
+	default:
+		return fmt.Errorf("--format %q: want %s, %s or %s", f.format, formatInitrd, formatCPIO, formatDir)
+	}
+	return nil
+}
+
+// buildInputs finds the config, the init and the modules tree: in the
+// image tree for --sysroot, else on this machine.
+func buildInputs(f *buildFlags, opts *builder.Options) error {
+	if f.sysroot != "" {
+		root, err := filepath.Abs(f.sysroot)
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--sysroot %s: not a directory", f.sysroot)
+		}
+		if opts.ModulesDir, _, err = builder.SysrootModules(root, f.kver); err != nil {
+			return err
+		}
+		if opts.Init == "" && !opts.FromSource {
+			p, err := builder.InRoot(root, builder.SysrootInitPath)
+			if err != nil {
+				return fmt.Errorf("no capture init in the image tree at %s (install gokdump into it, or pass --init PATH): %w",
+					builder.SysrootInitPath, err)
+			}
+			opts.Init = p
+		}
+		if !f.noConfig {
+			path, explicit := f.config, f.config != ""
+			if !explicit {
+				var err error
+				if path, err = builder.InRoot(root, config.DefaultPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+			return packConfig(opts, path, explicit)
+		}
+		return nil
+	}
+
+	switch {
+	case f.modulesDir != "":
+		opts.ModulesDir = f.modulesDir
+	case f.kver != "":
+		if f.kver != filepath.Base(f.kver) {
+			return fmt.Errorf("--kver %q: not a kernel release", f.kver)
+		}
+		opts.ModulesDir = filepath.Join(buildModulesRoot, f.kver)
+		if _, err := os.Stat(opts.ModulesDir); err != nil {
+			return fmt.Errorf("--kver %s: %w", f.kver, err)
+		}
+	default:
+		if rel, err := buildRelease(); err == nil {
+			d := filepath.Join(buildModulesRoot, rel)
+			if _, err := os.Stat(filepath.Join(d, "modules.builtin")); err == nil {
+				opts.ModulesDir = d
+			}
+		}
+	}
+	if !f.noConfig {
+		path, explicit := f.config, f.config != ""
+		if !explicit {
+			path = defaultConfigPath
+		}
+		return packConfig(opts, path, explicit)
+	}
+	return nil
+}
+
+// packConfig reads the config to pack; a missing default is no config.
+func packConfig(opts *builder.Options, path string, explicit bool) error {
+	b, err := readConfig(path)
+	switch {
+	case err == nil:
+		opts.Config, opts.ConfigSource = b, path
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	return nil
+}
+
+// chooseModules decides the driver mode, says why, and sets the modules
+// of opts.
+func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, stderr io.Writer) error {
+	required := append([]string(nil), f.modules...)
+	if cfg != nil {
+		required = append(required, cfg.Modules...)
+	}
+	mode, why := f.drivers, ""
+	running := false
+	if rel, err := buildRelease(); err == nil && opts.ModulesDir != "" && f.sysroot == "" {
+		running = filepath.Base(filepath.Clean(opts.ModulesDir)) == rel
+	}
+	if mode == driversAuto {
+		hasTarget := cfg != nil && cfg.Target != ""
+		switch {
+		case f.sysroot != "" && opts.ModulesDir != "":
+			mode, why = driversGeneric, "building for an image tree"
+		case opts.ModulesDir == "":
+			mode, why = driversNone, "no modules tree (no /lib/modules of the running kernel; --kernel-modules names one)"
+		case hasTarget && running:
+			mode, why = driversHostOnly, fmt.Sprintf("the config names target %s and %s is the running kernel's", cfg.Target, opts.ModulesDir)
+		case !hasTarget:
+			mode, why = driversGeneric, "no target in the config to detect drivers for"
+		default:
+			mode, why = driversGeneric, fmt.Sprintf("%s is not the running kernel's modules", opts.ModulesDir)
+		}
+	} else {
+		why = "as asked"
+	}
+	if (mode == driversHostOnly || mode == driversGeneric) && opts.ModulesDir == "" {
+		return fmt.Errorf("--drivers %s needs a modules tree: --kernel-modules DIR or --kver KVER", mode)
+	}
+	fmt.Fprintf(stderr, "gokdump build: drivers: %s (%s)\n", mode, why)
+
+	switch mode {
+	case driversGeneric:
+		opts.OptionalModules = builder.GenericModules
+	case driversHostOnly:
+		if cfg == nil || cfg.Target == "" {
+			return errors.New("--drivers hostonly needs a config with a target")
+		}
+		if !running {
+			fmt.Fprintf(stderr, "gokdump build: note: %s is not the running kernel's: drivers are detected under the running kernel\n", opts.ModulesDir)
+		}
+		req, opt, err := detectTargetModules(cfg, stderr)
+		if err != nil {
+			return err
+		}
+		required = append(required, req...)
+		opts.OptionalModules = opt
+	}
+	opts.Modules = required
+	return nil
+}
+
+// detectTargetModules finds the config's targets on this machine and the
+// modules behind them: the drivers from sysfs, and the filesystem's.
+func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, optional []string, err error) {
+	targets, err := cfg.Targets()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range targets {
+		dev, err := buildSys.Find(t.Spec.String())
+		if err != nil {
+			return nil, nil, fmt.Errorf("host-only: find target %s on this machine: %w (build with --no-hostonly"+
+				" for a generic image, or name the modules with --drivers none --module NAME)", t, err)
+		}
+		fstype := ""
+		if !t.Raw {
+			fstype = cfg.FSType
+			if fstype == "" && dev.FS != nil {
+				fstype = dev.FS.FSType
+			}
+		}
+		desc := "raw device"
+		if fstype != "" {
+			desc = fstype
+		}
+		fmt.Fprintf(stderr, "gokdump build: host-only: target %s is %s (%s)\n", t, dev.Path, desc)
+		det, err := builder.DetectDrivers(buildSys.SysDir, dev.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("host-only: %w", err)
+		}
+		for _, bd := range det.Drivers {
+			if bd.Module == "" {
+				fmt.Fprintf(stderr, "  %s: driver %s of %s, built in\n", bd.Driver, bd.Driver, bd.Device)
+			}
+		}
+		for _, n := range det.Needs {
+			fmt.Fprintf(stderr, "  %s: %s\n", n.Module, n.Why)
+			required = append(required, n.Module)
+		}
+		if fsm := builder.FilesystemModules(fstype); len(fsm) > 0 {
+			fmt.Fprintf(stderr, "  %s: filesystem of %s\n", strings.Join(fsm, ", "), dev.Name)
+			required = append(required, fsm[0])
+			optional = append(optional, fsm[1:]...)
+		}
+		for _, n := range det.Notes {
+			fmt.Fprintf(stderr, "  note: %s\n", n)
+		}
+	}
+	return required, optional, nil
+}
+
+// writeDirImage writes the image as a tree at dir and its file list beside
+// it as dir.list.
+func writeDirImage(dir string, p *builder.Plan, stderr io.Writer) error {
+	skipped, err := p.WriteDir(dir)
+	if err != nil {
+		return err
+	}
+	list := strings.TrimRight(dir, "/") + ".list"
+	var b bytes.Buffer
+	if err := p.WriteDirList(&b, dir); err != nil {
+		return err
+	}
+	if err := os.WriteFile(list, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	r := p.Result()
+	fmt.Fprintf(stderr, "gokdump build: wrote %s (%d entries) and its gen_init_cpio list %s\n", dir, len(r.Files), list)
+	if len(skipped) > 0 {
+		fmt.Fprintf(stderr, "  not made without privilege: %s; the list has them: use CONFIG_INITRAMFS_SOURCE=%s\n",
+			strings.Join(skipped, " "), list)
+	}
+	fmt.Fprintf(stderr, "  init: %s\n", r.Init)
+	printModules(stderr, r)
 	return nil
 }
 
@@ -198,6 +508,9 @@ func printModules(w io.Writer, r *builder.Result) {
 	}
 	if len(r.Builtin) > 0 {
 		fmt.Fprintf(w, "  built in, skipped: %s\n", strings.Join(r.Builtin, " "))
+	}
+	if len(r.Missing) > 0 {
+		fmt.Fprintf(w, "  not in this kernel, skipped: %s\n", strings.Join(r.Missing, " "))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)

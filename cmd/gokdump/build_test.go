@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/capture/blockdev"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -38,12 +39,18 @@ func writeTestInit(t *testing.T, dir string) string {
 	return p
 }
 
-// noDefaultConfig points the default config at a missing file for the
-// test, so the host's /etc/gokdump.toml does not leak in.
+// noDefaultConfig points the default config at a missing file and the
+// running kernel's modules at an empty directory for the test, so the
+// host's /etc/gokdump.toml and /lib/modules do not leak in.
 func noDefaultConfig(t *testing.T) {
-	old := defaultConfigPath
+	oldConfig, oldModules, oldSys, oldRelease := defaultConfigPath, buildModulesRoot, buildSys, buildRelease
 	defaultConfigPath = filepath.Join(t.TempDir(), "absent.toml")
-	t.Cleanup(func() { defaultConfigPath = old })
+	buildModulesRoot = t.TempDir()
+	buildSys = blockdev.Sys{SysDir: t.TempDir(), DevDir: t.TempDir()}
+	buildRelease = func() (string, error) { return "6.1.0-running-amd64", nil }
+	t.Cleanup(func() {
+		defaultConfigPath, buildModulesRoot, buildSys, buildRelease = oldConfig, oldModules, oldSys, oldRelease
+	})
 }
 
 // archiveFiles reads an uncompressed archive into name → record.
@@ -104,6 +111,7 @@ func TestBuildCommand(t *testing.T) {
 }
 
 func TestBuildCommandDefaultConfig(t *testing.T) {
+	noDefaultConfig(t)
 	initPath := writeTestInit(t, t.TempDir())
 	host := filepath.Join(t.TempDir(), "gokdump.toml")
 	if err := os.WriteFile(host, []byte("keep = 1\n"), 0o600); err != nil {

@@ -31,6 +31,7 @@ type loadFlags struct {
 	cmdline        string
 	cmdlineSet     bool
 	dryRun         bool
+	noInitrd       bool
 }
 
 func init() {
@@ -45,6 +46,7 @@ func init() {
 				"of the same name (repeatable)")
 			fs.StringVar(&f.cmdline, "cmdline", "", "use `ARGS` as the whole capture kernel command line instead of deriving one")
 			fs.BoolVar(&f.dryRun, "dry-run", false, "print the command line and sizes and check them, but load nothing")
+			fs.BoolVar(&f.noInitrd, "no-initrd", false, "load the kernel alone: a dedicated capture kernel with its initramfs built in")
 			return func(args []string) error {
 				if len(args) != 0 {
 					return errUsage
@@ -60,8 +62,11 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	if f.cmdlineSet && len(f.appends) > 0 {
 		return fmt.Errorf("--cmdline replaces the derived command line and --append adds to it: give one")
 	}
+	if f.noInitrd && f.initrd != "" {
+		return fmt.Errorf("--no-initrd and --initrd: give one")
+	}
 	kernel, initrd := f.kernel, f.initrd
-	if kernel == "" || initrd == "" {
+	if kernel == "" || (initrd == "" && !f.noInitrd) {
 		rel, err := loadKernelRelease()
 		if err != nil {
 			return err
@@ -69,7 +74,7 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		if kernel == "" {
 			kernel = "/boot/vmlinuz-" + rel
 		}
-		if initrd == "" {
+		if initrd == "" && !f.noInitrd {
 			initrd = "/boot/gokdump-" + rel + ".img"
 		}
 	}

@@ -169,3 +169,17 @@ func TestLoadDryRunConfigKernelArgs(t *testing.T) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }
+
+func TestLoadDryRunNoInitrd(t *testing.T) {
+	kernel, _ := loadFixture(t, "134217728", "console=ttyS0")
+	var out bytes.Buffer
+	if err := runLoad(&loadFlags{kernel: kernel, noInitrd: true, dryRun: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "initrd:") || !strings.Contains(out.String(), "the load takes about 42.0 MiB") {
+		t.Errorf("kernel alone:\n%s", out.String())
+	}
+	if err := runLoad(&loadFlags{kernel: kernel, initrd: "x", noInitrd: true, dryRun: true}, &out); err == nil {
+		t.Error("--no-initrd with --initrd accepted")
+	}
+}
