@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/capture/kexec"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
@@ -35,7 +36,11 @@ func TestEstimate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := kexec.EstimateCrashkernel(p, uint64(spec.MemMiB)<<20)
+			unpacked, err := builder.UnpackedSize(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := kexec.EstimateCrashkernel(p, uint64(spec.MemMiB)<<20, uint64(unpacked))
 			t.Logf("%s: estimate\n%s", k.KVer, e.Formula())
 
 			spec.CrashKernel, spec.CaptureImage = e.Value(), img

@@ -199,7 +199,7 @@ func TestNeedOddAlignment(t *testing.T) {
 }
 
 func TestSuggestCrashkernel(t *testing.T) {
-	for need, want := range map[uint64]string{0: "48M", 1: "48M", 57 << 20: "112M", 64 << 20: "112M", 72 << 20: "112M", 73 << 20: "128M"} {
+	for need, want := range map[uint64]string{0: "48M", 1: "48M", 57 << 20: "112M", 64 << 20: "112M", 71 << 20: "112M", 72 << 20: "128M"} {
 		if got := SuggestCrashkernel(need); got != want {
 			t.Errorf("SuggestCrashkernel(%d) = %s, want %s", need, got, want)
 		}

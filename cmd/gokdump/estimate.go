@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/capture/kexec"
 )
 
@@ -56,7 +57,11 @@ func runEstimate(f estimateFlags, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e := kexec.EstimateCrashkernel(p, ram)
+	unpacked, err := builder.UnpackedSize(f.initrd)
+	if err != nil {
+		return err
+	}
+	e := kexec.EstimateCrashkernel(p, ram, uint64(unpacked))
 	fmt.Fprintf(w, "kernel %s, initrd %s\n\n%s", f.kernel, f.initrd, e.Formula())
 	if p.ReservedKnown {
 		verdict := "enough"
