@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/blockdev"
-	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dump"
 	"github.com/gokdump/gokdump/capture/dumpdir"
 	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/printk"
@@ -22,52 +20,138 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Result is what a successful capture reports.
-type Result struct {
-	Path    string // dump path as seen on the target filesystem
-	Bytes   int64
-	Seconds float64
-}
-
-const (
+var (
 	vmcorePath = "/proc/vmcore"
 	mountPoint = "/mnt/target"
 )
 
-func capture(cfg *config.Config) (*Result, error) {
-	if cfg.TestPanic == "capture" {
-		panic("test_panic=capture: injected panic")
-	}
+func failedf(format string, args ...any) Result {
+	return Result{Status: StatusFailed, Reason: fmt.Sprintf(format, args...)}
+}
+
+// capture saves the dump to the first target that takes it.
+func capture(cfg *config.Config) Result {
+	inject(cfg, "capture")
 	if _, err := os.Stat(vmcorePath); err != nil {
-		return nil, fmt.Errorf("no %s: this kernel was not booted by a crash (%v)", vmcorePath, err)
+		return failedf("no %s: this kernel was not booted by a crash (%v)", vmcorePath, err)
 	}
 	if err := boot.LoadModules(boot.ModuleList, logf); err != nil {
 		logf("some modules failed to load; going on: %v", err)
 	}
 	targets, err := cfg.Targets()
 	if err != nil {
+		return failedf("%v", err)
+	}
+	src := openSource(cfg)
+	defer src.close()
+	var best *Result
+	var reasons []string
+	for i, t := range targets {
+		if i > 0 {
+			logf("trying the fallback target %s", t)
+		}
+		res := captureTo(cfg, t, src)
+		switch res.Status {
+		case StatusSaved:
+			return res
+		case StatusIncomplete:
+			logf("target %s: the dump is incomplete: %s", t, res.Reason)
+			if best == nil {
+				best = &res
+			}
+		default:
+			logf("target %s: %s", t, res.Reason)
+		}
+		reasons = append(reasons, fmt.Sprintf("target %s: %s", t, res.Reason))
+	}
+	if best != nil {
+		return *best
+	}
+	return Result{Status: StatusFailed, Reason: strings.Join(reasons, "; ")}
+}
+
+// source is /proc/vmcore as the capture sees it: parsed, or, when it
+// cannot be parsed, to be saved as a raw copy.
+type source struct {
+	f         *vmcore.File // nil when it cannot be parsed
+	parseErr  error
+	crashTime time.Time
+	dmesg     []byte // the kernel log, nil when it cannot be read
+}
+
+func openSource(cfg *config.Config) *source {
+	s := &source{crashTime: time.Now()}
+	var err error
+	if cfg.TestPanic == "vmcore" {
+		err = errors.New("test_panic=vmcore: parsing refused on purpose")
+	} else {
+		s.f, err = vmcore.Open(vmcorePath)
+	}
+	if err != nil {
+		s.parseErr = err
+		logf("cannot parse %s: %v; it will be saved as a raw copy (nothing lost, nothing filtered)", vmcorePath, err)
+		return s
+	}
+	if info := s.f.VMCOREINFO; info != nil {
+		if t, ok := info.CrashTime(); ok {
+			s.crashTime = time.Unix(t, 0)
+		}
+		logf("crashed kernel %s, %d MiB of memory", info.OSRelease(), s.f.MaxPFN()*uint64(s.f.PageSize)>>20)
+	} else {
+		logf("%s has no VMCOREINFO: pages cannot be filtered and the kernel log cannot be found; every page is kept", vmcorePath)
+	}
+	if cfg.Dmesg && s.f.VMCOREINFO != nil {
+		d, err := readDmesg(s.f)
+		if err != nil {
+			logf("kernel log: %v", err)
+		}
+		s.dmesg = d
+	}
+	return s
+}
+
+func (s *source) close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+}
+
+// readDmesg returns the crashed kernel's log in makedumpfile --dump-dmesg's
+// format.
+func readDmesg(f *vmcore.File) ([]byte, error) {
+	mem, err := kmem.New(f, f.VMCOREINFO, f.Machine)
+	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, t := range targets {
-		res, err := captureTo(cfg, t)
-		if err == nil {
-			return res, nil
-		}
-		logf("target %s: %v", t, err)
-		errs = append(errs, fmt.Errorf("target %s: %w", t, err))
+	l, err := printk.Read(mem)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errors.Join(errs...)
+	var b bytes.Buffer
+	if err := l.WriteDmesg(&b); err != nil {
+		return nil, err
+	}
+	if l.Skipped > 0 {
+		logf("kernel log: %d records, %d damaged ones skipped", len(l.Records), l.Skipped)
+	}
+	if reason, _ := l.Panic(); reason != "" {
+		logf("crash reason: %s", reason)
+	}
+	return b.Bytes(), nil
 }
 
 // captureTo saves the dump to one target.
-func captureTo(cfg *config.Config, t config.Target) (*Result, error) {
-	if t.Raw {
-		return nil, errors.New("raw device targets are not supported yet")
-	}
-	mnt, err := mountTarget(cfg, t)
+func captureTo(cfg *config.Config, t config.Target, src *source) Result {
+	dev, err := waitDevice(cfg, t)
 	if err != nil {
-		return nil, err
+		return failedf("%v", err)
+	}
+	if t.Raw {
+		return captureRaw(cfg, t, dev, src)
+	}
+	mnt, err := mountTarget(cfg, t, dev)
+	if err != nil {
+		return failedf("%v", err)
 	}
 	defer func() {
 		// Unmount so the filesystem is clean: a reader that does not
@@ -77,112 +161,163 @@ func captureTo(cfg *config.Config, t config.Target) (*Result, error) {
 			logf("unmount %s: %v", mnt, err)
 		}
 	}()
-	return save(cfg, mnt)
+	return saveTo(cfg, mnt, src)
 }
 
-func mountTarget(cfg *config.Config, t config.Target) (string, error) {
+// waitDevice waits, at most device_timeout, for the target's device. On
+// timeout the error lists every block device that was there.
+func waitDevice(cfg *config.Config, t config.Target) (*blockdev.Device, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.DeviceTimeout)
 	defer cancel()
 	logf("waiting up to %v for %s", cfg.DeviceTimeout, t)
 	dev, err := blockdev.Wait(ctx, t.Spec.String(), 100*time.Millisecond)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	return dev, nil
+}
+
+// mountTarget mounts the target's filesystem read-write on mountPoint.
+func mountTarget(cfg *config.Config, t config.Target, dev *blockdev.Device) (string, error) {
 	fstype := cfg.FSType
 	if fstype == "" && dev.FS != nil {
 		fstype = dev.FS.FSType
 	}
+	if fstype == "" {
+		return "", fmt.Errorf("no filesystem found on %s (%s); set fstype, or use raw:%s to write the device itself", dev.Path, dev, dev.Path)
+	}
 	logf("target %s is %s (%s)", t, dev.Path, fstype)
+	ro := readOnlyDevice(dev)
 	if err := os.MkdirAll(mountPoint, 0o700); err != nil {
 		return "", err
 	}
-	if err := unix.Mount(dev.Path, mountPoint, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, cfg.MountOptions); err != nil {
-		return "", fmt.Errorf("mount %s (%s) on %s: %w", dev.Path, fstype, mountPoint, err)
+	err := unix.Mount(dev.Path, mountPoint, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, cfg.MountOptions)
+	switch {
+	case err == nil:
+		return mountPoint, nil
+	case ro || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES):
+		return "", fmt.Errorf("target %s (%s) is read-only: mount %s read-write: %w", t, dev.Path, fstype, err)
 	}
-	return mountPoint, nil
+	return "", fmt.Errorf("mount %s (%s) on %s: %w", dev.Path, fstype, mountPoint, err)
 }
 
-// save writes the dump into a new dated directory under the mounted target.
-func save(cfg *config.Config, mnt string) (*Result, error) {
-	src, err := vmcore.Open(vmcorePath)
+// readOnlyDevice reports whether the kernel marks the device read-only.
+func readOnlyDevice(dev *blockdev.Device) bool {
+	b, err := os.ReadFile(filepath.Join("/sys/class/block", dev.Name, "ro"))
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// saveTo writes the dump into a new dated directory under cfg.Path on the
+// filesystem mounted at mnt.
+func saveTo(cfg *config.Config, mnt string, src *source) Result {
+	base, err := dumpdir.OpenBase(mnt, cfg.Path)
 	if err != nil {
-		return nil, err
+		return failedf("%v", err)
 	}
-	defer src.Close()
-	crashTime := time.Now()
-	if info := src.VMCOREINFO; info != nil {
-		if t, ok := info.CrashTime(); ok {
-			crashTime = time.Unix(t, 0)
+	defer base.Close()
+	rel := func(p string) string { return "/" + strings.TrimPrefix(strings.TrimPrefix(p, mnt), "/") }
+	reportLeftovers(base, rel)
+
+	dir, err := base.Create(src.crashTime)
+	if err != nil {
+		return failedf("%v", err)
+	}
+	defer dir.Close()
+	f, err := dir.CreateFile(dumpdir.VMCoreIncomplete)
+	if err != nil {
+		return failedf("%v", err)
+	}
+	if err := dir.Sync(); err != nil {
+		logf("%v", err)
+	}
+	logf("saving to %s", rel(dir.Path()))
+	if cfg.Keep > 0 {
+		// After the new dump exists (locked, in progress): it counts, and
+		// Prune never removes it.
+		removed, err := base.Prune(cfg.Keep)
+		for _, d := range removed {
+			logf("keep = %d: removed the older dump %s", cfg.Keep, rel(d.Dir))
 		}
-		logf("crashed kernel %s, %d MiB of memory", info.OSRelease(), src.MaxPFN()*uint64(src.PageSize)>>20)
+		if err != nil {
+			logf("keep = %d: %v", cfg.Keep, err)
+		}
 	}
-	dir, err := dumpdir.Create(filepath.Join(mnt, cfg.Path), crashTime)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Dmesg {
+	if src.dmesg != nil {
 		// The log first: it is small and tells the story even if the dump
 		// does not fit.
-		if err := saveDmesg(src, dir); err != nil {
-			logf("vmcore-dmesg.txt: %v", err)
+		if err := writeDmesg(dir, src.dmesg); err != nil {
+			logf("%s: %v", dumpdir.DmesgFile, err)
 		}
 	}
-	f, err := dumpdir.CreateFile(dir, dumpdir.VMCoreIncomplete)
-	if err != nil {
-		return nil, err
+	free := freeSpace(mnt)
+	var res Result
+	if src.f == nil {
+		res = rawCopy(cfg, f, free, f.Truncate)
+	} else {
+		res = saveDump(cfg, src, f, free, cfg.Format, func() {
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				logf("fdatasync %s: %v", dumpdir.VMCoreIncomplete, err)
+			}
+		})
 	}
-	logf("saving to %s", strings.TrimPrefix(dir, mnt))
-	c, err := codec.Parse(string(cfg.Compress))
-	if err != nil {
-		return nil, err
-	}
-	level := cfg.DumpLevel[0]
-	st, err := dump.Save(src, f, dump.Options{
-		Level:  level,
-		Codec:  c,
-		Format: dump.Format(cfg.Format),
-		Logf:   logf,
-	})
-	if st != nil {
-		logf("%s", st.Summary())
-	}
-	if err != nil {
-		// An incomplete dump stays as vmcore-incomplete: readable, and
-		// flagged so nobody mistakes it for a whole one.
-		f.Sync()
+	switch res.Status {
+	case StatusSaved:
+		if err := dir.Commit(f, dumpdir.VMCore); err != nil {
+			// The data is written; only the name says otherwise.
+			res.Status, res.Reason = StatusIncomplete, err.Error()
+			res.Path = rel(filepath.Join(dir.Path(), dumpdir.VMCoreIncomplete))
+			return res
+		}
+		res.Path = rel(filepath.Join(dir.Path(), dumpdir.VMCore))
+	case StatusIncomplete:
+		// It stays vmcore-incomplete: readable, and flagged so nobody
+		// mistakes it for a whole one.
+		if err := f.Sync(); err != nil {
+			logf("fsync %s: %v", dumpdir.VMCoreIncomplete, err)
+		}
 		f.Close()
-		return nil, err
+		dir.Sync()
+		res.Path = rel(filepath.Join(dir.Path(), dumpdir.VMCoreIncomplete))
+	default:
+		st, _ := f.Stat()
+		f.Close()
+		if st != nil && st.Size() == 0 {
+			dir.Remove(dumpdir.VMCoreIncomplete)
+		}
+		dir.Sync()
 	}
-	if err := dumpdir.Commit(f, dir, dumpdir.VMCore); err != nil {
-		return nil, err
-	}
-	return &Result{
-		Path:    strings.TrimPrefix(filepath.Join(dir, dumpdir.VMCore), mnt),
-		Bytes:   st.BytesOut,
-		Seconds: time.Since(start).Seconds(),
-	}, nil
+	return res
 }
 
-// saveDmesg writes the crashed kernel's log to vmcore-dmesg.txt in dir,
-// synced, in makedumpfile --dump-dmesg's format.
-func saveDmesg(src *vmcore.File, dir string) error {
-	mem, err := kmem.New(src, src.VMCOREINFO, src.Machine)
+// reportLeftovers prints a LEFTOVER line for each earlier dump that did
+// not finish, so that nobody mistakes it for a whole one.
+func reportLeftovers(base *dumpdir.Base, rel func(string) string) {
+	ds, err := base.Scan()
+	if err != nil {
+		logf("scan %s: %v", base.Path(), err)
+		return
+	}
+	complete := 0
+	for _, d := range ds {
+		switch d.State {
+		case dumpdir.Complete:
+			complete++
+		case dumpdir.Incomplete, dumpdir.InProgress:
+			result("LEFTOVER %s state=%s bytes=%d", rel(d.File), d.State, d.Size)
+		}
+	}
+	if len(ds) > 0 {
+		logf("%d earlier dumps in %s, %d complete", len(ds), rel(base.Path()), complete)
+	}
+}
+
+// writeDmesg writes the log to vmcore-dmesg.txt in dir, synced.
+func writeDmesg(dir *dumpdir.Dir, text []byte) error {
+	f, err := dir.CreateFile(dumpdir.DmesgFile)
 	if err != nil {
 		return err
 	}
-	l, err := printk.Read(mem)
-	if err != nil {
-		return err
-	}
-	f, err := dumpdir.CreateFile(dir, dumpdir.DmesgFile)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 64<<10)
-	err = l.WriteDmesg(w)
-	if err == nil {
-		err = w.Flush()
-	}
+	_, err = f.Write(text)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -192,11 +327,16 @@ func saveDmesg(src *vmcore.File, dir string) error {
 	if err != nil {
 		return err
 	}
-	if l.Skipped > 0 {
-		logf("kernel log: %d records, %d damaged ones skipped", len(l.Records), l.Skipped)
+	return dir.Sync()
+}
+
+// freeSpace returns the bytes free on the filesystem at path, -1 if
+// unknown. It counts the blocks reserved for root: the capture is root.
+func freeSpace(path string) int64 {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		logf("statfs %s: %v", path, err)
+		return -1
 	}
-	if reason, _ := l.Panic(); reason != "" {
-		logf("crash reason: %s", reason)
-	}
-	return dumpdir.SyncDir(dir)
+	return int64(st.Bfree) * st.Bsize
 }

@@ -124,11 +124,25 @@ const (
 	Halt     Action = "halt"
 )
 
-// Finish syncs and carries out the action. It never returns: if the
-// reboot(2) call fails it tries the others, and as the last resort it
-// sleeps forever in a way the Go runtime does not call a deadlock.
+// syncTimeout bounds the sync before the final action: a disk that
+// stopped answering must not keep the machine from coming back.
+const syncTimeout = 15 * time.Second
+
+// Finish syncs (for at most syncTimeout) and carries out the action. It
+// never returns: if the reboot(2) call fails it tries the others, and as
+// the last resort it sleeps forever in a way the Go runtime does not call
+// a deadlock.
 func Finish(a Action) {
-	unix.Sync()
+	synced := make(chan struct{})
+	go func() {
+		unix.Sync()
+		close(synced)
+	}()
+	select {
+	case <-synced:
+	case <-time.After(syncTimeout):
+		fmt.Fprintf(os.Stderr, "boot: sync still blocked after %v; going on\n", syncTimeout)
+	}
 	cmds := map[Action]int{
 		Reboot:   unix.LINUX_REBOOT_CMD_RESTART,
 		PowerOff: unix.LINUX_REBOOT_CMD_POWER_OFF,

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gokdump/gokdump/capture/config"
+	"golang.org/x/sys/unix"
+)
+
+// Test helpers: a synthetic ELF vmcore and a captured console.
+
+// testCore writes an x86_64 ELF core of pages 4 KiB pages at physical 0 (a
+// third zero, a third random, a third text) with a VMCOREINFO note, and
+// returns its path.
+func testCore(t testing.TB, pages int) string {
+	t.Helper()
+	bo := binary.LittleEndian
+	note := func(name string, typ uint32, desc []byte) []byte {
+		namesz := len(name) + 1
+		out := make([]byte, 12+(namesz+3)&^3+(len(desc)+3)&^3)
+		bo.PutUint32(out[0:], uint32(namesz))
+		bo.PutUint32(out[4:], uint32(len(desc)))
+		bo.PutUint32(out[8:], typ)
+		copy(out[12:], name)
+		copy(out[12+(namesz+3)&^3:], desc)
+		return out
+	}
+	notes := append(note("CORE", 1, make([]byte, 336)),
+		note("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1764246000\n"))...)
+	hdr := make([]byte, 4096)
+	copy(hdr, elf.ELFMAG)
+	hdr[4], hdr[5], hdr[6] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), 1
+	bo.PutUint16(hdr[16:], uint16(elf.ET_CORE))
+	bo.PutUint16(hdr[18:], uint16(elf.EM_X86_64))
+	bo.PutUint32(hdr[20:], 1)
+	bo.PutUint64(hdr[32:], 64)
+	bo.PutUint16(hdr[52:], 64)
+	bo.PutUint16(hdr[54:], 56)
+	bo.PutUint16(hdr[56:], 2)
+	ph := func(i int, typ elf.ProgType, off, vaddr, paddr, size uint64) {
+		b := hdr[64+56*i:]
+		bo.PutUint32(b[0:], uint32(typ))
+		bo.PutUint64(b[8:], off)
+		bo.PutUint64(b[16:], vaddr)
+		bo.PutUint64(b[24:], paddr)
+		bo.PutUint64(b[32:], size)
+		bo.PutUint64(b[40:], size)
+	}
+	ph(0, elf.PT_NOTE, 176, 0, 0, uint64(len(notes)))
+	copy(hdr[176:], notes)
+	ph(1, elf.PT_LOAD, 4096, 0xffff888000000000, 0, uint64(pages)*4096)
+	var b bytes.Buffer
+	b.Write(hdr)
+	r := rand.New(rand.NewPCG(1, 2))
+	page := make([]byte, 4096)
+	for i := 0; i < pages; i++ {
+		clear(page)
+		switch i % 3 {
+		case 1:
+			for j := range page {
+				page[j] = byte(r.Uint32())
+			}
+		case 2:
+			copy(page, strings.Repeat("kmalloc-64 task_struct ", 150))
+		}
+		b.Write(page)
+	}
+	p := filepath.Join(t.TempDir(), "vmcore")
+	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// useCore points the capture at a test vmcore for the test's duration.
+func useCore(t *testing.T, path string) {
+	t.Helper()
+	old := vmcorePath
+	vmcorePath = path
+	t.Cleanup(func() { vmcorePath = old })
+}
+
+// console captures what the capture prints.
+type console struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.Write(p)
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.String()
+}
+
+func captureConsole(t *testing.T) *console {
+	t.Helper()
+	c := &console{}
+	conMu.Lock()
+	old := conOut
+	conOut = c
+	conMu.Unlock()
+	t.Cleanup(func() {
+		conMu.Lock()
+		conOut = old
+		conMu.Unlock()
+		if t.Failed() {
+			t.Logf("console:\n%s", c.String())
+		}
+	})
+	return c
+}
+
+// testConfig is the default configuration with a few values set.
+func testConfig(t *testing.T, set func(*config.Config)) *config.Config {
+	t.Helper()
+	c := config.Default()
+	c.Progress = false
+	if set != nil {
+		set(&c)
+	}
+	return &c
+}
+
+// tmpfs mounts a tmpfs of size bytes for the test, or skips when mounting
+// is not allowed.
+func tmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.FormatInt(size, 10)); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v): needs root", err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50; i++ {
+			if unix.Unmount(dir, 0) == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("unmount %s", dir)
+	})
+	return dir
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/capture/dump"
+	"golang.org/x/sys/unix"
+)
+
+// headroom is what a level's estimate must leave free to be chosen: the
+// estimate's own error (a few percent on real dumps) and room for the
+// filesystem's metadata.
+func headroom(bytes int64) int64 { return bytes/16 + 1<<20 }
+
+// chooseLevel picks the dump level: the first of levels whose estimated
+// dump fits in free bytes, or, when none does, the one with the smallest
+// estimate. It returns the level and a line saying why. With a single
+// level, or free unknown (< 0), there is nothing to choose and estimate
+// is not called.
+func chooseLevel(levels []int, free int64, estimate func() ([]dump.SizeEstimate, error)) (int, string) {
+	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+	if len(levels) == 1 {
+		if free < 0 {
+			return levels[0], fmt.Sprintf("level %d", levels[0])
+		}
+		return levels[0], fmt.Sprintf("level %d, %s free", levels[0], mib(free))
+	}
+	if free < 0 {
+		return levels[0], fmt.Sprintf("level %d chosen: the free space is unknown", levels[0])
+	}
+	ests, err := estimate()
+	if err != nil || len(ests) != len(levels) {
+		return levels[0], fmt.Sprintf("level %d chosen: no size estimate (%v)", levels[0], err)
+	}
+	var skipped []string
+	for _, e := range ests {
+		if e.Bytes+headroom(e.Bytes) <= free {
+			why := fmt.Sprintf("level %d chosen: ~%s expected, %s free", e.Level, mib(e.Bytes), mib(free))
+			if len(skipped) > 0 {
+				why += "; " + strings.Join(skipped, ", ")
+			}
+			return e.Level, why
+		}
+		skipped = append(skipped, fmt.Sprintf("level %d needs ~%s", e.Level, mib(e.Bytes+headroom(e.Bytes))))
+	}
+	small := ests[0]
+	for _, e := range ests[1:] {
+		if e.Bytes < small.Bytes {
+			small = e
+		}
+	}
+	return small.Level, fmt.Sprintf("level %d chosen, the smallest, though no level fits in %s free (%s): the dump will be incomplete if it does not fit",
+		small.Level, mib(free), strings.Join(skipped, ", "))
+}
+
+// saveDump saves src to out at the level that fits in free bytes, with a
+// progress line, and says how it went. checkpoint, called now and then
+// from the goroutine that writes out, makes what is written durable.
+func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, format config.Format, checkpoint func()) Result {
+	c, err := codec.Parse(string(cfg.Compress))
+	if err != nil {
+		return failedf("%v", err)
+	}
+	opts := dump.Options{Codec: c, Format: dump.Format(format), Logf: logf}
+	level, why := chooseLevel(cfg.DumpLevel, free, func() ([]dump.SizeEstimate, error) {
+		t := time.Now()
+		ests, err := dump.Estimate(src.f, cfg.DumpLevel, opts)
+		for _, e := range ests {
+			logf("estimate: %s", e)
+		}
+		logf("estimated %d levels in %.2fs", len(ests), time.Since(t).Seconds())
+		return ests, err
+	})
+	logf("%s", why)
+	opts.Level = level
+	prog := newProgress(uint64(src.f.PageSize), cfg.Progress)
+	prog.hook = midDumpFault(cfg)
+	prog.checkpoint = checkpoint
+	opts.Progress = prog.update
+	st, err := dump.Save(src.f, out, opts)
+	prog.end()
+	res := Result{Level: level, Format: string(opts.Format)}
+	if st != nil {
+		logf("%s", st.Summary())
+		for _, d := range st.Degraded {
+			logf("not filtered: %s", d)
+		}
+		if st.Absent > 0 {
+			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, vmcorePath)
+		}
+		if st.Unreadable > 0 {
+			logf("%d pages could not be read and are saved as zeros", st.Unreadable)
+		}
+		res.Bytes = st.BytesOut
+	}
+	switch {
+	case err == nil:
+		res.Status = StatusSaved
+	case errors.Is(err, dump.ErrIncomplete):
+		res.Status, res.Reason = StatusIncomplete, err.Error()
+		if errors.Is(err, unix.ENOSPC) {
+			res.Reason = "the target is full: " + err.Error()
+		}
+	default:
+		res.Status, res.Reason = StatusFailed, err.Error()
+	}
+	return res
+}
