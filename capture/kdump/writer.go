@@ -313,6 +313,34 @@ func (w *Writer) writeDescs(n int) error {
 	return nil
 }
 
+// fillMissing points the descriptors of the pages that never reached the
+// disk at the shared zero page. crash reads an incomplete dump's missing
+// pages as zeros anyway, but libkdumpfile (and so drgn) refuses a
+// descriptor of size 0 and with it any read that touches one. The
+// descriptor area was reserved before the first page, so this needs no new
+// disk blocks. Without a zero page on disk they are left as they are.
+func (w *Writer) fillMissing() error {
+	if w.zeroOff < 0 || w.zeroOff+w.bs > w.flushed || w.descIndex >= w.total {
+		return nil
+	}
+	var d [descSize]byte
+	PageDesc{Offset: w.zeroOff, Size: uint32(w.bs)}.put(d[:])
+	chunk := make([]byte, 0, descChunk*descSize)
+	for w.descIndex < w.total {
+		n := min(w.total-w.descIndex, descChunk)
+		chunk = chunk[:0]
+		for i := uint64(0); i < n; i++ {
+			chunk = append(chunk, d[:]...)
+		}
+		at := w.lay.desc + int64(w.descIndex)*descSize
+		if _, err := w.out.WriteAt(chunk, at); err != nil {
+			return fmt.Errorf("kdump: point missing descriptors at the zero page (at %#x): %w", at, err)
+		}
+		w.descIndex += n
+	}
+	return nil
+}
+
 // account checks pfn against the order and the bitmaps given.
 func (w *Writer) account(pfn uint64) error {
 	if w.err != nil {
@@ -499,6 +527,8 @@ func (w *Writer) Abort(cause error) error {
 			keep++
 		}
 		if err := w.writeDescs(keep); err != nil {
+			errs = append(errs, err)
+		} else if err := w.fillMissing(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -135,10 +135,16 @@ func TestSavecore(t *testing.T) {
 		dir := t.TempDir()
 		dev := filepath.Join(dir, "disk")
 		// A raw device is bigger than the stream; what follows is junk.
-		stream := append(flattenedDump(t, complete), bytes.Repeat([]byte{0xaa}, 8192)...)
+		stream := append(flattenedDump(t, complete), bytes.Repeat([]byte{0xaa}, 1<<20)...)
 		if err := os.WriteFile(dev, stream, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The log the capture leaves at the end of the device.
+		df, _ := os.OpenFile(dev, os.O_RDWR, 0)
+		if _, err := dumpdir.WriteRawDmesg(df, int64(len(stream)), []byte("[    1.000000] the log\n"), 1795782722); err != nil {
+			t.Fatal(err)
+		}
+		df.Close()
 		var out bytes.Buffer
 		err := runSavecore(dev, filepath.Join(dir, "crash"), complete, &out)
 		if complete != (err == nil) {
@@ -151,6 +157,12 @@ func TestSavecore(t *testing.T) {
 		m, _ := filepath.Glob(filepath.Join(dir, "crash", "*", name))
 		if len(m) != 1 {
 			t.Fatalf("complete=%v: %s not saved (%v)", complete, name, m)
+		}
+		if log, err := os.ReadFile(filepath.Join(filepath.Dir(m[0]), dumpdir.DmesgFile)); err != nil || string(log) != "[    1.000000] the log\n" {
+			t.Errorf("complete=%v: log %q, %v", complete, log, err)
+		}
+		if name := filepath.Base(filepath.Dir(m[0])); !strings.HasPrefix(name, time.Unix(1795782722, 0).UTC().Format("2006-01-02-15:04")) {
+			t.Errorf("dump dir %s not named for the crash time", name)
 		}
 		d, err := dumpfile.Open(m[0])
 		if err != nil {

@@ -22,7 +22,7 @@ func init() {
 		args:  "DEVICE DIR",
 		short: "rebuild a dump written to a raw device (makedumpfile's flattened stream) as DIR/<date>/vmcore",
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			clearDev := fs.Bool("clear", false, "after a complete save, erase the stream's header on DEVICE so the dump is not saved twice")
+			clearDev := fs.Bool("clear", false, "after a complete save, erase the stream's header and log trailer on DEVICE so the dump is not saved twice")
 			return func(args []string) error {
 				if len(args) != 2 {
 					return errUsage
@@ -39,69 +39,116 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		return err
 	}
 	defer in.Close()
+	// A block device stats as size 0: ask where its end is.
+	size, err := in.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", device, err)
+	}
 	head := make([]byte, 4096)
-	if _, err := io.ReadFull(in, head); err != nil {
+	if _, err := in.ReadAt(head, 0); err != nil {
 		return fmt.Errorf("%s: %w", device, err)
 	}
 	if !kdump.IsFlattened(head) {
 		return fmt.Errorf("%s holds no flattened dump stream", device)
 	}
+	// The log the capture wrote to the end of the device before the dump:
+	// it is there even when the dump was cut short.
+	rawLog, logErr := dumpdir.ReadRawDmesg(in, size)
+
+	abs, err := filepath.Abs(base)
+	if err != nil {
+		return err
+	}
+	b, err := dumpdir.OpenBase("/", abs)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	when := time.Now()
+	if logErr == nil && rawLog.CrashTime > 0 {
+		when = time.Unix(rawLog.CrashTime, 0)
+	}
+	dir, err := b.Create(when)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if logErr == nil {
+		if err := writeFile(dir, dumpdir.DmesgFile, rawLog.Text); err != nil {
+			fmt.Fprintf(w, "warning: %s: %v\n", dumpdir.DmesgFile, err)
+		}
+	}
+
+	out, err := dir.CreateFile(dumpdir.VMCoreIncomplete)
+	if err != nil {
+		return err
+	}
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	dir, err := dumpdir.Create(base, time.Now())
-	if err != nil {
-		return err
-	}
-	out, err := dumpdir.CreateFile(dir, dumpdir.VMCoreIncomplete)
-	if err != nil {
+		out.Close()
 		return err
 	}
 	uerr := kdump.Unflatten(bufio.NewReaderSize(in, 1<<20), out)
 	if err := out.Sync(); err != nil && uerr == nil {
 		uerr = err
 	}
-	out.Close()
 	if uerr != nil {
+		out.Close()
 		return fmt.Errorf("%s: the stream is cut short or damaged; what it held is in %s: %w",
-			device, filepath.Join(dir, dumpdir.VMCoreIncomplete), uerr)
+			device, out.Name(), uerr)
 	}
 	d, err := dumpfile.Open(out.Name())
 	if err != nil {
+		out.Close()
 		return fmt.Errorf("rebuilt %s does not open: %w", out.Name(), err)
 	}
 	complete := !d.Incomplete
-	if err := writeDmesgFile(d, dir); err != nil {
-		fmt.Fprintf(w, "warning: %s: %v\n", dumpdir.DmesgFile, err)
+	if logErr != nil {
+		// No trailer (an older capture, a device too small for it): read
+		// the log from the dump itself.
+		if err := writeDmesgFrom(d, dir); err != nil {
+			fmt.Fprintf(w, "warning: %s: %v\n", dumpdir.DmesgFile, err)
+		}
 	}
 	d.Close()
 	if !complete {
+		out.Close()
 		return fmt.Errorf("the capture did not finish: %s is flagged incomplete", out.Name())
 	}
-	reopen, err := os.OpenFile(out.Name(), os.O_RDWR, 0)
+	if err := dir.Commit(out, dumpdir.VMCore); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "saved %s\n", filepath.Join(dir.Path(), dumpdir.VMCore))
+	if !clearDev {
+		return nil
+	}
+	dev, err := os.OpenFile(device, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	if err := dumpdir.Commit(reopen, dir, dumpdir.VMCore); err != nil {
-		return err
+	defer dev.Close()
+	if _, err := dev.WriteAt(make([]byte, 4096), 0); err != nil {
+		return fmt.Errorf("clear %s: %w", device, err)
 	}
-	fmt.Fprintf(w, "saved %s\n", filepath.Join(dir, dumpdir.VMCore))
-	if clearDev {
-		dev, err := os.OpenFile(device, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		defer dev.Close()
-		if _, err := dev.WriteAt(make([]byte, 4096), 0); err != nil {
+	if logErr == nil {
+		if err := dumpdir.ClearRawDmesg(dev, size); err != nil {
 			return fmt.Errorf("clear %s: %w", device, err)
 		}
-		return dev.Sync()
 	}
-	return nil
+	return dev.Sync()
 }
 
-// writeDmesgFile saves the dump's kernel log beside it.
-func writeDmesgFile(d *dumpfile.Dump, dir string) error {
+// writeFile writes a small file into a dump directory, synced.
+func writeFile(dir *dumpdir.Dir, name string, data []byte) error {
+	f, err := dir.CreateFile(name)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Sync(), f.Close())
+}
+
+// writeDmesgFrom saves a dump's kernel log beside it.
+func writeDmesgFrom(d *dumpfile.Dump, dir *dumpdir.Dir) error {
 	mem, err := d.Memory()
 	if err != nil {
 		return err
@@ -110,7 +157,7 @@ func writeDmesgFile(d *dumpfile.Dump, dir string) error {
 	if err != nil {
 		return err
 	}
-	f, err := dumpdir.CreateFile(dir, dumpdir.DmesgFile)
+	f, err := dir.CreateFile(dumpdir.DmesgFile)
 	if err != nil {
 		return err
 	}
