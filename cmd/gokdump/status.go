@@ -12,6 +12,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/blockdev"
 	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/capture/dumpdir"
 	"github.com/gokdump/gokdump/capture/kexec"
 )
 
@@ -66,8 +67,14 @@ type setupStatus struct {
 	TargetDevice string     `json:"target_device,omitempty"`
 	TargetError  string     `json:"target_error,omitempty"`
 	Loaded       *loadState `json:"loaded,omitempty"`
-	Problems     []string   `json:"-"`
-	Warnings     []string   `json:"-"`
+	// DumpDir is where the target's dumps are when it is mounted here,
+	// LastDump the newest of them; Leftovers are cut-short dumps.
+	DumpDir   string        `json:"dump_dir,omitempty"`
+	LastDump  *dumpdir.Dump `json:"last_dump,omitempty"`
+	Leftovers []string      `json:"leftovers,omitempty"`
+	DumpsNote string        `json:"dumps_note,omitempty"`
+	Problems  []string      `json:"-"`
+	Warnings  []string      `json:"-"`
 }
 
 func checkSetup() setupStatus {
@@ -88,6 +95,7 @@ func checkSetup() setupStatus {
 			st.Problems = append(st.Problems, fmt.Sprintf("dump target %s not found on this machine: %v", cfg.Target, err))
 		} else {
 			st.TargetDevice = dev
+			st.scanDumps(dev, cfg.Path)
 		}
 	}
 	if ls, err := readLoadState(); err == nil {
@@ -102,6 +110,29 @@ func checkSetup() setupStatus {
 		}
 	}
 	return st
+}
+
+// scanDumps looks at the dumps already on the target, when it is mounted.
+func (st *setupStatus) scanDumps(dev, path string) {
+	where, dumps, err := dumpsOn(dev, path)
+	if err != nil {
+		st.DumpsNote = err.Error()
+		return
+	}
+	st.DumpDir = where
+	for i := range dumps {
+		d := dumps[i]
+		switch d.State {
+		case dumpdir.Incomplete, dumpdir.InProgress:
+			st.Leftovers = append(st.Leftovers, d.String())
+		}
+		if d.State != dumpdir.NoDump {
+			st.LastDump = &d
+		}
+	}
+	for _, l := range st.Leftovers {
+		st.Warnings = append(st.Warnings, "a dump that did not finish: "+l)
+	}
 }
 
 func runStatus(w io.Writer, asJSON bool) error {
@@ -143,6 +174,14 @@ func printSetup(w io.Writer, st setupStatus, ready bool) {
 	}
 	if st.Loaded != nil {
 		fmt.Fprintf(w, "loaded image:   %s (loaded %s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339))
+	}
+	switch {
+	case st.LastDump != nil:
+		fmt.Fprintf(w, "last dump:      %s\n", st.LastDump)
+	case st.DumpDir != "":
+		fmt.Fprintf(w, "last dump:      none in %s\n", st.DumpDir)
+	case st.DumpsNote != "":
+		fmt.Fprintf(w, "last dump:      unknown (%s)\n", st.DumpsNote)
 	}
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem:        %s\n", p)
