@@ -54,12 +54,12 @@ func TestChooseLevel(t *testing.T) {
 }
 
 func TestProgressLine(t *testing.T) {
-	got := progressLine(250, 1000, 4096, 2*time.Second)
-	want := "gokdump: saving  25%      1.0 MiB     0.5 MiB/s ETA 0:06 "
+	got := dump.ProgressLine(250, 1000, 4096, 2*time.Second)
+	want := "saving  25%      1.0 MiB     0.5 MiB/s ETA 0:06 "
 	if got != want {
-		t.Errorf("progressLine = %q, want %q", got, want)
+		t.Errorf("ProgressLine = %q, want %q", got, want)
 	}
-	if got := progressLine(0, 0, 4096, 0); !strings.Contains(got, "100%") || !strings.Contains(got, "ETA --:--") {
+	if got := dump.ProgressLine(0, 0, 4096, 0); !strings.Contains(got, "100%") || !strings.Contains(got, "ETA --:--") {
 		t.Errorf("empty dump: %q", got)
 	}
 	// Updates are throttled, but each quarter is shown and ended with a

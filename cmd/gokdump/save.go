@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/dump"
@@ -27,6 +28,7 @@ func init() {
 			fs.IntVar(&o.workers, "workers", 0, "compression workers (0: one per CPU); the output does not depend on it")
 			fs.BoolVar(&o.stats, "stats", false, "print the page classes as makedumpfile reports them")
 			fs.BoolVar(&o.force, "f", false, "overwrite OUT if it exists")
+			fs.BoolVar(&o.quiet, "quiet", false, "no progress line (it is shown only when standard error is a terminal)")
 			return func(args []string) error {
 				if len(args) != 1 {
 					return errUsage
@@ -40,7 +42,7 @@ func init() {
 type saveFlags struct {
 	vmcore, compress, format string
 	level, workers           int
-	stats, force             bool
+	stats, force, quiet      bool
 }
 
 func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
@@ -68,13 +70,22 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := dump.Save(src, f, dump.Options{
+	opts := dump.Options{
 		Level:   o.level,
 		Codec:   c,
 		Format:  dump.Format(o.format),
 		Workers: o.workers,
 		Logf:    func(format string, args ...any) { fmt.Fprintf(stderr, "gokdump save: "+format+"\n", args...) },
-	})
+	}
+	var prog *ttyProgress
+	if !o.quiet && isTerminal(stderr) {
+		prog = &ttyProgress{w: stderr, pageSize: uint64(src.PageSize), begin: time.Now()}
+		opts.Progress = prog.update
+	}
+	st, err := dump.Save(src, f, opts)
+	if prog != nil {
+		prog.end()
+	}
 	if cerr := f.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -91,4 +102,38 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s is incomplete but readable: %w", out, err)
 	}
 	return err
+}
+
+// ttyProgress rewrites one terminal line with the dump's progress, a few
+// times a second at most.
+type ttyProgress struct {
+	w           io.Writer
+	pageSize    uint64
+	begin, last time.Time
+	shown       bool
+}
+
+func (p *ttyProgress) update(done, total uint64) {
+	now := time.Now()
+	if done < total && now.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last, p.shown = now, true
+	fmt.Fprintf(p.w, "\r%s", dump.ProgressLine(done, total, p.pageSize, now.Sub(p.begin)))
+}
+
+func (p *ttyProgress) end() {
+	if p.shown {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
