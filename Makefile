@@ -8,7 +8,7 @@ GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
 # QEMU crash tests take minutes each under TCG; give the whole run room.
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build test unit qemu-test demo lint fuzz bench clean help deps install
+.PHONY: all build test test-kernel unit qemu-test demo lint fuzz bench clean help deps install
 
 all: build ## build bin/gokdump and the static capture init bin/gokdump-init
 
@@ -19,14 +19,26 @@ build:
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
 	scripts/install-deps
 
-test: deps build lint ## everything CI runs: lint, unit tests, short fuzzing, QEMU crash tests
+# Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
+FUZZ_SHORT ?= 5s
+FUZZTIME   ?= 2m
+
+test: deps build lint ## everything CI runs: lint, short fuzzing of every fuzz target, unit and QEMU crash tests
+	scripts/fuzz $(FUZZ_SHORT)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+fuzz: ## every fuzz target for FUZZTIME each (default 2m); failing inputs land in testdata/fuzz/ as seeds
+	scripts/fuzz $(FUZZTIME)
 
 unit: ## unit tests only (no QEMU)
 	$(GO) test -short -count=1 ./...
 
 qemu-test: deps build ## only the QEMU crash tests
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./qemu-tests/
+
+test-kernel: deps build ## build the dedicated capture kernel (~36 min the first time on 2 cores) and run its QEMU crash test
+	scripts/build-capture-kernel
+	GOKDUMP_TEST_KERNEL=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run TestEmbeddedCaptureKernel ./qemu-tests/
 
 lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -51,10 +63,14 @@ install: build ## install gokdump, its capture init, the systemd unit and kernel
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/gokdump/README.md
 	@[ -e $(DESTDIR)/etc/gokdump.toml ] || install -D -m 0600 configs/gokdump.toml $(DESTDIR)/etc/gokdump.toml
 
+bench: deps build ## compare gokdump save with makedumpfile (speed, memory, size); writes BENCHMARKS.md
+	$(GO) run ./qemu-tests/bench $(BENCH_FLAGS)
+
 clean: ## remove build output (keeps the download cache in .cache/)
 	rm -rf $(BIN)
 
 help: ## this list
 	@echo "make targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT))"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
+	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them)"

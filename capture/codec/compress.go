@@ -32,11 +32,16 @@ func NewCompressor(c Codec, pageSize int) (*Compressor, error) {
 		// Fastest level, no CRC (each page is one tiny frame and the
 		// descriptor already bounds its size), one goroutine, small
 		// tables: the capture kernel has little memory to spare.
+		// Literals are entropy-coded even in a page without matches, as
+		// C zstd does at level 1: at this level the encoder otherwise
+		// stores such a page raw, and on kernel memory that costs 5 %
+		// of the dump for 10-25 % of the speed (BENCHMARKS.md).
 		enc, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.SpeedFastest),
 			zstd.WithEncoderConcurrency(1),
 			zstd.WithLowerEncoderMem(true),
-			zstd.WithEncoderCRC(false))
+			zstd.WithEncoderCRC(false),
+			zstd.WithAllLitEntropyCompression(true))
 		if err != nil {
 			return nil, fmt.Errorf("codec: zstd: %w", err)
 		}

@@ -23,7 +23,8 @@ func Save(src *vmcore.File, out io.WriterAt, opts Options) (*Stats, error) {
 	if opts.Format == FormatELF {
 		opts.Codec = codec.None // ELF pages are stored as they are
 	}
-	st := &Stats{MaxPFN: src.MaxPFN(), Level: opts.Level, Codec: opts.Codec, Format: opts.Format}
+	st := &Stats{Level: opts.Level, Codec: opts.Codec, Format: opts.Format}
+	st.MaxPFN = boundMaxPFN(src, st)
 	cw := &countingWriterAt{w: out}
 	s := &saver{src: src, opts: opts, ps: int(src.PageSize), pm: newPageMap(src), stats: st}
 	// Always: hwpoison and offline pages are dropped at every level, as
@@ -44,8 +45,35 @@ func Save(src *vmcore.File, out io.WriterAt, opts Options) (*Stats, error) {
 	return st, err
 }
 
+// physAddrBitsDefault bounds the memory a dump may span when VMCOREINFO
+// does not say: 2^48 bytes, 256 TiB.
+const physAddrBitsDefault = 48
+
+// boundMaxPFN returns the page frames the dump spans, but no more than the
+// dumped machine can address (VMCOREINFO's MAX_PHYSMEM_BITS): a corrupt
+// header placing memory at an absurd address must not size bitmaps and
+// loops by it. Memory above the bound is noted in st.Degraded.
+func boundMaxPFN(src *vmcore.File, st *Stats) uint64 {
+	bits := int64(physAddrBitsDefault)
+	if info := src.VMCOREINFO; info != nil {
+		if b, ok := info.Number("MAX_PHYSMEM_BITS"); ok && b >= 32 && b <= 56 {
+			bits = b
+		}
+	}
+	limit := (uint64(1) << bits) / uint64(src.PageSize)
+	max := src.MaxPFN()
+	if max > limit {
+		st.Degraded = append(st.Degraded, fmt.Sprintf(
+			"memory above %#x (beyond the machine's %d physical address bits) is not dumped: the header has memory up to %#x",
+			limit*uint64(src.PageSize), bits, max*uint64(src.PageSize)))
+		return limit
+	}
+	return max
+}
+
 func (s *saver) saveKdump(out *countingWriterAt) error {
 	hdr := kdump.HeaderFromVmcore(s.src)
+	hdr.MaxMapnr = s.stats.MaxPFN
 	hdr.DumpLevel = s.opts.Level
 	hdr.Status = s.opts.Codec.Flag()
 	w, err := kdump.NewWriter(out, hdr)

@@ -54,7 +54,11 @@ func (s *Stats) Summary() string {
 	if s.Incomplete {
 		inc = " INCOMPLETE"
 	}
-	return fmt.Sprintf("level %d, %s %s: %d of %d pages kept (%d zero), %.1f MiB read, %.1f MiB written, %.2fs (%.0f MiB/s)%s",
+	bm := ""
+	if s.BitmapTime > 0 {
+		bm = fmt.Sprintf(", bitmaps %.2fs", s.BitmapTime.Seconds())
+	}
+	return fmt.Sprintf("level %d, %s %s: %d of %d pages kept (%d zero), %.1f MiB read, %.1f MiB written, %.2fs (%.0f MiB/s%s)%s",
 		s.Level, s.Format, s.Codec, s.PagesKept, s.PagesTotal, s.Zero,
-		float64(s.BytesIn)/(1<<20), float64(s.BytesOut)/(1<<20), sec, rate, inc)
+		float64(s.BytesIn)/(1<<20), float64(s.BytesOut)/(1<<20), sec, rate, bm, inc)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/kdump"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -73,7 +74,8 @@ type Stats struct {
 	BytesIn    int64 // bytes of memory read
 	BytesOut   int64 // bytes of the output file
 	Duration   time.Duration
-	Degraded   []string // what could not be filtered and why
+	BitmapTime time.Duration // of Duration, on the bitmaps: filter and zero-page scan
+	Degraded   []string      // what could not be filtered and why
 	Level      int
 	Codec      codec.Codec
 	Format     Format
@@ -113,6 +115,16 @@ type pageMap struct {
 
 func newPageMap(src *vmcore.File) *pageMap {
 	return &pageMap{ranges: src.PhysRanges(), ps: uint64(src.PageSize)}
+}
+
+// empty reports whether no memory range touches pfns [start, start+n).
+func (m *pageMap) empty(start, n uint64) bool {
+	for _, r := range m.ranges {
+		if r.Start/m.ps < start+n && (r.End+m.ps-1)/m.ps > start {
+			return false
+		}
+	}
+	return true
 }
 
 // fill sets, for pfns [start, start+n), bit i of ram when the page is
@@ -197,6 +209,23 @@ type countingWriterAt struct {
 	w   io.WriterAt
 	max int64
 	err error
+}
+
+// Preallocate passes the kdump writer's reservation of its descriptor
+// area on to the output: without it a full disk could leave no room for
+// the descriptors of the pages already written.
+func (c *countingWriterAt) Preallocate(off, size int64) error {
+	return kdump.Preallocate(c.w, off, size)
+}
+
+// ReadAt lets the kdump writer check pages against the bitmaps it wrote,
+// when the output can be read.
+func (c *countingWriterAt) ReadAt(p []byte, off int64) (int, error) {
+	r, ok := c.w.(io.ReaderAt)
+	if !ok {
+		return 0, errors.New("dump: output cannot be read")
+	}
+	return r.ReadAt(p, off)
 }
 
 func (c *countingWriterAt) WriteAt(p []byte, off int64) (int, error) {

@@ -19,3 +19,8 @@ func writeZeros(out io.WriterAt, off, size int64) error {
 	}
 	return nil
 }
+
+// Preallocate reserves [off, off+size) of out as the Writer does before
+// the first page: for wrappers of an output that implement Preallocator by
+// passing it on.
+func Preallocate(out io.WriterAt, off, size int64) error { return preallocate(out, off, size) }

@@ -168,7 +168,7 @@ func TestRealDumpWindowVsPread(t *testing.T) {
 	for _, rd := range realDumps {
 		t.Run(rd.release, func(t *testing.T) {
 			path := realDumpPath(t, rd.name)
-			mf, err := Open(path)
+			mf, err := OpenMapped(path)
 			if err != nil {
 				t.Fatal(err)
 			}
