@@ -1,13 +1,11 @@
 package harness
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // BuiltKernel is a dedicated capture kernel made by
@@ -32,29 +30,14 @@ func CaptureKernelCached(root string) bool {
 // dedicated capture kernel with initramfs (an uncompressed newc archive)
 // built in, and writes it to out.
 func BuildCaptureKernel(root, initramfs, out string) (BuiltKernel, error) {
-	cmd := exec.Command(filepath.Join(root, "scripts", "build-capture-kernel"), "--initramfs", initramfs, "-o", out)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
+	kv, stdout, err := runKeyValues(exec.Command(filepath.Join(root, "scripts", "build-capture-kernel"), "--initramfs", initramfs, "-o", out))
 	if err != nil {
-		return BuiltKernel{}, fmt.Errorf("build-capture-kernel: %v\n%s", err, stderr.String())
+		return BuiltKernel{}, fmt.Errorf("build-capture-kernel: %w", err)
 	}
-	var k BuiltKernel
-	for _, l := range strings.Split(string(stdout), "\n") {
-		key, val, _ := strings.Cut(l, "=")
-		switch key {
-		case "KERNEL":
-			k.Path = val
-		case "KERNEL_VERSION":
-			k.Version = val
-		case "INITRAMFS":
-			k.Initramfs = val
-		case "SECONDS":
-			k.Seconds, _ = strconv.Atoi(val)
-		}
-	}
+	k := BuiltKernel{Path: kv["KERNEL"], Version: kv["KERNEL_VERSION"], Initramfs: kv["INITRAMFS"]}
+	k.Seconds, _ = strconv.Atoi(kv["SECONDS"])
 	if k.Path == "" {
-		return BuiltKernel{}, fmt.Errorf("build-capture-kernel printed no KERNEL=\n%s%s", stdout, stderr.String())
+		return BuiltKernel{}, fmt.Errorf("build-capture-kernel printed no KERNEL=\n%s", stdout)
 	}
 	if _, err := os.Stat(k.Path); err != nil {
 		return BuiltKernel{}, err

@@ -54,6 +54,24 @@ func NeedTools(tools ...string) error {
 	return nil
 }
 
+// runKeyValues runs one of our scripts that report their results as
+// KEY=VALUE lines on standard output, and returns those and the output.
+func runKeyValues(cmd *exec.Cmd) (map[string]string, []byte, error) {
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, out, fmt.Errorf("%v\n%s", err, stderr.String())
+	}
+	kv := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if key, val, ok := strings.Cut(l, "="); ok {
+			kv[key] = val
+		}
+	}
+	return kv, append(out, stderr.Bytes()...), nil
+}
+
 // Kernel is an unpacked Debian kernel package.
 type Kernel struct {
 	Line, KVer, Root, VMLinuz, Modules, VMLinux string
@@ -77,31 +95,14 @@ func GetKernel(root, line string, dbg bool) (Kernel, error) {
 	if dbg {
 		args = append(args, "--dbg")
 	}
-	cmd := exec.Command(filepath.Join(root, "scripts", "fetch-kernel"), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	kv, stdout, err := runKeyValues(exec.Command(filepath.Join(root, "scripts", "fetch-kernel"), args...))
 	if err != nil {
-		return Kernel{}, fmt.Errorf("fetch-kernel %s: %v\n%s", line, err, stderr.String())
+		return Kernel{}, fmt.Errorf("fetch-kernel %s: %w", line, err)
 	}
-	k := Kernel{Line: line}
-	for _, l := range strings.Split(string(out), "\n") {
-		key, val, _ := strings.Cut(l, "=")
-		switch key {
-		case "KVER":
-			k.KVer = val
-		case "ROOT":
-			k.Root = val
-		case "VMLINUZ":
-			k.VMLinuz = val
-		case "MODULES":
-			k.Modules = val
-		case "VMLINUX":
-			k.VMLinux = val
-		}
-	}
+	k := Kernel{Line: line, KVer: kv["KVER"], Root: kv["ROOT"], VMLinuz: kv["VMLINUZ"],
+		Modules: kv["MODULES"], VMLinux: kv["VMLINUX"]}
 	if k.KVer == "" || k.VMLinuz == "" {
-		return Kernel{}, fmt.Errorf("fetch-kernel %s printed no kernel:\n%s", line, out)
+		return Kernel{}, fmt.Errorf("fetch-kernel %s printed no kernel:\n%s", line, stdout)
 	}
 	kernels[key] = k
 	return k, nil
