@@ -1,15 +1,14 @@
 package qemutests
 
 import (
-	"bufio"
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/dumpdir"
 	"github.com/gokdump/gokdump/capture/dumpfile"
-	"github.com/gokdump/gokdump/capture/kdump"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
@@ -17,8 +16,8 @@ import (
 // TestRawTarget crashes onto a virtio disk with no filesystem (target =
 // "raw:/dev/vda"): the capture writes the kernel log at the end of the
 // device and the dump from offset 0 as makedumpfile's flattened stream.
-// On the host the stream is rebuilt with kdump.Unflatten (what gokdump
-// savecore and makedumpfile -R do) and checked like any dump.
+// On the host gokdump savecore rebuilds the dump from the device image,
+// and it is checked like any dump.
 func TestRawTarget(t *testing.T) {
 	t.Parallel()
 	spec := harness.Spec{Line: "6.1", MemMiB: 512, AnonMiB: 16, CacheMiB: -1, Dbg: true,
@@ -37,18 +36,26 @@ func TestRawTarget(t *testing.T) {
 	defer img.Close()
 	st, _ := img.Stat()
 
-	file := filepath.Join(r.Spec.Dir, "vmcore")
-	out, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	// After the reboot: gokdump savecore rebuilds the dump from the device.
+	cli, err := harness.Gokdump(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kdump.Unflatten(bufio.NewReaderSize(img, 1<<20), out); err != nil {
-		t.Fatalf("unflatten the device: %v", err)
+	saved := filepath.Join(r.Spec.Dir, "crash")
+	if b, err := exec.Command(cli, "savecore", r.Disks[0], saved).CombinedOutput(); err != nil {
+		t.Fatalf("gokdump savecore: %v\n%s", err, b)
 	}
-	out.Close()
+	files, _ := filepath.Glob(filepath.Join(saved, "*", dumpdir.VMCore))
+	if len(files) != 1 {
+		t.Fatalf("savecore saved %v", files)
+	}
+	file := files[0]
 	checkDump(t, r, file, want{format: dumpfile.Kdump})
 	if fi, _ := os.Stat(file); fi.Size() > o.Bytes {
 		t.Errorf("rebuilt dump %d bytes, more than the %d-byte stream", fi.Size(), o.Bytes)
+	}
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), dumpdir.DmesgFile)); err != nil || !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
+		t.Errorf("savecore's %s lacks the kmsg marker (%v)", dumpdir.DmesgFile, err)
 	}
 
 	// The kernel log, at the end of the device, belongs to this crash.

@@ -140,6 +140,30 @@ func Binaries(root string) (stage1, captureInit string, err error) {
 	return stage1Bin, initBin, binErr
 }
 
+var (
+	cliOnce sync.Once
+	cliBin  string
+	cliErr  error
+)
+
+// Gokdump builds the gokdump command once per process, for tests that use
+// it on the host as a user would.
+func Gokdump(root string) (string, error) {
+	cliOnce.Do(func() {
+		dir := filepath.Join(root, ".cache", "qemu-tests", "bin")
+		if cliErr = os.MkdirAll(dir, 0o755); cliErr != nil {
+			return
+		}
+		cliBin = filepath.Join(dir, "gokdump")
+		cmd := exec.Command("go", "build", "-o", cliBin, "./cmd/gokdump")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("go build ./cmd/gokdump: %v\n%s", err, out)
+		}
+	})
+	return cliBin, cliErr
+}
+
 // Spec describes one crash cycle. Zero fields take the defaults noted.
 type Spec struct {
 	Line        string // kernel line: 6.1 or 6.12
