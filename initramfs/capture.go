@@ -92,6 +92,9 @@ func openSource(cfg *config.Config) *source {
 		logf("cannot parse %s: %v; it will be saved as a raw copy (nothing lost, nothing filtered)", vmcorePath, err)
 		return s
 	}
+	if s.f.NoteErr != nil {
+		logf("%s: damaged notes: %v; the %d notes before the damage (and VMCOREINFO, if found past it) are kept", vmcorePath, s.f.NoteErr, len(s.f.Notes))
+	}
 	if info := s.f.VMCOREINFO; info != nil {
 		if t, ok := info.CrashTime(); ok {
 			s.crashTime = time.Unix(t, 0)

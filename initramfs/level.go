@@ -89,7 +89,7 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 	if st != nil {
 		logf("%s", st.Summary())
 		for _, d := range st.Degraded {
-			logf("not filtered: %s", d)
+			logf("warning: %s", d)
 		}
 		if st.Absent > 0 {
 			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, vmcorePath)

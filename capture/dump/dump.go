@@ -24,6 +24,14 @@ func Save(src *vmcore.File, out io.WriterAt, opts Options) (*Stats, error) {
 		opts.Codec = codec.None // ELF pages are stored as they are
 	}
 	st := &Stats{Level: opts.Level, Codec: opts.Codec, Format: opts.Format}
+	if src.NoteErr != nil {
+		lost := ""
+		if src.VMCOREINFO == nil {
+			lost = "; without VMCOREINFO no page can be filtered"
+		}
+		st.Degraded = append(st.Degraded, fmt.Sprintf("damaged notes: %v; the dump keeps the %d notes that parsed%s",
+			src.NoteErr, len(src.Notes), lost))
+	}
 	st.MaxPFN = boundMaxPFN(src, st)
 	cw := &countingWriterAt{w: out}
 	s := &saver{src: src, opts: opts, ps: int(src.PageSize), pm: newPageMap(src), stats: st}
@@ -31,7 +39,7 @@ func Save(src *vmcore.File, out io.WriterAt, opts Options) (*Stats, error) {
 	// makedumpfile does when the kernel says which they are.
 	s.filt = newChunkFilter(src, opts.Level, opts.ChunkPages, st, opts.Logf)
 	for _, d := range st.Degraded {
-		opts.Logf("filter: %s", d)
+		opts.Logf("warning: %s", d)
 	}
 	var err error
 	switch opts.Format {

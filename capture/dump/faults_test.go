@@ -298,6 +298,65 @@ func TestSaveRealBadVMCOREINFO(t *testing.T) {
 	}
 }
 
+// TestSaveRealDamagedNote damages the first note of a real vmcore (the
+// boot CPU's PRSTATUS, as a kernel dying mid-way through crash_save_cpu
+// could): the dump still filters with the VMCOREINFO found past it, says
+// what it dropped, and opens with the notes that survived.
+func TestSaveRealDamagedNote(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real dumps: not in -short")
+	}
+	paths := fxRealDumps()
+	if len(paths) == 0 {
+		t.Skip("no real vmcores in .cache/vmcores")
+	}
+	f, err := os.Open(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	orig, err := vmcore.NewFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := orig.Notes[0]
+	if first.Name != "CORE" || first.Type != vmcore.NT_PRSTATUS {
+		t.Skipf("first note is %s %d", first.Name, first.Type)
+	}
+	// descsz far past the segment.
+	r := &fxPatched{r: f, at: first.Offset + 4, b: []byte{0, 0, 0, 0x10}}
+	src, err := vmcore.NewFile(r, fi.Size())
+	if err != nil {
+		t.Fatalf("NewFile with a damaged note: %v", err)
+	}
+	if !errors.Is(src.NoteErr, vmcore.ErrCorrupt) || src.VMCOREINFO == nil {
+		t.Fatalf("NoteErr %v, VMCOREINFO kept: %v", src.NoteErr, src.VMCOREINFO != nil)
+	}
+	out := fxOut(t)
+	st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy})
+	if err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	if st.Free == 0 || st.User+st.Cache == 0 {
+		t.Errorf("not filtered: %+v", st)
+	}
+	if len(st.Degraded) == 0 || !strings.Contains(st.Degraded[0], "damaged notes") {
+		t.Errorf("degraded: %q", st.Degraded)
+	}
+	d, err := kdump.OpenFile(out.Name())
+	if err != nil {
+		t.Fatalf("output does not open: %v", err)
+	}
+	defer d.Close()
+	if d.VMCOREINFO == nil || d.VMCOREINFO.OSRelease() != orig.VMCOREINFO.OSRelease() {
+		t.Errorf("output VMCOREINFO: %v", d.VMCOREINFO)
+	}
+	if len(d.Notes) != len(src.Notes) {
+		t.Errorf("output has %d notes, want the %d that parsed", len(d.Notes), len(src.Notes))
+	}
+}
+
 // fxRealDumps returns the real dumps the QEMU tests keep: those with the
 // run id beside them (other files there are experiments).
 func fxRealDumps() []string {

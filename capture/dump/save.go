@@ -75,7 +75,7 @@ type Stats struct {
 	BytesOut   int64 // bytes of the output file
 	Duration   time.Duration
 	BitmapTime time.Duration // of Duration, on the bitmaps: filter and zero-page scan
-	Degraded   []string      // what could not be filtered and why
+	Degraded   []string      // what could not be filtered or copied, and why
 	Level      int
 	Codec      codec.Codec
 	Format     Format

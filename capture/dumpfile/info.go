@@ -32,6 +32,7 @@ type Info struct {
 	MaxPFN     uint64    `json:"max_pfn"`
 	Pages      uint64    `json:"pages_dumped"`
 	LogError   string    `json:"log_error,omitempty"`
+	NoteError  string    `json:"note_error,omitempty"` // damaged ELF notes (the rest kept)
 }
 
 // ReadInfo opens the dump at path and summarises it.
@@ -50,6 +51,9 @@ func (d *Dump) Info() *Info {
 	in := &Info{
 		Path: d.Path, Format: string(d.Format), Complete: !d.Incomplete, Size: d.Size,
 		Machine: MachineName(d.Machine), CPUs: len(d.PRStatus), PageSize: d.PageSize, MaxPFN: d.MaxPFN,
+	}
+	if d.ELF != nil && d.ELF.NoteErr != nil {
+		in.NoteError = d.ELF.NoteErr.Error()
 	}
 	if v := d.VMCOREINFO; v != nil {
 		in.Release = v.OSRelease()

@@ -1,6 +1,8 @@
 package vmcore
 
 import (
+	"bytes"
+	"cmp"
 	"container/heap"
 	"debug/elf"
 	"encoding/binary"
@@ -85,6 +87,12 @@ type File struct {
 	VMCOREINFOOffset int64
 	VMCOREINFOSize   int64
 	PRStatus         []PRStatus
+	// NoteErr says why part of the notes was dropped: a note whose sizes
+	// overrun its segment ends the walk, as it would for any reader. The
+	// notes before it, and a VMCOREINFO note found past it, are kept, and
+	// NoteData is then rebuilt from them alone, so that writers copy a
+	// block the analysis tools can parse. Nil when every note parsed.
+	NoteErr error
 
 	// PageSize is VMCOREINFO's PAGESIZE, or the machine's default.
 	PageSize int64
@@ -244,6 +252,9 @@ func (f *File) readNotes(phs []elf.Prog64) error {
 			return err
 		}
 	}
+	if f.NoteErr != nil {
+		f.rebuildNotes()
+	}
 	return nil
 }
 
@@ -252,7 +263,18 @@ func (f *File) readNotes(phs []elf.Prog64) error {
 func (f *File) parseNotes(seg []byte, fileOff, dataOff int64) error {
 	ns, err := ParseNotes(seg, f.ByteOrder, f.Machine, fileOff)
 	if err != nil {
-		return err
+		// A crashing kernel can leave a note half written (a CPU that
+		// never answered the stop NMI). Dropping the whole block would
+		// also drop VMCOREINFO, and with it every filter and the kernel
+		// log: keep what parsed and look for VMCOREINFO past the damage.
+		if f.NoteErr == nil {
+			f.NoteErr = err
+		}
+		if ns.VMCOREINFO == nil && ns.damagedAt >= 0 {
+			if n, ok := findVMCOREINFO(seg, ns.damagedAt, f.ByteOrder, fileOff); ok {
+				ns.Notes = append(ns.Notes, n) // rebuildNotes parses it
+			}
+		}
 	}
 	if len(f.Notes)+len(ns.Notes) > MaxNotes {
 		return fmt.Errorf("%w: more than %d notes", ErrCorrupt, MaxNotes)
@@ -267,6 +289,61 @@ func (f *File) parseNotes(seg []byte, fileOff, dataOff int64) error {
 	return nil
 }
 
+// findVMCOREINFO looks for a well-formed VMCOREINFO note at a 4-byte
+// aligned offset of seg at or after from.
+func findVMCOREINFO(seg []byte, from int, bo binary.ByteOrder, fileOff int64) (Note, bool) {
+	name := []byte(NoteVMCOREINFO + "\x00")
+	descOff := 12 + int(align4(uint64(len(name))))
+	for pos := (from + 3) &^ 3; pos+descOff <= len(seg); pos += 4 {
+		if bo.Uint32(seg[pos:]) != uint32(len(name)) || !bytes.Equal(seg[pos+12:pos+12+len(name)], name) {
+			continue
+		}
+		descsz := uint64(bo.Uint32(seg[pos+4:]))
+		if descsz == 0 || descsz > uint64(len(seg)-pos-descOff) {
+			continue
+		}
+		desc := seg[pos+descOff : pos+descOff+int(descsz)]
+		if _, err := vmcoreinfo.Parse(desc); err != nil {
+			continue
+		}
+		return Note{Name: NoteVMCOREINFO, Type: bo.Uint32(seg[pos+8:]), Desc: desc, Offset: fileOff + int64(pos)}, true
+	}
+	return Note{}, false
+}
+
+// rebuildNotes replaces NoteData by the notes that parsed, re-encoded,
+// and parses that block again so that every offset refers to it.
+func (f *File) rebuildNotes() {
+	var b []byte
+	for _, n := range f.Notes {
+		b = appendNote(b, f.ByteOrder, n)
+	}
+	// The only error left can be a VMCOREINFO note kept that does not
+	// parse, which NoteErr already reports.
+	ns, _ := ParseNotes(b, f.ByteOrder, f.Machine, 0)
+	// Keep the file offsets of the originals for error messages.
+	for i := range ns.Notes {
+		ns.Notes[i].Offset = f.Notes[i].Offset
+	}
+	f.NoteData, f.Notes, f.PRStatus = b, ns.Notes, ns.PRStatus
+	f.VMCOREINFO, f.VMCOREINFOOffset, f.VMCOREINFOSize = ns.VMCOREINFO, ns.VMCOREINFOOffset, ns.VMCOREINFOSize
+}
+
+// appendNote appends n as an ELF note: the name NUL-terminated, name and
+// descriptor padded to 4 bytes.
+func appendNote(b []byte, bo binary.ByteOrder, n Note) []byte {
+	namesz := len(n.Name) + 1
+	var h [12]byte
+	bo.PutUint32(h[0:], uint32(namesz))
+	bo.PutUint32(h[4:], uint32(len(n.Desc)))
+	bo.PutUint32(h[8:], n.Type)
+	b = append(b, h[:]...)
+	b = append(b, n.Name...)
+	b = append(b, make([]byte, int(align4(uint64(namesz)))-len(n.Name))...)
+	b = append(b, n.Desc...)
+	return append(b, make([]byte, int(align4(uint64(len(n.Desc))))-len(n.Desc))...)
+}
+
 // Notes is what ParseNotes found in a block of ELF notes.
 type Notes struct {
 	Notes      []Note
@@ -276,14 +353,19 @@ type Notes struct {
 	// the parsed block, VMCOREINFOSize its length; -1 when absent.
 	VMCOREINFOOffset int64
 	VMCOREINFOSize   int64
+
+	damagedAt int // offset in the block of the damaged note; -1 if none
 }
 
 // ParseNotes parses a block of ELF64 notes, as found in a PT_NOTE segment
 // or copied into a kdump-compressed file's sub-header. base is the file
 // offset of data, used in error messages and Note.Offset. Trailing zero
-// padding ends the block.
+// padding ends the block. It returns the first error with every note it
+// could parse: those before a note that overruns the block, and a
+// VMCOREINFO note it cannot parse (kept as a note, VMCOREINFO nil).
 func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*Notes, error) {
-	ns := &Notes{VMCOREINFOOffset: -1}
+	ns := &Notes{VMCOREINFOOffset: -1, damagedAt: -1}
+	var firstErr error
 	for pos := 0; pos+12 <= len(data); {
 		namesz := bo.Uint32(data[pos:])
 		descsz := bo.Uint32(data[pos+4:])
@@ -297,11 +379,12 @@ func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*N
 		nameEnd := uint64(pos) + 12 + align4(uint64(namesz))
 		descEnd := nameEnd + align4(uint64(descsz))
 		if nameEnd > uint64(len(data)) || nameEnd+uint64(descsz) > uint64(len(data)) {
-			return nil, fmt.Errorf("%w: note at %#x: namesz %d descsz %d overrun the segment",
-				ErrCorrupt, at, namesz, descsz)
+			ns.damagedAt = pos
+			return ns, cmp.Or(firstErr, fmt.Errorf("%w: note at %#x: namesz %d descsz %d overrun the segment",
+				ErrCorrupt, at, namesz, descsz))
 		}
 		if len(ns.Notes) >= MaxNotes {
-			return nil, fmt.Errorf("%w: more than %d notes", ErrCorrupt, MaxNotes)
+			return ns, cmp.Or(firstErr, fmt.Errorf("%w: more than %d notes", ErrCorrupt, MaxNotes))
 		}
 		name := data[pos+12 : pos+12+int(namesz)]
 		if n := len(name); n > 0 && name[n-1] == 0 {
@@ -314,7 +397,10 @@ func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*N
 		case n.Name == NoteVMCOREINFO && ns.VMCOREINFO == nil:
 			info, err := vmcoreinfo.Parse(desc)
 			if err != nil {
-				return nil, fmt.Errorf("vmcore: VMCOREINFO note at %#x: %w", at, err)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("%w: VMCOREINFO note at %#x: %w", ErrCorrupt, at, err)
+				}
+				break
 			}
 			ns.VMCOREINFO = info
 			ns.VMCOREINFOOffset = int64(nameEnd)
@@ -327,7 +413,7 @@ func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*N
 		}
 		pos = int(descEnd)
 	}
-	return ns, nil
+	return ns, firstErr
 }
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }

@@ -438,12 +438,6 @@ func TestCorruptHeaders(t *testing.T) {
 		{name: "PT_NOTE over MaxNoteSize", mutate: func(_ *testCore, b *builtCore) {
 			le.PutUint64(phdr(b, 0)[32:], MaxNoteSize+1)
 		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.noteOffs[0] }},
-		{name: "note descsz overruns", mutate: func(_ *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.noteOffs[0]+4:], 0x10000)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.noteOffs[0] }},
-		{name: "note namesz overruns", mutate: func(_ *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.noteOffs[0]:], 0xfffffff0)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.noteOffs[0] }},
 		{name: "PN_XNUM without section header", mutate: func(_ *testCore, b *builtCore) {
 			le.PutUint16(b.data[56:], 0xffff)
 		}, want: ErrCorrupt},
@@ -480,13 +474,73 @@ func TestCorruptHeaders(t *testing.T) {
 	}
 }
 
-func TestBadVMCOREINFO(t *testing.T) {
-	c := x86Core()
-	c.notes = [][]byte{note(c.bo, NoteVMCOREINFO, 0, []byte("no key value lines\n"))}
-	b := c.build()
-	_, err := NewFile(bytes.NewReader(b.data), int64(len(b.data)))
-	if !errors.Is(err, vmcoreinfo.ErrEmpty) || !strings.Contains(err.Error(), fmt.Sprintf("%#x", b.noteOffs[0])) {
-		t.Errorf("NewFile: %v", err)
+// TestDamagedNotes checks that a damaged note costs only itself: the
+// notes before it and a VMCOREINFO after it are kept, and NoteData is
+// rebuilt from them as a block any reader can parse.
+func TestDamagedNotes(t *testing.T) {
+	le := binary.LittleEndian
+	// x86Core's notes: two PRSTATUS, then VMCOREINFO.
+	prLen := func(c *testCore) int { return 2 * len(note(c.bo, "CORE", NT_PRSTATUS, prstatus(c.bo, 1234, 27, nil))) }
+	tests := []struct {
+		name     string
+		mutate   func(c *testCore, b *builtCore)
+		want     error
+		at       func(c *testCore, b *builtCore) uint64
+		notes    int  // notes kept
+		prstatus int  // of which PRSTATUS
+		info     bool // VMCOREINFO kept
+	}{
+		{name: "PRSTATUS descsz overruns", mutate: func(_ *testCore, b *builtCore) {
+			le.PutUint32(b.data[b.noteOffs[0]+4:], 0x10000)
+		}, want: ErrCorrupt, at: func(_ *testCore, b *builtCore) uint64 { return b.noteOffs[0] }, notes: 1, info: true},
+		{name: "PRSTATUS namesz overruns", mutate: func(_ *testCore, b *builtCore) {
+			le.PutUint32(b.data[b.noteOffs[0]:], 0xfffffff0)
+		}, want: ErrCorrupt, at: func(_ *testCore, b *builtCore) uint64 { return b.noteOffs[0] }, notes: 1, info: true},
+		{name: "VMCOREINFO descsz overruns", mutate: func(c *testCore, b *builtCore) {
+			le.PutUint32(b.data[b.noteOffs[0]+uint64(prLen(c))+4:], 0x10000)
+		}, want: ErrCorrupt, at: func(c *testCore, b *builtCore) uint64 { return b.noteOffs[0] + uint64(prLen(c)) },
+			notes: 2, prstatus: 2},
+		{name: "VMCOREINFO without entries", mutate: func(c *testCore, b *builtCore) {
+			desc := b.data[b.noteOffs[0]+uint64(prLen(c))+24:]
+			for i := 0; desc[i] != 0; i++ {
+				desc[i] = ' '
+			}
+		}, want: vmcoreinfo.ErrEmpty, at: func(c *testCore, b *builtCore) uint64 { return b.noteOffs[0] + uint64(prLen(c)) },
+			notes: 3, prstatus: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := x86Core()
+			b := c.build()
+			tt.mutate(c, &b)
+			f, err := NewFile(bytes.NewReader(b.data), int64(len(b.data)))
+			if err != nil {
+				t.Fatalf("NewFile: %v", err)
+			}
+			if !errors.Is(f.NoteErr, tt.want) {
+				t.Fatalf("NoteErr = %v, want %v", f.NoteErr, tt.want)
+			}
+			if at := fmt.Sprintf("%#x", tt.at(c, &b)); !strings.Contains(f.NoteErr.Error(), at) {
+				t.Errorf("%q does not name offset %s", f.NoteErr, at)
+			}
+			if len(f.Notes) != tt.notes || len(f.PRStatus) != tt.prstatus || (f.VMCOREINFO != nil) != tt.info {
+				t.Fatalf("kept %d notes, %d PRSTATUS, VMCOREINFO %v", len(f.Notes), len(f.PRStatus), f.VMCOREINFO != nil)
+			}
+			if tt.info && f.VMCOREINFO.OSRelease() != "6.1.0-test" {
+				t.Errorf("OSRELEASE %q", f.VMCOREINFO.OSRelease())
+			}
+			// The rebuilt block parses as it is, and its offsets point into it.
+			ns, err := ParseNotes(f.NoteData, f.ByteOrder, f.Machine, 0)
+			if len(ns.Notes) != tt.notes || (err != nil) != (tt.want == vmcoreinfo.ErrEmpty) {
+				t.Errorf("NoteData: %d notes, %v", len(ns.Notes), err)
+			}
+			if tt.info {
+				desc := f.NoteData[f.VMCOREINFOOffset : f.VMCOREINFOOffset+f.VMCOREINFOSize]
+				if !bytes.HasPrefix(desc, []byte("OSRELEASE=6.1.0-test")) {
+					t.Errorf("VMCOREINFO at %d: %q", f.VMCOREINFOOffset, desc[:20])
+				}
+			}
+		})
 	}
 }
 

@@ -67,5 +67,8 @@ func runInfo(path string, asJSON bool, w io.Writer) error {
 	} else if in.LogError != "" {
 		p("log", "unreadable: %s", in.LogError)
 	}
+	if in.NoteError != "" {
+		p("notes", "damaged: %s", in.NoteError)
+	}
 	return nil
 }

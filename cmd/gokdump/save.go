@@ -95,7 +95,7 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", out, st.Summary())
 		for _, d := range st.Degraded {
-			fmt.Fprintf(stdout, "  not filtered: %s\n", d)
+			fmt.Fprintf(stdout, "  warning: %s\n", d)
 		}
 	}
 	if errors.Is(err, dump.ErrIncomplete) {
