@@ -29,7 +29,7 @@ func Save(src *vmcore.File, out io.WriterAt, opts Options) (*Stats, error) {
 		if src.VMCOREINFO == nil {
 			lost = "; without VMCOREINFO no page can be filtered"
 		}
-		st.Degraded = append(st.Degraded, fmt.Sprintf("damaged notes: %v; the dump keeps the %d notes that parsed%s",
+		st.Degraded = append(st.Degraded, fmt.Sprintf("damaged notes: %v; the dump keeps the notes that parsed (%d)%s",
 			src.NoteErr, len(src.Notes), lost))
 	}
 	st.MaxPFN = boundMaxPFN(src, st)
