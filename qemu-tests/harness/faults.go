@@ -105,8 +105,17 @@ func (o Outcome) String() string {
 }
 
 // ExtractFrom copies a file out of an ext4 image with debugfs (no root
-// needed) into dst.
+// needed) into dst, created 0600 (debugfs would leave it to the umask):
+// a dump holds the guest's secrets.
 func ExtractFrom(img, path, dst string) error {
+	if f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		return err
+	} else {
+		f.Close()
+	}
+	if err := os.Chmod(dst, 0o600); err != nil {
+		return err
+	}
 	cmd := exec.Command("debugfs", "-R", fmt.Sprintf("dump %s %s", path, dst), img)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("debugfs dump %s: %v\n%s", path, err, b)
