@@ -215,19 +215,29 @@ func TestSaveToFull(t *testing.T) {
 	}
 }
 
+// openCoreBytes makes b the /proc/vmcore of the test and opens it as the
+// capture does, with the default config and the console captured.
+func openCoreBytes(t *testing.T, b []byte) (*config.Config, *source, *console) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vmcore")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	useCore(t, path)
+	con := captureConsole(t)
+	cfg := testConfig(t, nil)
+	src := openSource(cfg)
+	t.Cleanup(src.close)
+	return cfg, src, con
+}
+
 // TestDamagedNote: a note that overruns its segment costs only itself;
 // the dump is filtered and saved in the configured format.
 func TestDamagedNote(t *testing.T) {
 	b, _ := os.ReadFile(testCore(t, 1500))
 	binary.LittleEndian.PutUint32(b[176:], 0xfffffff0) // the first note's namesz
-	bad := filepath.Join(t.TempDir(), "vmcore")
-	os.WriteFile(bad, b, 0o600)
-	useCore(t, bad)
+	cfg, src, con := openCoreBytes(t, b)
 	mnt := t.TempDir()
-	con := captureConsole(t)
-	cfg := testConfig(t, nil)
-	src := openSource(cfg)
-	defer src.close()
 	if src.f == nil || src.f.VMCOREINFO == nil || !strings.Contains(con.String(), "damaged notes") {
 		t.Fatalf("damaged note: not opened, VMCOREINFO lost, or not said:\n%s", con.String())
 	}
@@ -264,14 +274,8 @@ func TestRawCopy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bytes.Clone(good)
 			tc.mutate(b)
-			bad := filepath.Join(t.TempDir(), "vmcore")
-			os.WriteFile(bad, b, 0o600)
-			useCore(t, bad)
+			cfg, src, con := openCoreBytes(t, b)
 			mnt := t.TempDir()
-			con := captureConsole(t)
-			cfg := testConfig(t, nil)
-			src := openSource(cfg)
-			defer src.close()
 			if src.f != nil || !strings.Contains(con.String(), "raw copy") {
 				t.Fatalf("corrupt vmcore opened, or no note of the raw copy:\n%s", con.String())
 			}

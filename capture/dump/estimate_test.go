@@ -94,13 +94,7 @@ func TestEstimateErrors(t *testing.T) {
 // TestEstimateReal checks the estimate on the real dumps the QEMU tests
 // keep, where filtering works: levels 1 and 31 within 10%.
 func TestEstimateReal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real dumps: not in -short")
-	}
-	paths := fxRealDumps()
-	if len(paths) == 0 {
-		t.Skip("no real vmcores in .cache/vmcores")
-	}
+	paths := fxRealDumps(t)
 	for _, p := range paths {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			src, err := vmcore.Open(p)

@@ -232,13 +232,7 @@ func (w *fxFullFile) ReadAt(p []byte, off int64) (int, error) { return w.f.ReadA
 // the filter at memory that is not there, or at absurd sizes: every page
 // must be kept (zero pages aside), and the run must say why.
 func TestSaveRealBadVMCOREINFO(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real dumps: not in -short")
-	}
-	paths := fxRealDumps()
-	if len(paths) == 0 {
-		t.Skip("no real vmcores in .cache/vmcores")
-	}
+	paths := fxRealDumps(t)
 	path := paths[0]
 	f, err := os.Open(path)
 	if err != nil {
@@ -303,13 +297,7 @@ func TestSaveRealBadVMCOREINFO(t *testing.T) {
 // could): the dump still filters with the VMCOREINFO found past it, says
 // what it dropped, and opens with the notes that survived.
 func TestSaveRealDamagedNote(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real dumps: not in -short")
-	}
-	paths := fxRealDumps()
-	if len(paths) == 0 {
-		t.Skip("no real vmcores in .cache/vmcores")
-	}
+	paths := fxRealDumps(t)
 	f, err := os.Open(paths[0])
 	if err != nil {
 		t.Fatal(err)
@@ -358,14 +346,22 @@ func TestSaveRealDamagedNote(t *testing.T) {
 }
 
 // fxRealDumps returns the real dumps the QEMU tests keep: those with the
-// run id beside them (other files there are experiments).
-func fxRealDumps() []string {
+// run id beside them (other files there are experiments). It skips the
+// test in -short mode or when there are none.
+func fxRealDumps(t *testing.T) []string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real dumps: not in -short")
+	}
 	paths, _ := filepath.Glob("../../.cache/vmcores/*.elf")
 	var out []string
 	for _, p := range paths {
 		if _, err := os.Stat(p + ".id"); err == nil {
 			out = append(out, p)
 		}
+	}
+	if len(out) == 0 {
+		t.Skip("no real vmcores in .cache/vmcores")
 	}
 	return out
 }
