@@ -151,20 +151,7 @@ func TestWriteFuzzSeed(t *testing.T) {
 		t.Skip("no 6.1 dump")
 	}
 	_, m := openReal(t, path)
-	rl, err := newRingLayout(m.Info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm := &mem{r: m, bo: m.ByteOrder}
-	sym, _ := m.Info.Symbol("prb")
-	addr, err := pm.word(sym, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := openRing(pm, rl, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rl, pm, rb := realRing(t, m)
 	if rl.infoSize != tInfoSize || rl.descSize != tDescSize {
 		t.Fatal("the 6.1 layout is not vmcoreinfoLockless")
 	}

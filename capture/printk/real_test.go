@@ -24,6 +24,26 @@ func realDumps(t testing.TB) []string {
 	return m
 }
 
+// realRing opens the lockless ring buffer of a real dump as Read does.
+func realRing(t testing.TB, m *kmem.Memory) (*ringLayout, *mem, *ring) {
+	t.Helper()
+	rl, err := newRingLayout(m.Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm := &mem{r: m, bo: m.ByteOrder}
+	sym, _ := m.Info.Symbol("prb")
+	addr, err := pm.word(sym, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := openRing(pm, rl, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rl, pm, rb
+}
+
 func openReal(t testing.TB, path string) (*vmcore.File, *kmem.Memory) {
 	t.Helper()
 	f, err := vmcore.Open(path)
@@ -167,20 +187,7 @@ func TestPatchedDumpMatchesMakedumpfile(t *testing.T) {
 			}
 			u64 := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
-			rl, err := newRingLayout(m.Info)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pm := &mem{r: m, bo: m.ByteOrder}
-			sym, _ := m.Info.Symbol("prb")
-			addr, err := pm.word(sym, 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rb, err := openRing(pm, rl, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rl, pm, rb := realRing(t, m)
 			count := uint64(1) << rb.countBits
 			// Live ids: the bootstrap tail is reusable, then 0, 1, ...
 			id := func(i uint64) uint64 { return (rb.tailID + 1 + i) & rb.idMask }
