@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/capture/vmcore"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,14 +27,7 @@ func testCore(t testing.TB, pages int) string {
 	t.Helper()
 	bo := binary.LittleEndian
 	note := func(name string, typ uint32, desc []byte) []byte {
-		namesz := len(name) + 1
-		out := make([]byte, 12+(namesz+3)&^3+(len(desc)+3)&^3)
-		bo.PutUint32(out[0:], uint32(namesz))
-		bo.PutUint32(out[4:], uint32(len(desc)))
-		bo.PutUint32(out[8:], typ)
-		copy(out[12:], name)
-		copy(out[12+(namesz+3)&^3:], desc)
-		return out
+		return vmcore.AppendNote(nil, bo, name, typ, desc)
 	}
 	notes := append(note("CORE", 1, make([]byte, 336)),
 		note("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1764246000\n"))...)

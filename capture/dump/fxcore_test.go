@@ -53,15 +53,7 @@ func fxPage(pfn uint64, b []byte) {
 }
 
 func fxNote(name string, typ uint32, desc []byte) []byte {
-	bo := binary.LittleEndian
-	namesz := len(name) + 1
-	out := make([]byte, 12+(namesz+3)&^3+(len(desc)+3)&^3)
-	bo.PutUint32(out[0:], uint32(namesz))
-	bo.PutUint32(out[4:], uint32(len(desc)))
-	bo.PutUint32(out[8:], typ)
-	copy(out[12:], name)
-	copy(out[12+(namesz+3)&^3:], desc)
-	return out
+	return vmcore.AppendNote(nil, binary.LittleEndian, name, typ, desc)
 }
 
 // fxNotes returns a PRSTATUS note and, unless info is empty, a VMCOREINFO

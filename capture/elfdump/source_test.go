@@ -67,14 +67,7 @@ func (s *synthSource) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func note(bo binary.ByteOrder, name string, typ uint32, desc []byte) []byte {
-	namesz := len(name) + 1
-	out := make([]byte, 12+(namesz+3)&^3+(len(desc)+3)&^3)
-	bo.PutUint32(out[0:], uint32(namesz))
-	bo.PutUint32(out[4:], uint32(len(desc)))
-	bo.PutUint32(out[8:], typ)
-	copy(out[12:], name)
-	copy(out[12+(namesz+3)&^3:], desc)
-	return out
+	return vmcore.AppendNote(nil, bo, name, typ, desc)
 }
 
 // testNotes are a PRSTATUS and a VMCOREINFO, as the kernel writes them.

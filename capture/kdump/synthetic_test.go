@@ -12,18 +12,12 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
 // note encodes one ELF64 note.
 func note(name string, typ uint32, desc []byte) []byte {
-	pad := func(n int) int { return (n + 3) &^ 3 }
-	b := make([]byte, 12+pad(len(name)+1)+pad(len(desc)))
-	binary.LittleEndian.PutUint32(b[0:], uint32(len(name)+1))
-	binary.LittleEndian.PutUint32(b[4:], uint32(len(desc)))
-	binary.LittleEndian.PutUint32(b[8:], typ)
-	copy(b[12:], name)
-	copy(b[12+pad(len(name)+1):], desc)
-	return b
+	return vmcore.AppendNote(nil, binary.LittleEndian, name, typ, desc)
 }
 
 const testVMCOREINFO = "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1795782722\nNUMBER(phys_base)=450887680\n"

@@ -139,14 +139,7 @@ func (c *testCore) build() builtCore {
 
 // note encodes one ELF note with 4-byte padding after name and desc.
 func note(bo binary.ByteOrder, name string, typ uint32, desc []byte) []byte {
-	namesz := len(name) + 1
-	out := make([]byte, 12+(namesz+3)&^3+(len(desc)+3)&^3)
-	bo.PutUint32(out[0:], uint32(namesz))
-	bo.PutUint32(out[4:], uint32(len(desc)))
-	bo.PutUint32(out[8:], typ)
-	copy(out[12:], name)
-	copy(out[12+(namesz+3)&^3:], desc)
-	return out
+	return AppendNote(nil, bo, name, typ, desc)
 }
 
 // prstatus builds an LP64 elf_prstatus with pid and nregs registers,

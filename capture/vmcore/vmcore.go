@@ -316,7 +316,7 @@ func findVMCOREINFO(seg []byte, from int, bo binary.ByteOrder, fileOff int64) (N
 func (f *File) rebuildNotes() {
 	var b []byte
 	for _, n := range f.Notes {
-		b = appendNote(b, f.ByteOrder, n)
+		b = AppendNote(b, f.ByteOrder, n.Name, n.Type, n.Desc)
 	}
 	// The only error left can be a VMCOREINFO note kept that does not
 	// parse, which NoteErr already reports.
@@ -329,19 +329,19 @@ func (f *File) rebuildNotes() {
 	f.VMCOREINFO, f.VMCOREINFOOffset, f.VMCOREINFOSize = ns.VMCOREINFO, ns.VMCOREINFOOffset, ns.VMCOREINFOSize
 }
 
-// appendNote appends n as an ELF note: the name NUL-terminated, name and
-// descriptor padded to 4 bytes.
-func appendNote(b []byte, bo binary.ByteOrder, n Note) []byte {
-	namesz := len(n.Name) + 1
+// AppendNote appends an ELF note to b as the kernel writes one: the name
+// NUL-terminated, name and descriptor each padded to 4 bytes.
+func AppendNote(b []byte, bo binary.ByteOrder, name string, typ uint32, desc []byte) []byte {
+	namesz := len(name) + 1
 	var h [12]byte
 	bo.PutUint32(h[0:], uint32(namesz))
-	bo.PutUint32(h[4:], uint32(len(n.Desc)))
-	bo.PutUint32(h[8:], n.Type)
+	bo.PutUint32(h[4:], uint32(len(desc)))
+	bo.PutUint32(h[8:], typ)
 	b = append(b, h[:]...)
-	b = append(b, n.Name...)
-	b = append(b, make([]byte, int(align4(uint64(namesz)))-len(n.Name))...)
-	b = append(b, n.Desc...)
-	return append(b, make([]byte, int(align4(uint64(len(n.Desc))))-len(n.Desc))...)
+	b = append(b, name...)
+	b = append(b, make([]byte, int(align4(uint64(namesz)))-len(name))...)
+	b = append(b, desc...)
+	return append(b, make([]byte, int(align4(uint64(len(desc))))-len(desc))...)
 }
 
 // Notes is what ParseNotes found in a block of ELF notes.
