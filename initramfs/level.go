@@ -87,10 +87,7 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 	prog.end()
 	res := Result{Level: level, Format: string(opts.Format)}
 	if st != nil {
-		logf("%s", st.Summary())
-		for _, d := range st.Degraded {
-			logf("warning: %s", d)
-		}
+		logf("%s", st.Summary()) // dump.Save has logged st.Degraded as it found them
 		if st.Absent > 0 {
 			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, vmcorePath)
 		}
