@@ -28,6 +28,9 @@ func crash(t *testing.T, spec harness.Spec) *harness.Run {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r.Rebooted != "" {
+		t.Logf("the first kernel died before the stage-1 init (%s); booted again", r.Rebooted)
+	}
 	return r
 }
 
