@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/blockdev"
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dumpdir"
 	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/initramfs/boot"
+	"github.com/gokdump/gokdump/internal/blockdev"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,7 +213,7 @@ func readOnlyDevice(dev *blockdev.Device) bool {
 // saveTo writes the dump into a new dated directory under cfg.Path on the
 // filesystem mounted at mnt.
 func saveTo(cfg *config.Config, mnt string, src *source) Result {
-	base, err := dumpdir.OpenBase(mnt, cfg.Path)
+	base, err := crashdir.OpenBase(mnt, cfg.Path)
 	if err != nil {
 		return failedf("%v", err)
 	}
@@ -226,7 +226,7 @@ func saveTo(cfg *config.Config, mnt string, src *source) Result {
 		return failedf("%v", err)
 	}
 	defer dir.Close()
-	f, err := dir.CreateFile(dumpdir.VMCoreIncomplete)
+	f, err := dir.CreateFile(crashdir.VMCoreIncomplete)
 	if err != nil {
 		return failedf("%v", err)
 	}
@@ -249,7 +249,7 @@ func saveTo(cfg *config.Config, mnt string, src *source) Result {
 		// The log first: it is small and tells the story even if the dump
 		// does not fit.
 		if err := writeDmesg(dir, src.dmesg); err != nil {
-			logf("%s: %v", dumpdir.DmesgFile, err)
+			logf("%s: %v", crashdir.DmesgFile, err)
 		}
 	}
 	free := freeSpace(mnt)
@@ -259,33 +259,33 @@ func saveTo(cfg *config.Config, mnt string, src *source) Result {
 	} else {
 		res = saveDump(cfg, src, f, free, cfg.Format, func() {
 			if err := unix.Fdatasync(int(f.Fd())); err != nil {
-				logf("fdatasync %s: %v", dumpdir.VMCoreIncomplete, err)
+				logf("fdatasync %s: %v", crashdir.VMCoreIncomplete, err)
 			}
 		})
 	}
 	switch res.Status {
 	case StatusSaved:
-		if err := dir.Commit(f, dumpdir.VMCore); err != nil {
+		if err := dir.Commit(f, crashdir.VMCore); err != nil {
 			// The data is written; only the name says otherwise.
 			res.Status, res.Reason = StatusIncomplete, err.Error()
-			res.Path = rel(filepath.Join(dir.Path(), dumpdir.VMCoreIncomplete))
+			res.Path = rel(filepath.Join(dir.Path(), crashdir.VMCoreIncomplete))
 			return res
 		}
-		res.Path = rel(filepath.Join(dir.Path(), dumpdir.VMCore))
+		res.Path = rel(filepath.Join(dir.Path(), crashdir.VMCore))
 	case StatusIncomplete:
 		// It stays vmcore-incomplete: readable, and flagged so nobody
 		// mistakes it for a whole one.
 		if err := f.Sync(); err != nil {
-			logf("fsync %s: %v", dumpdir.VMCoreIncomplete, err)
+			logf("fsync %s: %v", crashdir.VMCoreIncomplete, err)
 		}
 		f.Close()
 		dir.Sync()
-		res.Path = rel(filepath.Join(dir.Path(), dumpdir.VMCoreIncomplete))
+		res.Path = rel(filepath.Join(dir.Path(), crashdir.VMCoreIncomplete))
 	default:
 		st, _ := f.Stat()
 		f.Close()
 		if st != nil && st.Size() == 0 {
-			dir.Remove(dumpdir.VMCoreIncomplete)
+			dir.Remove(crashdir.VMCoreIncomplete)
 		}
 		dir.Sync()
 	}
@@ -294,7 +294,7 @@ func saveTo(cfg *config.Config, mnt string, src *source) Result {
 
 // reportLeftovers prints a LEFTOVER line for each earlier dump that did
 // not finish, so that nobody mistakes it for a whole one.
-func reportLeftovers(base *dumpdir.Base, rel func(string) string) {
+func reportLeftovers(base *crashdir.Base, rel func(string) string) {
 	ds, err := base.Scan()
 	if err != nil {
 		logf("scan %s: %v", base.Path(), err)
@@ -303,9 +303,9 @@ func reportLeftovers(base *dumpdir.Base, rel func(string) string) {
 	complete := 0
 	for _, d := range ds {
 		switch d.State {
-		case dumpdir.Complete:
+		case crashdir.Complete:
 			complete++
-		case dumpdir.Incomplete, dumpdir.InProgress:
+		case crashdir.Incomplete, crashdir.InProgress:
 			result("LEFTOVER %s state=%s bytes=%d", rel(d.File), d.State, d.Size)
 		}
 	}
@@ -315,8 +315,8 @@ func reportLeftovers(base *dumpdir.Base, rel func(string) string) {
 }
 
 // writeDmesg writes the log to vmcore-dmesg.txt in dir, synced.
-func writeDmesg(dir *dumpdir.Dir, text []byte) error {
-	f, err := dir.CreateFile(dumpdir.DmesgFile)
+func writeDmesg(dir *crashdir.Dir, text []byte) error {
+	f, err := dir.CreateFile(crashdir.DmesgFile)
 	if err != nil {
 		return err
 	}

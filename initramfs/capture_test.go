@@ -12,29 +12,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dump"
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/capture/pipeline"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/crashdir"
 )
 
 func TestChooseLevel(t *testing.T) {
 	const mib = 1 << 20
-	est := func(levels ...int64) func() ([]dump.SizeEstimate, error) {
-		return func() ([]dump.SizeEstimate, error) {
-			var out []dump.SizeEstimate
+	est := func(levels ...int64) func() ([]pipeline.SizeEstimate, error) {
+		return func() ([]pipeline.SizeEstimate, error) {
+			var out []pipeline.SizeEstimate
 			for i := 0; i < len(levels); i += 2 {
-				out = append(out, dump.SizeEstimate{Level: int(levels[i]), Bytes: levels[i+1]})
+				out = append(out, pipeline.SizeEstimate{Level: int(levels[i]), Bytes: levels[i+1]})
 			}
 			return out, nil
 		}
 	}
-	never := func() ([]dump.SizeEstimate, error) { t.Error("estimate called"); return nil, nil }
+	never := func() ([]pipeline.SizeEstimate, error) { t.Error("estimate called"); return nil, nil }
 	for _, tc := range []struct {
 		name   string
 		levels []int
 		free   int64
-		est    func() ([]dump.SizeEstimate, error)
+		est    func() ([]pipeline.SizeEstimate, error)
 		want   int
 		why    string
 	}{
@@ -44,7 +44,7 @@ func TestChooseLevel(t *testing.T) {
 		{"fallback", []int{1, 31}, 50 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 31 chosen: ~10.0 MiB expected, 50.0 MiB free; level 1 needs ~107.2 MiB"},
 		{"headroom", []int{1, 31}, 100 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 1 needs"},
 		{"none fits", []int{0, 31, 1}, 5 * mib, est(0, 300*mib, 31, 10*mib, 1, 100*mib), 31, "level 31 chosen, the smallest, though no level fits in 5.0 MiB free"},
-		{"estimate fails", []int{1, 31}, 5 * mib, func() ([]dump.SizeEstimate, error) { return nil, errors.New("boom") }, 1, "no size estimate (boom)"},
+		{"estimate fails", []int{1, 31}, 5 * mib, func() ([]pipeline.SizeEstimate, error) { return nil, errors.New("boom") }, 1, "no size estimate (boom)"},
 	} {
 		got, why := chooseLevel(tc.levels, tc.free, tc.est)
 		if got != tc.want || !strings.Contains(why, tc.why) {
@@ -54,12 +54,12 @@ func TestChooseLevel(t *testing.T) {
 }
 
 func TestProgressLine(t *testing.T) {
-	got := dump.ProgressLine(250, 1000, 4096, 2*time.Second)
+	got := pipeline.ProgressLine(250, 1000, 4096, 2*time.Second)
 	want := "saving  25%      1.0 MiB     0.5 MiB/s ETA 0:06 "
 	if got != want {
 		t.Errorf("ProgressLine = %q, want %q", got, want)
 	}
-	if got := dump.ProgressLine(0, 0, 4096, 0); !strings.Contains(got, "100%") || !strings.Contains(got, "ETA --:--") {
+	if got := pipeline.ProgressLine(0, 0, 4096, 0); !strings.Contains(got, "100%") || !strings.Contains(got, "ETA --:--") {
 		t.Errorf("empty dump: %q", got)
 	}
 	// Updates are throttled, but each quarter is shown and ended with a
@@ -110,10 +110,10 @@ func TestSaveTo(t *testing.T) {
 	base := filepath.Join(mnt, "var/crash")
 	// Earlier dumps: three complete, one cut short, one not ours.
 	for _, d := range []struct{ name, file string }{
-		{"2025-01-01-00:00:00", dumpdir.VMCore},
-		{"2025-01-02-00:00:00", dumpdir.VMCore},
-		{"2025-01-03-00:00:00", dumpdir.VMCoreIncomplete},
-		{"2025-01-04-00:00:00", dumpdir.VMCore},
+		{"2025-01-01-00:00:00", crashdir.VMCore},
+		{"2025-01-02-00:00:00", crashdir.VMCore},
+		{"2025-01-03-00:00:00", crashdir.VMCoreIncomplete},
+		{"2025-01-04-00:00:00", crashdir.VMCore},
 		{"photos", "cat.jpg"},
 	} {
 		os.MkdirAll(filepath.Join(base, d.name), 0o700)
@@ -154,15 +154,15 @@ func TestSaveTo(t *testing.T) {
 	if st.Size() != res.Bytes {
 		t.Errorf("reported %d bytes, file has %d", res.Bytes, st.Size())
 	}
-	d, err := dumpfile.Open(p)
+	d, err := anydump.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.Format != dumpfile.Kdump || d.Incomplete {
+	if d.Format != anydump.Kdump || d.Incomplete {
 		t.Errorf("dump %s, incomplete %v", d.Format, d.Incomplete)
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(p), dumpdir.VMCoreIncomplete)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(p), crashdir.VMCoreIncomplete)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("vmcore-incomplete left: %v", err)
 	}
 }
@@ -196,10 +196,10 @@ func TestSaveToFull(t *testing.T) {
 				t.Fatalf("result %+v, want %s at level %d", res, tc.status, tc.level)
 			}
 			if tc.status == StatusIncomplete {
-				if !strings.HasSuffix(res.Path, "/"+dumpdir.VMCoreIncomplete) || !strings.Contains(res.Reason, "full") {
+				if !strings.HasSuffix(res.Path, "/"+crashdir.VMCoreIncomplete) || !strings.Contains(res.Reason, "full") {
 					t.Errorf("incomplete result %+v", res)
 				}
-				d, err := dumpfile.Open(filepath.Join(mnt, res.Path))
+				d, err := anydump.Open(filepath.Join(mnt, res.Path))
 				if err != nil {
 					t.Fatalf("incomplete dump does not open: %v", err)
 				}
@@ -245,7 +245,7 @@ func TestDamagedNote(t *testing.T) {
 	if res.Status != StatusSaved || res.Format != "kdump" {
 		t.Fatalf("result %+v\n%s", res, con.String())
 	}
-	d, err := dumpfile.Open(filepath.Join(mnt, res.Path))
+	d, err := anydump.Open(filepath.Join(mnt, res.Path))
 	if err != nil {
 		t.Fatalf("dump does not open: %v", err)
 	}

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"github.com/gokdump/gokdump/capture/dump"
+	"github.com/gokdump/gokdump/capture/pipeline"
 	"io"
 	"os"
 	"sync"
@@ -78,7 +78,7 @@ func newProgress(pageSize uint64, show bool) *progress {
 		checkpointEvery: 5 * time.Second, lastCheckpoint: now}
 }
 
-// update is dump.Options.Progress: done of total pages written. It runs
+// update is pipeline.Options.Progress: done of total pages written. It runs
 // in the goroutine that writes the dump.
 func (p *progress) update(done, total uint64) {
 	if p.hook != nil {
@@ -101,7 +101,7 @@ func (p *progress) update(done, total uint64) {
 		return
 	}
 	p.last = now
-	line := "gokdump: " + dump.ProgressLine(done, total, p.pageSize, now.Sub(p.begin))
+	line := "gokdump: " + pipeline.ProgressLine(done, total, p.pageSize, now.Sub(p.begin))
 	conMu.Lock()
 	defer conMu.Unlock()
 	io.WriteString(conOut, "\r"+line)

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/config"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
 )
 

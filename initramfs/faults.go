@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
 )
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dump"
+	"github.com/gokdump/gokdump/capture/pipeline"
+	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,7 @@ func headroom(bytes int64) int64 { return bytes/16 + 1<<20 }
 // estimate. It returns the level and a line saying why. With a single
 // level, or free unknown (< 0), there is nothing to choose and estimate
 // is not called.
-func chooseLevel(levels []int, free int64, estimate func() ([]dump.SizeEstimate, error)) (int, string) {
+func chooseLevel(levels []int, free int64, estimate func() ([]pipeline.SizeEstimate, error)) (int, string) {
 	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 	if len(levels) == 1 {
 		if free < 0 {
@@ -67,10 +67,10 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 	if err != nil {
 		return failedf("%v", err)
 	}
-	opts := dump.Options{Codec: c, Format: dump.Format(format), Logf: logf}
-	level, why := chooseLevel(cfg.DumpLevel, free, func() ([]dump.SizeEstimate, error) {
+	opts := pipeline.Options{Codec: c, Format: pipeline.Format(format), Logf: logf}
+	level, why := chooseLevel(cfg.DumpLevel, free, func() ([]pipeline.SizeEstimate, error) {
 		t := time.Now()
-		ests, err := dump.Estimate(src.f, cfg.DumpLevel, opts)
+		ests, err := pipeline.Estimate(src.f, cfg.DumpLevel, opts)
 		for _, e := range ests {
 			logf("estimate: %s", e)
 		}
@@ -83,11 +83,11 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 	prog.hook = midDumpFault(cfg)
 	prog.checkpoint = checkpoint
 	opts.Progress = prog.update
-	st, err := dump.Save(src.f, out, opts)
+	st, err := pipeline.Save(src.f, out, opts)
 	prog.end()
 	res := Result{Level: level, Format: string(opts.Format)}
 	if st != nil {
-		logf("%s", st.Summary()) // dump.Save has logged st.Degraded as it found them
+		logf("%s", st.Summary()) // pipeline.Save has logged st.Degraded as it found them
 		if st.Absent > 0 {
 			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, vmcorePath)
 		}
@@ -99,7 +99,7 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 	switch {
 	case err == nil:
 		res.Status = StatusSaved
-	case errors.Is(err, dump.ErrIncomplete):
+	case errors.Is(err, pipeline.ErrIncomplete):
 		res.Status, res.Reason = StatusIncomplete, err.Error()
 		if errors.Is(err, unix.ENOSPC) {
 			res.Reason = "the target is full: " + err.Error()

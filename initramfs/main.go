@@ -24,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/config"
 	"github.com/gokdump/gokdump/initramfs/boot"
+	"github.com/gokdump/gokdump/internal/config"
 )
 
 // ConfigPath is the config inside the image.

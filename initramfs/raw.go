@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 
-	"github.com/gokdump/gokdump/capture/blockdev"
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/kdump"
+	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/internal/blockdev"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +20,7 @@ import (
 const rawSlack = 1 << 20
 
 // captureRaw writes the dump onto a device with no filesystem: the kernel
-// log first, at the end of the device (see capture/dumpdir), then the dump
+// log first, at the end of the device (see internal/crashdir), then the dump
 // from offset 0 as makedumpfile's flattened stream, which `gokdump
 // savecore` or `makedumpfile -R` turns back into a file.
 func captureRaw(cfg *config.Config, t config.Target, dev *blockdev.Device, src *source) Result {
@@ -42,11 +42,11 @@ func captureRaw(cfg *config.Config, t config.Target, dev *blockdev.Device, src *
 	if src.dmesg == nil {
 		// No log this time: an older one at the end of the device must
 		// not pass for this crash's.
-		if err := dumpdir.ClearRawDmesg(f, size); err != nil {
+		if err := crashdir.ClearRawDmesg(f, size); err != nil {
 			logf("%v", err)
 		}
 	} else {
-		at, err := dumpdir.WriteRawDmesg(f, size, src.dmesg, src.crashTime.Unix())
+		at, err := crashdir.WriteRawDmesg(f, size, src.dmesg, src.crashTime.Unix())
 		if err == nil {
 			err = f.Sync()
 		}
@@ -58,7 +58,7 @@ func captureRaw(cfg *config.Config, t config.Target, dev *blockdev.Device, src *
 		}
 	}
 	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, 0), 1<<20)
-	fw := kdump.NewFlattenWriter(bw)
+	fw := diskdump.NewFlattenWriter(bw)
 	g := &streamGuard{fw: fw, soft: limit - rawSlack, hard: limit - 16}
 	var res Result
 	switch {
@@ -93,7 +93,7 @@ func captureRaw(cfg *config.Config, t config.Target, dev *blockdev.Device, src *
 // from then on records may use the slack up to the hard limit, so the
 // writer can finish the stream as an incomplete dump.
 type streamGuard struct {
-	fw         *kdump.FlattenWriter
+	fw         *diskdump.FlattenWriter
 	soft, hard int64
 	full       bool
 }

@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/blockdev"
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
-	"github.com/gokdump/gokdump/capture/kdump"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/blockdev"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/crashdir"
 )
 
 // fakeDevice is a regular file standing in for a block device.
@@ -44,7 +44,7 @@ func unflatten(t *testing.T, dev string) string {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	if err := kdump.Unflatten(bufio.NewReader(in), out); err != nil {
+	if err := diskdump.Unflatten(bufio.NewReader(in), out); err != nil {
 		t.Fatalf("unflatten: %v", err)
 	}
 	return p
@@ -78,7 +78,7 @@ func TestCaptureRaw(t *testing.T) {
 			if res.Status != want || res.Path != "raw:"+dev.Path || res.Format != "kdump-flattened" {
 				t.Fatalf("result %+v, want %s", res, want)
 			}
-			d, err := dumpfile.Open(unflatten(t, dev.Path))
+			d, err := anydump.Open(unflatten(t, dev.Path))
 			if err != nil {
 				t.Fatalf("rebuilt dump does not open: %v", err)
 			}
@@ -121,7 +121,7 @@ func TestCaptureRaw(t *testing.T) {
 			}
 			f, _ := os.Open(dev.Path)
 			defer f.Close()
-			dm, err := dumpdir.ReadRawDmesg(f, tc.size)
+			dm, err := crashdir.ReadRawDmesg(f, tc.size)
 			if err != nil || !bytes.Equal(dm.Text, log) || dm.CrashTime != 1764246000 {
 				t.Errorf("kernel log trailer: %v %v", dm, err)
 			}

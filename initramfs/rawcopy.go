@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
 )
 

@@ -8,15 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
 // want is what a dump must hold.
 type want struct {
-	format     dumpfile.Format
+	format     anydump.Format
 	userAll    bool // every USER marker (else none)
 	cacheAll   bool // every CACHE marker (else none)
 	incomplete bool
@@ -26,7 +26,7 @@ type want struct {
 // markers, then has drgn open it when the debug vmlinux is at hand.
 func checkDump(t *testing.T, r *harness.Run, file string, w want) {
 	t.Helper()
-	d, err := dumpfile.Open(file)
+	d, err := anydump.Open(file)
 	if err != nil {
 		t.Fatalf("open dump: %v", err)
 	}
@@ -101,21 +101,21 @@ func drgnCheck(t *testing.T, r *harness.Run, file string) {
 // and holding the kmsg marker and the panic.
 func checkDmesgFile(t *testing.T, r *harness.Run, dir string) {
 	t.Helper()
-	mode, ok := ls(t, r, dir)[dumpdir.DmesgFile]
+	mode, ok := ls(t, r, dir)[crashdir.DmesgFile]
 	if !ok {
-		t.Errorf("no %s in %s", dumpdir.DmesgFile, dir)
+		t.Errorf("no %s in %s", crashdir.DmesgFile, dir)
 		return
 	}
 	if mode&0o777 != 0o600 {
-		t.Errorf("%s mode %o, want 600", dumpdir.DmesgFile, mode&0o777)
+		t.Errorf("%s mode %o, want 600", crashdir.DmesgFile, mode&0o777)
 	}
-	b, err := os.ReadFile(extract(t, r, dir+"/"+dumpdir.DmesgFile))
+	b, err := os.ReadFile(extract(t, r, dir+"/"+crashdir.DmesgFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{guest.Marker("KMSG", r.ID, 0), "Kernel panic - not syncing: sysrq triggered crash"} {
 		if !strings.Contains(string(b), s) {
-			t.Errorf("%s lacks %q", dumpdir.DmesgFile, s)
+			t.Errorf("%s lacks %q", crashdir.DmesgFile, s)
 		}
 	}
 }

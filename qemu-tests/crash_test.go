@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -32,12 +32,12 @@ func TestCrash(t *testing.T) {
 			}
 			dir := path.Dir(p)
 			entries := ls(t, r, dir)
-			if mode, ok := entries[dumpdir.VMCore]; !ok {
+			if mode, ok := entries[crashdir.VMCore]; !ok {
 				t.Fatalf("%s: no vmcore in %v", dir, entries)
 			} else if mode&0o777 != 0o600 {
 				t.Errorf("vmcore mode %o, want 600", mode&0o777)
 			}
-			if _, ok := entries[dumpdir.VMCoreIncomplete]; ok {
+			if _, ok := entries[crashdir.VMCoreIncomplete]; ok {
 				t.Errorf("vmcore-incomplete left behind")
 			}
 			if mode := ls(t, r, "/var/crash")[path.Base(dir)]; mode&0o777 != 0o700 {
@@ -46,8 +46,8 @@ func TestCrash(t *testing.T) {
 			checkDmesgFile(t, r, dir)
 			out := extract(t, r, p)
 			// Level 31: user memory and page cache are gone, the log stays.
-			checkDump(t, r, out, want{format: dumpfile.Kdump})
-			in, err := dumpfile.ReadInfo(out)
+			checkDump(t, r, out, want{format: anydump.Kdump})
+			in, err := anydump.ReadInfo(out)
 			if err != nil {
 				t.Fatal(err)
 			}

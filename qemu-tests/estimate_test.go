@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/builder"
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 

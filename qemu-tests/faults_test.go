@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
@@ -94,21 +94,21 @@ func TestFaultDiskFull(t *testing.T) {
 	r := crash(t, spec)
 	o := outcome(t, r, "INCOMPLETE")
 	wantAction(t, o, "poweroff", "Power down")
-	if !strings.HasSuffix(o.Path, "/"+dumpdir.VMCoreIncomplete) || o.Level != 1 || !strings.Contains(o.Reason, "full") {
+	if !strings.HasSuffix(o.Path, "/"+crashdir.VMCoreIncomplete) || o.Level != 1 || !strings.Contains(o.Reason, "full") {
 		t.Errorf("INCOMPLETE line: path %q level %d reason %q", o.Path, o.Level, o.Reason)
 	}
 	dir := path.Dir(o.Path)
 	ents := lsDisk(t, r, 0, dir)
-	if e, ok := ents[dumpdir.VMCoreIncomplete]; !ok || e.Mode&0o777 != 0o600 {
-		t.Fatalf("%s: %v, want a 0600 %s", dir, ents, dumpdir.VMCoreIncomplete)
+	if e, ok := ents[crashdir.VMCoreIncomplete]; !ok || e.Mode&0o777 != 0o600 {
+		t.Fatalf("%s: %v, want a 0600 %s", dir, ents, crashdir.VMCoreIncomplete)
 	}
-	if _, ok := ents[dumpdir.VMCore]; ok {
+	if _, ok := ents[crashdir.VMCore]; ok {
 		t.Error("a vmcore next to the incomplete dump")
 	}
 	checkDmesgFile(t, r, dir)
 
 	file := extractDisk(t, r, 0, o.Path)
-	d, err := dumpfile.Open(file)
+	d, err := anydump.Open(file)
 	if err != nil {
 		t.Fatalf("our reader does not open the incomplete dump: %v", err)
 	}
@@ -174,8 +174,8 @@ func TestFaultFallbackLevel(t *testing.T) {
 	}
 	lineAt(t, r, `level 31 chosen: ~[0-9.]+ MiB expected, [0-9.]+ MiB free; level 1 needs ~[0-9.]+ MiB`)
 	file := extractDisk(t, r, 0, o.Path)
-	checkDump(t, r, file, want{format: dumpfile.Kdump})
-	in, err := dumpfile.ReadInfo(file)
+	checkDump(t, r, file, want{format: anydump.Kdump})
+	in, err := anydump.ReadInfo(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestFaultReadOnlyFallback(t *testing.T) {
 	lineAt(t, r, `target LABEL=RO: target LABEL=RO \(/dev/vda\) is read-only`)
 	lineAt(t, r, `trying the fallback target LABEL=GOKDUMP`)
 	file := extractDisk(t, r, 1, o.Path)
-	checkDump(t, r, file, want{format: dumpfile.Kdump})
+	checkDump(t, r, file, want{format: anydump.Kdump})
 	if ents := lsDisk(t, r, 0, "/"); len(ents) != 1 { // lost+found and nothing else
 		t.Errorf("the read-only disk changed: %v", ents)
 	}
@@ -248,8 +248,8 @@ func TestFaultPowerCut(t *testing.T) {
 	spec2.Disks = []harness.Disk{{Label: "GOKDUMP", Image: r1.Disks[0]}}
 	r2 := crash(t, spec2)
 	o := outcome(t, r2, "saved")
-	if len(o.Leftovers) != 1 || !strings.HasSuffix(o.Leftovers[0], "/"+dumpdir.VMCoreIncomplete) {
-		failf(t, r2, "leftovers reported: %q, want the first crash's %s", o.Leftovers, dumpdir.VMCoreIncomplete)
+	if len(o.Leftovers) != 1 || !strings.HasSuffix(o.Leftovers[0], "/"+crashdir.VMCoreIncomplete) {
+		failf(t, r2, "leftovers reported: %q, want the first crash's %s", o.Leftovers, crashdir.VMCoreIncomplete)
 	}
 	left := o.Leftovers[0]
 	if path.Dir(left) == path.Dir(o.Path) {
@@ -258,13 +258,13 @@ func TestFaultPowerCut(t *testing.T) {
 	// The leftover is as the second capture found it: same size.
 	l, m, _ := r2.Find(regexp.MustCompile(`gokdump: LEFTOVER \S+ state=incomplete bytes=(\d+)`))
 	ents := lsDisk(t, r2, 0, path.Dir(left))
-	e, ok := ents[dumpdir.VMCoreIncomplete]
+	e, ok := ents[crashdir.VMCoreIncomplete]
 	if !ok || m == nil || e.Size == 0 || m[1] != strconv.FormatInt(e.Size, 10) {
 		t.Errorf("leftover after the second capture: %v; reported %q", ents, l.Text)
 	}
 	// It is flagged incomplete, our reader opens it, and the pages synced
 	// before the cut are there.
-	d, err := dumpfile.Open(extractDisk(t, r2, 0, left))
+	d, err := anydump.Open(extractDisk(t, r2, 0, left))
 	if err != nil {
 		t.Fatalf("the power-cut dump does not open: %v", err)
 	}
@@ -291,7 +291,7 @@ func TestFaultPowerCut(t *testing.T) {
 		t.Errorf("only %d non-zero pages survived the power cut after 50%%", nonZero)
 	}
 	file := extractDisk(t, r2, 0, o.Path)
-	checkDump(t, r2, file, want{format: dumpfile.Kdump})
+	checkDump(t, r2, file, want{format: anydump.Kdump})
 }
 
 // TestFaultPanic: a Go panic injected into the capture (test_panic) in
@@ -346,7 +346,7 @@ func TestFaultUnparseableVmcore(t *testing.T) {
 		t.Errorf("format %q, want raw-copy", o.Format)
 	}
 	file := extractDisk(t, r, 0, o.Path)
-	checkDump(t, r, file, want{format: dumpfile.ELF, userAll: true})
+	checkDump(t, r, file, want{format: anydump.ELF, userAll: true})
 	if st, err := os.Stat(file); err == nil && st.Size() != o.Bytes {
 		t.Errorf("copy is %d bytes, the capture reported %d", st.Size(), o.Bytes)
 	}

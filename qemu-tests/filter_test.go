@@ -3,7 +3,7 @@ package qemutests
 import (
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -15,10 +15,10 @@ func TestFilter(t *testing.T) {
 		name, line, first, capture string
 		w                          want
 	}{
-		{"6.1-thp-never-d31", "6.1", "transparent_hugepage=never", "", want{format: dumpfile.Kdump}},
-		{"6.12-thp-never-d31", "6.12", "transparent_hugepage=never", "", want{format: dumpfile.Kdump}},
-		{"6.1-d1", "6.1", "", "gokdump.dump_level=1", want{format: dumpfile.Kdump, userAll: true, cacheAll: true}},
-		{"6.12-d1", "6.12", "", "gokdump.dump_level=1", want{format: dumpfile.Kdump, userAll: true, cacheAll: true}},
+		{"6.1-thp-never-d31", "6.1", "transparent_hugepage=never", "", want{format: anydump.Kdump}},
+		{"6.12-thp-never-d31", "6.12", "transparent_hugepage=never", "", want{format: anydump.Kdump}},
+		{"6.1-d1", "6.1", "", "gokdump.dump_level=1", want{format: anydump.Kdump, userAll: true, cacheAll: true}},
+		{"6.12-d1", "6.12", "", "gokdump.dump_level=1", want{format: anydump.Kdump, userAll: true, cacheAll: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

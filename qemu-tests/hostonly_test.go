@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/builder"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -110,7 +110,7 @@ func TestHostOnlyBuild(t *testing.T) {
 	p := savedPath(t, r)
 	t.Logf("phases:\n%s", r.PhaseReport())
 	out := extract(t, r, p)
-	checkDump(t, r, out, want{format: dumpfile.Kdump})
+	checkDump(t, r, out, want{format: anydump.Kdump})
 }
 
 // file reads a host file into an image file.

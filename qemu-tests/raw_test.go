@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
@@ -45,25 +45,25 @@ func TestRawTarget(t *testing.T) {
 	if b, err := exec.Command(cli, "savecore", r.Disks[0], saved).CombinedOutput(); err != nil {
 		t.Fatalf("gokdump savecore: %v\n%s", err, b)
 	}
-	files, _ := filepath.Glob(filepath.Join(saved, "*", dumpdir.VMCore))
+	files, _ := filepath.Glob(filepath.Join(saved, "*", crashdir.VMCore))
 	if len(files) != 1 {
 		t.Fatalf("savecore saved %v", files)
 	}
 	file := files[0]
-	checkDump(t, r, file, want{format: dumpfile.Kdump})
+	checkDump(t, r, file, want{format: anydump.Kdump})
 	if fi, _ := os.Stat(file); fi.Size() > o.Bytes {
 		t.Errorf("rebuilt dump %d bytes, more than the %d-byte stream", fi.Size(), o.Bytes)
 	}
-	if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), dumpdir.DmesgFile)); err != nil || !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
-		t.Errorf("savecore's %s lacks the kmsg marker (%v)", dumpdir.DmesgFile, err)
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), crashdir.DmesgFile)); err != nil || !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
+		t.Errorf("savecore's %s lacks the kmsg marker (%v)", crashdir.DmesgFile, err)
 	}
 
 	// The kernel log, at the end of the device, belongs to this crash.
-	log, err := dumpdir.ReadRawDmesg(img, st.Size())
+	log, err := crashdir.ReadRawDmesg(img, st.Size())
 	if err != nil {
 		t.Fatalf("kernel log trailer: %v", err)
 	}
-	in, err := dumpfile.ReadInfo(file)
+	in, err := anydump.ReadInfo(file)
 	if err != nil {
 		t.Fatal(err)
 	}

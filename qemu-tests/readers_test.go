@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/codec"
-	"github.com/gokdump/gokdump/capture/dump"
-	"github.com/gokdump/gokdump/capture/dumpfile"
 	"github.com/gokdump/gokdump/capture/kmem"
+	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
@@ -32,7 +32,7 @@ func TestReaders(t *testing.T) {
 				CaptureAppend: "gokdump.format=elf gokdump.dump_level=0"})
 			p := savedPath(t, r)
 			elfFile := extract(t, r, p)
-			checkDump(t, r, elfFile, want{format: dumpfile.ELF, userAll: true, cacheAll: true})
+			checkDump(t, r, elfFile, want{format: anydump.ELF, userAll: true, cacheAll: true})
 
 			ref := makedumpfileDmesg(t, elfFile)
 			if ours := ourDmesg(t, elfFile); !bytes.Equal(ours, ref) {
@@ -45,8 +45,8 @@ func TestReaders(t *testing.T) {
 			defer src.Close()
 
 			for _, c := range []codec.Codec{codec.Zstd, codec.Zlib, codec.Snappy} {
-				out := save(t, src, r.Spec.Dir, dump.Options{Level: 31, Codec: c})
-				checkDump(t, r, out, want{format: dumpfile.Kdump})
+				out := save(t, src, r.Spec.Dir, pipeline.Options{Level: 31, Codec: c})
+				checkDump(t, r, out, want{format: anydump.Kdump})
 				fullRead(t, src, out)
 				if ours := ourDmesg(t, out); !bytes.Equal(ours, ref) {
 					t.Errorf("gokdump dmesg on our %v dump differs from makedumpfile on the ELF dump:\n%s", c, firstDiff(ours, ref))
@@ -64,12 +64,12 @@ func TestReaders(t *testing.T) {
 				}
 				os.Remove(out)
 			}
-			out := save(t, src, r.Spec.Dir, dump.Options{Level: 1, Codec: codec.Zstd})
-			checkDump(t, r, out, want{format: dumpfile.Kdump, userAll: true, cacheAll: true})
+			out := save(t, src, r.Spec.Dir, pipeline.Options{Level: 1, Codec: codec.Zstd})
+			checkDump(t, r, out, want{format: anydump.Kdump, userAll: true, cacheAll: true})
 			os.Remove(out)
 
-			out = save(t, src, r.Spec.Dir, dump.Options{Level: 31, Format: dump.FormatELF})
-			checkDump(t, r, out, want{format: dumpfile.ELF})
+			out = save(t, src, r.Spec.Dir, pipeline.Options{Level: 31, Format: pipeline.FormatELF})
+			checkDump(t, r, out, want{format: anydump.ELF})
 			if b := makedumpfileDmesg(t, out); !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
 				t.Error("makedumpfile --dump-dmesg on our ELF dump lacks the kmsg marker")
 			}
@@ -82,14 +82,14 @@ func TestReaders(t *testing.T) {
 }
 
 // save writes src with opts into dir and returns the file.
-func save(t *testing.T, src *vmcore.File, dir string, opts dump.Options) string {
+func save(t *testing.T, src *vmcore.File, dir string, opts pipeline.Options) string {
 	t.Helper()
 	name := filepath.Join(dir, fmt.Sprintf("dump-%d-%v-%s", opts.Level, opts.Codec, opts.Format))
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := dump.Save(src, f, opts)
+	st, err := pipeline.Save(src, f, opts)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -104,7 +104,7 @@ func save(t *testing.T, src *vmcore.File, dir string, opts dump.Options) string 
 // the source: crash and drgn read only the pages they need.
 func fullRead(t *testing.T, src *vmcore.File, file string) {
 	t.Helper()
-	d, err := dumpfile.Open(file)
+	d, err := anydump.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func fullRead(t *testing.T, src *vmcore.File, file string) {
 
 func ourDmesg(t *testing.T, file string) []byte {
 	t.Helper()
-	d, err := dumpfile.Open(file)
+	d, err := anydump.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func compareClasses(t *testing.T, r *harness.Run, src *vmcore.File, elfFile stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := dump.Save(src, f, dump.Options{Level: 31, Codec: codec.Snappy})
+	st, err := pipeline.Save(src, f, pipeline.Options{Level: 31, Codec: codec.Snappy})
 	f.Close()
 	os.Remove(tmp)
 	if err != nil {

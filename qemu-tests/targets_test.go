@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -56,10 +56,10 @@ func TestTargets(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dump %s not on the %s disk: %v", p, fs, err)
 				}
-				if _, err := harness.FindFile(root, path.Join(path.Dir(p), dumpdir.DmesgFile)); err != nil {
-					t.Errorf("no %s beside the dump: %v", dumpdir.DmesgFile, err)
+				if _, err := harness.FindFile(root, path.Join(path.Dir(p), crashdir.DmesgFile)); err != nil {
+					t.Errorf("no %s beside the dump: %v", crashdir.DmesgFile, err)
 				}
-				checkDump(t, r, file, want{format: dumpfile.Kdump})
+				checkDump(t, r, file, want{format: anydump.Kdump})
 			})
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
 
-// PhysReader reads a dump's physical memory. vmcore.File and kdump.File
+// PhysReader reads a dump's physical memory. vmcore.File and diskdump.File
 // implement it; reads of memory not in the dump fail.
 type PhysReader interface {
 	ReadPhys(p []byte, paddr uint64) (int, error)

@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
-	"github.com/gokdump/gokdump/capture/blockdev"
-	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/internal/blockdev"
+	"github.com/gokdump/gokdump/internal/config"
 )
 
 // What the build command reads from the running system; tests point them

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/blockdev"
+	"github.com/gokdump/gokdump/internal/blockdev"
 )
 
 const runningKVer = "6.1.0-running-amd64"

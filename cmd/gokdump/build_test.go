@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/blockdev"
+	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/printk"
 )
 
@@ -28,8 +28,8 @@ func init() {
 }
 
 // readLog opens a dump and reads its kernel log.
-func readLog(path string) (*dumpfile.Dump, *printk.Log, error) {
-	d, err := dumpfile.Open(path)
+func readLog(path string) (*anydump.Dump, *printk.Log, error) {
+	d, err := anydump.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 func init() {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
 )
 
 func init() {
@@ -29,7 +29,7 @@ func init() {
 }
 
 func runInfo(path string, asJSON bool, w io.Writer) error {
-	in, err := dumpfile.ReadInfo(path)
+	in, err := anydump.ReadInfo(path)
 	if err != nil {
 		return err
 	}

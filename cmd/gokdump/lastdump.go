@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
+	"github.com/gokdump/gokdump/internal/crashdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,7 +49,7 @@ func unescapeMount(s string) string {
 
 // dumpsOn lists the dumps in dir on the target device dev, if it is
 // mounted here.
-func dumpsOn(dev, dir string) (where string, dumps []dumpdir.Dump, err error) {
+func dumpsOn(dev, dir string) (where string, dumps []crashdir.Dump, err error) {
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {
 		return "", nil, err
@@ -64,6 +64,6 @@ func dumpsOn(dev, dir string) (where string, dumps []dumpdir.Dump, err error) {
 		return "", nil, fmt.Errorf("%s is not mounted here", dev)
 	}
 	where = filepath.Join(mnt, dir)
-	dumps, err = dumpdir.Scan(where)
+	dumps, err = crashdir.Scan(where)
 	return where, dumps, err
 }

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/kexec"
 	"golang.org/x/sys/unix"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 // loadFixture sets up a fake vmlinuz, a 3 MiB initrd and sysfs/procfs with

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
-	"github.com/gokdump/gokdump/capture/kdump"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/internal/crashdir"
 )
 
 func TestParseSize(t *testing.T) {
@@ -87,8 +87,8 @@ func TestTestRefusesUnlessReadyAndYes(t *testing.T) {
 func flattenedDump(t *testing.T, complete bool) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	fw := kdump.NewFlattenWriter(&b)
-	w, err := kdump.NewWriter(fw, kdump.Header{
+	fw := diskdump.NewFlattenWriter(&b)
+	w, err := diskdump.NewWriter(fw, diskdump.Header{
 		Sysname: "Linux", Nodename: "(none)", Release: "6.99.0", Version: "#1", Machine: "x86_64",
 		Domainname: "(none)", BlockSize: 4096, MaxMapnr: 64, NrCPUs: 1, DumpLevel: 1,
 		Timestamp: time.Unix(1795782722, 0),
@@ -141,7 +141,7 @@ func TestSavecore(t *testing.T) {
 		}
 		// The log the capture leaves at the end of the device.
 		df, _ := os.OpenFile(dev, os.O_RDWR, 0)
-		if _, err := dumpdir.WriteRawDmesg(df, int64(len(stream)), []byte("[    1.000000] the log\n"), 1795782722); err != nil {
+		if _, err := crashdir.WriteRawDmesg(df, int64(len(stream)), []byte("[    1.000000] the log\n"), 1795782722); err != nil {
 			t.Fatal(err)
 		}
 		df.Close()
@@ -150,21 +150,21 @@ func TestSavecore(t *testing.T) {
 		if complete != (err == nil) {
 			t.Fatalf("complete=%v: savecore: %v", complete, err)
 		}
-		name := dumpdir.VMCore
+		name := crashdir.VMCore
 		if !complete {
-			name = dumpdir.VMCoreIncomplete
+			name = crashdir.VMCoreIncomplete
 		}
 		m, _ := filepath.Glob(filepath.Join(dir, "crash", "*", name))
 		if len(m) != 1 {
 			t.Fatalf("complete=%v: %s not saved (%v)", complete, name, m)
 		}
-		if log, err := os.ReadFile(filepath.Join(filepath.Dir(m[0]), dumpdir.DmesgFile)); err != nil || string(log) != "[    1.000000] the log\n" {
+		if log, err := os.ReadFile(filepath.Join(filepath.Dir(m[0]), crashdir.DmesgFile)); err != nil || string(log) != "[    1.000000] the log\n" {
 			t.Errorf("complete=%v: log %q, %v", complete, log, err)
 		}
 		if name := filepath.Base(filepath.Dir(m[0])); !strings.HasPrefix(name, time.Unix(1795782722, 0).UTC().Format("2006-01-02-15:04")) {
 			t.Errorf("dump dir %s not named for the crash time", name)
 		}
-		d, err := dumpfile.Open(m[0])
+		d, err := anydump.Open(m[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestSavecore(t *testing.T) {
 		f, _ := os.Open(dev)
 		f.Read(head)
 		f.Close()
-		if cleared := !kdump.IsFlattened(head); cleared != complete {
+		if cleared := !diskdump.IsFlattened(head); cleared != complete {
 			t.Errorf("complete=%v: device header cleared %v", complete, cleared)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 func init() {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
-	"github.com/gokdump/gokdump/capture/dump"
+	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"golang.org/x/sys/unix"
 )
@@ -50,10 +50,10 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.format == string(dump.FormatELF) && c != codec.None && o.compress != "zstd" {
+	if o.format == string(pipeline.FormatELF) && c != codec.None && o.compress != "zstd" {
 		return fmt.Errorf("--compress %s: ELF dumps are not compressed", o.compress)
 	}
-	if o.level < 0 || o.level > dump.MaxLevel {
+	if o.level < 0 || o.level > pipeline.MaxLevel {
 		return fmt.Errorf("-d %d: the dump level is 0..31", o.level)
 	}
 	src, err := vmcore.Open(o.vmcore)
@@ -70,10 +70,10 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := dump.Options{
+	opts := pipeline.Options{
 		Level:   o.level,
 		Codec:   c,
-		Format:  dump.Format(o.format),
+		Format:  pipeline.Format(o.format),
 		Workers: o.workers,
 		Logf:    func(format string, args ...any) { fmt.Fprintf(stderr, "gokdump save: "+format+"\n", args...) },
 	}
@@ -82,7 +82,7 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 		prog = &ttyProgress{w: stderr, pageSize: uint64(src.PageSize), begin: time.Now()}
 		opts.Progress = prog.update
 	}
-	st, err := dump.Save(src, f, opts)
+	st, err := pipeline.Save(src, f, opts)
 	if prog != nil {
 		prog.end()
 	}
@@ -98,7 +98,7 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  warning: %s\n", d)
 		}
 	}
-	if errors.Is(err, dump.ErrIncomplete) {
+	if errors.Is(err, pipeline.ErrIncomplete) {
 		return fmt.Errorf("%s is incomplete but readable: %w", out, err)
 	}
 	return err
@@ -119,7 +119,7 @@ func (p *ttyProgress) update(done, total uint64) {
 		return
 	}
 	p.last, p.shown = now, true
-	fmt.Fprintf(p.w, "\r%s", dump.ProgressLine(done, total, p.pageSize, now.Sub(p.begin)))
+	fmt.Fprintf(p.w, "\r%s", pipeline.ProgressLine(done, total, p.pageSize, now.Sub(p.begin)))
 }
 
 func (p *ttyProgress) end() {

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/dumpfile"
-	"github.com/gokdump/gokdump/capture/kdump"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/printk"
+	"github.com/gokdump/gokdump/internal/crashdir"
 )
 
 func init() {
@@ -48,18 +48,18 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 	if _, err := in.ReadAt(head, 0); err != nil {
 		return fmt.Errorf("%s: %w", device, err)
 	}
-	if !kdump.IsFlattened(head) {
+	if !diskdump.IsFlattened(head) {
 		return fmt.Errorf("%s holds no flattened dump stream", device)
 	}
 	// The log the capture wrote to the end of the device before the dump:
 	// it is there even when the dump was cut short.
-	rawLog, logErr := dumpdir.ReadRawDmesg(in, size)
+	rawLog, logErr := crashdir.ReadRawDmesg(in, size)
 
 	abs, err := filepath.Abs(base)
 	if err != nil {
 		return err
 	}
-	b, err := dumpdir.OpenBase("/", abs)
+	b, err := crashdir.OpenBase("/", abs)
 	if err != nil {
 		return err
 	}
@@ -74,12 +74,12 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 	}
 	defer dir.Close()
 	if logErr == nil {
-		if err := writeFile(dir, dumpdir.DmesgFile, rawLog.Text); err != nil {
-			fmt.Fprintf(w, "warning: %s: %v\n", dumpdir.DmesgFile, err)
+		if err := writeFile(dir, crashdir.DmesgFile, rawLog.Text); err != nil {
+			fmt.Fprintf(w, "warning: %s: %v\n", crashdir.DmesgFile, err)
 		}
 	}
 
-	out, err := dir.CreateFile(dumpdir.VMCoreIncomplete)
+	out, err := dir.CreateFile(crashdir.VMCoreIncomplete)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		out.Close()
 		return err
 	}
-	uerr := kdump.Unflatten(bufio.NewReaderSize(in, 1<<20), out)
+	uerr := diskdump.Unflatten(bufio.NewReaderSize(in, 1<<20), out)
 	if err := out.Sync(); err != nil && uerr == nil {
 		uerr = err
 	}
@@ -96,7 +96,7 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		return fmt.Errorf("%s: the stream is cut short or damaged; what it held is in %s: %w",
 			device, out.Name(), uerr)
 	}
-	d, err := dumpfile.Open(out.Name())
+	d, err := anydump.Open(out.Name())
 	if err != nil {
 		out.Close()
 		return fmt.Errorf("rebuilt %s does not open: %w", out.Name(), err)
@@ -106,7 +106,7 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		// No trailer (an older capture, a device too small for it): read
 		// the log from the dump itself.
 		if err := writeDmesgFrom(d, dir); err != nil {
-			fmt.Fprintf(w, "warning: %s: %v\n", dumpdir.DmesgFile, err)
+			fmt.Fprintf(w, "warning: %s: %v\n", crashdir.DmesgFile, err)
 		}
 	}
 	d.Close()
@@ -114,10 +114,10 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		out.Close()
 		return fmt.Errorf("the capture did not finish: %s is flagged incomplete", out.Name())
 	}
-	if err := dir.Commit(out, dumpdir.VMCore); err != nil {
+	if err := dir.Commit(out, crashdir.VMCore); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "saved %s\n", filepath.Join(dir.Path(), dumpdir.VMCore))
+	fmt.Fprintf(w, "saved %s\n", filepath.Join(dir.Path(), crashdir.VMCore))
 	if !clearDev {
 		return nil
 	}
@@ -130,7 +130,7 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		return fmt.Errorf("clear %s: %w", device, err)
 	}
 	if logErr == nil {
-		if err := dumpdir.ClearRawDmesg(dev, size); err != nil {
+		if err := crashdir.ClearRawDmesg(dev, size); err != nil {
 			return fmt.Errorf("clear %s: %w", device, err)
 		}
 	}
@@ -138,7 +138,7 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 }
 
 // writeFile writes a small file into a dump directory, synced.
-func writeFile(dir *dumpdir.Dir, name string, data []byte) error {
+func writeFile(dir *crashdir.Dir, name string, data []byte) error {
 	f, err := dir.CreateFile(name)
 	if err != nil {
 		return err
@@ -148,7 +148,7 @@ func writeFile(dir *dumpdir.Dir, name string, data []byte) error {
 }
 
 // writeDmesgFrom saves a dump's kernel log beside it.
-func writeDmesgFrom(d *dumpfile.Dump, dir *dumpdir.Dir) error {
+func writeDmesgFrom(d *anydump.Dump, dir *crashdir.Dir) error {
 	mem, err := d.Memory()
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func writeDmesgFrom(d *dumpfile.Dump, dir *dumpdir.Dir) error {
 	if err != nil {
 		return err
 	}
-	f, err := dir.CreateFile(dumpdir.DmesgFile)
+	f, err := dir.CreateFile(crashdir.DmesgFile)
 	if err != nil {
 		return err
 	}

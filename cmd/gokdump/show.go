@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/gokdump/gokdump/capture/config"
+	"github.com/gokdump/gokdump/internal/config"
 )
 
 func init() {

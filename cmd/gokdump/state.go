@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 // loadStatePath records what `gokdump load` loaded. /run is emptied at

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/blockdev"
-	"github.com/gokdump/gokdump/capture/config"
-	"github.com/gokdump/gokdump/capture/dumpdir"
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/blockdev"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 // errNotCaught makes status exit 1.
@@ -69,12 +69,12 @@ type setupStatus struct {
 	Loaded       *loadState `json:"loaded,omitempty"`
 	// DumpDir is where the target's dumps are when it is mounted here,
 	// LastDump the newest of them; Leftovers are cut-short dumps.
-	DumpDir   string        `json:"dump_dir,omitempty"`
-	LastDump  *dumpdir.Dump `json:"last_dump,omitempty"`
-	Leftovers []string      `json:"leftovers,omitempty"`
-	DumpsNote string        `json:"dumps_note,omitempty"`
-	Problems  []string      `json:"-"`
-	Warnings  []string      `json:"-"`
+	DumpDir   string         `json:"dump_dir,omitempty"`
+	LastDump  *crashdir.Dump `json:"last_dump,omitempty"`
+	Leftovers []string       `json:"leftovers,omitempty"`
+	DumpsNote string         `json:"dumps_note,omitempty"`
+	Problems  []string       `json:"-"`
+	Warnings  []string       `json:"-"`
 }
 
 func checkSetup() setupStatus {
@@ -123,10 +123,10 @@ func (st *setupStatus) scanDumps(dev, path string) {
 	for i := range dumps {
 		d := dumps[i]
 		switch d.State {
-		case dumpdir.Incomplete, dumpdir.InProgress:
+		case crashdir.Incomplete, crashdir.InProgress:
 			st.Leftovers = append(st.Leftovers, d.String())
 		}
-		if d.State != dumpdir.NoDump {
+		if d.State != crashdir.NoDump {
 			st.LastDump = &d
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 	"golang.org/x/sys/unix"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gokdump/gokdump/capture/kexec"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 func init() {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
-	"github.com/gokdump/gokdump/capture/dump"
+	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -124,7 +124,7 @@ func TestSparse(t *testing.T) {
 	if err := makeSparse(base[0], sp, extra); err != nil {
 		t.Fatal(err)
 	}
-	save := func(path string) *dump.Stats {
+	save := func(path string) *pipeline.Stats {
 		src, err := vmcore.Open(path)
 		if err != nil {
 			t.Fatal(err)
@@ -135,7 +135,7 @@ func TestSparse(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer out.Close()
-		st, err := dump.Save(src, out, dump.Options{Level: 31, Codec: codec.Snappy})
+		st, err := pipeline.Save(src, out, pipeline.Options{Level: 31, Codec: codec.Snappy})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/builder"
-	"github.com/gokdump/gokdump/capture/dumpfile"
+	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 )
 
@@ -787,7 +787,7 @@ func run(name string, args ...string) error {
 // CountMarkers reads every page a dump (ELF or kdump-compressed) holds and
 // returns how many distinct whole markers with prefix it contains.
 func CountMarkers(path, prefix string) (int, error) {
-	d, err := dumpfile.Open(path)
+	d, err := anydump.Open(path)
 	if err != nil {
 		return 0, err
 	}

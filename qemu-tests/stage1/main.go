@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/kexec"
 	"github.com/gokdump/gokdump/initramfs/boot"
+	"github.com/gokdump/gokdump/internal/kexec"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"golang.org/x/sys/unix"
 )

@@ -1,0 +1,21 @@
+// Package diskdump reads and writes makedumpfile's kdump-compressed
+// ("diskdump") dump format, the format crash, drgn (through libkdumpfile)
+// and makedumpfile itself read.
+//
+// A file is a sequence of blocks of the dump's page size: a header, a
+// sub-header followed by a copy of the vmcore's ELF notes, two bitmaps
+// (pages that are RAM, pages that are dumped), one page descriptor per
+// dumped page, and the page data, each page compressed on its own (see
+// package codec) or stored raw. A page's descriptor is found by counting
+// the dumped pages before it.
+//
+// The Writer streams: it holds a bounded amount of memory however large
+// the dumped machine, writes through an io.WriterAt, and leaves a readable
+// file flagged incomplete when the disk fills. NewFlattenWriter and
+// Unflatten convert to and from makedumpfile's flattened stream (-F, -R),
+// for output to pipes.
+//
+// The reader (Open) checks every size and offset in the file against the
+// file's size before using it, so a hostile or truncated file yields an
+// error naming the page and offset, never a huge allocation or a panic.
+package diskdump

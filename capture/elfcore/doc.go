@@ -1,0 +1,35 @@
+// Package elfcore writes a filtered ELF vmcore: a copy of a crashed
+// kernel's memory, in the layout of the kernel's own /proc/vmcore, with the
+// pages a filter dropped left out of the file.
+//
+// The output is what crash, drgn and makedumpfile expect of an ELF dump:
+// an ELF64 core with the program headers right after the ELF header, no
+// section headers (except one for PN_XNUM when there are 65535 or more
+// program headers), one PT_NOTE holding the source's notes verbatim, and
+// PT_LOADs carrying the kernel virtual addresses of the source's PT_LOADs.
+// Dropped pages are expressed as p_filesz < p_memsz: a segment's file data
+// covers its kept pages and its memory size extends over the dropped run
+// that follows, so a run in the middle of a source PT_LOAD splits it.
+//
+// Splitting costs a program header per run, so only runs of at least
+// Options.MinExcludedRun pages are split out (256, as makedumpfile does);
+// shorter ones stay in the file as zero-filled pages, never as their
+// original content. When more runs qualify than Options.MaxPhdrs allows,
+// the shortest are zero-filled too, so memory and header size stay bounded
+// by the number of output segments.
+//
+// x86_64's kernel-text PT_LOAD repeats physical memory a RAM PT_LOAD also
+// covers. Physical memory that two source PT_LOADs cover is never split and
+// its data is written once: the kernel-text PT_LOAD comes out whole, as the
+// kernel wrote it, pointing at the same file data as the RAM segment.
+//
+// A page is kept when the KeepFunc keeps it and the source stores all of
+// it; one the source stores only in part (a truncated copy, a filtered
+// source) is dropped.
+//
+// Writing streams: NewLayout takes the complete keep-set (a KeepFunc) and
+// plans the file; NewWriter writes the headers and notes; WritePage then
+// takes the kept pages in physical address order. Close finishes the file;
+// Abort marks it incomplete (e_flags bit 0) and leaves it readable, with
+// pages never written reading as zeros.
+package elfcore

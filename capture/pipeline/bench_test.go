@@ -1,0 +1,58 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/vmcore"
+)
+
+// benchVmcore is the real vmcore the benchmarks read: $GOKDUMP_BENCH_VMCORE
+// or the 6.1 dump the QEMU tests keep.
+func benchVmcore(tb testing.TB) string {
+	tb.Helper()
+	p := os.Getenv("GOKDUMP_BENCH_VMCORE")
+	if p == "" {
+		p = filepath.Join("..", "..", ".cache", "vmcores", "6.1.0-56-cloud-amd64-nvme-1024M.elf")
+	}
+	if _, err := os.Stat(p); err != nil {
+		tb.Skipf("no vmcore: %v", err)
+	}
+	return p
+}
+
+func BenchmarkSave(b *testing.B) {
+	path := benchVmcore(b)
+	for _, tc := range []struct {
+		name    string
+		level   int
+		workers int
+	}{
+		{"d31", 31, 0}, {"d1", 1, 0}, {"d31-w1", 31, 1}, {"d1-w1", 1, 1},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			src, err := vmcore.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer src.Close()
+			out, err := os.Create(filepath.Join(b.TempDir(), "out"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Close()
+			var in int64
+			for i := 0; i < b.N; i++ {
+				out.Truncate(0)
+				st, err := Save(src, out, Options{Level: tc.level, Codec: codec.Zstd, Workers: tc.workers})
+				if err != nil {
+					b.Fatal(err)
+				}
+				in = st.BytesIn
+			}
+			b.SetBytes(in)
+		})
+	}
+}

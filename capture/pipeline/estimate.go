@@ -1,0 +1,251 @@
+package pipeline
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/filter"
+	"github.com/gokdump/gokdump/capture/kmem"
+	"github.com/gokdump/gokdump/capture/vmcore"
+)
+
+// SizeEstimate is what Save is expected to write at one dump level.
+type SizeEstimate struct {
+	Level int
+	// Pages is how many pages the dump will hold (for kdump: carry a
+	// descriptor, zero pages included); ZeroPages of them are estimated to
+	// be all zeros.
+	Pages, ZeroPages uint64
+	// Bytes is the disk space the output is expected to take: for kdump
+	// its size; for ELF the pages it stores (the zero-filled gaps
+	// between them are holes).
+	Bytes int64
+	// Sampled pages were read and compressed to estimate; PerPage is the
+	// mean output bytes of a sampled non-zero page.
+	Sampled int
+	PerPage float64
+	// Degraded says what could not be filtered (every such page is
+	// counted as kept).
+	Degraded []string
+}
+
+// String is one line for the console.
+func (e SizeEstimate) String() string {
+	return fmt.Sprintf("level %d: ~%.1f MiB (%d pages, ~%d zero, %.0f bytes per page from %d samples)",
+		e.Level, float64(e.Bytes)/(1<<20), e.Pages, e.ZeroPages, e.PerPage, e.Sampled)
+}
+
+// estimateSamples bounds the pages Estimate reads per run: about 16 MiB,
+// spread over the whole of memory.
+const estimateSamples = 4096
+
+type pageSample struct {
+	zero bool
+	out  int // bytes the page takes in the output when not zero
+}
+
+// Estimate predicts the size of Save(src, out, opts) for each level, for
+// choosing the first level of a fallback list that fits the target. It
+// runs the page filter of each level (struct pages only) and reads a
+// sample of the pages each would keep, the same pages whatever the level,
+// to measure zero pages and compression. It never fails for want of
+// VMCOREINFO: unfiltered pages count as kept, as Save keeps them.
+func Estimate(src *vmcore.File, levels []int, opts Options) ([]SizeEstimate, error) {
+	if opts.Format == "" {
+		opts.Format = FormatKdump
+	}
+	if opts.Format != FormatKdump && opts.Format != FormatELF {
+		return nil, fmt.Errorf("pipeline: unknown format %q", opts.Format)
+	}
+	chunk := opts.ChunkPages
+	if chunk == 0 {
+		chunk = 1 << 18
+	}
+	chunk = (chunk + 63) &^ 63
+	ps := uint64(src.PageSize)
+	maxPFN := src.MaxPFN()
+	ranges := src.PhysRanges()
+
+	var held uint64
+	for _, r := range ranges {
+		if e := (r.FileEnd + ps - 1) / ps; e > r.Start/ps {
+			held += e - r.Start/ps
+		}
+	}
+	// An odd stride keeps the sample from lining up with the power-of-two
+	// periods memory is full of.
+	stride := max(held/estimateSamples, 1) | 1
+
+	var cp *codec.Compressor
+	if opts.Format == FormatKdump && opts.Codec != codec.None && opts.Codec.CanCompress() {
+		c, err := codec.NewCompressor(opts.Codec, int(ps))
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: estimate: %w", err)
+		}
+		cp = c
+	}
+	mem, memErr := kmem.New(src, src.VMCOREINFO, src.Machine)
+	samples := map[uint64]pageSample{}
+	page := make([]byte, ps)
+	cbuf := make([]byte, 0, 2*ps)
+	measure := func(pfn uint64) pageSample {
+		if s, ok := samples[pfn]; ok {
+			return s
+		}
+		var s pageSample
+		if n, err := src.ReadPhys(page, pfn*ps); err != nil && n == 0 {
+			s.zero = true // unreadable: Save writes a zero page
+		} else {
+			clear(page[max(n, 0):])
+			s.zero = allZero(page)
+			s.out = int(ps)
+			if cp != nil && !s.zero {
+				if out, ok := cp.Compress(cbuf[:0], page); ok && len(out) < int(ps) {
+					s.out = len(out)
+				}
+			}
+		}
+		samples[pfn] = s
+		return s
+	}
+
+	nb := chunk / 8
+	heldBits, excl := make([]byte, nb), make([]byte, nb)
+	var out []SizeEstimate
+	for _, level := range levels {
+		if level < 0 || level > MaxLevel {
+			return nil, fmt.Errorf("pipeline: level %d out of range 0..%d", level, MaxLevel)
+		}
+		e := SizeEstimate{Level: level}
+		var cls *filter.Classifier
+		if memErr != nil {
+			e.Degraded = append(e.Degraded, "no page filtering: "+memErr.Error())
+		} else if c, err := filter.New(mem, src.VMCOREINFO, filter.Options{Level: level &^ LevelZero}); err != nil {
+			e.Degraded = append(e.Degraded, "no page filtering: "+err.Error())
+		} else {
+			cls = c
+			e.Degraded = append(e.Degraded, c.Degraded()...)
+		}
+		var runs, nSampled, nZero uint64
+		var outBytes float64
+		prevSet := false
+		for start := uint64(0); start < maxPFN; start += chunk {
+			n := min(chunk, maxPFN-start)
+			b := (n + 7) / 8
+			fillHeld(heldBits[:b], start, n, ranges, ps)
+			if cls != nil {
+				if err := cls.Classify(start, int(n), excl, nil); err != nil {
+					return nil, fmt.Errorf("pipeline: estimate: %w", err)
+				}
+				for i := range heldBits[:b] {
+					heldBits[i] &^= excl[i]
+				}
+			}
+			for _, x := range heldBits[:b] {
+				e.Pages += uint64(bits.OnesCount8(x))
+				var prev byte
+				if prevSet {
+					prev = 1
+				}
+				// A run starts at a set bit whose predecessor is clear.
+				runs += uint64(bits.OnesCount8(x &^ (x<<1 | prev)))
+				prevSet = x&0x80 != 0
+			}
+			// The sample: pfns ≡ 0 mod stride that this level keeps.
+			for pfn := (start + stride - 1) / stride * stride; pfn < start+n; pfn += stride {
+				i := pfn - start
+				if heldBits[i/8]&(1<<(i%8)) == 0 {
+					continue
+				}
+				s := measure(pfn)
+				nSampled++
+				if s.zero {
+					nZero++
+					continue
+				}
+				outBytes += float64(s.out)
+			}
+		}
+		e.Sampled = int(nSampled)
+		zeroFrac := 0.0
+		e.PerPage = float64(ps) // nothing sampled: assume the worst
+		if nSampled > 0 {
+			zeroFrac = float64(nZero) / float64(nSampled)
+			if nSampled > nZero {
+				e.PerPage = outBytes / float64(nSampled-nZero)
+			}
+		}
+		e.ZeroPages = uint64(zeroFrac * float64(e.Pages))
+		nonZero := float64(e.Pages - e.ZeroPages)
+		switch opts.Format {
+		case FormatKdump:
+			bs := int64(ps)
+			size := bs + (104+int64(len(src.NoteData))+bs-1)/bs*bs // header, sub-header and notes
+			size += 2 * (((int64(maxPFN)+7)/8 + bs - 1) / bs * bs) // bitmaps
+			size += int64(e.Pages) * 24                            // descriptors
+			data := nonZero * e.PerPage
+			if level&LevelZero != 0 {
+				data += float64(bs) // the shared zero page
+			} else {
+				data += float64(e.ZeroPages) * float64(zeroPageBytes(cp, int(ps)))
+			}
+			e.Bytes = size + int64(data)
+		case FormatELF:
+			// Headers: one PT_LOAD per run of kept pages at most. Zero
+			// pages are dropped only with bit 1; otherwise they are
+			// stored like the rest.
+			size := int64(64+56*(runs+1)) + int64(len(src.NoteData))
+			kept := nonZero
+			if level&LevelZero == 0 {
+				kept = float64(e.Pages)
+			}
+			e.Bytes = size + int64(kept*float64(ps))
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// zeroPageBytes is what one zero page takes when zero pages are not
+// excluded.
+func zeroPageBytes(cp *codec.Compressor, ps int) int {
+	if cp == nil {
+		return ps
+	}
+	out, ok := cp.Compress(nil, make([]byte, ps))
+	if !ok || len(out) >= ps {
+		return ps
+	}
+	return len(out)
+}
+
+func allZero(p []byte) bool {
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fillHeld sets bit i of b for each pfn start+i (i < n) whose data the
+// source holds, from its physical ranges.
+func fillHeld(b []byte, start, n uint64, ranges []vmcore.PhysRange, ps uint64) {
+	clear(b)
+	end := start + n
+	for _, r := range ranges {
+		lo := max(r.Start/ps, start)
+		hi := min((r.FileEnd+ps-1)/ps, end)
+		for p := lo; p < hi; {
+			i := p - start
+			if i%8 == 0 && hi-p >= 8 {
+				b[i/8] = 0xff
+				p += 8
+				continue
+			}
+			b[i/8] |= 1 << (i % 8)
+			p++
+		}
+	}
+}

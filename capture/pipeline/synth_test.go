@@ -1,0 +1,324 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/capture/vmcore"
+)
+
+const synthPS = 4096
+
+// synthSeg is one PT_LOAD of a synthetic vmcore. skew is added to its file
+// offset so that its data does not start on a page boundary of the file.
+type synthSeg struct {
+	paddr, memsz, filesz uint64
+	skew                 uint64
+}
+
+// synthSegs is a small machine: low memory, a segment that crosses mmap
+// windows, one with excluded pages at its end (p_filesz < p_memsz), one
+// whose data is not page-aligned in the file and ends mid-page, and one
+// past the first bitmap chunk.
+var synthSegs = []synthSeg{
+	{paddr: 0x1000, memsz: 0x9e000, filesz: 0x9e000},
+	{paddr: 0x100000, memsz: 2600 * synthPS, filesz: 2600 * synthPS},
+	{paddr: 0x1000000, memsz: 300 * synthPS, filesz: 200 * synthPS},
+	{paddr: 0x2000000, memsz: 100*synthPS + 100, filesz: 100*synthPS + 100, skew: 512},
+	{paddr: 40000 * synthPS, memsz: 700 * synthPS, filesz: 700 * synthPS},
+}
+
+// synthPage fills p with the content of page frame pfn: zero pages,
+// incompressible pages, pages without repeats but with few distinct
+// bytes, and compressible ones.
+func synthPage(pfn uint64, p []byte) {
+	r := rand.New(rand.NewPCG(pfn, 5))
+	switch {
+	case pfn%11 == 0 || (pfn >= 300 && pfn < 420):
+		clear(p)
+	case pfn%13 == 0:
+		for i := 0; i+8 <= len(p); i += 8 {
+			binary.LittleEndian.PutUint64(p[i:], r.Uint64())
+		}
+	case pfn%17 == 0:
+		for i := range p {
+			p[i] = byte(r.IntN(24))
+		}
+	default:
+		for i := 0; i+8 <= len(p); i += 8 {
+			v := pfn<<20 | uint64(i/64)
+			if r.IntN(4) == 0 {
+				v = r.Uint64() & 0xffff
+			}
+			binary.LittleEndian.PutUint64(p[i:], v)
+		}
+	}
+}
+
+// buildSynthCore writes an x86_64 ELF vmcore of segs to path, page
+// contents from synthPage, and a VMCOREINFO without the entries the page
+// filter needs: the filter degrades and keeps every page, so the dump
+// levels differ only in zero pages.
+func buildSynthCore(t testing.TB, path string, segs []synthSeg) {
+	t.Helper()
+	vmcoreinfo := "OSRELEASE=6.1.0-synth\nPAGESIZE=4096\nCRASHTIME=1795782722\n"
+	var notes []byte
+	notes = binary.LittleEndian.AppendUint32(notes, uint32(len("VMCOREINFO")+1))
+	notes = binary.LittleEndian.AppendUint32(notes, uint32(len(vmcoreinfo)))
+	notes = binary.LittleEndian.AppendUint32(notes, 0)
+	notes = append(notes, "VMCOREINFO\x00\x00\x00"[:12]...)
+	notes = append(notes, vmcoreinfo...)
+	for len(notes)%4 != 0 {
+		notes = append(notes, 0)
+	}
+	phnum := 1 + len(segs)
+	noteOff := uint64(64 + 56*phnum)
+	hdr := make([]byte, noteOff)
+	copy(hdr, "\x7fELF\x02\x01\x01")
+	le := binary.LittleEndian
+	le.PutUint16(hdr[16:], 4)  // ET_CORE
+	le.PutUint16(hdr[18:], 62) // EM_X86_64
+	le.PutUint32(hdr[20:], 1)
+	le.PutUint64(hdr[32:], 64) // e_phoff
+	le.PutUint16(hdr[52:], 64)
+	le.PutUint16(hdr[54:], 56)
+	le.PutUint16(hdr[56:], uint16(phnum))
+	ph := func(i int, typ uint32, off, vaddr, paddr, filesz, memsz uint64) {
+		b := hdr[64+56*i:]
+		le.PutUint32(b[0:], typ)
+		le.PutUint64(b[8:], off)
+		le.PutUint64(b[16:], vaddr)
+		le.PutUint64(b[24:], paddr)
+		le.PutUint64(b[32:], filesz)
+		le.PutUint64(b[40:], memsz)
+	}
+	ph(0, 4, noteOff, 0, 0, uint64(len(notes)), uint64(len(notes)))
+	data := (noteOff + uint64(len(notes)) + synthPS - 1) &^ (synthPS - 1)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, synthPS)
+	for i, s := range segs {
+		off := data + s.skew
+		ph(1+i, 1, off, 0xffff888000000000+s.paddr, s.paddr, s.filesz, s.memsz)
+		// Zero pages are left as holes, as a sparse copy of a vmcore has
+		// them, when they are whole pages of the file.
+		for a := s.paddr; a < s.paddr+s.filesz; a += synthPS {
+			synthPage(a/synthPS, page)
+			k := min(synthPS, s.paddr+s.filesz-a)
+			at := off + a - s.paddr
+			if isZero(page) && at%synthPS == 0 && k == synthPS {
+				continue
+			}
+			if _, err := f.WriteAt(page[:k], int64(at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		data = (off + s.filesz + synthPS - 1) &^ (synthPS - 1)
+		if err := f.Truncate(int64(off + s.filesz)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(notes, int64(noteOff)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// saveFile saves src to a new file under dir and returns its bytes.
+func saveFile(t testing.TB, src *vmcore.File, dir string, opts Options) ([]byte, *Stats) {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	st, err := Save(src, f, opts)
+	if err != nil {
+		t.Fatalf("Save %+v: %v", opts, err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, st
+}
+
+// TestParallelIdentical: the output does not depend on the number of
+// workers, nor on whether the vmcore is read with pread or through mmap
+// views, and holds every page of the source.
+func TestParallelIdentical(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vmcore")
+	buildSynthCore(t, path, synthSegs)
+	pread, err := vmcore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pread.Close()
+	mapped, err := vmcore.OpenMapped(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mapped.Close()
+	if mapped.Viewable(0x100000) == 0 {
+		t.Fatal("OpenMapped did not map the file")
+	}
+	if pread.Viewable(0x100000) != 0 {
+		t.Fatal("Open mapped a regular file")
+	}
+	codecs := []codec.Codec{codec.Zstd, codec.None, codec.Zlib, codec.Snappy}
+	if testing.Short() {
+		codecs = codecs[:2]
+	}
+	for _, c := range codecs {
+		for _, level := range []int{0, 1, 31} {
+			t.Run(fmt.Sprintf("%v/d%d", c, level), func(t *testing.T) {
+				want, st := saveFile(t, pread, dir, Options{Level: level, Codec: c, Workers: 1})
+				if st.PagesKept == 0 || (level&LevelZero != 0) != (st.Zero > 0) {
+					t.Fatalf("stats %+v", st)
+				}
+				checkPages(t, want, pread, level)
+				for _, tc := range []struct {
+					src     *vmcore.File
+					workers int
+					noCache bool
+				}{{pread, 2, false}, {pread, 5, false}, {mapped, 1, false}, {mapped, 3, false}, {pread, 1, true}, {mapped, 2, true}} {
+					if tc.noCache {
+						// Pass 2 then computes the bitmaps again.
+						defer func(n int) { bitmapCacheBytes = n }(bitmapCacheBytes)
+						bitmapCacheBytes = 0
+					}
+					got, _ := saveFile(t, tc.src, dir, Options{Level: level, Codec: c, Workers: tc.workers})
+					if !bytes.Equal(got, want) {
+						t.Fatalf("%d workers (mapped %v, no bitmap cache %v): output differs from 1 worker's at byte %d",
+							tc.workers, tc.src == mapped, tc.noCache, firstDiff(got, want))
+					}
+				}
+			})
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// checkPages reads every page of the kdump file b back and compares it
+// with the source; pfns the source does not hold must not be dumped, and
+// at levels with bit 1 zero pages share one descriptor.
+func checkPages(t *testing.T, b []byte, src *vmcore.File, level int) {
+	t.Helper()
+	d, err := diskdump.Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := make([]byte, synthPS), make([]byte, synthPS)
+	var n uint64
+	for pfn := range src.MaxPFN() {
+		k, err := src.ReadPhys(want, pfn*synthPS)
+		if errors.Is(err, vmcore.ErrHole) && k > 0 {
+			clear(want[k:]) // the page ends mid-way
+			err = nil
+		}
+		held := err == nil
+		if d.IsDumpable(pfn) != held {
+			t.Fatalf("pfn %#x: dumpable %v, held by the source %v", pfn, d.IsDumpable(pfn), held)
+		}
+		if !held {
+			continue
+		}
+		if level&LevelZero != 0 && isZero(want) {
+			// Zero pages share one descriptor, makedumpfile's way.
+			if pd, ok, err := d.PageDesc(pfn); err != nil || !ok || pd.Flags != 0 || pd.Offset != zeroDesc(t, d) {
+				t.Fatalf("zero pfn %#x: descriptor %+v, %v, %v", pfn, pd, ok, err)
+			}
+		}
+		if err := d.ReadPage(pfn, got); err != nil {
+			t.Fatalf("pfn %#x: %v", pfn, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("pfn %#x differs from the source", pfn)
+		}
+		n++
+	}
+	if n == 0 || n != d.NumDumped() {
+		t.Fatalf("%d pages compared, the dump holds %d", n, d.NumDumped())
+	}
+}
+
+// TestMappedFault: a vmcore that faults when touched (here: a mapped file
+// cut short under the reader, as a failing /proc/vmcore read would) is
+// saved to the end, the pages that fault written as zero pages.
+func TestMappedFault(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vmcore")
+	buildSynthCore(t, path, synthSegs)
+	src, err := vmcore.OpenMapped(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if src.Viewable(0x100000) == 0 {
+		t.Skip("cannot map the file")
+	}
+	// Cut the file in the middle of the second segment.
+	cut, _, _ := src.FileOffset(0x100000 + 1000*synthPS)
+	if err := os.Truncate(path, cut); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2} {
+		b, st := saveFile(t, src, dir, Options{Level: 1, Codec: codec.Zstd, Workers: workers})
+		if st.Unreadable == 0 {
+			t.Fatalf("%d workers: no page reported unreadable: %+v", workers, st)
+		}
+		d, err := diskdump.Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := make([]byte, synthPS), make([]byte, synthPS)
+		for _, pfn := range []uint64{0x100, 0x100 + 999, 0x100 + 1000, 40000 + 5} {
+			if err := d.ReadPage(pfn, got); err != nil {
+				t.Fatal(err)
+			}
+			if pfn < 0x100+1000 {
+				synthPage(pfn, want)
+			} else {
+				clear(want)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%d workers: pfn %#x: wrong contents", workers, pfn)
+			}
+		}
+	}
+}
+
+// zeroDesc returns the data offset zero pages share: the first descriptor's
+// of a dump whose first dumped page is zero, as in synthSegs (pfn 1 is in
+// low memory, not a multiple of 11: the first zero page is pfn 11).
+func zeroDesc(t *testing.T, d *diskdump.File) int64 {
+	t.Helper()
+	pd, ok, err := d.PageDesc(11)
+	if err != nil || !ok {
+		t.Fatalf("pfn 11: %+v, %v, %v", pd, ok, err)
+	}
+	return pd.Offset
+}
