@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
@@ -24,7 +25,7 @@ func TestChooseLevel(t *testing.T) {
 		return func() ([]pipeline.SizeEstimate, error) {
 			var out []pipeline.SizeEstimate
 			for i := 0; i < len(levels); i += 2 {
-				out = append(out, pipeline.SizeEstimate{Level: int(levels[i]), Bytes: levels[i+1]})
+				out = append(out, pipeline.SizeEstimate{Level: filter.Level(levels[i]), Bytes: levels[i+1]})
 			}
 			return out, nil
 		}
@@ -32,19 +33,19 @@ func TestChooseLevel(t *testing.T) {
 	never := func() ([]pipeline.SizeEstimate, error) { t.Error("estimate called"); return nil, nil }
 	for _, tc := range []struct {
 		name   string
-		levels []int
+		levels []filter.Level
 		free   int64
 		est    func() ([]pipeline.SizeEstimate, error)
-		want   int
+		want   filter.Level
 		why    string
 	}{
-		{"one level", []int{1}, 10 * mib, never, 1, "level 1, 10.0 MiB free"},
-		{"free unknown", []int{1, 31}, -1, never, 1, "free space is unknown"},
-		{"first fits", []int{1, 31}, 200 * mib, est(1, 100*mib, 31, 10*mib), 1, "level 1 chosen: ~100.0 MiB expected, 200.0 MiB free"},
-		{"fallback", []int{1, 31}, 50 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 31 chosen: ~10.0 MiB expected, 50.0 MiB free; level 1 needs ~107.2 MiB"},
-		{"headroom", []int{1, 31}, 100 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 1 needs"},
-		{"none fits", []int{0, 31, 1}, 5 * mib, est(0, 300*mib, 31, 10*mib, 1, 100*mib), 31, "level 31 chosen, the smallest, though no level fits in 5.0 MiB free"},
-		{"estimate fails", []int{1, 31}, 5 * mib, func() ([]pipeline.SizeEstimate, error) { return nil, errors.New("boom") }, 1, "no size estimate (boom)"},
+		{"one level", []filter.Level{1}, 10 * mib, never, 1, "level 1, 10.0 MiB free"},
+		{"free unknown", []filter.Level{1, 31}, -1, never, 1, "free space is unknown"},
+		{"first fits", []filter.Level{1, 31}, 200 * mib, est(1, 100*mib, 31, 10*mib), 1, "level 1 chosen: ~100.0 MiB expected, 200.0 MiB free"},
+		{"fallback", []filter.Level{1, 31}, 50 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 31 chosen: ~10.0 MiB expected, 50.0 MiB free; level 1 needs ~107.2 MiB"},
+		{"headroom", []filter.Level{1, 31}, 100 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 1 needs"},
+		{"none fits", []filter.Level{0, 31, 1}, 5 * mib, est(0, 300*mib, 31, 10*mib, 1, 100*mib), 31, "level 31 chosen, the smallest, though no level fits in 5.0 MiB free"},
+		{"estimate fails", []filter.Level{1, 31}, 5 * mib, func() ([]pipeline.SizeEstimate, error) { return nil, errors.New("boom") }, 1, "no size estimate (boom)"},
 	} {
 		got, why := chooseLevel(tc.levels, tc.free, tc.est)
 		if got != tc.want || !strings.Contains(why, tc.why) {
@@ -120,7 +121,7 @@ func TestSaveTo(t *testing.T) {
 		os.WriteFile(filepath.Join(base, d.name, d.file), []byte("old"), 0o600)
 	}
 	con := captureConsole(t)
-	cfg := testConfig(t, func(c *config.Config) { c.DumpLevel = []int{1}; c.Keep = 3 })
+	cfg := testConfig(t, func(c *config.Config) { c.DumpLevel = []filter.Level{1}; c.Keep = 3 })
 	src := openSource(cfg)
 	defer src.close()
 	res := saveTo(cfg, mnt, src)
@@ -174,14 +175,14 @@ func TestSaveToFull(t *testing.T) {
 	useCore(t, testCore(t, 3000)) // level 0: ~12 MiB uncompressed; level 1: ~8 MiB
 	for _, tc := range []struct {
 		name   string
-		levels []int
+		levels []filter.Level
 		status Status
-		level  int
+		level  filter.Level
 		format config.Format
 	}{
-		{"one-level", []int{0}, StatusIncomplete, 0, config.FormatKdump},
-		{"fallback", []int{0, 1}, StatusSaved, 1, config.FormatKdump},
-		{"elf", []int{0}, StatusIncomplete, 0, config.FormatELF},
+		{"one-level", []filter.Level{0}, StatusIncomplete, 0, config.FormatKdump},
+		{"fallback", []filter.Level{0, 1}, StatusSaved, 1, config.FormatKdump},
+		{"elf", []filter.Level{0}, StatusIncomplete, 0, config.FormatELF},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mnt := tmpfs(t, 10<<20)

@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/gokdump/gokdump/capture/pipeline"
 	"io"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/gokdump/gokdump/capture/pipeline"
 )
 
 // The console: log lines, the machine-readable result lines, and the

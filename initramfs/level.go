@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
@@ -23,7 +24,7 @@ func headroom(bytes int64) int64 { return bytes/16 + 1<<20 }
 // estimate. It returns the level and a line saying why. With a single
 // level, or free unknown (< 0), there is nothing to choose and estimate
 // is not called.
-func chooseLevel(levels []int, free int64, estimate func() ([]pipeline.SizeEstimate, error)) (int, string) {
+func chooseLevel(levels []filter.Level, free int64, estimate func() ([]pipeline.SizeEstimate, error)) (filter.Level, string) {
 	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 	if len(levels) == 1 {
 		if free < 0 {

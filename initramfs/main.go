@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/initramfs/boot"
 	"github.com/gokdump/gokdump/internal/config"
 )
@@ -67,10 +68,10 @@ const (
 type Result struct {
 	Status Status `json:"status"`
 	// Path is the dump as seen on the target filesystem, or raw:DEVICE.
-	Path   string `json:"path,omitempty"`
-	Bytes  int64  `json:"bytes,omitempty"`
-	Level  int    `json:"level"`
-	Format string `json:"format,omitempty"`
+	Path   string       `json:"path,omitempty"`
+	Bytes  int64        `json:"bytes,omitempty"`
+	Level  filter.Level `json:"level"`
+	Format string       `json:"format,omitempty"`
 	// Reason says why the dump is incomplete or the capture failed.
 	Reason string `json:"reason,omitempty"`
 }
@@ -296,9 +297,9 @@ func sanitize(cfg *config.Config) {
 	if cfg.DeviceTimeout <= 0 || cfg.DeviceTimeout > cfg.TimeBudget {
 		cfg.DeviceTimeout = min(d.DeviceTimeout, cfg.TimeBudget)
 	}
-	var levels []int
+	var levels []filter.Level
 	for _, l := range cfg.DumpLevel {
-		if l >= 0 && l <= 31 {
+		if l.Valid() {
 			levels = append(levels, l)
 		}
 	}

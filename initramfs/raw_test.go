@@ -9,6 +9,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
@@ -65,7 +66,7 @@ func TestCaptureRaw(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			captureConsole(t)
 			dev := fakeDevice(t, tc.size)
-			cfg := testConfig(t, func(c *config.Config) { c.DumpLevel = []int{1} })
+			cfg := testConfig(t, func(c *config.Config) { c.DumpLevel = []filter.Level{1} })
 			src := openSource(cfg)
 			defer src.close()
 			src.dmesg = log

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/internal/config"
 	"golang.org/x/sys/unix"
 )
@@ -89,7 +90,7 @@ func TestSupervise(t *testing.T) {
 }
 
 func TestSanitize(t *testing.T) {
-	c := &config.Config{DumpLevel: []int{99, -1}, FailureAction: "explode", Format: "zip", Compress: "rar"}
+	c := &config.Config{DumpLevel: []filter.Level{99, -1}, FailureAction: "explode", Format: "zip", Compress: "rar"}
 	sanitize(c)
 	d := config.Default()
 	if c.TimeBudget != d.TimeBudget || c.DeviceTimeout != d.DeviceTimeout || len(c.DumpLevel) != 1 || c.DumpLevel[0] != 31 ||

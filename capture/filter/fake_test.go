@@ -225,7 +225,7 @@ const (
 )
 
 // excluded tells whether a page of kind k is left out at level.
-func (k kind) excluded(level int) bool {
+func (k kind) excluded(level Level) bool {
 	switch k {
 	case kCache:
 		return level&(ExcludeCache|ExcludeCachePrivate) != 0
@@ -550,7 +550,7 @@ func (w *world) memory(t testing.TB, drop ...string) (*kmem.Memory, *vmcoreinfo.
 
 // expected returns the bitmap and counts the world's pages should give at
 // level.
-func (w *world) expected(level int) ([]byte, Stats) {
+func (w *world) expected(level Level) ([]byte, Stats) {
 	b := make([]byte, fakePFNs/8)
 	var st Stats
 	for p, k := range w.want {

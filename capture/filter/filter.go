@@ -9,16 +9,6 @@ import (
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
 
-// Dump level bits, as makedumpfile's -d numbers them.
-const (
-	ExcludeZero         = 1 << iota // pages of zeros: the caller tests content
-	ExcludeCache                    // page cache without private data
-	ExcludeCachePrivate             // page cache, private data or not
-	ExcludeUser                     // user process data (anonymous, hugetlb)
-	ExcludeFree                     // free pages
-	MaxLevel            = 1<<iota - 1
-)
-
 // Sentinel errors.
 var (
 	// ErrLayout means VMCOREINFO does not say where struct pages are, or
@@ -30,7 +20,7 @@ var (
 
 // Options configure a Classifier.
 type Options struct {
-	Level int // makedumpfile dump level, 0..31
+	Level Level // makedumpfile dump level
 	// Logf receives notes on the layout found; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -124,7 +114,7 @@ type span struct{ lo, hi uint64 }
 // ErrLayout when struct pages cannot be found at all; classes VMCOREINFO
 // does not support are switched off and listed by Degraded.
 func New(mem *kmem.Memory, info *vmcoreinfo.Info, opts Options) (*Classifier, error) {
-	if opts.Level < 0 || opts.Level > MaxLevel {
+	if !opts.Level.Valid() {
 		return nil, fmt.Errorf("%w: %d", ErrLevel, opts.Level)
 	}
 	if info == nil {

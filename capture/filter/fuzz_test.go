@@ -70,7 +70,7 @@ func FuzzClassify(f *testing.F) {
 		}()
 
 		mem, info := w.memory(t)
-		c, err := New(mem, info, Options{Level: level})
+		c, err := New(mem, info, Options{Level: Level(level)})
 		if err != nil {
 			t.Fatal(err)
 		}

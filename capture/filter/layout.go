@@ -240,7 +240,7 @@ func (l *layout) isAnon(mapping, flags uint64, mapcount uint32) bool {
 
 // plan decides which classes are possible at level and says why others are
 // not, one line each.
-func (l *layout) plan(level int) (en enabled, degraded []string) {
+func (l *layout) plan(level Level) (en enabled, degraded []string) {
 	deg := func(format string, args ...any) { degraded = append(degraded, fmt.Sprintf(format, args...)) }
 	if l.head < 0 {
 		// Without the tail marker every tail page would be judged by

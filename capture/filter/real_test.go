@@ -60,7 +60,7 @@ func openReal(t testing.TB, path string) *realDump {
 // classify runs a classifier over every page the dump holds, range by
 // range in increasing order, in chunks of chunk pages, and returns the
 // exclusion bitmap over all pfns up to MaxPFN.
-func (d *realDump) classify(t testing.TB, level, chunk int) ([]byte, Stats, *Classifier) {
+func (d *realDump) classify(t testing.TB, level Level, chunk int) ([]byte, Stats, *Classifier) {
 	t.Helper()
 	c, err := New(d.mem, nil, Options{Level: level})
 	if err != nil {
@@ -92,13 +92,13 @@ func excluded(b []byte, pfn uint64) bool { return b[pfn/8]&(1<<(pfn%8)) != 0 }
 
 // makedumpfile runs makedumpfile -d level on the dump without writing it
 // and returns its page counts by class.
-func makedumpfile(t testing.TB, path string, level int) Stats {
+func makedumpfile(t testing.TB, path string, level Level) Stats {
 	t.Helper()
 	bin, err := exec.LookPath("makedumpfile")
 	if err != nil {
 		t.Skip("makedumpfile not installed")
 	}
-	out, err := exec.Command(bin, "-d", strconv.Itoa(level), "-l", "--message-level", "31",
+	out, err := exec.Command(bin, "-d", level.String(), "-l", "--message-level", "31",
 		"--dry-run", path, filepath.Join(t.TempDir(), "out")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("makedumpfile: %v\n%s", err, out)
@@ -158,7 +158,7 @@ func TestRealMatchesMakedumpfile(t *testing.T) {
 	for _, path := range realDumps(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			d := openReal(t, path)
-			for _, level := range []int{31, 2, 4, 8, 16} {
+			for _, level := range []Level{31, 2, 4, 8, 16} {
 				_, ours, c := d.classify(t, level, 65537)
 				if deg := c.Degraded(); len(deg) != 0 {
 					t.Errorf("level %d: degraded %q", level, deg)

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-var testLevels = []int{0, 1, 2, 4, 6, 8, 16, 18, 24, 31}
+var testLevels = []Level{0, 1, 2, 4, 6, 8, 16, 18, 24, 31}
 
 // TestSynthetic classifies the synthetic machine of every kernel layout at
 // several levels and chunk sizes: the result must be the expected class of
@@ -134,7 +134,7 @@ func TestDegraded(t *testing.T) {
 	tests := []struct {
 		profile string
 		drop    []string
-		level   int
+		level   Level
 		want    []string // Degraded lines, by prefix
 		off     []kind   // kinds now kept
 	}{
@@ -241,7 +241,7 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 	mem, info := w.memory(t)
-	for _, level := range []int{-1, 32} {
+	for _, level := range []Level{-1, 32} {
 		if _, err := New(mem, info, Options{Level: level}); !errors.Is(err, ErrLevel) {
 			t.Errorf("level %d: err = %v", level, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkSave(b *testing.B) {
 	path := benchVmcore(b)
 	for _, tc := range []struct {
 		name    string
-		level   int
+		level   filter.Level
 		workers int
 	}{
 		{"d31", 31, 0}, {"d1", 1, 0}, {"d31-w1", 31, 1}, {"d1-w1", 1, 1},

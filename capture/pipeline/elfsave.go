@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gokdump/gokdump/capture/elfcore"
+	"github.com/gokdump/gokdump/capture/filter"
 )
 
 // elfKeep answers elfcore's "keep this pfn?" from the chunked bitmaps and,
@@ -51,7 +52,7 @@ func (k *elfKeep) decide(pfn uint64) bool {
 	if k.dumpable[i/8]&(1<<(i&7)) == 0 {
 		return false
 	}
-	if k.s.opts.Level&LevelZero != 0 {
+	if k.s.opts.Level&filter.ExcludeZero != 0 {
 		_, err := k.s.src.ReadPhys(k.page, pfn*uint64(k.s.ps))
 		if err == nil && isZero(k.page) {
 			if k.count {

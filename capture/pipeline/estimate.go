@@ -12,7 +12,7 @@ import (
 
 // SizeEstimate is what Save is expected to write at one dump level.
 type SizeEstimate struct {
-	Level int
+	Level filter.Level
 	// Pages is how many pages the dump will hold (for kdump: carry a
 	// descriptor, zero pages included); ZeroPages of them are estimated to
 	// be all zeros.
@@ -51,7 +51,7 @@ type pageSample struct {
 // sample of the pages each would keep, the same pages whatever the level,
 // to measure zero pages and compression. It never fails for want of
 // VMCOREINFO: unfiltered pages count as kept, as Save keeps them.
-func Estimate(src *vmcore.File, levels []int, opts Options) ([]SizeEstimate, error) {
+func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEstimate, error) {
 	if opts.Format == "" {
 		opts.Format = FormatKdump
 	}
@@ -114,14 +114,14 @@ func Estimate(src *vmcore.File, levels []int, opts Options) ([]SizeEstimate, err
 	heldBits, excl := make([]byte, nb), make([]byte, nb)
 	var out []SizeEstimate
 	for _, level := range levels {
-		if level < 0 || level > MaxLevel {
-			return nil, fmt.Errorf("pipeline: level %d out of range 0..%d", level, MaxLevel)
+		if !level.Valid() {
+			return nil, fmt.Errorf("pipeline: %w: %d", filter.ErrLevel, level)
 		}
 		e := SizeEstimate{Level: level}
 		var cls *filter.Classifier
 		if memErr != nil {
 			e.Degraded = append(e.Degraded, "no page filtering: "+memErr.Error())
-		} else if c, err := filter.New(mem, src.VMCOREINFO, filter.Options{Level: level &^ LevelZero}); err != nil {
+		} else if c, err := filter.New(mem, src.VMCOREINFO, filter.Options{Level: level &^ filter.ExcludeZero}); err != nil {
 			e.Degraded = append(e.Degraded, "no page filtering: "+err.Error())
 		} else {
 			cls = c
@@ -185,7 +185,7 @@ func Estimate(src *vmcore.File, levels []int, opts Options) ([]SizeEstimate, err
 			size += 2 * (((int64(maxPFN)+7)/8 + bs - 1) / bs * bs) // bitmaps
 			size += int64(e.Pages) * 24                            // descriptors
 			data := nonZero * e.PerPage
-			if level&LevelZero != 0 {
+			if level&filter.ExcludeZero != 0 {
 				data += float64(bs) // the shared zero page
 			} else {
 				data += float64(e.ZeroPages) * float64(zeroPageBytes(cp, int(ps)))
@@ -197,7 +197,7 @@ func Estimate(src *vmcore.File, levels []int, opts Options) ([]SizeEstimate, err
 			// stored like the rest.
 			size := int64(64+56*(runs+1)) + int64(len(src.NoteData))
 			kept := nonZero
-			if level&LevelZero == 0 {
+			if level&filter.ExcludeZero == 0 {
 				kept = float64(e.Pages)
 			}
 			e.Bytes = size + int64(kept*float64(ps))

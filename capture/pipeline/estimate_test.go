@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"golang.org/x/sys/unix"
 )
 
 // checkEstimate saves src at each level and compares the size with the
 // estimate; tol is the relative error allowed.
-func checkEstimate(t *testing.T, src *vmcore.File, levels []int, opts Options, tol float64) []SizeEstimate {
+func checkEstimate(t *testing.T, src *vmcore.File, levels []filter.Level, opts Options, tol float64) []SizeEstimate {
 	t.Helper()
 	est, err := Estimate(src, levels, opts)
 	if err != nil {
@@ -64,7 +65,7 @@ func TestEstimateSynthetic(t *testing.T) {
 		{Options{Codec: codec.None}, 0.02},
 		{Options{Format: FormatELF}, 0.02},
 	} {
-		est := checkEstimate(t, src, []int{0, 1, 31}, tc.opts, tc.tol)
+		est := checkEstimate(t, src, []filter.Level{0, 1, 31}, tc.opts, tc.tol)
 		// No page tables: nothing can be filtered, and the estimate says so.
 		if len(est[2].Degraded) == 0 {
 			t.Errorf("level 31 on a core without page tables: no degraded note")
@@ -77,15 +78,15 @@ func TestEstimateSynthetic(t *testing.T) {
 
 func TestEstimateErrors(t *testing.T) {
 	src := fxOpen(t, fxCore(fxNotes(fxInfo), []fxLoad{{pfn: 0, pages: 16, stored: 16}}))
-	if _, err := Estimate(src, []int{32}, Options{}); err == nil {
+	if _, err := Estimate(src, []filter.Level{32}, Options{}); err == nil {
 		t.Error("level 32 accepted")
 	}
-	if _, err := Estimate(src, []int{1}, Options{Format: "tar"}); err == nil {
+	if _, err := Estimate(src, []filter.Level{1}, Options{Format: "tar"}); err == nil {
 		t.Error("unknown format accepted")
 	}
 	// Nothing held at all: an estimate of the headers, no samples.
 	empty := fxOpen(t, fxCore(fxNotes(fxInfo), []fxLoad{{pfn: 0, pages: 16, stored: 0}}))
-	est, err := Estimate(empty, []int{1}, Options{Codec: codec.Zstd})
+	est, err := Estimate(empty, []filter.Level{1}, Options{Codec: codec.Zstd})
 	if err != nil || est[0].Pages != 0 || est[0].Bytes <= 0 || est[0].Bytes > 64<<10 {
 		t.Errorf("empty source: %+v %v", est, err)
 	}
@@ -102,7 +103,7 @@ func TestEstimateReal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			checkEstimate(t, src, []int{31, 1}, Options{Codec: codec.Zstd}, 0.10)
+			checkEstimate(t, src, []filter.Level{31, 1}, Options{Codec: codec.Zstd}, 0.10)
 		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 // of the dumpable bitmap.
 type chunkFilter struct {
 	mem   *kmem.Memory
-	level int
+	level filter.Level
 	logf  func(string, ...any)
 	c     *filter.Classifier
 	next  uint64 // the pfn the classifier expects next
@@ -22,13 +22,13 @@ type chunkFilter struct {
 // 16; hwpoison and offline pages always). It returns nil, with the reason
 // in stats.Degraded, when the dump's struct pages cannot be found at all:
 // every page is then kept.
-func newChunkFilter(src *vmcore.File, level int, chunk uint64, st *Stats, logf func(string, ...any)) *chunkFilter {
+func newChunkFilter(src *vmcore.File, level filter.Level, chunk uint64, st *Stats, logf func(string, ...any)) *chunkFilter {
 	mem, err := kmem.New(src, src.VMCOREINFO, src.Machine)
 	if err != nil {
 		st.Degraded = append(st.Degraded, "no page filtering: "+err.Error())
 		return nil
 	}
-	f := &chunkFilter{mem: mem, level: level &^ LevelZero, logf: logf, excl: make([]byte, chunk/8), stats: st}
+	f := &chunkFilter{mem: mem, level: level &^ filter.ExcludeZero, logf: logf, excl: make([]byte, chunk/8), stats: st}
 	if err := f.reset(); err != nil {
 		st.Degraded = append(st.Degraded, "no page filtering: "+err.Error())
 		return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -360,7 +361,7 @@ func (s *saver) process(cp *codec.Compressor, j *job) {
 // compressor could be made; pages are then stored raw.
 func (s *saver) compress(cp *codec.Compressor, j *job) {
 	j.out = j.out[:0]
-	excludeZero := s.opts.Level&LevelZero != 0
+	excludeZero := s.opts.Level&filter.ExcludeZero != 0
 	for i := 0; i < j.n; i++ {
 		pg := j.data[i*s.ps : (i+1)*s.ps]
 		po := &j.page[i]

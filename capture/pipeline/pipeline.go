@@ -82,7 +82,7 @@ func boundMaxPFN(src *vmcore.File, st *Stats) uint64 {
 func (s *saver) saveKdump(out *countingWriterAt) error {
 	hdr := diskdump.HeaderFromVmcore(s.src)
 	hdr.MaxMapnr = s.stats.MaxPFN
-	hdr.DumpLevel = s.opts.Level
+	hdr.DumpLevel = int(s.opts.Level)
 	hdr.Status = s.opts.Codec.Flag()
 	w, err := diskdump.NewWriter(out, hdr)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -12,7 +13,7 @@ import (
 // the same bytes as one worker, read with pread or through mmap views.
 func TestRealParallelIdentical(t *testing.T) {
 	path := benchVmcore(t)
-	levels := []int{31, 1}
+	levels := []filter.Level{31, 1}
 	if testing.Short() {
 		levels = levels[:1]
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -23,16 +24,6 @@ const (
 	FormatELF   Format = "elf"   // an ELF core like /proc/vmcore, excluded pages left out
 )
 
-// Dump level bits, as makedumpfile's -d spells them.
-const (
-	LevelZero         = 1
-	LevelCache        = 2
-	LevelCachePrivate = 4
-	LevelUser         = 8
-	LevelFree         = 16
-	MaxLevel          = 31
-)
-
 // ErrIncomplete is wrapped by Save's error when the output could not be
 // finished (a full disk, an I/O error) but was closed as a readable dump
 // flagged incomplete.
@@ -40,9 +31,9 @@ var ErrIncomplete = errors.New("pipeline: incomplete")
 
 // Options control Save.
 type Options struct {
-	Level  int         // dump level 0..31 (makedumpfile's -d)
-	Codec  codec.Codec // page compression for FormatKdump
-	Format Format      // FormatKdump (default) or FormatELF
+	Level  filter.Level // makedumpfile's -d
+	Codec  codec.Codec  // page compression for FormatKdump
+	Format Format       // FormatKdump (default) or FormatELF
 	// Workers compress pages in parallel; 0 means GOMAXPROCS. The output
 	// does not depend on it.
 	Workers int
@@ -76,15 +67,15 @@ type Stats struct {
 	Duration   time.Duration
 	BitmapTime time.Duration // of Duration, on the bitmaps: filter and zero-page scan
 	Degraded   []string      // what could not be filtered or copied, and why
-	Level      int
+	Level      filter.Level
 	Codec      codec.Codec
 	Format     Format
 	Incomplete bool
 }
 
 func (o *Options) defaults() error {
-	if o.Level < 0 || o.Level > MaxLevel {
-		return fmt.Errorf("pipeline: level %d out of range 0..%d", o.Level, MaxLevel)
+	if !o.Level.Valid() {
+		return fmt.Errorf("pipeline: %w: %d", filter.ErrLevel, o.Level)
 	}
 	if o.Format == "" {
 		o.Format = FormatKdump

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/diskdump"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -185,10 +186,10 @@ func TestParallelIdentical(t *testing.T) {
 		codecs = codecs[:2]
 	}
 	for _, c := range codecs {
-		for _, level := range []int{0, 1, 31} {
+		for _, level := range []filter.Level{0, 1, 31} {
 			t.Run(fmt.Sprintf("%v/d%d", c, level), func(t *testing.T) {
 				want, st := saveFile(t, pread, dir, Options{Level: level, Codec: c, Workers: 1})
-				if st.PagesKept == 0 || (level&LevelZero != 0) != (st.Zero > 0) {
+				if st.PagesKept == 0 || (level&filter.ExcludeZero != 0) != (st.Zero > 0) {
 					t.Fatalf("stats %+v", st)
 				}
 				checkPages(t, want, pread, level)
@@ -225,7 +226,7 @@ func firstDiff(a, b []byte) int {
 // checkPages reads every page of the kdump file b back and compares it
 // with the source; pfns the source does not hold must not be dumped, and
 // at levels with bit 1 zero pages share one descriptor.
-func checkPages(t *testing.T, b []byte, src *vmcore.File, level int) {
+func checkPages(t *testing.T, b []byte, src *vmcore.File, level filter.Level) {
 	t.Helper()
 	d, err := diskdump.Open(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -246,7 +247,7 @@ func checkPages(t *testing.T, b []byte, src *vmcore.File, level int) {
 		if !held {
 			continue
 		}
-		if level&LevelZero != 0 && isZero(want) {
+		if level&filter.ExcludeZero != 0 && isZero(want) {
 			// Zero pages share one descriptor, makedumpfile's way.
 			if pd, ok, err := d.PageDesc(pfn); err != nil || !ok || pd.Flags != 0 || pd.Offset != zeroDesc(t, d) {
 				t.Fatalf("zero pfn %#x: descriptor %+v, %v, %v", pfn, pd, ok, err)

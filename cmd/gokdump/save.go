@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"golang.org/x/sys/unix"
@@ -53,8 +54,9 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 	if o.format == string(pipeline.FormatELF) && c != codec.None && o.compress != "zstd" {
 		return fmt.Errorf("--compress %s: ELF dumps are not compressed", o.compress)
 	}
-	if o.level < 0 || o.level > pipeline.MaxLevel {
-		return fmt.Errorf("-d %d: the dump level is 0..31", o.level)
+	level, err := filter.CheckLevel(o.level)
+	if err != nil {
+		return fmt.Errorf("-d: %w", err)
 	}
 	src, err := vmcore.Open(o.vmcore)
 	if err != nil {
@@ -71,7 +73,7 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts := pipeline.Options{
-		Level:   o.level,
+		Level:   level,
 		Codec:   c,
 		Format:  pipeline.Format(o.format),
 		Workers: o.workers,

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/gokdump/gokdump/capture/filter"
 )
 
 // DefaultPath is where the host's CLI and the capture init look for the
@@ -63,7 +65,7 @@ type Config struct {
 	Path string
 	// DumpLevel lists makedumpfile dump levels to try in order: the first
 	// whose dump fits on the target is kept.
-	DumpLevel []int
+	DumpLevel []filter.Level
 	// Compress is the page compression of kdump-format dumps.
 	Compress Compression
 	// Format is the file format of the dump.
@@ -112,7 +114,7 @@ const (
 func Default() Config {
 	return Config{
 		Path:          "/var/crash",
-		DumpLevel:     []int{31},
+		DumpLevel:     []filter.Level{filter.MaxLevel},
 		Compress:      CompressZstd,
 		Format:        FormatKdump,
 		FailureAction: ActionReboot,

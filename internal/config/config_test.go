@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gokdump/gokdump/capture/filter"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -35,7 +37,7 @@ func TestDefault(t *testing.T) {
 	if c.Source("nonsense") != "" {
 		t.Errorf("Source of an unknown key is not empty")
 	}
-	want := Config{Path: "/var/crash", DumpLevel: []int{31}, Compress: CompressZstd, Format: FormatKdump,
+	want := Config{Path: "/var/crash", DumpLevel: []filter.Level{31}, Compress: CompressZstd, Format: FormatKdump,
 		FailureAction: ActionReboot, FinalAction: ActionReboot, TimeBudget: 10 * time.Minute,
 		DeviceTimeout: 30 * time.Second, Dmesg: true, Progress: true}
 	if !reflect.DeepEqual(c, want) {
@@ -62,9 +64,9 @@ func TestParseKeys(t *testing.T) {
 		{"mount_options", `"noatime,data=ordered"`, func(c *Config) bool { return c.MountOptions == "noatime,data=ordered" }},
 		{"path", `"/crash/dumps"`, func(c *Config) bool { return c.Path == "/crash/dumps" }},
 		{"path", `"/"`, func(c *Config) bool { return c.Path == "/" }},
-		{"dump_level", `0`, func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []int{0}) }},
-		{"dump_level", `17`, func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []int{17}) }},
-		{"dump_level", `[1, 31]`, func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []int{1, 31}) }},
+		{"dump_level", `0`, func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []filter.Level{0}) }},
+		{"dump_level", `17`, func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []filter.Level{17}) }},
+		{"dump_level", `[1, 31]`, func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []filter.Level{1, 31}) }},
 		{"compress", `"snappy"`, func(c *Config) bool { return c.Compress == CompressSnappy }},
 		{"compress", `"none"`, func(c *Config) bool { return c.Compress == CompressNone }},
 		{"compress", `"zlib"`, func(c *Config) bool { return c.Compress == CompressZlib }},
@@ -260,7 +262,7 @@ kernel_args = "quiet"
 		t.Fatal(err)
 	}
 	want := Default()
-	want.DumpLevel = []int{17}
+	want.DumpLevel = []filter.Level{17}
 	want.Target = "UUID=AB12-CD34"
 	want.Keep = 2
 	want.KernelArgs = "loglevel=7 nokaslr"
@@ -300,7 +302,7 @@ kernel_args = "quiet"
 	if !errors.Is(err, ErrValue) || !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("error %v is not ErrValue and ErrUnknownKey", err)
 	}
-	if !reflect.DeepEqual(c.DumpLevel, []int{1, 31}) || c.Keep != 5 || c.Target != "LABEL=FROMFILE" {
+	if !reflect.DeepEqual(c.DumpLevel, []filter.Level{1, 31}) || c.Keep != 5 || c.Target != "LABEL=FROMFILE" {
 		t.Errorf("a bad override changed a value: %+v", fields(c))
 	}
 	if c.Source("keep") != "/etc/gokdump.toml:3" || c.Source("dump_level") != "/etc/gokdump.toml:1" {
@@ -392,7 +394,7 @@ func TestValidate(t *testing.T) {
 
 	// A value set in the struct directly is checked too.
 	c := Default()
-	c.DumpLevel = []int{99}
+	c.DumpLevel = []filter.Level{99}
 	c.Compress = "brotli"
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "default: dump_level: 99 is out of range") || !strings.Contains(err.Error(), `"brotli"`) {

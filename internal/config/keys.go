@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/gokdump/gokdump/capture/filter"
 )
 
 // A keyDef knows how to read one key from TOML and from command-line text,
@@ -32,24 +34,27 @@ var keyDefs = []keyDef{
 		name: "dump_level",
 		fromTOML: func(c *Config, v any) error {
 			if n, ok := v.(int64); ok {
-				c.DumpLevel = []int{clampInt(n)}
+				c.DumpLevel = []filter.Level{filter.Level(clampInt(n))}
 				return nil
 			}
 			ns, err := tomlInts(v, "an integer 0..31 or a list of them")
 			if err != nil {
 				return err
 			}
-			c.DumpLevel = ns
+			c.DumpLevel = make([]filter.Level, len(ns))
+			for i, n := range ns {
+				c.DumpLevel[i] = filter.Level(n)
+			}
 			return nil
 		},
 		fromText: func(c *Config, s string) error {
-			var ns []int
+			var ns []filter.Level
 			for _, f := range strings.Split(s, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(f))
 				if err != nil {
 					return valueErr("%q is not an integer 0..31 or a comma-separated list of them", s)
 				}
-				ns = append(ns, n)
+				ns = append(ns, filter.Level(n))
 			}
 			c.DumpLevel = ns
 			return nil
@@ -59,8 +64,8 @@ var keyDefs = []keyDef{
 				return valueErr("the list is empty; give at least one level 0..31")
 			}
 			for i, n := range c.DumpLevel {
-				if n < 0 || n > 31 {
-					return valueErr("%d is out of range 0..31", n)
+				if !n.Valid() {
+					return valueErr("%d is out of range 0..%d", n, filter.MaxLevel)
 				}
 				if slices.Contains(c.DumpLevel[:i], n) {
 					return valueErr("%d is listed twice", n)
@@ -71,7 +76,7 @@ var keyDefs = []keyDef{
 		toTOML: func(c *Config) string {
 			parts := make([]string, len(c.DumpLevel))
 			for i, n := range c.DumpLevel {
-				parts[i] = strconv.Itoa(n)
+				parts[i] = n.String()
 			}
 			return "[" + strings.Join(parts, ", ") + "]"
 		},
