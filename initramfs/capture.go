@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/initramfs/boot"
@@ -122,11 +121,7 @@ func (s *source) close() {
 // readDmesg returns the crashed kernel's log in makedumpfile --dump-dmesg's
 // format.
 func readDmesg(f *vmcore.File) ([]byte, error) {
-	mem, err := kmem.New(f, f.VMCOREINFO, f.Machine)
-	if err != nil {
-		return nil, err
-	}
-	l, err := printk.Read(mem)
+	l, err := printk.ReadDump(f, f.VMCOREINFO, f.Machine)
 	if err != nil {
 		return nil, err
 	}

@@ -282,50 +282,9 @@ func loadConfig() (*config.Config, error) {
 		err = verr
 	}
 	if err != nil {
-		sanitize(cfg)
-	}
-	return cfg, err
-}
-
-// sanitize puts back the default of every value the capture's control
-// flow depends on that a bad file or command line left unusable.
-func sanitize(cfg *config.Config) {
-	d := config.Default()
-	if cfg.TimeBudget <= 0 {
-		cfg.TimeBudget = d.TimeBudget
-	}
-	if cfg.DeviceTimeout <= 0 || cfg.DeviceTimeout > cfg.TimeBudget {
-		cfg.DeviceTimeout = min(d.DeviceTimeout, cfg.TimeBudget)
-	}
-	var levels []filter.Level
-	for _, l := range cfg.DumpLevel {
-		if l.Valid() {
-			levels = append(levels, l)
+		if keys := cfg.Sanitize(); len(keys) > 0 {
+			err = fmt.Errorf("%w (defaults used for: %s)", err, strings.Join(keys, ", "))
 		}
 	}
-	if len(levels) == 0 {
-		levels = d.DumpLevel
-	}
-	cfg.DumpLevel = levels
-	switch cfg.FailureAction {
-	case config.ActionReboot, config.ActionPoweroff, config.ActionHalt, config.ActionFallback:
-	default:
-		cfg.FailureAction = d.FailureAction
-	}
-	switch cfg.FinalAction {
-	case config.ActionReboot, config.ActionPoweroff, config.ActionHalt:
-	default:
-		cfg.FinalAction = d.FinalAction
-	}
-	if cfg.Format != config.FormatKdump && cfg.Format != config.FormatELF {
-		cfg.Format = d.Format
-	}
-	switch cfg.Compress {
-	case config.CompressZstd, config.CompressZlib, config.CompressSnappy, config.CompressNone:
-	default:
-		cfg.Compress = d.Compress
-	}
-	if cfg.Path == "" {
-		cfg.Path = d.Path
-	}
+	return cfg, err
 }

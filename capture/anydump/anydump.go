@@ -10,6 +10,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/kmem"
+	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
@@ -94,7 +95,7 @@ func Open(path string) (*Dump, error) {
 		d.ELF, d.phys, d.c = f, f, f
 		d.Machine, d.VMCOREINFO, d.PRStatus = f.Machine, f.VMCOREINFO, f.PRStatus
 		d.PageSize, d.MaxPFN, d.Size = int(f.PageSize), f.MaxPFN(), f.Size()
-		d.Incomplete = f.Flags&1 != 0
+		d.Incomplete = f.Flags&vmcore.FlagIncomplete != 0
 	case Kdump:
 		f, err := diskdump.OpenFile(path)
 		if err != nil {
@@ -117,6 +118,11 @@ func (d *Dump) ReadPhys(p []byte, paddr uint64) (int, error) { return d.phys.Rea
 // Memory returns kernel virtual memory access for the dump.
 func (d *Dump) Memory() (*kmem.Memory, error) {
 	return kmem.New(d, d.VMCOREINFO, d.Machine)
+}
+
+// Log reads the crashed kernel's log from the dump.
+func (d *Dump) Log() (*printk.Log, error) {
+	return printk.ReadDump(d, d.VMCOREINFO, d.Machine)
 }
 
 // Pages yields the pfns whose contents the dump holds, in order.

@@ -74,22 +74,21 @@ func (d *Dump) Info() *Info {
 			in.Pages += (r.FileEnd - r.Start + uint64(d.PageSize) - 1) / uint64(d.PageSize)
 		}
 	}
-	mem, err := d.Memory()
-	if err == nil {
+	if mem, err := d.Memory(); err == nil {
 		if uts, err := mem.ReadUTSName(); err == nil {
 			in.Version = uts.Version
 		}
-		var l *printk.Log
-		if l, err = printk.Read(mem); err == nil {
-			reason, ctx := l.Panic()
-			in.Panic = reason
-			for _, r := range ctx {
-				in.PanicLog = append(in.PanicLog, fmt.Sprintf("[%5d.%06d] %s",
-					r.Time/time.Second, (r.Time%time.Second)/time.Microsecond, r.Text))
-			}
-			if cpu, ok := crashedCPU(ctx, d.PRStatus); ok {
-				in.CrashedCPU = &cpu
-			}
+	}
+	l, err := d.Log()
+	if err == nil {
+		reason, ctx := l.Panic()
+		in.Panic = reason
+		for _, r := range ctx {
+			in.PanicLog = append(in.PanicLog, fmt.Sprintf("[%5d.%06d] %s",
+				r.Time/time.Second, (r.Time%time.Second)/time.Microsecond, r.Text))
+		}
+		if cpu, ok := crashedCPU(ctx, d.PRStatus); ok {
+			in.CrashedCPU = &cpu
 		}
 	}
 	if err != nil {

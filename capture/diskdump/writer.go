@@ -213,10 +213,6 @@ func (w *Writer) fail(err error) error {
 	return err
 }
 
-// Dumpable returns the number of dumpable pfns the bitmaps given so far
-// hold: the number of WritePage and WriteZeroPage calls to come.
-func (w *Writer) Dumpable() uint64 { return w.total }
-
 // StartPages ends the bitmap phase: it fixes the descriptor area and the
 // start of the page data, reserves disk space up to the end of the
 // descriptors, and, when the dump level excludes zero pages, writes the

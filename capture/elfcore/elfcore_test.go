@@ -509,7 +509,7 @@ func TestWriterErrors(t *testing.T) {
 		t.Errorf("file %d bytes, layout %d", len(m.b), l.FileSize())
 	}
 	out := m.open(t)
-	if out.Flags&1 == 0 {
+	if out.Flags&vmcore.FlagIncomplete == 0 {
 		t.Error("incomplete flag not set")
 	}
 	if err := w.WritePage(0x3000, page); !errors.Is(err, ErrClosed) {
@@ -572,7 +572,7 @@ func TestAbort(t *testing.T) {
 	}
 	fw.failAt = 1 << 62
 	out := fw.memFile.open(t)
-	if out.Flags&1 == 0 {
+	if out.Flags&vmcore.FlagIncomplete == 0 {
 		t.Error("incomplete flag not set")
 	}
 	// What was written reads back; the rest is a hole.
@@ -722,7 +722,7 @@ func TestSaveReadError(t *testing.T) {
 		t.Fatalf("Save: %v", err)
 	}
 	out := m.open(t)
-	if out.Flags&1 == 0 || int64(len(m.b)) != mustLayout(t, src, nil, Options{}).FileSize() {
+	if out.Flags&vmcore.FlagIncomplete == 0 || int64(len(m.b)) != mustLayout(t, src, nil, Options{}).FileSize() {
 		t.Errorf("flags %#x, %d bytes", out.Flags, len(m.b))
 	}
 	if st.KeptPages == 0 {

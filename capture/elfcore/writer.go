@@ -14,12 +14,11 @@ import (
 
 // ELF64 sizes and the header fields we rewrite.
 const (
-	ehdrSize        = 64
-	phdrSize        = 56
-	shdrSize        = 64
-	eFlagsOff       = 48
-	pnXNum          = 0xffff
-	flagsIncomplete = 1 // e_flags bit 0: the dump is incomplete, as makedumpfile marks it
+	ehdrSize  = 64
+	phdrSize  = 56
+	shdrSize  = 64
+	eFlagsOff = 48
+	pnXNum    = 0xffff
 )
 
 // Errors a Writer returns; wrapped with detail.
@@ -252,7 +251,7 @@ func (w *Writer) Abort(cause error) error {
 	_ = w.flush() // a failure leaves these pages unwritten, nothing more
 	w.closed = true
 	var flags [4]byte
-	w.l.src.ByteOrder.PutUint32(flags[:], flagsIncomplete)
+	w.l.src.ByteOrder.PutUint32(flags[:], vmcore.FlagIncomplete)
 	if _, err := w.out.WriteAt(flags[:], eFlagsOff); err != nil {
 		return fmt.Errorf("elfcore: mark incomplete: %w", err)
 	}

@@ -107,22 +107,6 @@ func (m *Memory) U32(vaddr uint64) (uint32, error) {
 	return m.ByteOrder.Uint32(m.buf[:4]), nil
 }
 
-// CString reads a NUL-terminated string of at most max bytes at vaddr.
-func (m *Memory) CString(vaddr uint64, max int) (string, error) {
-	b := make([]byte, max)
-	n, err := m.ReadVirt(b, vaddr)
-	b = b[:n]
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i]), nil
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
 // Symbol returns SYMBOL(name) or an ErrMissing error naming it.
 func (m *Memory) Symbol(name string) (uint64, error) {
 	v, ok := m.Info.Symbol(name)

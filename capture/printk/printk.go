@@ -91,6 +91,17 @@ func Read(mem *kmem.Memory) (*Log, error) {
 	return read(mem, mem.Info, mem.ByteOrder, pointerSize(mem.Machine))
 }
 
+// ReadDump reads the kernel log of a dump of machine m whose physical
+// memory pr reads and whose layout info describes: the one way the capture,
+// `gokdump dmesg`, `info` and `savecore` find a crashed kernel's log.
+func ReadDump(pr kmem.PhysReader, info *vmcoreinfo.Info, m elf.Machine) (*Log, error) {
+	mem, err := kmem.New(pr, info, m)
+	if err != nil {
+		return nil, err
+	}
+	return Read(mem)
+}
+
 // pointerSize is sizeof(char *) on machine m. The lockless ring's layout
 // tells its word size itself; the legacy log_buf pointer needs this.
 func pointerSize(m elf.Machine) uint64 {

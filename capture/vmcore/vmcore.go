@@ -66,12 +66,16 @@ type PRStatus struct {
 	Desc []byte   // the whole descriptor
 }
 
+// FlagIncomplete is the e_flags bit makedumpfile and gokdump set in an ELF
+// dump that could not be finished (a full disk, an interrupted capture).
+const FlagIncomplete = 1
+
 // File is an open ELF vmcore.
 type File struct {
 	Class     elf.Class
 	ByteOrder binary.ByteOrder
 	Machine   elf.Machine
-	Flags     uint32 // e_flags; bit 0 marks a dump left incomplete
+	Flags     uint32 // e_flags; FlagIncomplete marks a dump left incomplete
 
 	// Segments are the PT_LOADs in file order.
 	Segments []Segment

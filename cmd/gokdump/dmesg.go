@@ -33,12 +33,7 @@ func readLog(path string) (*anydump.Dump, *printk.Log, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	mem, err := d.Memory()
-	if err != nil {
-		d.Close()
-		return nil, nil, err
-	}
-	l, err := printk.Read(mem)
+	l, err := d.Log()
 	if err != nil {
 		d.Close()
 		return nil, nil, fmt.Errorf("%s: %w", path, err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/diskdump"
-	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/internal/crashdir"
 )
 
@@ -149,11 +148,7 @@ func writeFile(dir *crashdir.Dir, name string, data []byte) error {
 
 // writeDmesgFrom saves a dump's kernel log beside it.
 func writeDmesgFrom(d *anydump.Dump, dir *crashdir.Dir) error {
-	mem, err := d.Memory()
-	if err != nil {
-		return err
-	}
-	l, err := printk.Read(mem)
+	l, err := d.Log()
 	if err != nil {
 		return err
 	}

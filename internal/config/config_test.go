@@ -601,3 +601,50 @@ func TestTargets(t *testing.T) {
 		t.Errorf("bad target: %v", err)
 	}
 }
+
+func TestSanitize(t *testing.T) {
+	d := Default()
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		keys []string
+		ok   func(c *Config) bool
+	}{
+		{"clean", func(c *Config) {}, nil, func(c *Config) bool { return reflect.DeepEqual(c, &d) }},
+		{"bad enums", func(c *Config) {
+			c.Compress, c.FailureAction, c.FinalAction, c.Format = "lz4", "explode", ActionFallback, "tar"
+		},
+			[]string{"compress", "format", "failure_action", "final_action"},
+			func(c *Config) bool {
+				return c.Compress == d.Compress && c.FailureAction == d.FailureAction && c.FinalAction == d.FinalAction && c.Format == d.Format
+			}},
+		{"levels keep the good ones", func(c *Config) { c.DumpLevel = []filter.Level{99, 1, -3, 1, 31} }, []string{"dump_level"},
+			func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, []filter.Level{1, 31}) }},
+		{"no good level", func(c *Config) { c.DumpLevel = []filter.Level{32} }, []string{"dump_level"},
+			func(c *Config) bool { return reflect.DeepEqual(c.DumpLevel, d.DumpLevel) }},
+		{"durations", func(c *Config) { c.TimeBudget, c.DeviceTimeout = -1, 0 }, []string{"time_budget", "device_timeout"},
+			func(c *Config) bool { return c.TimeBudget == d.TimeBudget && c.DeviceTimeout == d.DeviceTimeout }},
+		{"device timeout past the budget", func(c *Config) { c.TimeBudget, c.DeviceTimeout = 30*time.Second, time.Hour }, []string{"device_timeout"},
+			func(c *Config) bool { return c.DeviceTimeout == 30*time.Second }},
+		{"path", func(c *Config) { c.Path = "relative/../x" }, []string{"path"}, func(c *Config) bool { return c.Path == d.Path }},
+		{"modules keep the good ones", func(c *Config) { c.Modules = []string{"nvme", "../evil.ko", "virtio_blk"} }, []string{"modules"},
+			func(c *Config) bool { return reflect.DeepEqual(c.Modules, []string{"nvme", "virtio_blk"}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			keys := c.Sanitize()
+			if !reflect.DeepEqual(keys, tc.keys) {
+				t.Errorf("changed %q, want %q", keys, tc.keys)
+			}
+			if !tc.ok(&c) {
+				t.Errorf("after Sanitize: %+v", c)
+			}
+			for _, k := range keyDefs {
+				if err := k.check(&c); err != nil {
+					t.Errorf("%s still fails its check: %v", k.name, err)
+				}
+			}
+		})
+	}
+}

@@ -21,7 +21,10 @@ type keyDef struct {
 	fromText func(c *Config, s string) error
 	check    func(c *Config) error
 	toTOML   func(c *Config) string
-	isBool   bool // a bare gokdump.KEY on the command line means true
+	// reset makes a value that fails check usable again, from d (the
+	// defaults): for Sanitize.
+	reset  func(c, d *Config)
+	isBool bool // a bare gokdump.KEY on the command line means true
 }
 
 // keyDefs is in the order WriteTOML prints and the sample file documents.
@@ -80,6 +83,19 @@ var keyDefs = []keyDef{
 			}
 			return "[" + strings.Join(parts, ", ") + "]"
 		},
+		reset: func(c, d *Config) {
+			// Keep the levels that can be used, in order.
+			var ok []filter.Level
+			for _, l := range c.DumpLevel {
+				if l.Valid() && !slices.Contains(ok, l) {
+					ok = append(ok, l)
+				}
+			}
+			if len(ok) == 0 {
+				ok = slices.Clone(d.DumpLevel)
+			}
+			c.DumpLevel = ok
+		},
 	},
 	enumKey("compress", func(c *Config) *Compression { return &c.Compress }, CompressZstd, CompressZlib, CompressSnappy, CompressNone),
 	enumKey("format", func(c *Config) *Format { return &c.Format }, FormatKdump, FormatELF),
@@ -111,6 +127,7 @@ var keyDefs = []keyDef{
 			return nil
 		},
 		toTOML: func(c *Config) string { return strconv.Itoa(c.Keep) },
+		reset:  func(c, d *Config) { c.Keep = d.Keep },
 	},
 	{
 		name: "modules",
@@ -146,6 +163,11 @@ var keyDefs = []keyDef{
 				parts[i] = quote(m)
 			}
 			return "[" + strings.Join(parts, ", ") + "]"
+		},
+		reset: func(c, d *Config) {
+			// A bad name costs only itself: the others may be the
+			// target's driver.
+			c.Modules = slices.DeleteFunc(c.Modules, func(m string) bool { return !moduleName.MatchString(m) })
 		},
 	},
 	durationKey("time_budget", func(c *Config) *time.Duration { return &c.TimeBudget }),
@@ -184,6 +206,7 @@ func stringKey(name string, field func(*Config) *string, check func(string) erro
 		fromText: func(c *Config, s string) error { *field(c) = s; return nil },
 		check:    func(c *Config) error { return check(*field(c)) },
 		toTOML:   func(c *Config) string { return quote(*field(c)) },
+		reset:    func(c, d *Config) { *field(c) = *field(d) },
 	}
 }
 
@@ -206,6 +229,7 @@ func enumKey[T ~string](name string, field func(*Config) *T, allowed ...T) keyDe
 		fromText: func(c *Config, s string) error { *field(c) = T(s); return nil },
 		check:    func(c *Config) error { return check(string(*field(c))) },
 		toTOML:   func(c *Config) string { return quote(string(*field(c))) },
+		reset:    func(c, d *Config) { *field(c) = *field(d) },
 	}
 }
 
@@ -235,6 +259,7 @@ func durationKey(name string, field func(*Config) *time.Duration) keyDef {
 			return nil
 		},
 		toTOML: func(c *Config) string { return quote(formatDuration(*field(c))) },
+		reset:  func(c, d *Config) { *field(c) = *field(d) },
 	}
 }
 
@@ -263,6 +288,7 @@ func boolKey(name string, field func(*Config) *bool) keyDef {
 		},
 		check:  func(*Config) error { return nil },
 		toTOML: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+		reset:  func(c, d *Config) { *field(c) = *field(d) },
 	}
 }
 

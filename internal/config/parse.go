@@ -326,6 +326,28 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Sanitize makes c usable whatever a bad file or command line put in it:
+// every value that fails its check is put back to its default (a dump
+// level list keeps its good levels, a module list its good names), and
+// device_timeout is cut to time_budget. It returns the keys it changed.
+// The capture calls it after reporting Validate's errors, so that a
+// mistake in the config costs a default, never the dump.
+func (c *Config) Sanitize() []string {
+	d := Default()
+	var changed []string
+	for _, k := range keyDefs {
+		if k.check(c) != nil {
+			k.reset(c, &d)
+			changed = append(changed, k.name)
+		}
+	}
+	if c.DeviceTimeout > c.TimeBudget {
+		c.DeviceTimeout = min(d.DeviceTimeout, c.TimeBudget)
+		changed = append(changed, "device_timeout")
+	}
+	return changed
+}
+
 // WriteTOML writes the effective configuration as TOML that Parse reads back,
 // each line commented with where its value came from.
 func (c *Config) WriteTOML(w io.Writer) error {

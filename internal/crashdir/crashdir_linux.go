@@ -380,46 +380,6 @@ func Create(base string, t time.Time) (string, error) {
 	return d.path, nil
 }
 
-// CreateFile creates name in the directory dir by path: 0600, exclusive,
-// no symlink followed.
-func CreateFile(dir, name string) (*os.File, error) {
-	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("crashdir: %w", err)
-	}
-	return f, nil
-}
-
-// Commit syncs f, closes it, renames it from its name in dir to final and
-// syncs dir, so that final exists only with all its data on disk.
-func Commit(f *os.File, dir, final string) error {
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("crashdir: fsync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("crashdir: close %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, final)); err != nil {
-		return fmt.Errorf("crashdir: %w", err)
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so renames and new entries in it are durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("crashdir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("crashdir: fsync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // Remove removes the file name from d (a file the capture created and
 // gave up on).
 func (d *Dir) Remove(name string) error {
