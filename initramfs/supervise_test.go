@@ -91,11 +91,11 @@ func TestSupervise(t *testing.T) {
 
 func TestSanitize(t *testing.T) {
 	c := &config.Config{DumpLevel: []filter.Level{99, -1}, FailureAction: "explode", Format: "zip", Compress: "rar"}
-	sanitize(c)
+	c.Sanitize()
 	d := config.Default()
 	if c.TimeBudget != d.TimeBudget || c.DeviceTimeout != d.DeviceTimeout || len(c.DumpLevel) != 1 || c.DumpLevel[0] != 31 ||
 		c.FailureAction != d.FailureAction || c.FinalAction != d.FinalAction || c.Format != d.Format ||
 		c.Compress != d.Compress || c.Path != d.Path {
-		t.Errorf("sanitize left %+v", c)
+		t.Errorf("Sanitize left %+v", c)
 	}
 }
