@@ -63,8 +63,7 @@ type pool struct {
 	free   chan *job
 	work   chan *job
 	wg     sync.WaitGroup
-	once   sync.Once
-	err    error        // a worker's compressor could not be made
+	err    error        // a worker's compressor could not be made; set before the workers start
 	panics atomic.Int64 // jobs whose processing panicked
 }
 
@@ -82,14 +81,18 @@ func (s *saver) startPool() *pool {
 		}
 	}
 	for i := 0; i < nw; i++ {
+		// Made here, not in the worker: p.err is then written before any
+		// goroutine starts and read by the writer loop without a race.
+		cp, err := codec.NewCompressor(s.opts.Codec, s.ps)
+		if err != nil {
+			if p.err == nil {
+				p.err = err
+			}
+			cp = nil
+		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			cp, err := codec.NewCompressor(s.opts.Codec, s.ps)
-			if err != nil {
-				p.once.Do(func() { p.err = err })
-				cp = nil
-			}
 			for j := range p.work {
 				s.safeProcess(cp, j, p)
 				j.done <- struct{}{}
