@@ -1,4 +1,4 @@
-package vmcore
+package vmcore_test
 
 import (
 	"bytes"
@@ -9,17 +9,19 @@ import (
 	"path/filepath"
 	"testing"
 
+	. "github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // FuzzNewFile feeds NewFile ELF headers, program headers and notes. Seeds
 // under testdata/fuzz/FuzzNewFile include the first 7.6 KiB (ELF header,
 // program headers, PT_NOTE) of the two real dumps.
 func FuzzNewFile(f *testing.F) {
-	f.Add(x86Core().build().data)
 	c := x86Core()
-	c.xnum = true
-	f.Add(c.build().data)
+	f.Add(build(c).data)
+	c.XNum = true
+	f.Add(build(c).data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vf, err := NewFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
@@ -100,9 +102,8 @@ func checkFile(t *testing.T, f *File, data []byte) {
 }
 
 func FuzzParseNotes(f *testing.F) {
-	f.Add(x86Core().notes[0], false)
-	bo := binary.BigEndian
-	f.Add(note(bo, "CORE", NT_PRSTATUS, prstatus(bo, 3, 34, map[int]uint64{32: 1})), true)
+	f.Add(x86Core().Notes, false)
+	f.Add(fixture.PRStatus(binary.BigEndian, elf.EM_AARCH64, 3, map[int]uint64{32: 1}), true)
 	f.Add(note(binary.LittleEndian, "X", 1, []byte{1, 2, 3, 4, 5})[:22], false)
 	for _, name := range []string{"6.1.0-56-cloud-amd64.notes", "6.12.117+deb12-cloud-amd64.notes"} {
 		if b, err := os.ReadFile(filepath.Join("..", "vmcoreinfo", "testdata", name)); err == nil {
@@ -143,7 +144,7 @@ func FuzzParseNotes(f *testing.F) {
 			}
 		}
 		for _, ps := range ns.PRStatus {
-			if ps.Regs != nil && len(ps.Regs) != archOf(m).nregs {
+			if ps.Regs != nil && len(ps.Regs) != len(RegNames(m)) {
 				t.Fatalf("%d regs", len(ps.Regs))
 			}
 		}

@@ -1,4 +1,4 @@
-package vmcore
+package vmcore_test
 
 import (
 	"bytes"
@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 func openBytes(t *testing.T, data []byte) *File {
@@ -24,7 +26,7 @@ func openBytes(t *testing.T, data []byte) *File {
 }
 
 func TestSyntheticHeaders(t *testing.T) {
-	b := x86Core().build()
+	b := build(x86Core())
 	f := openBytes(t, b.data)
 	if f.Class != elf.ELFCLASS64 || f.ByteOrder != binary.LittleEndian || f.Machine != elf.EM_X86_64 {
 		t.Errorf("class %v order %v machine %v", f.Class, f.ByteOrder, f.Machine)
@@ -39,11 +41,11 @@ func TestSyntheticHeaders(t *testing.T) {
 		t.Errorf("Size = %d", f.Size())
 	}
 	wantSegs := []Segment{
-		{b.loadOffs[0], 0xffffffff81000000, 0x104000, 0x4000, 0x4000},
-		{b.loadOffs[1], 0xffff888000001000, 0x1000, 0x3000, 0x3000},
-		{b.loadOffs[2], 0xffff888000100000, 0x100000, 0x10000, 0x10000},
-		{b.loadOffs[3], 0xffff888000110000, 0x110000, 0x2000, 0x2000},
-		{b.loadOffs[4], 0xffff888000200000, 0x200000, 0x2000, 0x4000},
+		{b.LoadOff[0], 0xffffffff81000000, 0x104000, 0x4000, 0x4000},
+		{b.LoadOff[1], 0xffff888000001000, 0x1000, 0x3000, 0x3000},
+		{b.LoadOff[2], 0xffff888000100000, 0x100000, 0x10000, 0x10000},
+		{b.LoadOff[3], 0xffff888000110000, 0x110000, 0x2000, 0x2000},
+		{b.LoadOff[4], 0xffff888000200000, 0x200000, 0x2000, 0x4000},
 	}
 	if !reflect.DeepEqual(f.Segments, wantSegs) {
 		t.Errorf("Segments:\n got %+v\nwant %+v", f.Segments, wantSegs)
@@ -65,15 +67,15 @@ func TestSyntheticHeaders(t *testing.T) {
 }
 
 func TestSyntheticNotes(t *testing.T) {
-	b := x86Core().build()
+	b := build(x86Core())
 	f := openBytes(t, b.data)
 	if len(f.Notes) != 3 {
 		t.Fatalf("%d notes, want 3 (the zero padding is not a note)", len(f.Notes))
 	}
-	if f.Notes[0].Offset != int64(b.noteOffs[0]) || f.Notes[0].Name != "CORE" || f.Notes[0].Type != NT_PRSTATUS {
+	if f.Notes[0].Offset != int64(b.NoteOff[0]) || f.Notes[0].Name != "CORE" || f.Notes[0].Type != NT_PRSTATUS {
 		t.Errorf("note 0: %+v", f.Notes[0])
 	}
-	if !bytes.Equal(f.NoteData, x86Core().notes[0]) {
+	if !bytes.Equal(f.NoteData, x86Core().Notes) {
 		t.Error("NoteData is not the PT_NOTE bytes")
 	}
 	if len(f.PRStatus) != 2 {
@@ -112,11 +114,10 @@ func TestSyntheticNotes(t *testing.T) {
 
 func TestTwoNoteSegments(t *testing.T) {
 	c := x86Core()
-	bo := c.bo
-	first := note(bo, "CORE", NT_PRSTATUS, prstatus(bo, 7, 27, nil))
-	second := note(bo, NoteVMCOREINFO, 0, []byte(testVMCOREINFO))
-	c.notes = [][]byte{first, second}
-	f := openBytes(t, c.build().data)
+	first := fixture.PRStatus(le, elf.EM_X86_64, 7, nil)
+	second := fixture.VMCOREINFO(le, testVMCOREINFO)
+	c.Notes, c.MoreNotes = first, [][]byte{second}
+	f := openBytes(t, build(c).data)
 	if !bytes.Equal(f.NoteData, append(append([]byte(nil), first...), second...)) {
 		t.Error("NoteData is not the concatenated segments")
 	}
@@ -130,8 +131,8 @@ func TestTwoNoteSegments(t *testing.T) {
 
 func TestNoVMCOREINFO(t *testing.T) {
 	c := x86Core()
-	c.notes = [][]byte{note(c.bo, "CORE", NT_PRSTATUS, prstatus(c.bo, 1, 27, nil))}
-	f := openBytes(t, c.build().data)
+	c.Notes = fixture.PRStatus(le, elf.EM_X86_64, 1, nil)
+	f := openBytes(t, build(c).data)
 	if f.VMCOREINFO != nil || f.VMCOREINFOOffset != -1 {
 		t.Errorf("VMCOREINFO %v at %d", f.VMCOREINFO, f.VMCOREINFOOffset)
 	}
@@ -152,8 +153,8 @@ func TestPageSizeFromVMCOREINFO(t *testing.T) {
 		{"3000", 4096},
 	} {
 		c := x86Core()
-		c.notes = [][]byte{note(c.bo, NoteVMCOREINFO, 0, []byte("OSRELEASE=x\nPAGESIZE="+tt.val+"\n"))}
-		f := openBytes(t, c.build().data)
+		c.Notes = fixture.VMCOREINFO(le, "OSRELEASE=x\nPAGESIZE="+tt.val+"\n")
+		f := openBytes(t, build(c).data)
 		if f.PageSize != tt.want {
 			t.Errorf("PAGESIZE=%s: PageSize %d, want %d", tt.val, f.PageSize, tt.want)
 		}
@@ -161,7 +162,7 @@ func TestPageSizeFromVMCOREINFO(t *testing.T) {
 }
 
 func TestFileOffset(t *testing.T) {
-	b := x86Core().build()
+	b := build(x86Core())
 	f := openBytes(t, b.data)
 	tests := []struct {
 		addr uint64
@@ -170,15 +171,15 @@ func TestFileOffset(t *testing.T) {
 		ok   bool
 	}{
 		{0x0, 0, 0, false},
-		{0x1000, b.loadOffs[1], 0x3000, true},
-		{0x3fff, b.loadOffs[1] + 0x2fff, 1, true},
+		{0x1000, b.LoadOff[1], 0x3000, true},
+		{0x3fff, b.LoadOff[1] + 0x2fff, 1, true},
 		{0x4000, 0, 0, false},
 		// Kernel text addresses resolve through the RAM segment that holds them.
-		{0x104000, b.loadOffs[2] + 0x4000, 0xc000, true},
-		{0x10ffff, b.loadOffs[2] + 0xffff, 1, true},
-		{0x110000, b.loadOffs[3], 0x2000, true},
-		{0x200000, b.loadOffs[4], 0x2000, true},
-		{0x201fff, b.loadOffs[4] + 0x1fff, 1, true},
+		{0x104000, b.LoadOff[2] + 0x4000, 0xc000, true},
+		{0x10ffff, b.LoadOff[2] + 0xffff, 1, true},
+		{0x110000, b.LoadOff[3], 0x2000, true},
+		{0x200000, b.LoadOff[4], 0x2000, true},
+		{0x201fff, b.LoadOff[4] + 0x1fff, 1, true},
 		{0x202000, 0, 0, false}, // declared, not stored
 		{0x203fff, 0, 0, false},
 		{0x204000, 0, 0, false},
@@ -195,14 +196,14 @@ func TestFileOffset(t *testing.T) {
 func checkPat(t *testing.T, p []byte, addr uint64) {
 	t.Helper()
 	for i := range p {
-		if p[i] != pat(addr+uint64(i)) {
-			t.Fatalf("byte at physical %#x = %#x, want %#x", addr+uint64(i), p[i], pat(addr+uint64(i)))
+		if p[i] != fixture.PatternByte(addr+uint64(i)) {
+			t.Fatalf("byte at physical %#x = %#x, want %#x", addr+uint64(i), p[i], fixture.PatternByte(addr+uint64(i)))
 		}
 	}
 }
 
 func TestReadPhys(t *testing.T) {
-	f := openBytes(t, x86Core().build().data)
+	f := openBytes(t, build(x86Core()).data)
 	tests := []struct {
 		addr uint64
 		size int
@@ -245,9 +246,9 @@ func TestReadPhys(t *testing.T) {
 }
 
 func TestTruncated(t *testing.T) {
-	b := x86Core().build()
+	b := build(x86Core())
 	// Cut the file 0x1800 bytes into the 0x100000 range's data.
-	cut := b.loadOffs[2] + 0x1800
+	cut := b.LoadOff[2] + 0x1800
 	f := openBytes(t, b.data[:cut])
 	got := f.Segments
 	if got[2].FileSize != 0x1800 || got[2].MemSize != 0x10000 {
@@ -277,8 +278,8 @@ func TestTruncated(t *testing.T) {
 		t.Errorf("ReadPhys of kernel text past the cut: %#x, %v", n, err)
 	}
 	checkPat(t, text, 0x104000)
-	if off, _, _ := f.FileOffset(0x104000); uint64(off) != b.loadOffs[0] {
-		t.Errorf("kernel text read at %#x, want the text segment's %#x", off, b.loadOffs[0])
+	if off, _, _ := f.FileOffset(0x104000); uint64(off) != b.LoadOff[0] {
+		t.Errorf("kernel text read at %#x, want the text segment's %#x", off, b.LoadOff[0])
 	}
 	p := make([]byte, 0x2000)
 	n, err := f.ReadPhys(p, 0x100000)
@@ -325,8 +326,8 @@ func (e eofReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestReadPhysShortReads(t *testing.T) {
-	b := x86Core().build()
-	end := int64(b.loadOffs[1] + 0x1000)
+	b := build(x86Core())
+	end := int64(b.LoadOff[1] + 0x1000)
 	f, err := NewFile(shortReader{bytes.NewReader(b.data), end}, int64(len(b.data)))
 	if err != nil {
 		t.Fatal(err)
@@ -349,9 +350,9 @@ func TestReadPhysShortReads(t *testing.T) {
 
 	// So do the notes of a core without memory.
 	c := x86Core()
-	c.loads = []testLoad{{paddr: 0x1000, memsz: 0x1000}}
-	nb := c.build()
-	nb.data = nb.data[:nb.noteOffs[0]+uint64(len(c.notes[0]))]
+	c.Loads = []fixture.Load{{Paddr: 0x1000, MemSize: 0x1000}}
+	nb := build(c)
+	nb.data = nb.data[:nb.NoteOff[0]+uint64(len(c.Notes))]
 	f, err = NewFile(eofReader{bytes.NewReader(nb.data)}, int64(len(nb.data)))
 	if err != nil || f.VMCOREINFO == nil {
 		t.Fatalf("notes ending the file: %v", err)
@@ -360,8 +361,8 @@ func TestReadPhysShortReads(t *testing.T) {
 
 func TestPNXNUM(t *testing.T) {
 	c := x86Core()
-	c.xnum = true
-	b := c.build()
+	c.XNum = true
+	b := build(c)
 	f := openBytes(t, b.data)
 	if len(f.Segments) != 5 || f.VMCOREINFO == nil {
 		t.Fatalf("%d segments, VMCOREINFO %v", len(f.Segments), f.VMCOREINFO != nil)
@@ -375,14 +376,14 @@ func TestPNXNUM(t *testing.T) {
 
 func TestBigEndianAArch64(t *testing.T) {
 	bo := binary.BigEndian
-	c := &testCore{
-		bo:      bo,
-		machine: elf.EM_AARCH64,
-		notes: [][]byte{append(note(bo, "CORE", NT_PRSTATUS, prstatus(bo, 42, 34, map[int]uint64{31: 0xffff800012345000, 32: 0xffff800010001234})),
-			note(bo, NoteVMCOREINFO, 0, []byte("OSRELEASE=6.12-be\nPAGESIZE=65536\n"))...)},
-		loads: []testLoad{{vaddr: 0xffff000040000000, paddr: 0x40000000, filesz: 0x20000, memsz: 0x20000}},
+	c := fixture.Core{
+		ByteOrder: bo,
+		Machine:   elf.EM_AARCH64,
+		Notes: append(fixture.PRStatus(bo, elf.EM_AARCH64, 42, map[int]uint64{31: 0xffff800012345000, 32: 0xffff800010001234}),
+			fixture.VMCOREINFO(bo, "OSRELEASE=6.12-be\nPAGESIZE=65536\n")...),
+		Loads: []fixture.Load{{Vaddr: 0xffff000040000000, Paddr: 0x40000000, FileSize: 0x20000, MemSize: 0x20000}},
 	}
-	f := openBytes(t, c.build().data)
+	f := openBytes(t, build(c).data)
 	if f.ByteOrder != binary.BigEndian || f.PageSize != 65536 {
 		t.Errorf("order %v page size %d", f.ByteOrder, f.PageSize)
 	}
@@ -400,67 +401,66 @@ func TestBigEndianAArch64(t *testing.T) {
 // corrupt describes one damaged header and what NewFile must say.
 type corrupt struct {
 	name   string
-	mutate func(c *testCore, b *builtCore)
+	mutate func(b *built)
 	want   error
 	// at, when set, must appear in the message (the offset of the fault).
-	at func(b *builtCore) uint64
+	at func(b *built) uint64
 }
 
 func TestCorruptHeaders(t *testing.T) {
-	le := binary.LittleEndian
-	phdr := func(b *builtCore, i int) []byte { return b.data[b.phdrOffset(i):] }
+	phdr := func(b *built, i int) []byte { return b.data[b.Phdr(i):] }
 	tests := []corrupt{
-		{name: "bad magic", mutate: func(_ *testCore, b *builtCore) { b.data[1] = 'X' }, want: ErrNotELF},
-		{name: "too short for ident", mutate: func(_ *testCore, b *builtCore) { b.data = b.data[:10] }, want: ErrNotELF},
-		{name: "too short for header", mutate: func(_ *testCore, b *builtCore) { b.data = b.data[:40] }, want: ErrNotELF},
-		{name: "ELFCLASS32", mutate: func(_ *testCore, b *builtCore) { b.data[elf.EI_CLASS] = byte(elf.ELFCLASS32) }, want: ErrUnsupported},
-		{name: "bad data encoding", mutate: func(_ *testCore, b *builtCore) { b.data[elf.EI_DATA] = 3 }, want: ErrUnsupported},
-		{name: "ET_EXEC", mutate: func(_ *testCore, b *builtCore) { le.PutUint16(b.data[16:], uint16(elf.ET_EXEC)) }, want: ErrNotCore},
-		{name: "e_phentsize", mutate: func(_ *testCore, b *builtCore) { le.PutUint16(b.data[54:], 32) }, want: ErrCorrupt},
-		{name: "no program headers", mutate: func(_ *testCore, b *builtCore) { le.PutUint16(b.data[56:], 0) }, want: ErrCorrupt},
-		{name: "program headers past EOF", mutate: func(_ *testCore, b *builtCore) {
+		{name: "bad magic", mutate: func(b *built) { b.data[1] = 'X' }, want: ErrNotELF},
+		{name: "too short for ident", mutate: func(b *built) { b.data = b.data[:10] }, want: ErrNotELF},
+		{name: "too short for header", mutate: func(b *built) { b.data = b.data[:40] }, want: ErrNotELF},
+		{name: "ELFCLASS32", mutate: func(b *built) { b.data[elf.EI_CLASS] = byte(elf.ELFCLASS32) }, want: ErrUnsupported},
+		{name: "bad data encoding", mutate: func(b *built) { b.data[elf.EI_DATA] = 3 }, want: ErrUnsupported},
+		{name: "ET_EXEC", mutate: func(b *built) { le.PutUint16(b.data[16:], uint16(elf.ET_EXEC)) }, want: ErrNotCore},
+		{name: "e_phentsize", mutate: func(b *built) { le.PutUint16(b.data[54:], 32) }, want: ErrCorrupt},
+		{name: "no program headers", mutate: func(b *built) { le.PutUint16(b.data[56:], 0) }, want: ErrCorrupt},
+		{name: "program headers past EOF", mutate: func(b *built) {
 			le.PutUint64(b.data[32:], uint64(len(b.data))-100)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return uint64(len(b.data)) - 100 }},
-		{name: "e_phoff huge", mutate: func(_ *testCore, b *builtCore) { le.PutUint64(b.data[32:], 1<<63) }, want: ErrCorrupt,
-			at: func(b *builtCore) uint64 { return 1 << 63 }},
-		{name: "p_filesz > p_memsz", mutate: func(_ *testCore, b *builtCore) {
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return uint64(len(b.data)) - 100 }},
+		{name: "e_phoff huge", mutate: func(b *built) { le.PutUint64(b.data[32:], 1<<63) }, want: ErrCorrupt,
+			at: func(b *built) uint64 { return 1 << 63 }},
+		{name: "p_filesz > p_memsz", mutate: func(b *built) {
 			le.PutUint64(phdr(b, 2)[32:], 0x5000)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.phdrOffset(2) }},
-		{name: "physical range wraps", mutate: func(_ *testCore, b *builtCore) {
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.Phdr(2) }},
+		{name: "physical range wraps", mutate: func(b *built) {
 			le.PutUint64(phdr(b, 3)[24:], ^uint64(0)-0x1000)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.phdrOffset(3) }},
-		{name: "PT_NOTE past EOF", mutate: func(_ *testCore, b *builtCore) {
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.Phdr(3) }},
+		{name: "PT_NOTE past EOF", mutate: func(b *built) {
 			le.PutUint64(phdr(b, 0)[8:], uint64(len(b.data))-8)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return uint64(len(b.data)) - 8 }},
-		{name: "PT_NOTE size overflows", mutate: func(_ *testCore, b *builtCore) {
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return uint64(len(b.data)) - 8 }},
+		{name: "PT_NOTE size overflows", mutate: func(b *built) {
 			le.PutUint64(phdr(b, 0)[32:], ^uint64(0)-8)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.noteOffs[0] }},
-		{name: "PT_NOTE over MaxNoteSize", mutate: func(_ *testCore, b *builtCore) {
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.NoteOff[0] }},
+		{name: "PT_NOTE over MaxNoteSize", mutate: func(b *built) {
 			le.PutUint64(phdr(b, 0)[32:], MaxNoteSize+1)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return b.noteOffs[0] }},
-		{name: "PN_XNUM without section header", mutate: func(_ *testCore, b *builtCore) {
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.NoteOff[0] }},
+		{name: "PN_XNUM without section header", mutate: func(b *built) {
 			le.PutUint16(b.data[56:], 0xffff)
 		}, want: ErrCorrupt},
-		{name: "PN_XNUM section header past EOF", mutate: func(c *testCore, b *builtCore) {
+		{name: "PN_XNUM section header past EOF", mutate: func(b *built) {
 			le.PutUint16(b.data[56:], 0xffff)
 			le.PutUint64(b.data[40:], uint64(len(b.data))-32)
-		}, want: ErrCorrupt, at: func(b *builtCore) uint64 { return uint64(len(b.data)) - 32 }},
-		{name: "PN_XNUM count zero", mutate: func(c *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.shoff+44:], 0)
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return uint64(len(b.data)) - 32 }},
+		{name: "PN_XNUM count zero", mutate: func(b *built) {
+			le.PutUint32(b.data[b.ShOff+44:], 0)
 		}, want: ErrCorrupt},
-		{name: "PN_XNUM count over MaxSegments", mutate: func(c *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.shoff+44:], MaxSegments+1)
+		{name: "PN_XNUM count over MaxSegments", mutate: func(b *built) {
+			le.PutUint32(b.data[b.ShOff+44:], MaxSegments+1)
 		}, want: ErrCorrupt},
-		{name: "PN_XNUM count past EOF", mutate: func(c *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.shoff+44:], 60000)
+		{name: "PN_XNUM count past EOF", mutate: func(b *built) {
+			le.PutUint32(b.data[b.ShOff+44:], 60000)
 		}, want: ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := x86Core()
-			c.xnum = strings.HasPrefix(tt.name, "PN_XNUM count")
-			b := c.build()
-			tt.mutate(c, &b)
+			c.XNum = strings.HasPrefix(tt.name, "PN_XNUM count")
+			b := build(c)
+			tt.mutate(&b)
 			f, err := NewFile(bytes.NewReader(b.data), int64(len(b.data)))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("NewFile = %v, %v; want %v", f, err, tt.want)
@@ -478,41 +478,40 @@ func TestCorruptHeaders(t *testing.T) {
 // notes before it and a VMCOREINFO after it are kept, and NoteData is
 // rebuilt from them as a block any reader can parse.
 func TestDamagedNotes(t *testing.T) {
-	le := binary.LittleEndian
 	// x86Core's notes: two PRSTATUS, then VMCOREINFO.
-	prLen := func(c *testCore) int { return 2 * len(note(c.bo, "CORE", NT_PRSTATUS, prstatus(c.bo, 1234, 27, nil))) }
+	prLen := 2 * len(fixture.PRStatus(le, elf.EM_X86_64, 1234, nil))
 	tests := []struct {
 		name     string
-		mutate   func(c *testCore, b *builtCore)
+		mutate   func(b *built)
 		want     error
-		at       func(c *testCore, b *builtCore) uint64
+		at       func(b *built) uint64
 		notes    int  // notes kept
 		prstatus int  // of which PRSTATUS
 		info     bool // VMCOREINFO kept
 	}{
-		{name: "PRSTATUS descsz overruns", mutate: func(_ *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.noteOffs[0]+4:], 0x10000)
-		}, want: ErrCorrupt, at: func(_ *testCore, b *builtCore) uint64 { return b.noteOffs[0] }, notes: 1, info: true},
-		{name: "PRSTATUS namesz overruns", mutate: func(_ *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.noteOffs[0]:], 0xfffffff0)
-		}, want: ErrCorrupt, at: func(_ *testCore, b *builtCore) uint64 { return b.noteOffs[0] }, notes: 1, info: true},
-		{name: "VMCOREINFO descsz overruns", mutate: func(c *testCore, b *builtCore) {
-			le.PutUint32(b.data[b.noteOffs[0]+uint64(prLen(c))+4:], 0x10000)
-		}, want: ErrCorrupt, at: func(c *testCore, b *builtCore) uint64 { return b.noteOffs[0] + uint64(prLen(c)) },
+		{name: "PRSTATUS descsz overruns", mutate: func(b *built) {
+			le.PutUint32(b.data[b.NoteOff[0]+4:], 0x10000)
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.NoteOff[0] }, notes: 1, info: true},
+		{name: "PRSTATUS namesz overruns", mutate: func(b *built) {
+			le.PutUint32(b.data[b.NoteOff[0]:], 0xfffffff0)
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.NoteOff[0] }, notes: 1, info: true},
+		{name: "VMCOREINFO descsz overruns", mutate: func(b *built) {
+			le.PutUint32(b.data[b.NoteOff[0]+uint64(prLen)+4:], 0x10000)
+		}, want: ErrCorrupt, at: func(b *built) uint64 { return b.NoteOff[0] + uint64(prLen) },
 			notes: 2, prstatus: 2},
-		{name: "VMCOREINFO without entries", mutate: func(c *testCore, b *builtCore) {
-			desc := b.data[b.noteOffs[0]+uint64(prLen(c))+24:]
+		{name: "VMCOREINFO without entries", mutate: func(b *built) {
+			desc := b.data[b.NoteOff[0]+uint64(prLen)+24:]
 			for i := 0; desc[i] != 0; i++ {
 				desc[i] = ' '
 			}
-		}, want: vmcoreinfo.ErrEmpty, at: func(c *testCore, b *builtCore) uint64 { return b.noteOffs[0] + uint64(prLen(c)) },
+		}, want: vmcoreinfo.ErrEmpty, at: func(b *built) uint64 { return b.NoteOff[0] + uint64(prLen) },
 			notes: 3, prstatus: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := x86Core()
-			b := c.build()
-			tt.mutate(c, &b)
+			b := build(c)
+			tt.mutate(&b)
 			f, err := NewFile(bytes.NewReader(b.data), int64(len(b.data)))
 			if err != nil {
 				t.Fatalf("NewFile: %v", err)
@@ -520,7 +519,7 @@ func TestDamagedNotes(t *testing.T) {
 			if !errors.Is(f.NoteErr, tt.want) {
 				t.Fatalf("NoteErr = %v, want %v", f.NoteErr, tt.want)
 			}
-			if at := fmt.Sprintf("%#x", tt.at(c, &b)); !strings.Contains(f.NoteErr.Error(), at) {
+			if at := fmt.Sprintf("%#x", tt.at(&b)); !strings.Contains(f.NoteErr.Error(), at) {
 				t.Errorf("%q does not name offset %s", f.NoteErr, at)
 			}
 			if len(f.Notes) != tt.notes || len(f.PRStatus) != tt.prstatus || (f.VMCOREINFO != nil) != tt.info {
@@ -546,9 +545,9 @@ func TestDamagedNotes(t *testing.T) {
 
 func TestParseNotes(t *testing.T) {
 	bo := binary.LittleEndian
-	n1 := note(bo, "CORE", NT_PRSTATUS, prstatus(bo, 9, 27, map[int]uint64{16: 0x1234}))
+	n1 := fixture.PRStatus(bo, elf.EM_X86_64, 9, map[int]uint64{16: 0x1234})
 	n2 := note(bo, "LINUX", 0x202, []byte{1, 2, 3}) // NT_X86_XSTATE-like, odd size
-	n3 := note(bo, NoteVMCOREINFO, 0, []byte(testVMCOREINFO))
+	n3 := fixture.VMCOREINFO(bo, testVMCOREINFO)
 	data := append(append(append([]byte(nil), n1...), n2...), n3...)
 	data = append(data, make([]byte, 100)...)
 	ns, err := ParseNotes(data, bo, elf.EM_X86_64, 0x1000)
@@ -602,7 +601,7 @@ func TestTooManyNotes(t *testing.T) {
 }
 
 func TestReaderAtAndClose(t *testing.T) {
-	b := x86Core().build()
+	b := build(x86Core())
 	r := bytes.NewReader(b.data)
 	f, err := NewFile(r, int64(len(b.data)))
 	if err != nil {
@@ -619,16 +618,16 @@ func TestReaderAtAndClose(t *testing.T) {
 func TestOverlappingRanges(t *testing.T) {
 	tests := []struct {
 		name  string
-		loads []testLoad
+		loads []fixture.Load
 		want  []PhysRange
 		// offs maps a physical address to the load whose data serves it.
 		served map[uint64]int
 	}{
 		{
 			name: "partial overlap: the lower segment serves the overlap",
-			loads: []testLoad{
-				{paddr: 0x2000, filesz: 0x3000, memsz: 0x3000},
-				{paddr: 0x0, filesz: 0x3000, memsz: 0x3000},
+			loads: []fixture.Load{
+				{Paddr: 0x2000, FileSize: 0x3000, MemSize: 0x3000},
+				{Paddr: 0x0, FileSize: 0x3000, MemSize: 0x3000},
 			},
 			want: []PhysRange{
 				{Start: 0x0, End: 0x3000, FileEnd: 0x3000},
@@ -638,9 +637,9 @@ func TestOverlappingRanges(t *testing.T) {
 		},
 		{
 			name: "a stored segment fills the lower one's missing data",
-			loads: []testLoad{
-				{paddr: 0x0, filesz: 0x1000, memsz: 0x4000},
-				{paddr: 0x2000, filesz: 0x1000, memsz: 0x1000},
+			loads: []fixture.Load{
+				{Paddr: 0x0, FileSize: 0x1000, MemSize: 0x4000},
+				{Paddr: 0x2000, FileSize: 0x1000, MemSize: 0x1000},
 			},
 			want: []PhysRange{
 				{Start: 0x0, End: 0x2000, FileEnd: 0x1000},
@@ -651,18 +650,18 @@ func TestOverlappingRanges(t *testing.T) {
 		},
 		{
 			name: "same range twice: the first in file order serves it",
-			loads: []testLoad{
-				{paddr: 0x1000, filesz: 0x1000, memsz: 0x1000},
-				{paddr: 0x1000, filesz: 0x1000, memsz: 0x1000},
+			loads: []fixture.Load{
+				{Paddr: 0x1000, FileSize: 0x1000, MemSize: 0x1000},
+				{Paddr: 0x1000, FileSize: 0x1000, MemSize: 0x1000},
 			},
 			want:   []PhysRange{{Start: 0x1000, End: 0x2000, FileEnd: 0x2000}},
 			served: map[uint64]int{0x1000: 0},
 		},
 		{
 			name: "empty segments are ignored",
-			loads: []testLoad{
-				{paddr: 0x1000},
-				{paddr: 0x1000, filesz: 0x800, memsz: 0x1000},
+			loads: []fixture.Load{
+				{Paddr: 0x1000},
+				{Paddr: 0x1000, FileSize: 0x800, MemSize: 0x1000},
 			},
 			want:   []PhysRange{{Start: 0x1000, End: 0x2000, FileEnd: 0x1800}},
 			served: map[uint64]int{0x17ff: 1},
@@ -671,15 +670,15 @@ func TestOverlappingRanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := x86Core()
-			c.loads = tt.loads
-			b := c.build()
+			c.Loads = tt.loads
+			b := build(c)
 			f := openBytes(t, b.data)
 			if got := f.PhysRanges(); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("PhysRanges:\n got %+v\nwant %+v", got, tt.want)
 			}
 			for addr, li := range tt.served {
 				off, _, ok := f.FileOffset(addr)
-				if want := b.loadOffs[li] + addr - tt.loads[li].paddr; !ok || uint64(off) != want {
+				if want := b.LoadOff[li] + addr - tt.loads[li].Paddr; !ok || uint64(off) != want {
 					t.Errorf("FileOffset(%#x) = %#x, %v; want %#x in load %d", addr, off, ok, want, li)
 				}
 			}

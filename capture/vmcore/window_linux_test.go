@@ -172,52 +172,41 @@ func TestWindowViews(t *testing.T) {
 	}
 }
 
-// TestViewPhys: a File opened with OpenMapped lends physical memory within
-// a window, and one opened with Open does not.
-func TestViewPhys(t *testing.T) {
-	c := x86Core()
-	b := c.build()
+func TestWindowReaderSmallWindows(t *testing.T) {
+	// A window of a few pages forces remapping on almost every read.
+	data := make([]byte, 0x25000+123)
+	rand.New(rand.NewSource(1)).Read(data)
 	path := filepath.Join(t.TempDir(), "core")
-	if err := os.WriteFile(path, b.data, 0o600); err != nil {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m, err := OpenMapped(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	p, err := Open(path)
+	w, err := newWindowReader(fh, int64(len(data)), 3*4096)
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("cannot map: %v", err)
 	}
-	defer p.Close()
-	l := c.loads[len(c.loads)-1]
-	addr := l.paddr + 4096
-	n := m.Viewable(addr)
-	if n == 0 || n > l.filesz-4096 {
-		t.Fatalf("Viewable(%#x) = %d", addr, n)
-	}
-	if p.Viewable(addr) != 0 {
-		t.Error("a File read with pread reports viewable memory")
-	}
-	if _, ok := p.ViewPhys(addr, 16); ok {
-		t.Error("a File read with pread lent a view")
-	}
-	if _, ok := m.ViewPhys(addr, int(n)+1); ok {
-		t.Error("ViewPhys lent more than Viewable allows")
-	}
-	v, ok := m.ViewPhys(addr, int(n))
-	if !ok {
-		t.Fatal("ViewPhys refused what Viewable allows")
-	}
-	for i, x := range v.Bytes() {
-		if x != pat(addr+uint64(i)) {
-			t.Fatalf("view byte %d: %#x, want %#x", i, x, pat(addr+uint64(i)))
+	defer w.Close()
+	rng := rand.New(rand.NewSource(2))
+	for i := 0; i < 500; i++ {
+		off := rng.Int63n(int64(len(data)))
+		n := 1 + rng.Intn(5*4096)
+		p := make([]byte, n)
+		got, err := w.ReadAt(p, off)
+		want := min(n, len(data)-int(off))
+		if got != want || (want < n) != (err == io.EOF) || (want == n && err != nil) {
+			t.Fatalf("ReadAt(%d, %#x) = %d, %v; want %d", n, off, got, err, want)
+		}
+		if !bytes.Equal(p[:got], data[off:off+int64(got)]) {
+			t.Fatalf("ReadAt(%d, %#x): wrong bytes", n, off)
 		}
 	}
-	v.Release()
-	v.Release() // a second release does nothing
-	if m.Viewable(l.paddr+l.memsz+4096) != 0 {
-		t.Error("memory the dump does not hold is viewable")
+	if _, err := w.ReadAt(make([]byte, 1), -1); err == nil {
+		t.Error("negative offset accepted")
+	}
+	if n, err := w.ReadAt(make([]byte, 1), int64(len(data))); n != 0 || err != io.EOF {
+		t.Errorf("read at EOF: %d, %v", n, err)
 	}
 }
