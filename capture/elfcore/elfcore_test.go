@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // checkELF checks what readers expect of the file's headers: program
@@ -165,9 +167,9 @@ func equalSpans(a, b [][2]uint64) bool {
 	return true
 }
 
-func save(t *testing.T, src *vmcore.File, keep KeepFunc, opts Options) (*memFile, Stats) {
+func save(t *testing.T, src *vmcore.File, keep KeepFunc, opts Options) (*fixture.MemFile, Stats) {
 	t.Helper()
-	var m memFile
+	var m fixture.MemFile
 	st, err := Save(&m, src, keep, opts)
 	if err != nil {
 		t.Fatalf("Save: %v", err)
@@ -178,7 +180,7 @@ func save(t *testing.T, src *vmcore.File, keep KeepFunc, opts Options) (*memFile
 func TestKeepAll(t *testing.T) {
 	src, _ := newSource(t, x86Loads(), -1)
 	m, st := save(t, src, nil, Options{})
-	out := checkELF(t, m.b, src)
+	out := checkELF(t, m.Bytes(), src)
 	if out.Flags != 0 {
 		t.Errorf("e_flags = %#x", out.Flags)
 	}
@@ -203,8 +205,8 @@ func TestKeepAll(t *testing.T) {
 	if st.KeptPages != wantKept || st.ZeroFilledPages != 0 || st.DroppedPages != 0x100 {
 		t.Errorf("stats %+v, want %#x kept and the 0x100 unstored pages dropped", st, wantKept)
 	}
-	if int64(len(m.b)) >= src.Size() {
-		t.Errorf("output %d bytes, source %d: text stored twice?", len(m.b), src.Size())
+	if int64(len(m.Bytes())) >= src.Size() {
+		t.Errorf("output %d bytes, source %d: text stored twice?", len(m.Bytes()), src.Size())
 	}
 }
 
@@ -247,7 +249,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, kp := range keepPatterns {
 		t.Run(kp.name, func(t *testing.T) {
 			m, st := save(t, src, kp.keep, Options{MinExcludedRun: minRun})
-			out := checkELF(t, m.b, src)
+			out := checkELF(t, m.Bytes(), src)
 			checkVirt(t, out, src)
 			checkPages(t, out, src, kp.keep)
 
@@ -287,7 +289,7 @@ func TestRoundTrip(t *testing.T) {
 			// two partial pages and the alignment of each piece aside.
 			data := (st.KeptPages + st.ZeroFilledPages) * 4096
 			pieces := uint64(len(out.Segments))
-			if n := uint64(len(m.b)); n+2*4096 < data || n > data+(pieces+1)*4096 {
+			if n := uint64(len(m.Bytes())); n+2*4096 < data || n > data+(pieces+1)*4096 {
 				t.Errorf("file %d bytes for %+v in %d segments", n, st, pieces)
 			}
 		})
@@ -312,7 +314,7 @@ func TestDefaultMinRun(t *testing.T) {
 	}{{255, false}, {256, true}} {
 		keep := func(pfn uint64) bool { return pfn < 0x200 || pfn >= 0x200+tt.run }
 		m, st := save(t, src, keep, Options{})
-		out := checkELF(t, m.b, src)
+		out := checkELF(t, m.Bytes(), src)
 		checkPages(t, out, src, keep)
 		if got := len(out.Segments) > len(src.Segments); got != tt.splits {
 			t.Errorf("run of %d: %d segments", tt.run, len(out.Segments))
@@ -324,7 +326,7 @@ func TestDefaultMinRun(t *testing.T) {
 }
 
 func TestSegmentCap(t *testing.T) {
-	src, _ := newSource(t, []srcLoad{{vaddr: 0xffff888000000000, filesz: 0x900000, memsz: 0x900000}}, -1)
+	src, _ := newSource(t, []fixture.Load{{Vaddr: 0xffff888000000000, FileSize: 0x900000, MemSize: 0x900000}}, -1)
 	// Dropped runs of growing length 1..63 pages between single kept pages.
 	var starts []uint64
 	dropped := map[uint64]uint64{} // run start → length
@@ -341,7 +343,7 @@ func TestSegmentCap(t *testing.T) {
 	}
 	for _, max := range []int{2, 3, 10, 40, 100} {
 		m, st := save(t, src, keep, Options{MinExcludedRun: 1, MaxPhdrs: max})
-		out := checkELF(t, m.b, src)
+		out := checkELF(t, m.Bytes(), src)
 		checkPages(t, out, src, keep)
 		if n := 1 + len(out.Segments); n > max {
 			t.Errorf("MaxPhdrs %d: %d program headers", max, n)
@@ -369,9 +371,9 @@ func TestSegmentCap(t *testing.T) {
 }
 
 func TestTooManySegments(t *testing.T) {
-	var loads []srcLoad
+	var loads []fixture.Load
 	for i := uint64(0); i < 10; i++ {
-		loads = append(loads, srcLoad{paddr: i << 20, filesz: 0x1000, memsz: 0x1000})
+		loads = append(loads, fixture.Load{Paddr: i << 20, FileSize: 0x1000, MemSize: 0x1000})
 	}
 	src, _ := newSource(t, loads, -1)
 	if _, err := NewLayout(src, nil, Options{MaxPhdrs: 10}); !errors.Is(err, ErrTooManySegments) {
@@ -398,14 +400,14 @@ func TestPNXNUM(t *testing.T) {
 		xnum     bool
 	}{{0xfffe, false}, {0xffff, true}, {MaxPhdrs, true}} {
 		n := uint64(tt.maxPhdrs) // kept pages: one PT_LOAD each, the last one's tail aside
-		src, _ := newSource(t, []srcLoad{{vaddr: 0xffff888000000000, filesz: 2 * n * ps, memsz: 2 * n * ps}}, -1)
+		src, _ := newSource(t, []fixture.Load{{Vaddr: 0xffff888000000000, FileSize: 2 * n * ps, MemSize: 2 * n * ps}}, -1)
 		keep := func(pfn uint64) bool { return pfn%2 == 0 }
 		m, _ := save(t, src, keep, Options{PageSize: ps, MinExcludedRun: 1, MaxPhdrs: tt.maxPhdrs})
-		out := checkELF(t, m.b, src)
+		out := checkELF(t, m.Bytes(), src)
 		if got := 1 + len(out.Segments); got != tt.maxPhdrs {
 			t.Errorf("MaxPhdrs %d: %d program headers", tt.maxPhdrs, got)
 		}
-		if got := binary.LittleEndian.Uint16(m.b[56:]) == 0xffff; got != tt.xnum {
+		if got := binary.LittleEndian.Uint16(m.Bytes()[56:]) == 0xffff; got != tt.xnum {
 			t.Errorf("MaxPhdrs %d: PN_XNUM %v", tt.maxPhdrs, got)
 		}
 		// Sampled pages read back.
@@ -428,9 +430,9 @@ func TestTruncatedSource(t *testing.T) {
 	// Cut the source 0x700 pages into the big RAM range: the RAM data for
 	// the kernel text (pages 0x1000-0x107f) is gone, the text segment's
 	// own copy, earlier in the file, is not.
-	src, _ := newSource(t, loads, int64(s.offs[3]+0x700000+0x800))
+	src, _ := newSource(t, loads, int64(s.LoadOff[3]+0x700000+0x800))
 	m, st := save(t, src, nil, Options{})
-	out := checkELF(t, m.b, src)
+	out := checkELF(t, m.Bytes(), src)
 	checkPages(t, out, src, nil)
 	text := out.Segments[0]
 	if text.VirtAddr != 0xffffffff81000000 || text.FileSize != 0x80000 {
@@ -447,10 +449,10 @@ func TestTruncatedSource(t *testing.T) {
 
 func TestPhysicalOnlySource(t *testing.T) {
 	// Segments without virtual addresses keep none when split.
-	src, _ := newSource(t, []srcLoad{{paddr: 0x100000, filesz: 0x400000, memsz: 0x400000}}, -1)
+	src, _ := newSource(t, []fixture.Load{{Paddr: 0x100000, FileSize: 0x400000, MemSize: 0x400000}}, -1)
 	keep := func(pfn uint64) bool { return pfn%0x200 < 0x80 }
 	m, _ := save(t, src, keep, Options{})
-	out := checkELF(t, m.b, src)
+	out := checkELF(t, m.Bytes(), src)
 	checkPages(t, out, src, keep)
 	// A leading dropped run (PT_LOAD with no file data), two kept parts.
 	if len(out.Segments) != 3 || out.Segments[0].FileSize != 0 || out.Segments[0].MemSize != 0x100000 {
@@ -467,7 +469,7 @@ func TestWriterErrors(t *testing.T) {
 	src, _ := newSource(t, x86Loads(), -1)
 	keep := func(pfn uint64) bool { return pfn%0x400 < 0x200 }
 	l := mustLayout(t, src, keep, Options{})
-	var m memFile
+	var m fixture.MemFile
 	w, err := NewWriter(&m, l)
 	if err != nil {
 		t.Fatal(err)
@@ -505,10 +507,10 @@ func TestWriterErrors(t *testing.T) {
 	if !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("Close with missing pages: %v", err)
 	}
-	if int64(len(m.b)) != l.FileSize() {
-		t.Errorf("file %d bytes, layout %d", len(m.b), l.FileSize())
+	if int64(len(m.Bytes())) != l.FileSize() {
+		t.Errorf("file %d bytes, layout %d", len(m.Bytes()), l.FileSize())
 	}
-	out := m.open(t)
+	out := fixture.OpenBytes(t, m.Bytes())
 	if out.Flags&vmcore.FlagIncomplete == 0 {
 		t.Error("incomplete flag not set")
 	}
@@ -522,7 +524,7 @@ func TestWriterErrors(t *testing.T) {
 
 // failWriter fails every write at or past a file offset.
 type failWriter struct {
-	memFile
+	fixture.MemFile
 	failAt int64
 }
 
@@ -532,7 +534,7 @@ func (f *failWriter) WriteAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > f.failAt && off != 48 {
 		return 0, errDiskFull
 	}
-	return f.memFile.WriteAt(p, off)
+	return f.MemFile.WriteAt(p, off)
 }
 
 func TestAbort(t *testing.T) {
@@ -571,7 +573,7 @@ func TestAbort(t *testing.T) {
 		t.Errorf("Abort after Close: %v", err)
 	}
 	fw.failAt = 1 << 62
-	out := fw.memFile.open(t)
+	out := fixture.OpenBytes(t, fw.Bytes())
 	if out.Flags&vmcore.FlagIncomplete == 0 {
 		t.Error("incomplete flag not set")
 	}
@@ -654,41 +656,20 @@ func TestFileOutput(t *testing.T) {
 }
 
 func TestBigEndianSource(t *testing.T) {
-	_, s := newSource(t, x86Loads()[3:4], -1)
-	// Flip the source's byte order: rebuild its header big-endian.
 	be := binary.BigEndian
-	hdr := append([]byte(nil), s.hdr...)
-	hdr[elf.EI_DATA] = byte(elf.ELFDATA2MSB)
-	le := binary.LittleEndian
-	for _, off := range []int{16, 18, 52, 54, 56} {
-		be.PutUint16(hdr[off:], le.Uint16(s.hdr[off:]))
-	}
-	be.PutUint32(hdr[20:], 1)
-	be.PutUint64(hdr[32:], 64)
-	for i := 0; i < 2; i++ {
-		p, q := hdr[64+i*56:], s.hdr[64+i*56:]
-		be.PutUint32(p, le.Uint32(q))
-		be.PutUint32(p[4:], le.Uint32(q[4:]))
-		for j := 8; j < 56; j += 8 {
-			be.PutUint64(p[j:], le.Uint64(q[j:]))
-		}
-	}
-	noteOff := le.Uint64(s.hdr[64+8:])
-	copy(hdr[noteOff:], testNotes(be))
-	s.hdr = hdr
-	src, err := vmcore.NewFile(s, s.size)
-	if err != nil || src.ByteOrder != binary.ByteOrder(be) {
-		t.Fatalf("big-endian source: %v", err)
+	src := testCore(be, x86Loads()[3:4]).Build().Open(t)
+	if src.ByteOrder != binary.ByteOrder(be) {
+		t.Fatalf("source in %v", src.ByteOrder)
 	}
 	keep := func(pfn uint64) bool { return pfn%0x300 < 0x100 }
-	var m memFile
+	var m fixture.MemFile
 	if _, err := Save(&m, src, keep, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if m.b[elf.EI_DATA] != byte(elf.ELFDATA2MSB) || be.Uint64(m.b[32:]) != 64 {
+	if m.Bytes()[elf.EI_DATA] != byte(elf.ELFDATA2MSB) || be.Uint64(m.Bytes()[32:]) != 64 {
 		t.Fatal("output not big-endian")
 	}
-	out := m.open(t)
+	out := fixture.OpenBytes(t, m.Bytes())
 	checkPages(t, out, src, keep)
 	if out.PRStatus[0].PID != 77 {
 		t.Errorf("PRSTATUS pid %d", out.PRStatus[0].PID)
@@ -697,7 +678,7 @@ func TestBigEndianSource(t *testing.T) {
 
 // badReader fails reads from a file offset on, as a damaged disk would.
 type badReader struct {
-	r      *synthSource
+	r      io.ReaderAt
 	failAt int64
 }
 
@@ -712,18 +693,18 @@ func (b badReader) ReadAt(p []byte, off int64) (int, error) {
 
 func TestSaveReadError(t *testing.T) {
 	_, s := newSource(t, x86Loads(), -1)
-	src, err := vmcore.NewFile(badReader{s, int64(s.offs[3] + 0x100000)}, s.size)
+	src, err := vmcore.NewFile(badReader{s, int64(s.LoadOff[3] + 0x100000)}, s.Size())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m memFile
+	var m fixture.MemFile
 	st, err := Save(&m, src, nil, Options{})
 	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, errIO) {
 		t.Fatalf("Save: %v", err)
 	}
-	out := m.open(t)
-	if out.Flags&vmcore.FlagIncomplete == 0 || int64(len(m.b)) != mustLayout(t, src, nil, Options{}).FileSize() {
-		t.Errorf("flags %#x, %d bytes", out.Flags, len(m.b))
+	out := fixture.OpenBytes(t, m.Bytes())
+	if out.Flags&vmcore.FlagIncomplete == 0 || int64(len(m.Bytes())) != mustLayout(t, src, nil, Options{}).FileSize() {
+		t.Errorf("flags %#x, %d bytes", out.Flags, len(m.Bytes()))
 	}
 	if st.KeptPages == 0 {
 		t.Errorf("stats %+v", st)

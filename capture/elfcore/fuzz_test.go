@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // FuzzSave saves random layouts with random keep-sets and reads them back.
@@ -18,7 +19,7 @@ func FuzzSave(f *testing.F) {
 	// touching and overlapping ranges, a partially stored one.
 	f.Add([]byte{0, 40, 40, 1, 40, 40, 20, 1, 60, 40, 40, 0, 7, 1, 1, 1}, uint64(77), uint8(3), uint8(5))
 	f.Fuzz(func(t *testing.T, segs []byte, seed uint64, minRun, maxPhdrs uint8) {
-		var loads []srcLoad
+		var loads []fixture.Load
 		for i := 0; i+4 <= len(segs) && len(loads) < 6; i += 4 {
 			start := uint64(segs[i]) * 512 * 8
 			memsz := uint64(segs[i+1]) * 512
@@ -30,7 +31,7 @@ func FuzzSave(f *testing.F) {
 			if segs[i+3]&2 != 0 {
 				start += 512 * uint64(segs[i+3]>>2)
 			}
-			loads = append(loads, srcLoad{vaddr: vaddr, paddr: start, filesz: filesz, memsz: memsz})
+			loads = append(loads, fixture.Load{Vaddr: vaddr, Paddr: start, FileSize: filesz, MemSize: memsz})
 		}
 		if len(loads) == 0 {
 			return
@@ -49,7 +50,7 @@ func FuzzSave(f *testing.F) {
 			return mix(pfn/17^seed)%3 == 0
 		}
 		opts := Options{MinExcludedRun: uint64(minRun%8) + 1, MaxPhdrs: int(maxPhdrs%64) + 2}
-		var m memFile
+		var m fixture.MemFile
 		st, err := Save(&m, src, keep, opts)
 		if errors.Is(err, ErrTooManySegments) {
 			return
@@ -57,7 +58,7 @@ func FuzzSave(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Save: %v", err)
 		}
-		out := checkELF(t, m.b, src)
+		out := checkELF(t, m.Bytes(), src)
 		if n := 1 + len(out.Segments); n > opts.MaxPhdrs {
 			t.Fatalf("%d program headers, cap %d", n, opts.MaxPhdrs)
 		}
@@ -80,8 +81,8 @@ func FuzzSave(f *testing.F) {
 				t.Errorf("segment %+v inside another is not whole in the output", s)
 			}
 		}
-		if st.KeptPages > uint64(len(m.b))/4096+uint64(len(out.Segments))+1 {
-			t.Errorf("stats %+v for a %d-byte file", st, len(m.b))
+		if st.KeptPages > uint64(len(m.Bytes()))/4096+uint64(len(out.Segments))+1 {
+			t.Errorf("stats %+v for a %d-byte file", st, len(m.Bytes()))
 		}
 	})
 }
