@@ -8,20 +8,17 @@ import (
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // benchVmcore is the real vmcore the benchmarks read: $GOKDUMP_BENCH_VMCORE
 // or the 6.1 dump the QEMU tests keep.
 func benchVmcore(tb testing.TB) string {
 	tb.Helper()
-	p := os.Getenv("GOKDUMP_BENCH_VMCORE")
-	if p == "" {
-		p = filepath.Join("..", "..", ".cache", "vmcores", "6.1.0-56-cloud-amd64-nvme-1024M.elf")
+	if p := os.Getenv("GOKDUMP_BENCH_VMCORE"); p != "" {
+		return p
 	}
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("no vmcore: %v", err)
-	}
-	return p
+	return fixture.RealDump(tb, "6.1").Path
 }
 
 func BenchmarkSave(b *testing.B) {

@@ -2,12 +2,12 @@ package pipeline
 
 import (
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +25,7 @@ func checkEstimate(t *testing.T, src *vmcore.File, levels []filter.Level, opts O
 	for i, level := range levels {
 		o := opts
 		o.Level = level
-		out := fxOut(t)
+		out := fixture.CreateFile(t, "dump")
 		st, err := Save(src, out, o)
 		if err != nil {
 			t.Fatal(err)
@@ -54,8 +54,7 @@ func checkEstimate(t *testing.T, src *vmcore.File, levels []filter.Level, opts O
 func TestEstimateSynthetic(t *testing.T) {
 	// 40 MiB in two ranges with a hole between, and a segment stored in
 	// part; about a third each zero, random and text-like pages.
-	core := fxCore(fxNotes(fxInfo), []fxLoad{{pfn: 0, pages: 6000, stored: 6000}, {pfn: 8192, pages: 4240, stored: 4000}})
-	src := fxOpen(t, core)
+	src := fixture.OpenBytes(t, fxCore(fxInfo, fixture.RAM(0, 6000, 6000), fixture.RAM(8192, 4240, 4000)))
 	for _, tc := range []struct {
 		opts Options
 		tol  float64
@@ -77,7 +76,7 @@ func TestEstimateSynthetic(t *testing.T) {
 }
 
 func TestEstimateErrors(t *testing.T) {
-	src := fxOpen(t, fxCore(fxNotes(fxInfo), []fxLoad{{pfn: 0, pages: 16, stored: 16}}))
+	src := fixture.OpenBytes(t, fxCore(fxInfo, fixture.RAM(0, 16, 16)))
 	if _, err := Estimate(src, []filter.Level{32}, Options{}); err == nil {
 		t.Error("level 32 accepted")
 	}
@@ -85,7 +84,7 @@ func TestEstimateErrors(t *testing.T) {
 		t.Error("unknown format accepted")
 	}
 	// Nothing held at all: an estimate of the headers, no samples.
-	empty := fxOpen(t, fxCore(fxNotes(fxInfo), []fxLoad{{pfn: 0, pages: 16, stored: 0}}))
+	empty := fixture.OpenBytes(t, fxCore(fxInfo, fixture.RAM(0, 16, 0)))
 	est, err := Estimate(empty, []filter.Level{1}, Options{Codec: codec.Zstd})
 	if err != nil || est[0].Pages != 0 || est[0].Bytes <= 0 || est[0].Bytes > 64<<10 {
 		t.Errorf("empty source: %+v %v", est, err)
@@ -95,15 +94,10 @@ func TestEstimateErrors(t *testing.T) {
 // TestEstimateReal checks the estimate on the real dumps the QEMU tests
 // keep, where filtering works: levels 1 and 31 within 10%.
 func TestEstimateReal(t *testing.T) {
-	paths := fxRealDumps(t)
-	for _, p := range paths {
-		t.Run(filepath.Base(p), func(t *testing.T) {
-			src, err := vmcore.Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
-			checkEstimate(t, src, []filter.Level{31, 1}, Options{Codec: codec.Zstd}, 0.10)
-		})
+	if testing.Short() {
+		t.Skip("saves each real dump twice")
 	}
+	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
+		checkEstimate(t, d.Open(t), []filter.Level{31, 1}, Options{Codec: codec.Zstd}, 0.10)
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // TestFarMemory gives a dump one segment where it belongs and one at an
@@ -17,9 +18,9 @@ import (
 func TestFarMemory(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vmcore")
-	buildSynthCore(t, path, []synthSeg{
-		{paddr: 0x100000, memsz: 64 * synthPS, filesz: 64 * synthPS},
-		{paddr: 1 << 50, memsz: 4 * synthPS, filesz: 4 * synthPS},
+	buildSynthCore(t, path, []fixture.Load{
+		synthSeg(0x100000, 64*synthPS, 64*synthPS),
+		synthSeg(1<<50, 4*synthPS, 4*synthPS),
 	})
 	src, err := vmcore.Open(path)
 	if err != nil {

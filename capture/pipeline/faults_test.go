@@ -13,6 +13,7 @@ import (
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // Faults of the input: Save must not panic, must keep every page it
@@ -52,30 +53,18 @@ func fxCheckOutput(t *testing.T, out *os.File, src *vmcore.File, zeroAt func(pfn
 	return held
 }
 
-// fxNonZero counts the source's stored non-zero pages.
-func fxNonZero(loads []fxLoad, cut uint64) (n uint64) {
-	for _, l := range loads {
-		for p := l.pfn; p < l.pfn+l.stored && p < cut; p++ {
-			if fxKind(p) != 0 {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // TestSaveTruncatedSource: a /proc/vmcore copy cut short (or a source
 // whose last pages cannot be reached) still saves everything it holds,
 // and the pages it lacks are counted as absent.
 func TestSaveTruncatedSource(t *testing.T) {
-	loads := []fxLoad{{pfn: 0, pages: 512, stored: 512}, {pfn: 1024, pages: 512, stored: 512}}
-	core := fxCore(fxNotes(fxInfo), loads)
+	loads := []fixture.Load{fixture.RAM(0, 512, 512), fixture.RAM(1024, 512, 512)}
+	core := fxCore(fxInfo, loads...)
 	hdr := len(core) - 1024*4096
 	for _, cut := range []int{hdr + 700*4096, hdr + 700*4096 + 123, hdr + 100} {
 		for _, format := range []Format{FormatKdump, FormatELF} {
 			t.Run(fmt.Sprintf("%s-cut%d", format, cut-hdr), func(t *testing.T) {
-				src := fxOpen(t, core[:cut])
-				out := fxOut(t)
+				src := fixture.OpenBytes(t, core[:cut])
+				out := fixture.CreateFile(t, "dump")
 				st, err := Save(src, out, Options{Level: 1, Codec: codec.Zstd, Format: format})
 				if err != nil {
 					t.Fatalf("Save: %v", err)
@@ -112,7 +101,7 @@ func TestSaveTruncatedSource(t *testing.T) {
 // not locate struct pages) nothing can be classified: every page is kept
 // but zero pages (found by content), and Degraded says why.
 func TestSaveWithoutVMCOREINFO(t *testing.T) {
-	loads := []fxLoad{{pfn: 0, pages: 600, stored: 600}}
+	loads := []fixture.Load{fixture.RAM(0, 600, 600)}
 	for _, tc := range []struct{ name, info string }{
 		{"missing", ""},
 		{"no-layout", fxInfo},
@@ -126,8 +115,8 @@ func TestSaveWithoutVMCOREINFO(t *testing.T) {
 	} {
 		for _, format := range []Format{FormatKdump, FormatELF} {
 			t.Run(tc.name+"-"+string(format), func(t *testing.T) {
-				src := fxOpen(t, fxCore(fxNotes(tc.info), loads))
-				out := fxOut(t)
+				src := fixture.OpenBytes(t, fxCore(tc.info, loads...))
+				out := fixture.CreateFile(t, "dump")
 				st, err := Save(src, out, Options{Level: 31, Codec: codec.Zstd, Format: format})
 				if err != nil {
 					t.Fatalf("Save: %v", err)
@@ -148,8 +137,7 @@ func TestSaveWithoutVMCOREINFO(t *testing.T) {
 // kernel cannot give back) are saved as zero pages, counted, and do not
 // stop the dump.
 func TestSaveUnreadablePages(t *testing.T) {
-	loads := []fxLoad{{pfn: 0, pages: 300, stored: 300}}
-	core := fxCore(fxNotes(fxInfo), loads)
+	core := fxCore(fxInfo, fixture.RAM(0, 300, 300))
 	data := int64(len(core) - 300*4096)
 	from, to := data+100*4096+17, data+140*4096 // pfns 100..139
 	for _, format := range []Format{FormatKdump, FormatELF} {
@@ -159,7 +147,7 @@ func TestSaveUnreadablePages(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs []string
-			out := fxOut(t)
+			out := fixture.CreateFile(t, "dump")
 			st, err := Save(src, out, Options{Level: 0, Codec: codec.Zstd, Format: format,
 				Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
 			if err != nil {
@@ -183,11 +171,10 @@ func TestSaveUnreadablePages(t *testing.T) {
 // TestSaveOutputFails: an output that fails part-way leaves a readable
 // dump flagged incomplete and an error wrapping ErrIncomplete.
 func TestSaveOutputFails(t *testing.T) {
-	loads := []fxLoad{{pfn: 0, pages: 4096, stored: 4096}}
-	src := fxOpen(t, fxCore(fxNotes(fxInfo), loads))
+	src := fixture.OpenBytes(t, fxCore(fxInfo, fixture.RAM(0, 4096, 4096)))
 	for _, format := range []Format{FormatKdump, FormatELF} {
 		t.Run(string(format), func(t *testing.T) {
-			out := fxOut(t)
+			out := fixture.CreateFile(t, "dump")
 			full := &fxFullFile{f: out, limit: 4 << 20}
 			st, err := Save(src, full, Options{Level: 1, Codec: codec.None, Format: format})
 			if !errors.Is(err, ErrIncomplete) {
@@ -232,8 +219,15 @@ func (w *fxFullFile) ReadAt(p []byte, off int64) (int, error) { return w.f.ReadA
 // the filter at memory that is not there, or at absurd sizes: every page
 // must be kept (zero pages aside), and the run must say why.
 func TestSaveRealBadVMCOREINFO(t *testing.T) {
-	paths := fxRealDumps(t)
-	path := paths[0]
+	if testing.Short() {
+		t.Skip("saves each real dump four times")
+	}
+	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
+		saveBadVMCOREINFO(t, d.Path)
+	})
+}
+
+func saveBadVMCOREINFO(t *testing.T, path string) {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +263,7 @@ func TestSaveRealBadVMCOREINFO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := fxOut(t)
+			out := fixture.CreateFile(t, "dump")
 			var logs []string
 			st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy,
 				Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
@@ -297,8 +291,16 @@ func TestSaveRealBadVMCOREINFO(t *testing.T) {
 // could): the dump still filters with the VMCOREINFO found past it, says
 // what it dropped, and opens with the notes that survived.
 func TestSaveRealDamagedNote(t *testing.T) {
-	paths := fxRealDumps(t)
-	f, err := os.Open(paths[0])
+	if testing.Short() {
+		t.Skip("saves each real dump")
+	}
+	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
+		saveDamagedNote(t, d.Path)
+	})
+}
+
+func saveDamagedNote(t *testing.T, path string) {
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +323,7 @@ func TestSaveRealDamagedNote(t *testing.T) {
 	if !errors.Is(src.NoteErr, vmcore.ErrCorrupt) || src.VMCOREINFO == nil {
 		t.Fatalf("NoteErr %v, VMCOREINFO kept: %v", src.NoteErr, src.VMCOREINFO != nil)
 	}
-	out := fxOut(t)
+	out := fixture.CreateFile(t, "dump")
 	st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy})
 	if err != nil {
 		t.Fatalf("Save: %v", err)
@@ -345,27 +347,6 @@ func TestSaveRealDamagedNote(t *testing.T) {
 	}
 }
 
-// fxRealDumps returns the real dumps the QEMU tests keep: those with the
-// run id beside them (other files there are experiments). It skips the
-// test in -short mode or when there are none.
-func fxRealDumps(t *testing.T) []string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("real dumps: not in -short")
-	}
-	paths, _ := filepath.Glob("../../.cache/vmcores/*.elf")
-	var out []string
-	for _, p := range paths {
-		if _, err := os.Stat(p + ".id"); err == nil {
-			out = append(out, p)
-		}
-	}
-	if len(out) == 0 {
-		t.Skip("no real vmcores in .cache/vmcores")
-	}
-	return out
-}
-
 // fxPatched overlays b at offset at of r.
 type fxPatched struct {
 	r  *os.File
@@ -382,37 +363,13 @@ func (p *fxPatched) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
-// fxMem is an in-memory output.
-type fxMem struct{ b []byte }
-
-func (m *fxMem) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > 64<<20 {
-		return 0, errors.New("no space left on the fuzzing device")
-	}
-	if end := off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
-	}
-	return copy(m.b[off:], p), nil
-}
-
-func (m *fxMem) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(m.b)) {
-		return 0, errors.New("EOF")
-	}
-	n := copy(p, m.b[off:])
-	if n < len(p) {
-		return n, errors.New("EOF")
-	}
-	return n, nil
-}
-
 // FuzzSaveHostile feeds Save garbage vmcores (whatever vmcore.NewFile
 // accepts): no panic, and a dump that does not fail reads back whole.
 func FuzzSaveHostile(f *testing.F) {
-	f.Add(fxCore(fxNotes(fxInfo), []fxLoad{{pfn: 0, pages: 4, stored: 4}}))
-	f.Add(fxCore(fxNotes(""), []fxLoad{{pfn: 3, pages: 5, stored: 2}, {pfn: 1, pages: 2, stored: 2}}))
-	f.Add(fxCore(fxNotes(fxInfo+"SYMBOL(init_top_pgt)=ffffffff82000000\nSYMBOL(mem_section)=ffff888000001000\n"),
-		[]fxLoad{{pfn: 0, pages: 8, stored: 8}}))
+	f.Add(fxCore(fxInfo, fixture.RAM(0, 4, 4)))
+	f.Add(fxCore("", fixture.RAM(3, 5, 2), fixture.RAM(1, 2, 2)))
+	f.Add(fxCore(fxInfo+"SYMBOL(init_top_pgt)=ffffffff82000000\nSYMBOL(mem_section)=ffff888000001000\n",
+		fixture.RAM(0, 8, 8)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src, err := vmcore.NewFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
@@ -424,7 +381,7 @@ func FuzzSaveHostile(f *testing.F) {
 			return
 		}
 		for _, format := range []Format{FormatKdump, FormatELF} {
-			out := &fxMem{}
+			out := &fixture.MemFile{Limit: 64 << 20}
 			_, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy, Format: format, Workers: 2})
 			if err != nil {
 				continue
@@ -435,7 +392,7 @@ func FuzzSaveHostile(f *testing.F) {
 			var pages func(func(uint64) bool)
 			switch format {
 			case FormatKdump:
-				d, err := diskdump.Open(bytes.NewReader(out.b), int64(len(out.b)))
+				d, err := diskdump.Open(bytes.NewReader(out.Bytes()), int64(len(out.Bytes())))
 				if err != nil {
 					t.Fatalf("Save succeeded but its kdump output does not open: %v", err)
 				}
@@ -451,7 +408,7 @@ func FuzzSaveHostile(f *testing.F) {
 					}
 				}
 			case FormatELF:
-				d, err := vmcore.NewFile(bytes.NewReader(out.b), int64(len(out.b)))
+				d, err := vmcore.NewFile(bytes.NewReader(out.Bytes()), int64(len(out.Bytes())))
 				if err != nil {
 					t.Fatalf("Save succeeded but its ELF output does not open: %v", err)
 				}

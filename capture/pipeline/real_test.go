@@ -7,26 +7,21 @@ import (
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // TestRealParallelIdentical: on a real vmcore, the parallel pipeline writes
 // the same bytes as one worker, read with pread or through mmap views.
 func TestRealParallelIdentical(t *testing.T) {
-	path := benchVmcore(t)
+	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) { realParallelIdentical(t, d.Path) })
+}
+
+func realParallelIdentical(t *testing.T, path string) {
 	levels := []filter.Level{31, 1}
 	if testing.Short() {
 		levels = levels[:1]
 	}
-	pread, err := vmcore.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pread.Close()
-	mapped, err := vmcore.OpenMapped(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mapped.Close()
+	pread, mapped := openBoth(t, path)
 	dir := t.TempDir()
 	for _, level := range levels {
 		want, st := saveFile(t, pread, dir, Options{Level: level, Codec: codec.Zstd, Workers: 1})

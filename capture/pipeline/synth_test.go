@@ -14,46 +14,44 @@ import (
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 const synthPS = 4096
-
-// synthSeg is one PT_LOAD of a synthetic vmcore. skew is added to its file
-// offset so that its data does not start on a page boundary of the file.
-type synthSeg struct {
-	paddr, memsz, filesz uint64
-	skew                 uint64
-}
 
 // synthSegs is a small machine: low memory, a segment that crosses mmap
 // windows, one with excluded pages at its end (p_filesz < p_memsz), one
 // whose data is not page-aligned in the file and ends mid-page, and one
 // past the first bitmap chunk.
-var synthSegs = []synthSeg{
-	{paddr: 0x1000, memsz: 0x9e000, filesz: 0x9e000},
-	{paddr: 0x100000, memsz: 2600 * synthPS, filesz: 2600 * synthPS},
-	{paddr: 0x1000000, memsz: 300 * synthPS, filesz: 200 * synthPS},
-	{paddr: 0x2000000, memsz: 100*synthPS + 100, filesz: 100*synthPS + 100, skew: 512},
-	{paddr: 40000 * synthPS, memsz: 700 * synthPS, filesz: 700 * synthPS},
+var synthSegs = []fixture.Load{
+	synthSeg(0x1000, 0x9e000, 0x9e000),
+	synthSeg(0x100000, 2600*synthPS, 2600*synthPS),
+	synthSeg(0x1000000, 300*synthPS, 200*synthPS),
+	{Vaddr: fixture.PageOffset + 0x2000000, Paddr: 0x2000000, MemSize: 100*synthPS + 100, FileSize: 100*synthPS + 100, Skew: 512},
+	synthSeg(40000*synthPS, 700*synthPS, 700*synthPS),
+}
+
+// synthSeg is a PT_LOAD of RAM at paddr.
+func synthSeg(paddr, memsz, filesz uint64) fixture.Load {
+	return fixture.Load{Vaddr: fixture.PageOffset + paddr, Paddr: paddr, MemSize: memsz, FileSize: filesz}
 }
 
 // synthPage fills p with the content of page frame pfn: zero pages,
 // incompressible pages, pages without repeats but with few distinct
 // bytes, and compressible ones.
 func synthPage(pfn uint64, p []byte) {
-	r := rand.New(rand.NewPCG(pfn, 5))
 	switch {
 	case pfn%11 == 0 || (pfn >= 300 && pfn < 420):
-		clear(p)
+		fixture.Zero(pfn, p)
 	case pfn%13 == 0:
-		for i := 0; i+8 <= len(p); i += 8 {
-			binary.LittleEndian.PutUint64(p[i:], r.Uint64())
-		}
+		fixture.Random(pfn, p)
 	case pfn%17 == 0:
+		r := rand.New(rand.NewPCG(pfn, 5))
 		for i := range p {
 			p[i] = byte(r.IntN(24))
 		}
 	default:
+		r := rand.New(rand.NewPCG(pfn, 5))
 		for i := 0; i+8 <= len(p); i += 8 {
 			v := pfn<<20 | uint64(i/64)
 			if r.IntN(4) == 0 {
@@ -65,77 +63,37 @@ func synthPage(pfn uint64, p []byte) {
 }
 
 // buildSynthCore writes an x86_64 ELF vmcore of segs to path, page
-// contents from synthPage, and a VMCOREINFO without the entries the page
-// filter needs: the filter degrades and keeps every page, so the dump
-// levels differ only in zero pages.
-func buildSynthCore(t testing.TB, path string, segs []synthSeg) {
+// contents from synthPage (zero pages left as holes, as a sparse copy of
+// a vmcore has them), and a VMCOREINFO without the entries the page filter
+// needs: the filter degrades and keeps every page, so the dump levels
+// differ only in zero pages.
+func buildSynthCore(t testing.TB, path string, segs []fixture.Load) {
 	t.Helper()
-	vmcoreinfo := "OSRELEASE=6.1.0-synth\nPAGESIZE=4096\nCRASHTIME=1795782722\n"
-	var notes []byte
-	notes = binary.LittleEndian.AppendUint32(notes, uint32(len("VMCOREINFO")+1))
-	notes = binary.LittleEndian.AppendUint32(notes, uint32(len(vmcoreinfo)))
-	notes = binary.LittleEndian.AppendUint32(notes, 0)
-	notes = append(notes, "VMCOREINFO\x00\x00\x00"[:12]...)
-	notes = append(notes, vmcoreinfo...)
-	for len(notes)%4 != 0 {
-		notes = append(notes, 0)
+	c := fixture.Core{
+		Notes:   fixture.VMCOREINFO(binary.LittleEndian, "OSRELEASE=6.1.0-synth\nPAGESIZE=4096\nCRASHTIME=1795782722\n"),
+		Loads:   segs,
+		Content: synthPage,
 	}
-	phnum := 1 + len(segs)
-	noteOff := uint64(64 + 56*phnum)
-	hdr := make([]byte, noteOff)
-	copy(hdr, "\x7fELF\x02\x01\x01")
-	le := binary.LittleEndian
-	le.PutUint16(hdr[16:], 4)  // ET_CORE
-	le.PutUint16(hdr[18:], 62) // EM_X86_64
-	le.PutUint32(hdr[20:], 1)
-	le.PutUint64(hdr[32:], 64) // e_phoff
-	le.PutUint16(hdr[52:], 64)
-	le.PutUint16(hdr[54:], 56)
-	le.PutUint16(hdr[56:], uint16(phnum))
-	ph := func(i int, typ uint32, off, vaddr, paddr, filesz, memsz uint64) {
-		b := hdr[64+56*i:]
-		le.PutUint32(b[0:], typ)
-		le.PutUint64(b[8:], off)
-		le.PutUint64(b[16:], vaddr)
-		le.PutUint64(b[24:], paddr)
-		le.PutUint64(b[32:], filesz)
-		le.PutUint64(b[40:], memsz)
+	if err := c.Build().WriteFile(path); err != nil {
+		t.Fatal(err)
 	}
-	ph(0, 4, noteOff, 0, 0, uint64(len(notes)), uint64(len(notes)))
-	data := (noteOff + uint64(len(notes)) + synthPS - 1) &^ (synthPS - 1)
-	f, err := os.Create(path)
+}
+
+// openBoth opens a vmcore file twice: read with pread, and through mmap
+// views.
+func openBoth(t testing.TB, path string) (pread, mapped *vmcore.File) {
+	t.Helper()
+	pread, err := vmcore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	page := make([]byte, synthPS)
-	for i, s := range segs {
-		off := data + s.skew
-		ph(1+i, 1, off, 0xffff888000000000+s.paddr, s.paddr, s.filesz, s.memsz)
-		// Zero pages are left as holes, as a sparse copy of a vmcore has
-		// them, when they are whole pages of the file.
-		for a := s.paddr; a < s.paddr+s.filesz; a += synthPS {
-			synthPage(a/synthPS, page)
-			k := min(synthPS, s.paddr+s.filesz-a)
-			at := off + a - s.paddr
-			if isZero(page) && at%synthPS == 0 && k == synthPS {
-				continue
-			}
-			if _, err := f.WriteAt(page[:k], int64(at)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		data = (off + s.filesz + synthPS - 1) &^ (synthPS - 1)
-		if err := f.Truncate(int64(off + s.filesz)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := f.WriteAt(hdr, 0); err != nil {
+	t.Cleanup(func() { pread.Close() })
+	mapped, err = vmcore.OpenMapped(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(notes, int64(noteOff)); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { mapped.Close() })
+	return pread, mapped
 }
 
 // saveFile saves src to a new file under dir and returns its bytes.
@@ -165,16 +123,7 @@ func TestParallelIdentical(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vmcore")
 	buildSynthCore(t, path, synthSegs)
-	pread, err := vmcore.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pread.Close()
-	mapped, err := vmcore.OpenMapped(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mapped.Close()
+	pread, mapped := openBoth(t, path)
 	if mapped.Viewable(0x100000) == 0 {
 		t.Fatal("OpenMapped did not map the file")
 	}
