@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // flatRecord encodes one record header.
@@ -33,7 +34,7 @@ func flatHeader() []byte {
 // written to a file, byte for byte.
 func TestFlattenRoundTrip(t *testing.T) {
 	m := synthMachines["holes"]
-	direct := createFile(t, "direct")
+	direct := fixture.CreateFile(t, "direct")
 	if err := m.write(t, direct, codec.Snappy, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestFlattenRoundTrip(t *testing.T) {
 		t.Errorf("Open(flattened) = %v, want ErrFlattened", err)
 	}
 
-	rebuilt := createFile(t, "rebuilt")
+	rebuilt := fixture.CreateFile(t, "rebuilt")
 	if err := Unflatten(bytes.NewReader(stream.Bytes()), rebuilt); err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +73,7 @@ func TestFlattenRoundTrip(t *testing.T) {
 		t.Errorf("unflattened file (%d bytes) differs from the direct one (%d bytes)", len(got), len(want))
 	}
 
-	mdf, err := exec.LookPath("makedumpfile")
-	if err != nil {
-		t.Skip("makedumpfile not installed")
-	}
+	mdf := fixture.NeedTool(t, "makedumpfile")
 	out := filepath.Join(t.TempDir(), "mdf-R")
 	cmd := exec.Command(mdf, "-R", out)
 	cmd.Stdin = bytes.NewReader(stream.Bytes())
@@ -94,11 +92,8 @@ func TestUnflattenMakedumpfile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads a whole vmcore")
 	}
-	_, path := openVmcore(t, realVmcores[0])
-	mdf, err := exec.LookPath("makedumpfile")
-	if err != nil {
-		t.Skip("makedumpfile not installed")
-	}
+	path := fixture.RealDump(t, "6.1").Path
+	mdf := fixture.NeedTool(t, "makedumpfile")
 	dir := t.TempDir()
 	stream := filepath.Join(dir, "stream")
 	sf, err := os.OpenFile(stream, os.O_RDWR|os.O_CREATE, 0o600)
@@ -119,7 +114,7 @@ func TestUnflattenMakedumpfile(t *testing.T) {
 		t.Fatalf("makedumpfile -R: %v\n%s", err, b)
 	}
 	sf.Seek(0, 0)
-	ours := createFile(t, "ours")
+	ours := fixture.CreateFile(t, "ours")
 	if err := Unflatten(sf, ours); err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +153,14 @@ func TestUnflattenBad(t *testing.T) {
 		{"huge offset", cat(hdr, flatRecord(1<<62, 3), []byte("abc"), end), false},
 		{"huge size", cat(hdr, flatRecord(0, 1<<62), []byte("abc"), end), false},
 	} {
-		f := createFile(t, "out")
+		f := fixture.CreateFile(t, "out")
 		err := Unflatten(bytes.NewReader(tc.stream), f)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
 	// The good record landed.
-	f := createFile(t, "out")
+	f := fixture.CreateFile(t, "out")
 	if err := Unflatten(bytes.NewReader(cat(hdr, flatRecord(2, 3), []byte("abc"), flatRecord(0, 1), []byte("x"), end)), f); err != nil {
 		t.Fatal(err)
 	}

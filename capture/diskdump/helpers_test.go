@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,44 +12,8 @@ import (
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
-
-// Real vmcores from QEMU crashes; tests that need them skip when absent.
-var realVmcores = []string{
-	"6.1.0-56-cloud-amd64-nvme-1024M.elf",
-	"6.12.117+deb12-cloud-amd64-nvme-1024M.elf",
-}
-
-func vmcoreDir() string { return filepath.Join("..", "..", ".cache", "vmcores") }
-
-func kernelDir(release string) string {
-	return filepath.Join("..", "..", ".cache", "kernels", release)
-}
-
-// openVmcore opens a real vmcore or skips the test.
-func openVmcore(t testing.TB, name string) (*vmcore.File, string) {
-	t.Helper()
-	path := filepath.Join(vmcoreDir(), name)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no vmcore %s (made by the QEMU tests)", path)
-	}
-	f, err := vmcore.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f, path
-}
-
-// runID returns the marker run id stored beside a vmcore.
-func runID(t testing.TB, vmcorePath string) string {
-	t.Helper()
-	b, err := os.ReadFile(vmcorePath + ".id")
-	if err != nil {
-		t.Skipf("no run id for %s: %v", vmcorePath, err)
-	}
-	return strings.TrimSpace(string(b))
-}
 
 var (
 	refMu    sync.Mutex
@@ -62,10 +25,6 @@ var (
 // args, made once per test binary run.
 func makedumpfileRef(t testing.TB, vmcorePath string, args ...string) string {
 	t.Helper()
-	mdf, err := exec.LookPath("makedumpfile")
-	if err != nil {
-		t.Skip("makedumpfile not installed")
-	}
 	refMu.Lock()
 	defer refMu.Unlock()
 	key := vmcorePath + "\x00" + strings.Join(args, "\x00")
@@ -73,18 +32,40 @@ func makedumpfileRef(t testing.TB, vmcorePath string, args ...string) string {
 		return p
 	}
 	if refDir == "" {
+		var err error
 		refDir, err = os.MkdirTemp("", "kdump-ref-")
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	out := filepath.Join(refDir, fmt.Sprintf("ref%d", len(refFiles)))
-	cmd := exec.Command(mdf, append(append([]string{}, args...), vmcorePath, out)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("makedumpfile %v: %v\n%s", args, err, b)
-	}
+	fixture.Makedumpfile(t, append(append([]string{}, args...), vmcorePath, out)...)
 	refFiles[key] = out
 	return out
+}
+
+// realCase is a real dump and a codec to write it with.
+type realCase struct {
+	d fixture.Dump
+	c codec.Codec
+}
+
+func (rc realCase) name() string { return rc.d.Name() + "/" + rc.c.String() }
+
+// realCases pairs the real dumps with codecs: the first dump with each of
+// them, the others with the first only. One dump covers the codecs; every
+// kernel, what the dump holds.
+func realCases(t *testing.T, codecs ...codec.Codec) []realCase {
+	t.Helper()
+	var cases []realCase
+	for i, d := range fixture.RealDumps(t) {
+		for j, c := range codecs {
+			if i == 0 || j == 0 {
+				cases = append(cases, realCase{d, c})
+			}
+		}
+	}
+	return cases
 }
 
 func TestMain(m *testing.M) {
@@ -192,17 +173,6 @@ func writeDump(t testing.TB, src *vmcore.File, out io.WriterAt, o dumpOpts) (*Wr
 		}
 	}
 	return w, st, w.Close()
-}
-
-// createFile creates a file for dump data, mode 0600.
-func createFile(t testing.TB, name string) *os.File {
-	t.Helper()
-	fh, err := os.OpenFile(filepath.Join(t.TempDir(), name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fh.Close() })
-	return fh
 }
 
 // comparePages reads every dumped page of kf and compares it with src.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // fullDisk is a file on a disk with room for limit bytes: blocks are
@@ -123,7 +124,7 @@ func checkIncomplete(t *testing.T, path string, source func(pfn uint64, p []byte
 func TestIncompleteSynthetic(t *testing.T) {
 	m := synthMachines["holes"]
 	// Size of the complete dump, to place the limits.
-	fh := createFile(t, "full")
+	fh := fixture.CreateFile(t, "full")
 	if err := m.write(t, fh, codec.Zstd, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestIncompleteSynthetic(t *testing.T) {
 	hdr := testHeader(m.maxMapnr, codec.Zstd)
 	bitmapsEnd := newLayout(4096, int64(len(hdr.Notes)), m.maxMapnr).desc
 	for _, limit := range []int64{2 * 4096, bitmapsEnd, bitmapsEnd + 8192, full / 3, full / 2, full - 64<<10} {
-		fh := createFile(t, "dump")
+		fh := fixture.CreateFile(t, "dump")
 		disk := newFullDisk(fh, limit)
 		w, werr := writeUntilFull(t, m, disk)
 		if !errors.Is(werr, syscall.ENOSPC) {
@@ -200,7 +201,7 @@ func writeUntilFull(t *testing.T, m synthMachine, disk *fullDisk) (*Writer, erro
 // TestHeaderIncompleteUntilClose checks a dump cut short before Close
 // (the machine lost power) reads as incomplete.
 func TestHeaderIncompleteUntilClose(t *testing.T) {
-	fh := createFile(t, "dump")
+	fh := fixture.CreateFile(t, "dump")
 	w, err := NewWriter(fh, testHeader(1000, codec.Zstd))
 	if err != nil {
 		t.Fatal(err)
@@ -238,10 +239,11 @@ func TestIncompleteReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a whole dump")
 	}
-	src, _ := openVmcore(t, realVmcores[0])
+	d := fixture.RealDump(t, "6.1")
+	src := d.Open(t)
 	// Where the kernel image ends in the file decides the limit: keep
 	// it, lose the rest.
-	fh := createFile(t, "full")
+	fh := fixture.CreateFile(t, "full")
 	if _, _, err := writeDump(t, src, fh, dumpOpts{codec: codec.Zstd, dumpLevel: 1, chunk: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +269,7 @@ func TestIncompleteReal(t *testing.T) {
 		t.Fatalf("no cut point after the kernel image (pfn %#x)", kernelEnd)
 	}
 
-	out := createFile(t, "incomplete")
+	out := fixture.CreateFile(t, "incomplete")
 	disk := newFullDisk(out, limit)
 	w, st, err := writeDump(t, src, disk, dumpOpts{codec: codec.Zstd, dumpLevel: 1, chunk: 4})
 	if !errors.Is(err, syscall.ENOSPC) {
@@ -286,5 +288,5 @@ func TestIncompleteReal(t *testing.T) {
 	if kept == 0 || lost == 0 {
 		t.Errorf("%d kept, %d lost", kept, lost)
 	}
-	runDrgn(t, out.Name(), src)
+	runDrgn(t, out.Name(), d, false)
 }

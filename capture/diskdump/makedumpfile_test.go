@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // TestReadMakedumpfile reads makedumpfile 1.7.2's -c (zlib) and -l (lzo)
@@ -14,14 +15,14 @@ func TestReadMakedumpfile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads whole dumps")
 	}
-	for _, name := range realVmcores {
+	for _, d := range fixture.RealDumps(t) {
 		for _, tc := range []struct {
 			flag  string
 			codec codec.Codec
 		}{{"-c", codec.Zlib}, {"-l", codec.LZO}} {
-			t.Run(name+tc.flag, func(t *testing.T) {
-				src, path := openVmcore(t, name)
-				ref := makedumpfileRef(t, path, tc.flag, "-d", "31")
+			t.Run(d.Name()+tc.flag, func(t *testing.T) {
+				src := d.Open(t)
+				ref := makedumpfileRef(t, d.Path, tc.flag, "-d", "31")
 				kf, err := OpenFile(ref)
 				if err != nil {
 					t.Fatal(err)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"os"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 func TestPreallocate(t *testing.T) {
-	fh := createFile(t, "f")
+	fh := fixture.CreateFile(t, "f")
 	fh.WriteAt([]byte("head"), 0)
 	if err := preallocate(fh, 8192, 100000); err != nil {
 		t.Fatal(err)
@@ -35,7 +37,7 @@ func TestPreallocate(t *testing.T) {
 	if err := preallocate(m, 0, 1<<40); err != nil {
 		t.Error(err)
 	}
-	d := newFullDisk(createFile(t, "g"), 8192)
+	d := newFullDisk(fixture.CreateFile(t, "g"), 8192)
 	if err := preallocate(d, 0, 4096); err != nil || d.used != 4096 {
 		t.Errorf("Preallocator: %v, used %d", err, d.used)
 	}

@@ -7,30 +7,21 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-// TestRoundTripReal dumps a real vmcore with every codec and reads every
-// page back.
+// TestRoundTripReal dumps the real vmcores, one with every codec, and
+// reads every page back.
 func TestRoundTripReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes whole dumps")
 	}
-	cases := []struct {
-		vmcore string
-		codec  codec.Codec
-	}{
-		{realVmcores[0], codec.Zstd},
-		{realVmcores[0], codec.Zlib},
-		{realVmcores[0], codec.Snappy},
-		{realVmcores[0], codec.None},
-		{realVmcores[1], codec.Zstd},
-	}
-	for _, tc := range cases {
-		t.Run(tc.vmcore+"/"+tc.codec.String(), func(t *testing.T) {
-			src, _ := openVmcore(t, tc.vmcore)
-			fh := createFile(t, "dump")
+	for _, tc := range realCases(t, codec.Zstd, codec.Zlib, codec.Snappy, codec.None) {
+		t.Run(tc.name(), func(t *testing.T) {
+			src := tc.d.Open(t)
+			fh := fixture.CreateFile(t, "dump")
 			start := time.Now()
-			_, st, err := writeDump(t, src, fh, dumpOpts{codec: tc.codec, dumpLevel: 1, chunk: 4})
+			_, st, err := writeDump(t, src, fh, dumpOpts{codec: tc.c, dumpLevel: 1, chunk: 4})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,7 +34,7 @@ func TestRoundTripReal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kf.Incomplete() || kf.Header.Compression() != tc.codec || kf.NumDumped() != uint64(st.pages) {
+			if kf.Incomplete() || kf.Header.Compression() != tc.c || kf.NumDumped() != uint64(st.pages) {
 				t.Errorf("incomplete %v, compression %v, %d pages (wrote %d)", kf.Incomplete(), kf.Header.Compression(), kf.NumDumped(), st.pages)
 			}
 			want := HeaderFromVmcore(src)
@@ -61,7 +52,7 @@ func TestRoundTripReal(t *testing.T) {
 			readStart := time.Now()
 			n := comparePages(t, kf, src)
 			t.Logf("%v: %d pages (%d zero, %d raw, %d compressed), %d MiB, written in %v, read back in %v",
-				tc.codec, n, st.zero, st.raw, st.compressed, fi.Size()>>20, wrote.Round(time.Millisecond), time.Since(readStart).Round(time.Millisecond))
+				tc.c, n, st.zero, st.raw, st.compressed, fi.Size()>>20, wrote.Round(time.Millisecond), time.Since(readStart).Round(time.Millisecond))
 		})
 	}
 }
@@ -72,8 +63,8 @@ func TestReadPhys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a whole dump")
 	}
-	src, _ := openVmcore(t, realVmcores[0])
-	fh := createFile(t, "dump")
+	src := fixture.RealDump(t, "6.1").Open(t)
+	fh := fixture.CreateFile(t, "dump")
 	// Exclude every third pfn in a region to make holes.
 	excl := func(pfn uint64) bool { return pfn >= 0x1000 && pfn < 0x2000 && pfn%3 == 0 }
 	if _, _, err := writeDump(t, src, fh, dumpOpts{codec: codec.Snappy, dumpLevel: 1, exclude: excl, chunk: 1}); err != nil {

@@ -2,34 +2,29 @@ package diskdump
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
-	"math/rand/v2"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
-	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
-
-// note encodes one ELF64 note.
-func note(name string, typ uint32, desc []byte) []byte {
-	return vmcore.AppendNote(nil, binary.LittleEndian, name, typ, desc)
-}
 
 const testVMCOREINFO = "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1795782722\nNUMBER(phys_base)=450887680\n"
 
 // testHeader returns a Header like a small x86_64 machine's, with two
 // CPUs' NT_PRSTATUS notes and a VMCOREINFO note.
 func testHeader(maxMapnr uint64, c codec.Codec) Header {
-	prs := make([]byte, 336)
-	binary.LittleEndian.PutUint32(prs[32:], 1) // pr_pid
-	notes := append(note("CORE", 1, prs), note("CORE", 1, prs)...)
+	le := binary.LittleEndian
+	prs := fixture.PRStatus(le, elf.EM_X86_64, 1, nil)
+	notes := append(prs, prs...)
 	viOff := len(notes) + 12 + 12 // header and "VMCOREINFO\0" padded to 12
-	notes = append(notes, note("VMCOREINFO", 0, []byte(testVMCOREINFO))...)
+	notes = append(notes, fixture.VMCOREINFO(le, testVMCOREINFO)...)
 	return Header{
 		Sysname: "Linux", Nodename: "(none)", Release: "6.1.0-test", Version: "#1 SMP test",
 		Machine: "x86_64", Domainname: "(none)",
@@ -51,13 +46,9 @@ type synthMachine struct {
 func (m synthMachine) page(pfn uint64, p []byte) {
 	switch {
 	case pfn%7 == 0:
-		clear(p)
+		fixture.Zero(pfn, p)
 	case pfn%5 == 0:
-		// Incompressible: stored raw.
-		r := rand.New(rand.NewPCG(pfn, 99))
-		for i := 0; i < len(p); i += 8 {
-			binary.LittleEndian.PutUint64(p[i:], r.Uint64())
-		}
+		fixture.Random(pfn, p) // incompressible: stored raw
 	default:
 		for i := 0; i < len(p); i += 8 {
 			binary.LittleEndian.PutUint64(p[i:], pfn*0x9e3779b97f4a7c15^uint64(i/64))
@@ -216,7 +207,7 @@ func TestSynthetic(t *testing.T) {
 			c, chunk := v.c, v.chunk
 			{
 				t.Run(fmt.Sprintf("%s/%v/chunk%d", name, c, chunk), func(t *testing.T) {
-					fh := createFile(t, "dump")
+					fh := fixture.CreateFile(t, "dump")
 					if err := m.write(t, fh, c, chunk); err != nil {
 						t.Fatal(err)
 					}
@@ -246,7 +237,7 @@ func TestSynthetic(t *testing.T) {
 // descriptors, the shared zero page first.
 func TestLayout(t *testing.T) {
 	m := synthMachines["holes"]
-	fh := createFile(t, "dump")
+	fh := fixture.CreateFile(t, "dump")
 	if err := m.write(t, fh, codec.Zlib, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +327,7 @@ func TestLayout(t *testing.T) {
 // wrong file.
 func TestWriterMisuse(t *testing.T) {
 	newW := func(t *testing.T) *Writer {
-		w, err := NewWriter(createFile(t, "d"), testHeader(100000, codec.Zstd))
+		w, err := NewWriter(fixture.CreateFile(t, "d"), testHeader(100000, codec.Zstd))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,7 +427,7 @@ func TestWriterMisuse(t *testing.T) {
 	} {
 		hdr := testHeader(1000, codec.Zstd)
 		h(&hdr)
-		if _, err := NewWriter(createFile(t, "d"), hdr); err == nil {
+		if _, err := NewWriter(fixture.CreateFile(t, "d"), hdr); err == nil {
 			t.Errorf("NewWriter accepted %+v", hdr)
 		}
 	}
