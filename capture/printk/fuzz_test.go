@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // The fuzzed ring: vmcoreinfoLockless's layout, 32 descriptors, 2 KiB of
@@ -141,16 +143,7 @@ func TestWriteFuzzSeed(t *testing.T) {
 	if !*writeSeed {
 		t.Skip("run with -write-seed to rewrite " + seedPath)
 	}
-	var path string
-	for _, p := range realDumps(t) {
-		if strings.Contains(filepath.Base(p), "6.1.0") {
-			path = p
-		}
-	}
-	if path == "" {
-		t.Skip("no 6.1 dump")
-	}
-	_, m := openReal(t, path)
+	_, m := openReal(t, fixture.RealDump(t, "6.1").Path)
 	rl, pm, rb := realRing(t, m)
 	if rl.infoSize != tInfoSize || rl.descSize != tDescSize {
 		t.Fatal("the 6.1 layout is not vmcoreinfoLockless")
