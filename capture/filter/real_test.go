@@ -3,58 +3,39 @@ package filter
 import (
 	"bufio"
 	"bytes"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-// Real dumps: ELF copies of /proc/vmcore from QEMU crashes of Debian cloud
-// kernels (1 GiB guests, THP always), kept by the QEMU tests. Their user
-// memory holds 64 MiB of random data with GOKDUMP-USER-<id>-NNNNNN once
-// per MiB, a 32 MiB file in the page cache has GOKDUMP-CACHE-<id>-NNNNNN
-// per MiB, and the kernel log GOKDUMP-KMSG-<id>-000000; <id> is in the
-// .id file beside each dump.
-
-func realDumps(t testing.TB) []string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("real dumps: not in -short")
-	}
-	m, _ := filepath.Glob("../../.cache/vmcores/*.elf")
-	if len(m) == 0 {
-		t.Skip("no real vmcores in .cache/vmcores (GOKDUMP_KEEP_VMCORES=$PWD/.cache/vmcores make qemu-test)")
-	}
-	return m
-}
+// Real dumps (see fixture.RealDumps) are of guests with THP always. Their
+// user memory holds 64 MiB of random data with GOKDUMP-USER-<id>-NNNNNN
+// once per MiB, a 32 MiB file in the page cache has
+// GOKDUMP-CACHE-<id>-NNNNNN per MiB, and the kernel log
+// GOKDUMP-KMSG-<id>-000000.
 
 type realDump struct {
-	path string
-	f    *vmcore.File
-	mem  *kmem.Memory
+	fixture.Dump
+	f   *vmcore.File
+	mem *kmem.Memory
 }
 
-func openReal(t testing.TB, path string) *realDump {
+func openReal(t testing.TB, d fixture.Dump) *realDump {
 	t.Helper()
-	f, err := vmcore.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := d.Open(t)
 	mem, err := kmem.New(f, f.VMCOREINFO, f.Machine)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &realDump{path: path, f: f, mem: mem}
+	return &realDump{Dump: d, f: f, mem: mem}
 }
 
 // classify runs a classifier over every page the dump holds, range by
@@ -94,15 +75,8 @@ func excluded(b []byte, pfn uint64) bool { return b[pfn/8]&(1<<(pfn%8)) != 0 }
 // and returns its page counts by class.
 func makedumpfile(t testing.TB, path string, level Level) Stats {
 	t.Helper()
-	bin, err := exec.LookPath("makedumpfile")
-	if err != nil {
-		t.Skip("makedumpfile not installed")
-	}
-	out, err := exec.Command(bin, "-d", level.String(), "-l", "--message-level", "31",
-		"--dry-run", path, filepath.Join(t.TempDir(), "out")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("makedumpfile: %v\n%s", err, out)
-	}
+	out := fixture.Makedumpfile(t, "-d", level.String(), "-l", "--message-level", "31",
+		"--dry-run", path, filepath.Join(t.TempDir(), "out"))
 	return parseMakedumpfile(t, out)
 }
 
@@ -155,52 +129,54 @@ func makedumpfileKnows(d *realDump) bool {
 // TestRealMatchesMakedumpfile compares our class counts with makedumpfile's
 // for -d 31 and each single class bit.
 func TestRealMatchesMakedumpfile(t *testing.T) {
-	for _, path := range realDumps(t) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			d := openReal(t, path)
-			for _, level := range []Level{31, 2, 4, 8, 16} {
-				_, ours, c := d.classify(t, level, 65537)
-				if deg := c.Degraded(); len(deg) != 0 {
-					t.Errorf("level %d: degraded %q", level, deg)
-				}
-				md := makedumpfile(t, path, level)
-				t.Logf("-d %2d ours         %+v", level, ours)
-				t.Logf("-d %2d makedumpfile %+v", level, md)
-				if makedumpfileKnows(d) {
-					if ours != md {
-						t.Errorf("-d %d: ours %+v, makedumpfile %+v", level, ours, md)
-					}
-					continue
-				}
-				// makedumpfile 1.7.2 misses compound orders here: it
-				// drops only the head page of each THP. Free pages
-				// and small page cache do not depend on that.
-				if ours.Free != md.Free || ours.HWPoison != md.HWPoison || ours.Offline != md.Offline {
+	if testing.Short() {
+		t.Skip("runs makedumpfile five times on each real dump")
+	}
+	fixture.EachDump(t, func(t *testing.T, rd fixture.Dump) {
+		d := openReal(t, rd)
+		path := rd.Path
+		for _, level := range []Level{31, 2, 4, 8, 16} {
+			_, ours, c := d.classify(t, level, 65537)
+			if deg := c.Degraded(); len(deg) != 0 {
+				t.Errorf("level %d: degraded %q", level, deg)
+			}
+			md := makedumpfile(t, path, level)
+			t.Logf("-d %2d ours         %+v", level, ours)
+			t.Logf("-d %2d makedumpfile %+v", level, md)
+			if makedumpfileKnows(d) {
+				if ours != md {
 					t.Errorf("-d %d: ours %+v, makedumpfile %+v", level, ours, md)
 				}
-				if ours.Cache < md.Cache || ours.CachePrivate < md.CachePrivate {
-					t.Errorf("-d %d: less cache than makedumpfile: ours %+v, makedumpfile %+v", level, ours, md)
+				continue
+			}
+			// makedumpfile 1.7.2 misses compound orders here: it
+			// drops only the head page of each THP. Free pages
+			// and small page cache do not depend on that.
+			if ours.Free != md.Free || ours.HWPoison != md.HWPoison || ours.Offline != md.Offline {
+				t.Errorf("-d %d: ours %+v, makedumpfile %+v", level, ours, md)
+			}
+			if ours.Cache < md.Cache || ours.CachePrivate < md.CachePrivate {
+				t.Errorf("-d %d: less cache than makedumpfile: ours %+v, makedumpfile %+v", level, ours, md)
+			}
+			if level&ExcludeUser != 0 {
+				const userData = 64 << 20 / 4096
+				if ours.User < userData || ours.User <= md.User {
+					t.Errorf("-d %d: user pages %d, want ≥ %d (64 MiB of user data); makedumpfile 1.7.2 finds %d",
+						level, ours.User, userData, md.User)
 				}
-				if level&ExcludeUser != 0 {
-					const userData = 64 << 20 / 4096
-					if ours.User < userData || ours.User <= md.User {
-						t.Errorf("-d %d: user pages %d, want ≥ %d (64 MiB of user data); makedumpfile 1.7.2 finds %d",
-							level, ours.User, userData, md.User)
-					}
-					// 1.7.2 finds one page per anonymous folio (no
-					// order: THP tails kept) plus slab pages whose
-					// mapping word (slab.slabs) is odd: it knows
-					// slab only as PG_slab, gone in 6.10.
-					runs, oddSlab := userRunsAndOddSlabs(t, d)
-					t.Logf("-d %d: user data: ours %d pages (%d MiB); makedumpfile 1.7.2 %d = %d folios counted by their head + %d slab pages taken for anonymous",
-						level, ours.User, ours.User*4096>>20, md.User, runs, oddSlab)
-					if md.User != runs+oddSlab {
-						t.Errorf("makedumpfile's %d user pages not explained: %d folios + %d slab pages", md.User, runs, oddSlab)
-					}
+				// 1.7.2 finds one page per anonymous folio (no
+				// order: THP tails kept) plus slab pages whose
+				// mapping word (slab.slabs) is odd: it knows
+				// slab only as PG_slab, gone in 6.10.
+				runs, oddSlab := userRunsAndOddSlabs(t, d)
+				t.Logf("-d %d: user data: ours %d pages (%d MiB); makedumpfile 1.7.2 %d = %d folios counted by their head + %d slab pages taken for anonymous",
+					level, ours.User, ours.User*4096>>20, md.User, runs, oddSlab)
+				if md.User != runs+oddSlab {
+					t.Errorf("makedumpfile's %d user pages not explained: %d folios + %d slab pages", md.User, runs, oddSlab)
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 // userRunsAndOddSlabs counts the user-data folios of the dump (each once,
@@ -250,17 +226,10 @@ func findMarkers(t testing.TB, d *realDump) *markers {
 	t.Helper()
 	markersMu.Lock()
 	defer markersMu.Unlock()
-	if m, ok := markersCache[d.path]; ok {
+	if m, ok := markersCache[d.Path]; ok {
 		return m
 	}
-	id, err := os.ReadFile(d.path + ".id")
-	if err != nil {
-		t.Skipf("no marker id: %v", err)
-	}
-	pat := func(kind string) []byte {
-		return []byte("GOKDUMP-" + kind + "-" + strings.TrimSpace(string(id)) + "-")
-	}
-	kinds := [][]byte{pat("USER"), pat("CACHE"), pat("KMSG")}
+	kinds := [][]byte{[]byte(d.MarkerPrefix("USER")), []byte(d.MarkerPrefix("CACHE")), []byte(d.MarkerPrefix("KMSG"))}
 	found := make([]map[uint64]bool, len(kinds))
 	for i := range found {
 		found[i] = map[uint64]bool{}
@@ -298,7 +267,7 @@ func findMarkers(t testing.TB, d *realDump) *markers {
 		m.kmsg = append(m.kmsg, a)
 	}
 	slices.Sort(m.kmsg)
-	markersCache[d.path] = m
+	markersCache[d.Path] = m
 	return m
 }
 
@@ -341,70 +310,62 @@ func printkRing(t testing.TB, d *realDump) map[uint64]bool {
 // kept and the printk ring's page with the log marker is; at -d 1 every
 // user marker page is kept.
 func TestRealMarkers(t *testing.T) {
-	for _, path := range realDumps(t) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			d := openReal(t, path)
-			m := findMarkers(t, d)
-			t.Logf("marker pages: %d user, %d cache, %d log copies", len(m.user), len(m.cache), len(m.kmsg))
-			if len(m.user) < 64 || len(m.cache) < 32 || len(m.kmsg) == 0 {
-				t.Fatalf("markers missing from the dump: %d user, %d cache, %d log", len(m.user), len(m.cache), len(m.kmsg))
-			}
-
-			ex, st, _ := d.classify(t, 31, 1<<16+3)
-			t.Logf("-d 31: %+v", st)
-			for _, p := range m.user {
-				if !excluded(ex, p) {
-					t.Errorf("-d 31: user marker page %#x kept", p)
-				}
-			}
-			for _, p := range m.cache {
-				if !excluded(ex, p) {
-					t.Errorf("-d 31: page cache marker page %#x kept", p)
-				}
-			}
-			ring := printkRing(t, d)
-			inRing := 0
-			for _, a := range m.kmsg {
-				p := a / 4096
-				where := "elsewhere"
-				if ring[p] {
-					where = "printk ring"
-					inRing++
-					if excluded(ex, p) {
-						t.Errorf("-d 31: log marker page %#x (printk ring) excluded", p)
-					}
-				}
-				t.Logf("log marker at %#x (%s): excluded %v", a, where, excluded(ex, p))
-			}
-			if inRing == 0 {
-				t.Errorf("no log marker in the printk ring (%d pages)", len(ring))
-			}
-
-			ex, st, _ = d.classify(t, 1, 1<<20)
-			if st.Total() != st.HWPoison+st.Offline {
-				t.Errorf("-d 1 excluded %+v", st)
-			}
-			for _, p := range m.user {
-				if excluded(ex, p) {
-					t.Errorf("-d 1: user marker page %#x excluded", p)
-				}
-			}
-		})
+	if testing.Short() {
+		t.Skip("classifies and reads each real dump whole")
 	}
+	fixture.EachDump(t, func(t *testing.T, rd fixture.Dump) {
+		d := openReal(t, rd)
+		m := findMarkers(t, d)
+		t.Logf("marker pages: %d user, %d cache, %d log copies", len(m.user), len(m.cache), len(m.kmsg))
+		if len(m.user) < 64 || len(m.cache) < 32 || len(m.kmsg) == 0 {
+			t.Fatalf("markers missing from the dump: %d user, %d cache, %d log", len(m.user), len(m.cache), len(m.kmsg))
+		}
+
+		ex, st, _ := d.classify(t, 31, 1<<16+3)
+		t.Logf("-d 31: %+v", st)
+		for _, p := range m.user {
+			if !excluded(ex, p) {
+				t.Errorf("-d 31: user marker page %#x kept", p)
+			}
+		}
+		for _, p := range m.cache {
+			if !excluded(ex, p) {
+				t.Errorf("-d 31: page cache marker page %#x kept", p)
+			}
+		}
+		ring := printkRing(t, d)
+		inRing := 0
+		for _, a := range m.kmsg {
+			p := a / 4096
+			where := "elsewhere"
+			if ring[p] {
+				where = "printk ring"
+				inRing++
+				if excluded(ex, p) {
+					t.Errorf("-d 31: log marker page %#x (printk ring) excluded", p)
+				}
+			}
+			t.Logf("log marker at %#x (%s): excluded %v", a, where, excluded(ex, p))
+		}
+		if inRing == 0 {
+			t.Errorf("no log marker in the printk ring (%d pages)", len(ring))
+		}
+
+		ex, st, _ = d.classify(t, 1, 1<<20)
+		if st.Total() != st.HWPoison+st.Offline {
+			t.Errorf("-d 1 excluded %+v", st)
+		}
+		for _, p := range m.user {
+			if excluded(ex, p) {
+				t.Errorf("-d 1: user marker page %#x excluded", p)
+			}
+		}
+	})
 }
 
 // BenchmarkClassifyReal classifies the whole 6.1 dump at -d 31.
 func BenchmarkClassifyReal(b *testing.B) {
-	var path string
-	for _, p := range realDumps(b) {
-		if strings.HasPrefix(filepath.Base(p), "6.1.") {
-			path = p
-		}
-	}
-	if path == "" {
-		b.Skip("no 6.1 dump")
-	}
-	d := openReal(b, path)
+	d := openReal(b, fixture.RealDump(b, "6.1"))
 	b.ResetTimer()
 	var pages uint64
 	start := time.Now()
