@@ -2,26 +2,16 @@ package codec
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-// realPages returns up to n non-zero pages spread over the 6.1 test
-// vmcore, or skips.
+// realPages returns up to n non-zero pages spread over the real 6.1
+// vmcore (fixture.RealDump).
 func realPages(b *testing.B, n int) [][]byte {
 	b.Helper()
-	path := filepath.Join("..", "..", ".cache", "vmcores", "6.1.0-56-cloud-amd64-nvme-1024M.elf")
-	if _, err := os.Stat(path); err != nil {
-		b.Skipf("no vmcore %s", path)
-	}
-	f, err := vmcore.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := fixture.RealDump(b, "6.1").Open(b)
 	var total uint64
 	for _, r := range f.PhysRanges() {
 		total += (r.FileEnd - r.Start) / pageSize
