@@ -1,4 +1,4 @@
-package vmcoreinfo
+package vmcoreinfo_test
 
 import (
 	"bytes"
@@ -6,23 +6,28 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	. "github.com/gokdump/gokdump/capture/vmcoreinfo"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden and the .notes extracted from the real dumps")
+var update = flag.Bool("update", false, "rewrite testdata/<line>.notes and .golden from the newest real dump of each line")
 
-// The PT_NOTE segments of two real /proc/vmcore files (QEMU crashes of
-// Debian 6.1 and 6.12 cloud kernels), kept as testdata so the test runs
-// without the dumps.
+// The PT_NOTE segments of real /proc/vmcore files (QEMU crashes of Debian
+// cloud kernels), one per kernel line, kept as testdata so the test runs
+// without the dumps; and what they hold. After -update, set these to the
+// new snapshot's values.
 var realNotes = []struct {
-	release  string
+	line     string
 	osrel    string
 	physBase int64
 	kaslr    uint64
 }{
-	{"6.1.0-56-cloud-amd64", "6.1.0-56-cloud-amd64", 450887680, 0x19800000},
-	{"6.12.117+deb12-cloud-amd64", "6.12.117+deb12-cloud-amd64", -622854144, 0x35800000},
+	{"6.1", "6.1.0-56-cloud-amd64", 450887680, 0x19800000},
+	{"6.12", "6.12.117+deb12-cloud-amd64", -622854144, 0x35800000},
 }
 
 // vmcoreinfoDesc returns the VMCOREINFO descriptor from a block of
@@ -46,12 +51,12 @@ func vmcoreinfoDesc(t *testing.T, notes []byte) []byte {
 	return nil
 }
 
-// realNoteSegment reads the PT_NOTE of a real dump when it is present.
-func realNoteSegment(t *testing.T, release string) []byte {
-	path := filepath.Join("..", "..", ".cache", "vmcores", release+"-nvme-1024M.elf")
+// realNoteSegment reads the PT_NOTE of a real dump.
+func realNoteSegment(t *testing.T, path string) []byte {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
-		return nil
+		t.Fatal(err)
 	}
 	defer f.Close()
 	var hdr [64 + 4*56]byte
@@ -78,24 +83,22 @@ func realNoteSegment(t *testing.T, release string) []byte {
 	return nil
 }
 
+// TestGolden parses the testdata notes of each kernel line and checks
+// them against the golden text and what the dump they come from holds.
 func TestGolden(t *testing.T) {
 	for _, rn := range realNotes {
-		t.Run(rn.release, func(t *testing.T) {
-			notesPath := filepath.Join("testdata", rn.release+".notes")
-			goldenPath := filepath.Join("testdata", rn.release+".golden")
+		t.Run(rn.line, func(t *testing.T) {
+			notesPath := filepath.Join("testdata", rn.line+".notes")
+			goldenPath := filepath.Join("testdata", rn.line+".golden")
 			if *update {
-				if seg := realNoteSegment(t, rn.release); seg != nil {
-					if err := os.WriteFile(notesPath, seg, 0o644); err != nil {
-						t.Fatal(err)
-					}
+				seg := realNoteSegment(t, fixture.RealDump(t, rn.line).Path)
+				if err := os.WriteFile(notesPath, seg, 0o644); err != nil {
+					t.Fatal(err)
 				}
 			}
 			notes, err := os.ReadFile(notesPath)
 			if err != nil {
 				t.Fatal(err)
-			}
-			if seg := realNoteSegment(t, rn.release); seg != nil && !bytes.Equal(seg, notes) {
-				t.Errorf("%s differs from the dump's PT_NOTE (run with -update)", notesPath)
 			}
 			info, err := Parse(vmcoreinfoDesc(t, notes))
 			if err != nil {
@@ -114,12 +117,12 @@ func TestGolden(t *testing.T) {
 			if got != string(want) {
 				t.Errorf("sorted VMCOREINFO differs from %s:\n%s", goldenPath, lineDiff(string(want), got))
 			}
+			if !slices.Equal(goldenKeys(string(want)), slices.Sorted(slices.Values(info.Keys()))) {
+				t.Errorf("the keys of %s are not those of the notes", goldenPath)
+			}
 
 			if got := info.OSRelease(); got != rn.osrel {
 				t.Errorf("OSRelease = %q, want %q", got, rn.osrel)
-			}
-			if ps, ok := info.PageSize(); !ok || ps != 4096 {
-				t.Errorf("PageSize = %d, %v", ps, ok)
 			}
 			if pb, ok := info.Number("phys_base"); !ok || pb != rn.physBase {
 				t.Errorf("NUMBER(phys_base) = %d, %v; want %d", pb, ok, rn.physBase)
@@ -127,31 +130,75 @@ func TestGolden(t *testing.T) {
 			if ko, ok := info.KernelOffset(); !ok || ko != rn.kaslr {
 				t.Errorf("KERNELOFFSET = %#x, %v; want %#x", ko, ok, rn.kaslr)
 			}
-			// The x86_64 page-table walk and the printk ring need these.
-			for _, sym := range []string{"init_top_pgt", "prb", "mem_section", "init_uts_ns", "_stext"} {
-				if v, ok := info.Symbol(sym); !ok || v < 0xffff800000000000 {
-					t.Errorf("SYMBOL(%s) = %#x, %v: not a kernel address", sym, v, ok)
-				}
-			}
-			if sz, ok := info.Size("page"); !ok || sz != 64 {
-				t.Errorf("SIZE(page) = %d, %v", sz, ok)
-			}
-			if n, ok := info.Length("mem_section"); !ok || n != 2048 {
-				t.Errorf("LENGTH(mem_section) = %d, %v", n, ok)
-			}
-			if n, ok := info.Number("SECTION_SIZE_BITS"); !ok || n != 27 {
-				t.Errorf("NUMBER(SECTION_SIZE_BITS) = %d, %v", n, ok)
-			}
-			if bid := info.BuildID(); len(bid) != 40 {
-				t.Errorf("BUILD-ID = %q", bid)
-			}
-			if ct, ok := info.CrashTime(); !ok || ct < 1.7e9 {
-				t.Errorf("CRASHTIME = %d, %v", ct, ok)
-			}
-			if keys := info.Keys(); keys[0] != "OSRELEASE" || len(keys) < 100 {
-				t.Errorf("Keys: %d keys, first %q", len(keys), keys[0])
-			}
+			checkX86Info(t, info)
 		})
+	}
+}
+
+// TestRealVMCOREINFO parses the VMCOREINFO of each real dump: what any
+// x86_64 kernel's holds, and the keys of its line's testdata.
+func TestRealVMCOREINFO(t *testing.T) {
+	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
+		info, err := Parse(vmcoreinfoDesc(t, realNoteSegment(t, d.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.OSRelease(); got != d.KVer {
+			t.Errorf("OSRelease = %q, want %q", got, d.KVer)
+		}
+		checkX86Info(t, info)
+		golden, err := os.ReadFile(filepath.Join("testdata", d.Line+".golden"))
+		if err != nil {
+			t.Fatalf("no testdata for kernel line %s (go test -run TestGolden -update makes it): %v", d.Line, err)
+		}
+		if want, got := goldenKeys(string(golden)), slices.Sorted(slices.Values(info.Keys())); !slices.Equal(got, want) {
+			t.Errorf("keys differ from testdata/%s.golden (go test -run TestGolden -update refreshes it):\n%s",
+				d.Line, lineDiff(strings.Join(want, "\n"), strings.Join(got, "\n")))
+		}
+	})
+}
+
+// goldenKeys returns the keys of a golden file's KEY=VALUE lines, sorted.
+func goldenKeys(golden string) []string {
+	var keys []string
+	for _, l := range strings.Split(strings.TrimSpace(golden), "\n") {
+		k, _, _ := strings.Cut(l, "=")
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// checkX86Info checks what the VMCOREINFO of every x86_64 Debian kernel
+// holds.
+func checkX86Info(t *testing.T, info *Info) {
+	t.Helper()
+	if ps, ok := info.PageSize(); !ok || ps != 4096 {
+		t.Errorf("PageSize = %d, %v", ps, ok)
+	}
+	// The x86_64 page-table walk and the printk ring need these.
+	for _, sym := range []string{"init_top_pgt", "prb", "mem_section", "init_uts_ns", "_stext"} {
+		if v, ok := info.Symbol(sym); !ok || v < 0xffff800000000000 {
+			t.Errorf("SYMBOL(%s) = %#x, %v: not a kernel address", sym, v, ok)
+		}
+	}
+	if sz, ok := info.Size("page"); !ok || sz != 64 {
+		t.Errorf("SIZE(page) = %d, %v", sz, ok)
+	}
+	if n, ok := info.Length("mem_section"); !ok || n != 2048 {
+		t.Errorf("LENGTH(mem_section) = %d, %v", n, ok)
+	}
+	if n, ok := info.Number("SECTION_SIZE_BITS"); !ok || n != 27 {
+		t.Errorf("NUMBER(SECTION_SIZE_BITS) = %d, %v", n, ok)
+	}
+	if bid := info.BuildID(); len(bid) != 40 {
+		t.Errorf("BUILD-ID = %q", bid)
+	}
+	if ct, ok := info.CrashTime(); !ok || ct < 1.7e9 {
+		t.Errorf("CRASHTIME = %d, %v", ct, ok)
+	}
+	if keys := info.Keys(); keys[0] != "OSRELEASE" || len(keys) < 100 {
+		t.Errorf("Keys: %d keys, first %q", len(keys), keys[0])
 	}
 }
 
