@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/internal/kexec"
 )
 
@@ -122,11 +123,7 @@ func TestLoadDryRunFails(t *testing.T) {
 
 // The real Debian kernels, as the QEMU tests load them at crashkernel=128M.
 func TestLoadDryRunRealKernel(t *testing.T) {
-	kernels, _ := filepath.Glob("../../.cache/kernels/*/root/boot/vmlinuz-*")
-	if len(kernels) == 0 {
-		t.Skip("no kernel images under .cache/kernels")
-	}
-	for _, kernel := range kernels {
+	for _, kernel := range fixture.KernelImages(t) {
 		_, initrd := loadFixture(t, "134217728", "console=ttyS0 crashkernel=128M")
 		var out bytes.Buffer
 		if err := runLoad(&loadFlags{kernel: kernel, initrd: initrd, dryRun: true}, &out); err != nil {

@@ -8,21 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-// realKernels returns the Debian kernel images the build caches, skipping
-// the test when there are none.
-func realKernels(t *testing.T) []string {
-	t.Helper()
-	k, _ := filepath.Glob("../../.cache/kernels/*/root/boot/vmlinuz-*")
-	if len(k) == 0 {
-		t.Skip("no kernel images under .cache/kernels")
-	}
-	return k
-}
-
 func TestParseBzImageReal(t *testing.T) {
-	for _, path := range realKernels(t) {
+	for _, path := range fixture.KernelImages(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			f, err := os.Open(path)
 			if err != nil {
@@ -59,24 +50,8 @@ func TestParseBzImageReal(t *testing.T) {
 	}
 }
 
-// fakeBzImage builds the smallest image ParseBzImage accepts: the header
-// fields of a 2.15 64-bit kernel and a version string.
-func fakeBzImage() []byte {
-	b := make([]byte, 8192)
-	le := binary.LittleEndian
-	b[bzSetupSects] = 3
-	le.PutUint16(b[bzBootFlag:], 0xaa55)
-	copy(b[bzHeaderMagic:], "HdrS")
-	le.PutUint16(b[bzVersion:], 0x020f)
-	le.PutUint16(b[bzKernelVersion:], 0x600-0x200)
-	copy(b[0x600:], "6.99.0-test (nobody@nowhere) #1\x00")
-	b[bzLoadFlags] = loadedHigh
-	le.PutUint32(b[bzKernelAlign:], 2<<20)
-	le.PutUint16(b[bzXLoadFlags:], xlfKernel64|xlfCanBeLoadedAbove4G)
-	le.PutUint32(b[bzCmdlineSize:], 2047)
-	le.PutUint32(b[bzInitSize:], 40<<20)
-	return b
-}
+// fakeBzImage is the smallest image ParseBzImage accepts.
+func fakeBzImage() []byte { return fixture.BzImage("6.99.0-test (nobody@nowhere) #1") }
 
 func TestParseBzImageFake(t *testing.T) {
 	b, err := ParseBzImage(bytes.NewReader(fakeBzImage()), 8192)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/internal/fixture"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,7 +97,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestReadEnv(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := fixture.Tree(t, map[string]string{
 		"sys/kernel/security/lockdown":           "none integrity [confidentiality]\n",
 		"sys/kernel/kexec_crash_loaded":          "0\n",
 		"proc/sys/kernel/kexec_load_disabled":    "1\n",
@@ -144,7 +145,7 @@ func TestVerifyLoaded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := verifyLoaded(filepath.Join(tree(t, tt.files), "sys"), tt.want)
+			err := verifyLoaded(filepath.Join(fixture.Tree(t, tt.files), "sys"), tt.want)
 			if tt.errMsg == "" {
 				if err != nil {
 					t.Fatalf("err = %v", err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // planFixture writes a fake bzImage, an initrd of initrdSize bytes and a
@@ -21,7 +23,7 @@ func planFixture(t *testing.T, initrdSize int, crashSize string) (kernel, initrd
 	if crashSize != "" {
 		files["sys/kernel/kexec_crash_size"] = crashSize
 	}
-	root := tree(t, files)
+	root := fixture.Tree(t, files)
 	initrd = filepath.Join(root, "initrd.img")
 	// Sparse: only the size matters.
 	if err := os.WriteFile(initrd, nil, 0o644); err != nil {
@@ -69,7 +71,7 @@ func TestNewPlanErrors(t *testing.T) {
 	if err := os.WriteFile(garbage, bytes.Repeat([]byte("junk"), 1000), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	badSys := tree(t, map[string]string{"kernel/kexec_crash_size": "x"})
+	badSys := fixture.Tree(t, map[string]string{"kernel/kexec_crash_size": "x"})
 	tests := []struct {
 		name                string
 		kernel, initrd, sys string
@@ -155,9 +157,9 @@ func TestPlanCheckNoSysfs(t *testing.T) {
 // The real kernels need far more than their file size: the check must use
 // init_size, or a too-small reservation would pass it.
 func TestPlanRealKernels(t *testing.T) {
-	for _, kernel := range realKernels(t) {
+	for _, kernel := range fixture.KernelImages(t) {
 		t.Run(filepath.Base(kernel), func(t *testing.T) {
-			root := tree(t, map[string]string{
+			root := fixture.Tree(t, map[string]string{
 				"initrd":                      strings.Repeat("x", 3<<20), // a Go init's size
 				"sys/kernel/kexec_crash_size": "33554432",                 // 32 MiB: more than the file, less than init_size
 			})
@@ -207,7 +209,7 @@ func TestSuggestCrashkernel(t *testing.T) {
 }
 
 func TestCheckCrashSupport(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := fixture.Tree(t, map[string]string{
 		"with/kernel/kexec_crash_size": "0",
 		"without/kernel/kexec_loaded":  "0",
 	})

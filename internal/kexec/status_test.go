@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 func TestReadStatus(t *testing.T) {
@@ -81,7 +83,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := tree(t, tt.files)
+			root := fixture.Tree(t, tt.files)
 			s, err := ReadStatus(filepath.Join(root, "sys"), filepath.Join(root, "proc"))
 			if err != nil {
 				t.Fatal(err)
@@ -120,7 +122,7 @@ func TestReadStatusErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := tree(t, tt.files)
+			root := fixture.Tree(t, tt.files)
 			_, err := ReadStatus(filepath.Join(root, "sys"), filepath.Join(root, "proc"))
 			if tt.want == "" {
 				if err != nil {
