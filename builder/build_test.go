@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
@@ -383,10 +384,7 @@ func TestImageSize(t *testing.T) {
 // TestGNUCpio checks that GNU cpio, the kernel's own reference tool for
 // newc, reads the archive and sees the same files, modes and device.
 func TestGNUCpio(t *testing.T) {
-	cpioCmd, err := exec.LookPath("cpio")
-	if err != nil {
-		t.Skip("GNU cpio not installed (apt-get install cpio)")
-	}
+	cpioCmd := fixture.NeedTool(t, "cpio")
 	opts := baseOptions(t)
 	opts.Compress = CompressNone
 	archive, res := build(t, opts)

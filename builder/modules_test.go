@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // fakeTree is a small /lib/modules/KVER tree: a block driver with a
@@ -328,13 +330,18 @@ func TestModuleName(t *testing.T) {
 	}
 }
 
-// realTree returns the newest unpacked Debian kernel tree matching the
-// release glob, or skips.
+// realTree returns the last unpacked Debian kernel tree in the cache
+// matching the release glob, or calls fixture.Missing.
 func realTree(t *testing.T, glob string) string {
 	t.Helper()
-	m, _ := filepath.Glob(filepath.Join("..", ".cache", "kernels", glob, "root", "lib", "modules", glob))
+	cache, err := fixture.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := filepath.Glob(filepath.Join(cache, "kernels", glob, "root", "lib", "modules", glob))
 	if len(m) == 0 {
-		t.Skipf("no unpacked kernel matching %s under ../.cache/kernels (scripts/fetch-kernel unpacks them)", glob)
+		fixture.Missing(t, "no unpacked kernel matching %s in %s: scripts/fetch-kernel unpacks them, as `make qemu-test` does",
+			glob, filepath.Join(cache, "kernels"))
 	}
 	return m[len(m)-1]
 }

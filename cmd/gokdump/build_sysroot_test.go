@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // imageTree is an image root shaped like a merged-/usr Debian tree: /lib
@@ -160,14 +162,16 @@ func TestBuildSysrootDebianPackage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("unpacks kernel packages; skipped with -short")
 	}
-	debs, _ := filepath.Glob("../../.cache/kernels/*/linux-image-*.deb")
+	cache, err := fixture.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	debs, _ := filepath.Glob(filepath.Join(cache, "kernels", "*", "linux-image-*.deb"))
 	if len(debs) == 0 {
-		t.Skip("no kernel package in .cache/kernels (scripts/fetch-kernel 6.1 downloads one)")
+		fixture.Missing(t, "no kernel package in %s: scripts/fetch-kernel 6.1 downloads one", filepath.Join(cache, "kernels"))
 	}
 	for _, tool := range []string{"dpkg", "setpriv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
+		fixture.NeedTool(t, tool)
 	}
 	// The gokdump binary and the fake init, where the unprivileged user
 	// can read them.

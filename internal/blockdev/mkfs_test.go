@@ -10,23 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // Tests against images made by the real mkfs and sfdisk tools, checked
-// against what was asked for and against blkid. Each skips when its tool
-// is missing (Debian: e2fsprogs, xfsprogs, dosfstools, btrfs-progs, fdisk,
-// util-linux).
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	for _, dir := range []string{"", "/usr/sbin/", "/sbin/"} {
-		if p, err := exec.LookPath(dir + name); err == nil {
-			return p
-		}
-	}
-	t.Skipf("%s not installed", name)
-	return ""
-}
+// against what was asked for and against blkid. Each needs its tool
+// (fixture.NeedTool; Debian: e2fsprogs, xfsprogs, dosfstools, btrfs-progs,
+// fdisk, util-linux).
 
 // sparseImage creates an image file of size bytes in a test directory.
 func sparseImage(t *testing.T, size int64) string {
@@ -132,7 +123,7 @@ func TestMkfs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tool := needTool(t, tt.tool)
+			tool := fixture.NeedTool(t, tt.tool)
 			img := sparseImage(t, tt.size)
 			run(t, "", tool, tt.args(img)...)
 			got := probeFile(t, img)
@@ -158,8 +149,8 @@ func TestMkfs(t *testing.T) {
 // TestFatRelabel checks that the root directory label wins over the boot
 // sector's after fatlabel changes it.
 func TestFatRelabel(t *testing.T) {
-	mkfs := needTool(t, "mkfs.vfat")
-	fatlabel := needTool(t, "fatlabel")
+	mkfs := fixture.NeedTool(t, "mkfs.vfat")
+	fatlabel := fixture.NeedTool(t, "fatlabel")
 	img := sparseImage(t, 8<<20)
 	run(t, "", mkfs, "-n", "FIRST", "-i", "11112222", img)
 	run(t, "", fatlabel, img, "SECOND")
@@ -238,7 +229,7 @@ func compareSfdisk(t *testing.T, sfdisk, img string, tab *Table) {
 const linuxFS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 
 func TestSfdiskGPT(t *testing.T) {
-	sfdisk := needTool(t, "sfdisk")
+	sfdisk := fixture.NeedTool(t, "sfdisk")
 	img := sparseImage(t, 64<<20)
 	script := `label: gpt
 label-id: 3A9F1C2B-0D4E-4F60-8A7B-9C0D1E2F3A4B
@@ -278,7 +269,7 @@ start=20MiB, size=1MiB, type=` + linuxFS + `, uuid=abcdef01-2345-4678-9abc-def01
 }
 
 func TestSfdiskDOS(t *testing.T) {
-	sfdisk := needTool(t, "sfdisk")
+	sfdisk := fixture.NeedTool(t, "sfdisk")
 	img := sparseImage(t, 32<<20)
 	run(t, `label: dos
 label-id: 0x1234abcd
@@ -317,7 +308,7 @@ start=45056, size=2048, type=7
 // A FAT filesystem on a whole device ends its first sector in 55 AA like
 // an MBR, but it is not a partition table.
 func TestFatIsNotMBR(t *testing.T) {
-	mkfs := needTool(t, "mkfs.vfat")
+	mkfs := fixture.NeedTool(t, "mkfs.vfat")
 	img := sparseImage(t, 8<<20)
 	run(t, "", mkfs, "-n", "FLOPPY", img)
 	f, err := os.Open(img)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 37, 7, 0, time.UTC)
@@ -383,9 +385,7 @@ func TestPruneKeepsForeignThatAppears(t *testing.T) {
 // named in TimeLayoutFAT, and Scan finds it. Needs root, a loop device
 // and mkfs.vfat; skipped otherwise.
 func TestCreateOnVFAT(t *testing.T) {
-	if _, err := exec.LookPath("mkfs.vfat"); err != nil {
-		t.Skip("no mkfs.vfat")
-	}
+	mkfs := fixture.NeedTool(t, "mkfs.vfat")
 	img := filepath.Join(t.TempDir(), "fat.img")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -393,7 +393,7 @@ func TestCreateOnVFAT(t *testing.T) {
 	if err := os.Truncate(img, 16<<20); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mkfs.vfat", img).CombinedOutput(); err != nil {
+	if out, err := exec.Command(mkfs, img).CombinedOutput(); err != nil {
 		t.Skipf("mkfs.vfat: %v %s", err, out)
 	}
 	mnt := t.TempDir()
