@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -81,7 +82,8 @@ func countMarkers(t *testing.T, path, prefix string) int {
 
 // keep moves a dump into $GOKDUMP_KEEP_VMCORES, when set, as
 // <kver>-<disk>-<mem>M.<kind>, with the run id beside it, for benchmarks
-// and for developing readers against real dumps.
+// and for developing readers against real dumps; an ELF one is recorded in
+// the directory's index, where the unit tests find it (fixture.RealDumps).
 func keep(t *testing.T, r *harness.Run, file, kind string) {
 	t.Helper()
 	dir := os.Getenv("GOKDUMP_KEEP_VMCORES")
@@ -97,6 +99,14 @@ func keep(t *testing.T, r *harness.Run, file, kind string) {
 	}
 	if err := os.WriteFile(dst+".id", []byte(r.ID+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if kind == "elf" {
+		// The debug vmlinux, when fetched, is found in the cache by KVER.
+		e := fixture.IndexEntry{File: filepath.Base(dst), KVer: r.Kernel.KVer, Line: r.Kernel.Line,
+			Disk: r.Spec.Disk, MemMiB: r.Spec.MemMiB, ID: r.ID}
+		if err := fixture.AddToIndex(dir, e); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("kept %s", dst)
 }
