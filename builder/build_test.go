@@ -353,7 +353,7 @@ func TestImageSize(t *testing.T) {
 		Arch:     "amd64",
 		Compress: CompressZstd,
 	}
-	if m, _ := filepath.Glob("../.cache/kernels/6.1.*-cloud-amd64/root/lib/modules/6.1.*"); len(m) > 0 {
+	if m, _ := filepath.Glob(filepath.Join(fixture.CacheDir(t), "kernels/6.1.*-cloud-amd64/root/lib/modules/6.1.*")); len(m) > 0 {
 		opts.ModulesDir = m[len(m)-1]
 		opts.Modules = []string{"virtio_blk,virtio_pci"}
 	}

@@ -334,10 +334,7 @@ func TestModuleName(t *testing.T) {
 // matching the release glob, or calls fixture.Missing.
 func realTree(t *testing.T, glob string) string {
 	t.Helper()
-	cache, err := fixture.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache := fixture.CacheDir(t)
 	m, _ := filepath.Glob(filepath.Join(cache, "kernels", glob, "root", "lib", "modules", glob))
 	if len(m) == 0 {
 		fixture.Missing(t, "no unpacked kernel matching %s in %s: scripts/fetch-kernel unpacks them, as `make qemu-test` does",

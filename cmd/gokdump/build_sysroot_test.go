@@ -162,10 +162,7 @@ func TestBuildSysrootDebianPackage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("unpacks kernel packages; skipped with -short")
 	}
-	cache, err := fixture.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache := fixture.CacheDir(t)
 	debs, _ := filepath.Glob(filepath.Join(cache, "kernels", "*", "linux-image-*.deb"))
 	if len(debs) == 0 {
 		fixture.Missing(t, "no kernel package in %s: scripts/fetch-kernel 6.1 downloads one", filepath.Join(cache, "kernels"))
