@@ -219,71 +219,58 @@ func (w *fxFullFile) ReadAt(p []byte, off int64) (int, error) { return w.f.ReadA
 // the filter at memory that is not there, or at absurd sizes: every page
 // must be kept (zero pages aside), and the run must say why.
 func TestSaveRealBadVMCOREINFO(t *testing.T) {
-	if testing.Short() {
-		t.Skip("saves each real dump four times")
-	}
-	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
-		saveBadVMCOREINFO(t, d.Path)
+	fxEachRealDump(t, func(t *testing.T, f *os.File, size int64) {
+		head := make([]byte, 1<<16)
+		f.ReadAt(head, 0)
+		for _, tc := range []struct {
+			name, key, value string
+		}{
+			// mem_section somewhere no page table maps: no struct page reads.
+			{"mem_section-unmapped", "SYMBOL(mem_section)=", "ffffc90000000000"},
+			{"section-bits-absurd", "NUMBER(SECTION_SIZE_BITS)=", "99"},
+			{"page-size-absurd", "SIZE(page)=", "9"},
+			{"no-page-tables", "SYMBOL(init_top_pgt)=", "0000000000000000"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				i := bytes.Index(head, []byte("\n"+tc.key))
+				if i < 0 {
+					t.Skipf("%s not in the VMCOREINFO of %s", tc.key, filepath.Base(f.Name()))
+				}
+				at := i + 1 + len(tc.key)
+				end := at + bytes.IndexByte(head[at:], '\n')
+				val := []byte(tc.value)
+				if len(val) > end-at {
+					t.Skipf("%s value %q longer than %q", tc.key, val, head[at:end])
+				}
+				// Same length: pad with leading zeros (or cut a shorter one).
+				patch := append(bytes.Repeat([]byte("0"), end-at-len(val)), val...)
+				r := &fxPatched{r: f, at: int64(at), b: patch}
+				src, err := vmcore.NewFile(r, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := fixture.CreateFile(t, "dump")
+				var logs []string
+				st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy,
+					Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
+				if err != nil {
+					t.Fatalf("Save: %v", err)
+				}
+				excluded := st.Cache + st.CachePriv + st.User + st.Free
+				t.Logf("%s: kept %d, zero %d, classes excluded %d; degraded %q", tc.name, st.PagesKept, st.Zero, excluded, st.Degraded)
+				if excluded != 0 {
+					t.Errorf("%d pages excluded by class with a broken VMCOREINFO", excluded)
+				}
+				if st.PagesKept+st.Zero+st.Absent+st.HWPoison+st.Offline != st.PagesTotal {
+					t.Errorf("pages: %d kept + %d zero + %d absent != %d total", st.PagesKept, st.Zero, st.Absent, st.PagesTotal)
+				}
+				if len(st.Degraded) == 0 && len(logs) == 0 {
+					t.Error("nothing says the filter could not work")
+				}
+				t.Logf("notes: %q", logs)
+			})
+		}
 	})
-}
-
-func saveBadVMCOREINFO(t *testing.T, path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st0, _ := f.Stat()
-	head := make([]byte, 1<<16)
-	f.ReadAt(head, 0)
-	for _, tc := range []struct {
-		name, key, value string
-	}{
-		// mem_section somewhere no page table maps: no struct page reads.
-		{"mem_section-unmapped", "SYMBOL(mem_section)=", "ffffc90000000000"},
-		{"section-bits-absurd", "NUMBER(SECTION_SIZE_BITS)=", "99"},
-		{"page-size-absurd", "SIZE(page)=", "9"},
-		{"no-page-tables", "SYMBOL(init_top_pgt)=", "0000000000000000"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			i := bytes.Index(head, []byte("\n"+tc.key))
-			if i < 0 {
-				t.Skipf("%s not in the VMCOREINFO of %s", tc.key, filepath.Base(path))
-			}
-			at := i + 1 + len(tc.key)
-			end := at + bytes.IndexByte(head[at:], '\n')
-			val := []byte(tc.value)
-			if len(val) > end-at {
-				t.Skipf("%s value %q longer than %q", tc.key, val, head[at:end])
-			}
-			// Same length: pad with leading zeros (or cut a shorter one).
-			patch := append(bytes.Repeat([]byte("0"), end-at-len(val)), val...)
-			r := &fxPatched{r: f, at: int64(at), b: patch}
-			src, err := vmcore.NewFile(r, st0.Size())
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := fixture.CreateFile(t, "dump")
-			var logs []string
-			st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy,
-				Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
-			if err != nil {
-				t.Fatalf("Save: %v", err)
-			}
-			excluded := st.Cache + st.CachePriv + st.User + st.Free
-			t.Logf("%s: kept %d, zero %d, classes excluded %d; degraded %q", tc.name, st.PagesKept, st.Zero, excluded, st.Degraded)
-			if excluded != 0 {
-				t.Errorf("%d pages excluded by class with a broken VMCOREINFO", excluded)
-			}
-			if st.PagesKept+st.Zero+st.Absent+st.HWPoison+st.Offline != st.PagesTotal {
-				t.Errorf("pages: %d kept + %d zero + %d absent != %d total", st.PagesKept, st.Zero, st.Absent, st.PagesTotal)
-			}
-			if len(st.Degraded) == 0 && len(logs) == 0 {
-				t.Error("nothing says the filter could not work")
-			}
-			t.Logf("notes: %q", logs)
-		})
-	}
 }
 
 // TestSaveRealDamagedNote damages the first note of a real vmcore (the
@@ -291,60 +278,67 @@ func saveBadVMCOREINFO(t *testing.T, path string) {
 // could): the dump still filters with the VMCOREINFO found past it, says
 // what it dropped, and opens with the notes that survived.
 func TestSaveRealDamagedNote(t *testing.T) {
-	if testing.Short() {
-		t.Skip("saves each real dump")
-	}
-	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
-		saveDamagedNote(t, d.Path)
+	fxEachRealDump(t, func(t *testing.T, f *os.File, size int64) {
+		orig, err := vmcore.NewFile(f, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := orig.Notes[0]
+		if first.Name != "CORE" || first.Type != vmcore.NT_PRSTATUS {
+			t.Skipf("first note is %s %d", first.Name, first.Type)
+		}
+		// descsz far past the segment.
+		r := &fxPatched{r: f, at: first.Offset + 4, b: []byte{0, 0, 0, 0x10}}
+		src, err := vmcore.NewFile(r, size)
+		if err != nil {
+			t.Fatalf("NewFile with a damaged note: %v", err)
+		}
+		if !errors.Is(src.NoteErr, vmcore.ErrCorrupt) || src.VMCOREINFO == nil {
+			t.Fatalf("NoteErr %v, VMCOREINFO kept: %v", src.NoteErr, src.VMCOREINFO != nil)
+		}
+		out := fixture.CreateFile(t, "dump")
+		st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy})
+		if err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		if st.Free == 0 || st.User+st.Cache == 0 {
+			t.Errorf("not filtered: %+v", st)
+		}
+		if len(st.Degraded) == 0 || !strings.Contains(st.Degraded[0], "damaged notes") {
+			t.Errorf("degraded: %q", st.Degraded)
+		}
+		d, err := diskdump.OpenFile(out.Name())
+		if err != nil {
+			t.Fatalf("output does not open: %v", err)
+		}
+		defer d.Close()
+		if d.VMCOREINFO == nil || d.VMCOREINFO.OSRelease() != orig.VMCOREINFO.OSRelease() {
+			t.Errorf("output VMCOREINFO: %v", d.VMCOREINFO)
+		}
+		if len(d.Notes) != len(src.Notes) {
+			t.Errorf("output has %d notes, want the %d that parsed", len(d.Notes), len(src.Notes))
+		}
 	})
 }
 
-func saveDamagedNote(t *testing.T, path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+// fxEachRealDump runs f on the file of each real dump, open. Not in
+// -short: the tests that use it save whole dumps.
+func fxEachRealDump(t *testing.T, f func(t *testing.T, fh *os.File, size int64)) {
+	if testing.Short() {
+		t.Skip("saves whole real dumps")
 	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	orig, err := vmcore.NewFile(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := orig.Notes[0]
-	if first.Name != "CORE" || first.Type != vmcore.NT_PRSTATUS {
-		t.Skipf("first note is %s %d", first.Name, first.Type)
-	}
-	// descsz far past the segment.
-	r := &fxPatched{r: f, at: first.Offset + 4, b: []byte{0, 0, 0, 0x10}}
-	src, err := vmcore.NewFile(r, fi.Size())
-	if err != nil {
-		t.Fatalf("NewFile with a damaged note: %v", err)
-	}
-	if !errors.Is(src.NoteErr, vmcore.ErrCorrupt) || src.VMCOREINFO == nil {
-		t.Fatalf("NoteErr %v, VMCOREINFO kept: %v", src.NoteErr, src.VMCOREINFO != nil)
-	}
-	out := fixture.CreateFile(t, "dump")
-	st, err := Save(src, out, Options{Level: 31, Codec: codec.Snappy})
-	if err != nil {
-		t.Fatalf("Save: %v", err)
-	}
-	if st.Free == 0 || st.User+st.Cache == 0 {
-		t.Errorf("not filtered: %+v", st)
-	}
-	if len(st.Degraded) == 0 || !strings.Contains(st.Degraded[0], "damaged notes") {
-		t.Errorf("degraded: %q", st.Degraded)
-	}
-	d, err := diskdump.OpenFile(out.Name())
-	if err != nil {
-		t.Fatalf("output does not open: %v", err)
-	}
-	defer d.Close()
-	if d.VMCOREINFO == nil || d.VMCOREINFO.OSRelease() != orig.VMCOREINFO.OSRelease() {
-		t.Errorf("output VMCOREINFO: %v", d.VMCOREINFO)
-	}
-	if len(d.Notes) != len(src.Notes) {
-		t.Errorf("output has %d notes, want the %d that parsed", len(d.Notes), len(src.Notes))
-	}
+	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
+		fh, err := os.Open(d.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		fi, err := fh.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(t, fh, fi.Size())
+	})
 }
 
 // fxPatched overlays b at offset at of r.
