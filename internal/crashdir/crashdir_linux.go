@@ -369,8 +369,15 @@ func (d *Dir) Name() string { return d.name }
 // Path returns the directory's path, for messages.
 func (d *Dir) Path() string { return d.path }
 
-// Close closes the directory.
-func (d *Dir) Close() error { return unix.Close(d.fd) }
+// Close closes the directory; closing it again does nothing.
+func (d *Dir) Close() error {
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
 
 // Sync fsyncs the directory so that new entries and renames are durable.
 func (d *Dir) Sync() error {
