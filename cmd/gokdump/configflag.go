@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"io"
 
 	"github.com/gokdump/gokdump/internal/config"
 )
@@ -33,4 +35,21 @@ func (c *configFlag) load() (*config.Config, error) {
 		return config.LoadFile(c.path)
 	}
 	return config.Load(c.path)
+}
+
+// warnNoTarget warns when an image is built with no dump target: the
+// capture then has nowhere to save unless its command line names one.
+// cfg is the config packed (nil for none), source where it came from.
+func warnNoTarget(w io.Writer, cfg *config.Config, source string) {
+	why := "no config is packed"
+	if cfg != nil {
+		c := cfg.Clone()
+		_ = c.ApplyCmdline(c.KernelArgs) // kernel_args goes on the capture's command line
+		if c.Target != "" {
+			return
+		}
+		why = "the config packed (" + source + ") names no target"
+	}
+	fmt.Fprintf(w, "gokdump build: warning: %s: a crash will find nowhere to save its dump unless the capture kernel "+
+		"command line has gokdump.target= (set target in %s)\n", why, config.DefaultPath)
 }
