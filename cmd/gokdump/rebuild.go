@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -275,18 +274,15 @@ func writeRecord(image string, r *imageRecord) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(image), "."+filepath.Base(recordPath(image))+".tmp*")
+	o, err := createOutput(recordPath(image), true)
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(append(b, '\n'))
-	if err = errors.Join(err, tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), recordPath(image))
+	if _, err := o.Write(append(b, '\n')); err != nil {
+		o.discard()
+		return err
 	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return o.commit()
 }
 
 // stale reports whether target is missing or older than any input that

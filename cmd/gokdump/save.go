@@ -22,9 +22,13 @@ func init() {
 		args:  "OUT",
 		short: "save a vmcore (/proc/vmcore or a saved ELF vmcore) as a filtered, compressed dump",
 		long: `OUT is written under a temporary name beside it and takes its name only
-once complete: a failed run leaves an existing OUT as it was. OUT may not
-be the input. ` + exitCodesHelp + `; when OUT exists, an incomplete dump is
-kept as OUT.incomplete instead.`,
+once complete: a failed run leaves an existing OUT as it was, and OUT may
+not be the input. An incomplete dump never replaces an existing OUT: it is
+kept as OUT.incomplete.
+
+exit codes: 0 saved, complete; 1 failed, nothing saved; 2 the command line
+is wrong, nothing done; 3 saved, but the dump is incomplete (the disk
+filled; flagged so, readable)`,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			var o saveFlags
 			fs.StringVar(&o.vmcore, "vmcore", "/proc/vmcore", "ELF vmcore to read: /proc/vmcore in a capture kernel, or a saved copy")

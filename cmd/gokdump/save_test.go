@@ -193,3 +193,15 @@ func TestSaveIncomplete(t *testing.T) {
 	d.Close()
 	noLeftovers(t, dir, "dump")
 }
+
+func TestHelpTellsExitCodes(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "save"}, {"help", "savecore"}} {
+		code, stdout, _ := gokdump(args...)
+		if code != exitOK || !strings.Contains(stdout, "exit codes: 0 ") || !strings.Contains(stdout, "3 saved, but") {
+			t.Errorf("%q: exit %d:\n%s", args, code, stdout)
+		}
+	}
+	if _, stdout, _ := gokdump("help", "savecore"); !strings.Contains(stdout, "4 no flattened stream on DEVICE") {
+		t.Errorf("savecore help:\n%s", stdout)
+	}
+}
