@@ -154,6 +154,7 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	if err := chooseModules(f, cfg, &opts, stderr); err != nil {
 		return err
 	}
+	warnNoTarget(stderr, cfg, opts.ConfigSource)
 
 	p, err := builder.NewPlan(ctx, opts, !f.list)
 	if err != nil {

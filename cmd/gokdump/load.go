@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/kexec"
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +26,7 @@ var (
 const tightHeadroom = 24 << 20
 
 type loadFlags struct {
+	config         configFlag
 	kernel, initrd string
 	appends        multiFlag
 	cmdline        string
@@ -47,6 +48,8 @@ func init() {
 			fs.StringVar(&f.cmdline, "cmdline", "", "use `ARGS` as the whole capture kernel command line instead of deriving one")
 			fs.BoolVar(&f.dryRun, "dry-run", false, "print the command line and sizes and check them, but load nothing")
 			fs.BoolVar(&f.noInitrd, "no-initrd", false, "load the kernel alone: a dedicated capture kernel with its initramfs built in")
+			f.config.define(fs, statusConfigPath, "configuration `FILE` whose kernel_args go on the command line, checked with the\n"+
+				"line's gokdump.KEY=VALUE overrides before anything is loaded")
 			return func(args []string) error {
 				if len(args) != 0 {
 					return errUsage
@@ -78,7 +81,16 @@ func runLoad(f *loadFlags, w io.Writer) error {
 			initrd = "/boot/gokdump-" + rel + ".img"
 		}
 	}
+	cf := f.config
+	if cf.path == "" {
+		cf.path = statusConfigPath
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
 	cmdline := f.cmdline
+	var drops []kexec.Dropped
 	if !f.cmdlineSet {
 		proc, err := os.ReadFile(filepath.Join(kexecProcRoot, "cmdline"))
 		if err != nil {
@@ -87,17 +99,22 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		extra := strings.Join(f.appends, " ")
 		// The config's kernel_args come first so --append can still
 		// override them.
-		if cfg, err := config.Load(statusConfigPath); err == nil && cfg.KernelArgs != "" {
+		if cfg.KernelArgs != "" {
 			extra = strings.TrimSpace(cfg.KernelArgs + " " + extra)
 		}
-		cmdline = kexec.CaptureCmdline(string(proc), extra)
+		cmdline, drops = kexec.DeriveCmdline(string(proc), extra)
+	}
+	// The capture applies the line's gokdump.KEY=VALUE over its config: a
+	// typo there must fail now, not after a crash.
+	if err := errors.Join(cfg.ApplyCmdline(cmdline), cfg.Validate()); err != nil {
+		return fmt.Errorf("the capture would start with a bad configuration (%s and the command line):\n%w", cf.path, err)
 	}
 	p, err := kexec.NewPlan(kernel, initrd, cmdline, kexecSysfsRoot)
 	if err != nil {
 		return err
 	}
 	if f.dryRun {
-		printLoadPlan(w, p)
+		printLoadPlan(w, p, drops)
 		if err := p.Check(); err != nil {
 			return fmt.Errorf("dry run: loading would fail: %w", err)
 		}
@@ -111,13 +128,14 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		// Loaded all the same; only status's staleness check is lost.
 		fmt.Fprintf(w, "warning:  %v\n", err)
 	}
-	printLoadPlan(w, p)
+	printLoadPlan(w, p, drops)
 	fmt.Fprintln(w, "loaded: a crash now boots this kernel")
 	return nil
 }
 
-// printLoadPlan shows what a load puts where.
-func printLoadPlan(w io.Writer, p *kexec.Plan) {
+// printLoadPlan shows what a load puts where, and what of the running
+// kernel's command line was left out.
+func printLoadPlan(w io.Writer, p *kexec.Plan, drops []kexec.Dropped) {
 	fmt.Fprintf(w, "kernel:   %s\n", p.Kernel)
 	if p.Image != nil {
 		fmt.Fprintf(w, "          %s file, %s in memory (init_size), boot protocol %s\n",
@@ -132,6 +150,7 @@ func printLoadPlan(w io.Writer, p *kexec.Plan) {
 		fmt.Fprintf(w, "initrd:   %s\n          %s (%d bytes)\n", p.Initrd, kexec.MiB(uint64(p.InitrdSize)), p.InitrdSize)
 	}
 	fmt.Fprintf(w, "cmdline:  %s\n", p.Cmdline)
+	printDropped(w, drops)
 	need := p.Need()
 	switch {
 	case !p.ReservedKnown:
@@ -146,6 +165,24 @@ func printLoadPlan(w io.Writer, p *kexec.Plan) {
 			fmt.Fprintf(w, "warning:  that is tight; the capture kernel may run out of memory (crashkernel=%s is safer)\n",
 				kexec.SuggestCrashkernel(need))
 		}
+	}
+}
+
+// printDropped lists the parameters of /proc/cmdline left out of the
+// capture's, grouped by why.
+func printDropped(w io.Writer, drops []kexec.Dropped) {
+	var order []string
+	args := map[string][]string{}
+	for _, d := range drops {
+		if _, ok := args[d.Reason]; !ok {
+			order = append(order, d.Reason)
+		}
+		args[d.Reason] = append(args[d.Reason], d.Arg)
+	}
+	label := "dropped:"
+	for _, why := range order {
+		fmt.Fprintf(w, "%-9s %s (%s)\n", label, strings.Join(args[why], " "), why)
+		label = ""
 	}
 }
 

@@ -180,3 +180,74 @@ func TestLoadDryRunNoInitrd(t *testing.T) {
 		t.Error("--no-initrd with --initrd accepted")
 	}
 }
+
+// What the capture would read at crash time is checked at load time: the
+// config file, and the gokdump.* keys of the command line, whichever way
+// it is made.
+func TestLoadChecksCaptureConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		config string // "" keeps the fixture's
+		flags  func(k, i string) *loadFlags
+		want   []string
+	}{
+		{"bad --append keys", "", func(k, i string) *loadFlags {
+			return &loadFlags{kernel: k, initrd: i, appends: multiFlag{"gokdump.keep=x gokdump.dump_levle=3"}, dryRun: true}
+		}, []string{"gokdump.keep:", "gokdump.dump_levle: unknown key"}},
+		{"bad --cmdline key", "", func(k, i string) *loadFlags {
+			return &loadFlags{kernel: k, initrd: i, cmdline: "console=ttyS0 gokdump.compress=lz4", cmdlineSet: true, dryRun: true}
+		}, []string{"gokdump.compress:"}},
+		{"bad kernel_args in the config", "target = \"LABEL=DUMPS\"\nkernel_args = \"gokdump.failure_action=explode\"\n", func(k, i string) *loadFlags {
+			return &loadFlags{kernel: k, initrd: i, dryRun: true}
+		}, []string{"gokdump.failure_action:"}},
+		{"config that does not parse", "target = \"LABEL=DUMPS\"\ndump_level = 99\n", func(k, i string) *loadFlags {
+			return &loadFlags{kernel: k, initrd: i, dryRun: true}
+		}, []string{":2: dump_level"}},
+		{"combination the capture refuses", "target = \"LABEL=DUMPS\"\n", func(k, i string) *loadFlags {
+			return &loadFlags{kernel: k, initrd: i, appends: multiFlag{"gokdump.failure_action=fallback"}, dryRun: true}
+		}, []string{"failure_action", "fallback_target"}},
+		{"--config of a missing file", "", func(k, i string) *loadFlags {
+			return &loadFlags{kernel: k, initrd: i, config: configFlag{path: i + ".toml", set: true}, dryRun: true}
+		}, []string{"no such file"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			kernel, initrd := loadFixture(t, "134217728", "console=ttyS0")
+			if tt.config != "" {
+				os.WriteFile(statusConfigPath, []byte(tt.config), 0o600)
+			}
+			var out bytes.Buffer
+			err := runLoad(tt.flags(kernel, initrd), &out)
+			if err == nil {
+				t.Fatalf("no error:\n%s", out.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed a plan:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// Parameters of the first kernel that would break the capture are left
+// out of the derived line, and listed.
+func TestLoadDryRunListsDropped(t *testing.T) {
+	kernel, initrd := loadFixture(t, "134217728", "root=/dev/vda1 console=ttyS0 nomodule module_blacklist=virtio_blk crashkernel=128M")
+	var out bytes.Buffer
+	if err := runLoad(&loadFlags{kernel: kernel, initrd: initrd, dryRun: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"cmdline:  console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1\n",
+		"dropped:  root=/dev/vda1 (the first kernel's boot: the capture kernel boots its own initramfs)\n",
+		"          nomodule module_blacklist=virtio_blk (would keep the capture from loading the dump target's drivers)\n",
+		"          crashkernel=128M (meaningful only in the first kernel)\n",
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
+	}
+}

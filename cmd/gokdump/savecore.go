@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,7 +20,16 @@ func init() {
 	register(&command{
 		name:  "savecore",
 		args:  "DEVICE DIR",
-		short: "rebuild a dump written to a raw device (makedumpfile's flattened stream) as DIR/<date>/vmcore",
+		short: "rebuild a dump written to a raw device (makedumpfile's flattened stream) as DIR/<crash time>/vmcore",
+		long: `The directory is named for the crash time the dump holds (VMCOREINFO
+CRASHTIME). The kernel log comes from the device's log trailer when it is
+of the same crash, else from the dump. Run again on the same device, it
+finds the dump already saved and makes no second copy. A stream cut short
+or missing records gives vmcore-incomplete, flagged incomplete.
+
+exit codes: 0 saved (or saved before), complete; 1 failed; 2 the command
+line is wrong; 3 saved, but incomplete (--clear then leaves DEVICE as it
+is); 4 no flattened stream on DEVICE: nothing to recover`,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			clearDev := fs.Bool("clear", false, "after a complete save, erase the stream's header and log trailer on DEVICE so the dump is not saved twice")
 			return func(args []string) error {
@@ -30,6 +40,31 @@ func init() {
 			}
 		},
 	})
+}
+
+// whyNow names a dump directory with no crash time to go by.
+const whyNow = "now: neither the dump nor a log trailer gives a crash time"
+
+// rebuilt is what savecore made of a flattened stream.
+type rebuilt struct {
+	file *os.File // vmcore-incomplete in the staging directory
+	size int64
+	// streamErr: the stream ended badly (cut short, damaged); openErr:
+	// what it held is no dump that opens.
+	streamErr, openErr error
+	// crashTime is the dump's (zero when it holds none), timeFrom says
+	// where it was read.
+	crashTime time.Time
+	timeFrom  string
+	// flagged: the dump's writer flagged it incomplete; gaps: what the
+	// stream's records left out ("" if nothing).
+	flagged bool
+	gaps    string
+	dump    *anydump.Dump // open when openErr is nil
+}
+
+func (r *rebuilt) complete() bool {
+	return r.streamErr == nil && r.openErr == nil && !r.flagged && r.gaps == ""
 }
 
 func runSavecore(device, base string, clearDev bool, w io.Writer) error {
@@ -44,15 +79,27 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		return fmt.Errorf("%s: %w", device, err)
 	}
 	head := make([]byte, 4096)
-	if _, err := in.ReadAt(head, 0); err != nil {
+	n, err := in.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: %w", device, err)
 	}
+	head = head[:n]
 	if !diskdump.IsFlattened(head) {
-		return fmt.Errorf("%s holds no flattened dump stream", device)
+		found := describeData(in, size, head)
+		if t, err := crashdir.ReadRawDmesg(in, size); err == nil {
+			found += fmt.Sprintf("; a kernel log trailer of a crash at %s is at the end", time.Unix(t.CrashTime, 0).UTC().Format(time.RFC3339))
+		}
+		return fmt.Errorf("%w: no makedumpfile flattened stream at offset 0 of %s (found: %s)", errNoDump, device, found)
 	}
 	// The log the capture wrote to the end of the device before the dump:
 	// it is there even when the dump was cut short.
-	rawLog, logErr := crashdir.ReadRawDmesg(in, size)
+	trailer, err := crashdir.ReadRawDmesg(in, size)
+	if err != nil {
+		trailer = nil
+		if !errors.Is(err, crashdir.ErrNoRawDmesg) {
+			fmt.Fprintf(w, "warning: %s: log trailer: %v\n", device, err)
+		}
+	}
 
 	abs, err := filepath.Abs(base)
 	if err != nil {
@@ -63,63 +110,262 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		return err
 	}
 	defer b.Close()
-	when := time.Now()
-	if logErr == nil && rawLog.CrashTime > 0 {
-		when = time.Unix(rawLog.CrashTime, 0)
-	}
-	dir, err := b.Create(when)
+	stage, err := b.Stage()
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
-	if logErr == nil {
-		if err := writeFile(dir, crashdir.DmesgFile, rawLog.Text); err != nil {
-			fmt.Fprintf(w, "warning: %s: %v\n", crashdir.DmesgFile, err)
-		}
+	defer stage.Close()
+	r, err := rebuild(in, stage)
+	if err != nil {
+		b.Discard(stage)
+		return err
+	}
+	defer r.file.Close()
+	if r.dump != nil {
+		defer r.dump.Close()
 	}
 
-	out, err := dir.CreateFile(crashdir.VMCoreIncomplete)
-	if err != nil {
-		return err
+	// Which log goes with the dump, and which time names it.
+	useTrailer, note := matchTrailer(device, trailer, r)
+	if note != "" {
+		fmt.Fprintln(w, note)
 	}
-	if _, err := in.Seek(0, io.SeekStart); err != nil {
-		out.Close()
-		return err
+	when, why := r.crashTime, "the crash time in the dump ("+r.timeFrom+")"
+	switch {
+	case !when.IsZero():
+	case useTrailer && trailer.CrashTime > 0 && crashdir.Nameable(time.Unix(trailer.CrashTime, 0)):
+		when, why = time.Unix(trailer.CrashTime, 0), "the crash time in the log trailer"
+	default:
+		when, why = time.Now(), whyNow
 	}
-	uerr := diskdump.Unflatten(bufio.NewReaderSize(in, 1<<20), out)
-	if err := out.Sync(); err != nil && uerr == nil {
-		uerr = err
+
+	if r.size == 0 && !useTrailer {
+		b.Discard(stage)
+		return fmt.Errorf("%s: the stream holds nothing: %w", device, r.streamErr)
 	}
-	if uerr != nil {
-		out.Close()
-		return fmt.Errorf("%s: the stream is cut short or damaged; what it held is in %s: %w",
-			device, out.Name(), uerr)
+	if same := findSaved(b, when, r, why == whyNow); same != nil {
+		b.Discard(stage)
+		fmt.Fprintf(w, "%s: already saved as %s (same crash time, same %d bytes): nothing new saved\n", device, same.File, same.Size)
+		if !r.complete() {
+			return fmt.Errorf("%w: %s", errIncomplete, r.problem(device))
+		}
+		if clearDev {
+			return clearDevice(device, size, useTrailer, w)
+		}
+		return nil
 	}
-	d, err := anydump.Open(out.Name())
-	if err != nil {
-		out.Close()
-		return fmt.Errorf("rebuilt %s does not open: %w", out.Name(), err)
-	}
-	complete := !d.Incomplete
-	if logErr != nil {
-		// No trailer (an older capture, a device too small for it): read
-		// the log from the dump itself.
-		if err := writeDmesgFrom(d, dir); err != nil {
+
+	// The log first: it is worth having even when the dump is not.
+	if useTrailer {
+		if err := writeFile(stage, crashdir.DmesgFile, trailer.Text); err != nil {
+			fmt.Fprintf(w, "warning: %s: %v\n", crashdir.DmesgFile, err)
+		}
+	} else if r.dump != nil {
+		if err := writeDmesgFrom(r.dump, stage); err != nil {
 			fmt.Fprintf(w, "warning: %s: %v\n", crashdir.DmesgFile, err)
 		}
 	}
-	d.Close()
-	if !complete {
-		out.Close()
-		return fmt.Errorf("the capture did not finish: %s is flagged incomplete", out.Name())
+	if r.size == 0 {
+		r.file.Close()
+		stage.Remove(crashdir.VMCoreIncomplete)
 	}
-	if err := dir.Commit(out, crashdir.VMCore); err != nil {
+	if err := b.Publish(stage, when); err != nil {
+		r.file.Close()
+		return fmt.Errorf("%w (what was rebuilt is in %s)", err, stage.Path())
+	}
+	fmt.Fprintf(w, "%s: named for %s\n", stage.Path(), why)
+	if r.size == 0 {
+		return fmt.Errorf("%s: the stream holds nothing (%w); the log is in %s", device, r.streamErr, stage.Path())
+	}
+	if !r.complete() {
+		r.file.Close()
+		saved := filepath.Join(stage.Path(), crashdir.VMCoreIncomplete)
+		if clearDev {
+			fmt.Fprintf(w, "--clear: %s left as it is: the dump is not complete\n", device)
+		}
+		if r.openErr != nil {
+			return fmt.Errorf("%s; what it held is in %s", r.problem(device), saved)
+		}
+		return fmt.Errorf("%w: %s; saved as %s, flagged incomplete", errIncomplete, r.problem(device), saved)
+	}
+	if err := stage.Commit(r.file, crashdir.VMCore); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "saved %s\n", filepath.Join(dir.Path(), crashdir.VMCore))
-	if !clearDev {
+	fmt.Fprintf(w, "saved %s\n", filepath.Join(stage.Path(), crashdir.VMCore))
+	if clearDev {
+		return clearDevice(device, size, useTrailer, w)
+	}
+	return nil
+}
+
+// problem says why a rebuilt dump is not complete.
+func (r *rebuilt) problem(device string) string {
+	switch {
+	case r.streamErr != nil:
+		return fmt.Sprintf("the stream on %s is cut short or damaged: %v", device, r.streamErr)
+	case r.openErr != nil:
+		return fmt.Sprintf("the stream on %s holds no dump that opens: %v", device, r.openErr)
+	case r.gaps != "":
+		return fmt.Sprintf("the stream on %s is missing records: %s", device, r.gaps)
+	}
+	return fmt.Sprintf("the capture did not finish: the dump on %s is flagged incomplete", device)
+}
+
+// rebuild unflattens the stream on in into vmcore-incomplete in dir and
+// looks at what it got: whether it opens, its crash time, whether the
+// stream's records left anything out. Only a failure to write the file
+// is an error; a bad stream is what rebuilt reports.
+func rebuild(in *os.File, dir *crashdir.Dir) (*rebuilt, error) {
+	out, err := dir.CreateFile(crashdir.VMCoreIncomplete)
+	if err != nil {
+		return nil, err
+	}
+	r := &rebuilt{file: out}
+	var cov extents
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		out.Close()
+		return nil, err
+	}
+	r.streamErr = diskdump.Unflatten(bufio.NewReaderSize(in, 1<<20), coverWriter{out, &cov})
+	var werr *writeError
+	if errors.As(r.streamErr, &werr) {
+		out.Close()
+		return nil, werr.err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	fi, err := out.Stat()
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	r.size = fi.Size()
+	if r.size == 0 {
+		return r, nil
+	}
+	r.dump, r.openErr = anydump.Open(out.Name())
+	if r.openErr != nil {
+		return r, nil
+	}
+	r.flagged = r.dump.Incomplete
+	r.crashTime, r.timeFrom = dumpCrashTime(r.dump)
+	switch {
+	case cov.overflow:
+		r.gaps = "too many separate records to check"
+	case r.dump.KdumpFile != nil:
+		r.gaps, err = kdumpGaps(r.dump.KdumpFile, out, &cov)
+	case r.dump.ELF != nil:
+		r.gaps, err = elfGaps(r.dump.ELF, out, &cov)
+	}
+	if err != nil {
+		r.gaps = err.Error()
+	}
+	if !r.complete() && !r.flagged {
+		// Say so in the file itself, as the capture does for a dump it
+		// could not finish: every reader then knows.
+		if err := markIncomplete(r.dump, out); err != nil {
+			return nil, err
+		}
+		r.flagged = true
+	}
+	return r, nil
+}
+
+// dumpCrashTime is the crash time a dump holds: VMCOREINFO's CRASHTIME,
+// else the kdump header's timestamp; zero when neither is there or makes a
+// directory name.
+func dumpCrashTime(d *anydump.Dump) (time.Time, string) {
+	if d.VMCOREINFO != nil {
+		if t, ok := d.VMCOREINFO.CrashTime(); ok && t > 0 && crashdir.Nameable(time.Unix(t, 0)) {
+			return time.Unix(t, 0), "VMCOREINFO CRASHTIME"
+		}
+	}
+	if d.KdumpFile != nil {
+		if t := d.KdumpFile.Header.Timestamp; !t.IsZero() && crashdir.Nameable(t) {
+			return t, "the kdump header's timestamp"
+		}
+	}
+	return time.Time{}, ""
+}
+
+// matchTrailer decides whether the log trailer is the dump's: a trailer
+// from another crash (an older one the capture could not replace, or a
+// later one whose dump never reached the device) is left alone. note says
+// what was decided, "" when there is nothing to say.
+func matchTrailer(device string, trailer *crashdir.RawDmesg, r *rebuilt) (use bool, note string) {
+	if trailer == nil {
+		return false, ""
+	}
+	tt := time.Unix(trailer.CrashTime, 0).UTC()
+	switch {
+	case r.crashTime.IsZero() || trailer.CrashTime <= 0:
+		return true, fmt.Sprintf("%s: the log trailer is used as the dump's, unchecked: no crash time to compare", device)
+	case r.crashTime.Unix() == trailer.CrashTime:
+		return true, ""
+	case trailer.CrashTime < r.crashTime.Unix():
+		return false, fmt.Sprintf("%s: the log trailer is of an older crash (%s) than the dump (%s): ignored, the log is read from the dump",
+			device, tt.Format(time.RFC3339), r.crashTime.UTC().Format(time.RFC3339))
+	}
+	return false, fmt.Sprintf("%s: the log trailer is of a later crash (%s) than the dump (%s), whose dump is not on the device: "+
+		"left there, the log is read from the dump", device, tt.Format(time.RFC3339), r.crashTime.UTC().Format(time.RFC3339))
+}
+
+// findSaved returns the dump directory in b that already holds what r
+// rebuilt: named for the same second (any, when anyTime: a dump with no
+// crash time was named for when it was saved), with a dump file of the
+// same state, size and bytes.
+func findSaved(b *crashdir.Base, when time.Time, r *rebuilt, anyTime bool) *crashdir.Dump {
+	if r.size == 0 {
 		return nil
 	}
+	ds, err := b.Scan()
+	if err != nil {
+		return nil
+	}
+	want := crashdir.Incomplete
+	if r.complete() {
+		want = crashdir.Complete
+	}
+	for i := range ds {
+		d := &ds[i]
+		if (!anyTime && d.Time.Unix() != when.Unix()) || d.State != want || d.Size != r.size {
+			continue
+		}
+		if same, err := sameContents(d.File, r.file); err == nil && same {
+			return d
+		}
+	}
+	return nil
+}
+
+// sameContents compares the file at path with f, byte for byte.
+func sameContents(path string, f *os.File) (bool, error) {
+	g, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer g.Close()
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	for off := int64(0); ; off += int64(len(a)) {
+		n, errA := f.ReadAt(a, off)
+		m, errB := g.ReadAt(b, off)
+		if n != m || !bytes.Equal(a[:n], b[:m]) {
+			return false, nil
+		}
+		if errA != nil || errB != nil {
+			if errors.Is(errA, io.EOF) && errors.Is(errB, io.EOF) {
+				return true, nil
+			}
+			return false, errors.Join(errA, errB)
+		}
+	}
+}
+
+// clearDevice erases the stream's header on device, so the dump is not
+// saved twice, and the log trailer when it was the dump's.
+func clearDevice(device string, size int64, trailerToo bool, w io.Writer) error {
 	dev, err := os.OpenFile(device, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -128,12 +374,16 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 	if _, err := dev.WriteAt(make([]byte, 4096), 0); err != nil {
 		return fmt.Errorf("clear %s: %w", device, err)
 	}
-	if logErr == nil {
+	if trailerToo {
 		if err := crashdir.ClearRawDmesg(dev, size); err != nil {
 			return fmt.Errorf("clear %s: %w", device, err)
 		}
 	}
-	return dev.Sync()
+	if err := dev.Sync(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "cleared %s\n", device)
+	return nil
 }
 
 // writeFile writes a small file into a dump directory, synced.

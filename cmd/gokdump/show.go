@@ -16,23 +16,24 @@ func init() {
 		args:  "",
 		short: "print the effective capture configuration and where each value comes from",
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			path := fs.String("config", config.DefaultPath, "configuration `FILE` (a missing file means defaults)")
+			var cf configFlag
+			cf.define(fs, config.DefaultPath, "configuration `FILE` (the default one may be missing: then the defaults)")
 			cmdline := fs.String("cmdline", "", "capture kernel command `LINE` whose gokdump.KEY=VALUE overrides to apply")
 			return func(args []string) error {
 				if len(args) != 0 {
 					return errUsage
 				}
-				return runShow(os.Stdout, *path, *cmdline)
+				return runShow(os.Stdout, &cf, *cmdline)
 			}
 		},
 	})
 }
 
-// runShow prints the configuration at path with cmdline's overrides
+// runShow prints the configuration cf names with cmdline's overrides
 // applied. An invalid configuration is still printed, so that the values
 // the errors name can be seen; the errors are returned after.
-func runShow(w io.Writer, path, cmdline string) error {
-	c, err := config.Load(path)
+func runShow(w io.Writer, cf *configFlag, cmdline string) error {
+	c, err := cf.load()
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ func TestShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := runShow(&out, p, "quiet gokdump.keep=7 gokdump.dump_level=1,31"); err != nil {
+	if err := runShow(&out, &configFlag{path: p, set: true}, "quiet gokdump.keep=7 gokdump.dump_level=1,31"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
@@ -31,18 +31,23 @@ func TestShow(t *testing.T) {
 		t.Errorf("%d lines, want one per key (18):\n%s", n, out.String())
 	}
 
-	// A missing file shows the defaults.
+	// A missing default file shows the defaults; a missing file named on
+	// the command line is an error.
 	out.Reset()
-	if err := runShow(&out, filepath.Join(dir, "none.toml"), ""); err != nil {
+	if err := runShow(&out, &configFlag{path: filepath.Join(dir, "none.toml")}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out.String(), "from "+dir) || !strings.Contains(out.String(), "# from default") {
 		t.Errorf("missing file output:\n%s", out.String())
 	}
+	out.Reset()
+	if err := runShow(&out, &configFlag{path: filepath.Join(dir, "none.toml"), set: true}, ""); err == nil || out.Len() != 0 {
+		t.Errorf("missing explicit file: %v, output %q", err, out.String())
+	}
 
 	// An invalid combination is printed, then reported.
 	out.Reset()
-	err := runShow(&out, p, "gokdump.failure_action=fallback gokdump.bogus=1")
+	err := runShow(&out, &configFlag{path: p, set: true}, "gokdump.failure_action=fallback gokdump.bogus=1")
 	if err == nil || !strings.Contains(err.Error(), "failure_action") || !strings.Contains(err.Error(), "gokdump.bogus: unknown key") {
 		t.Errorf("error = %v", err)
 	}
@@ -55,7 +60,7 @@ func TestShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	err = runShow(&out, p, "")
+	err = runShow(&out, &configFlag{path: p, set: true}, "")
 	if err == nil || !strings.Contains(err.Error(), p+":2: dump_level") || out.Len() != 0 {
 		t.Errorf("error = %v, output %q", err, out.String())
 	}
@@ -72,6 +77,10 @@ func TestShowCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "gokdump show: config: "+p+":1: compress") {
 		t.Errorf("stderr %q", stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"show", "--config", p + ".typo"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no such file") {
+		t.Errorf("--config of a missing file: exit %d, stderr %q", code, stderr.String())
 	}
 	stderr.Reset()
 	if code := run([]string{"show", "extra"}, &stdout, &stderr); code != 2 {

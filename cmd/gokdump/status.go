@@ -25,11 +25,13 @@ func init() {
 		short: "tell whether a crash now would be caught (exit 0) or not (exit 1)",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			asJSON := fs.Bool("json", false, "print the status as JSON")
+			var cf configFlag
+			cf.define(fs, statusConfigPath, "configuration `FILE` to check")
 			return func(args []string) error {
 				if len(args) != 0 {
 					return errUsage
 				}
-				return runStatus(os.Stdout, *asJSON)
+				return runStatus(os.Stdout, *asJSON, &cf)
 			}
 		},
 	})
@@ -77,17 +79,17 @@ type setupStatus struct {
 	Warnings  []string       `json:"-"`
 }
 
-func checkSetup() setupStatus {
-	st := setupStatus{Config: statusConfigPath}
-	cfg, err := config.Load(statusConfigPath)
+func checkSetup(cf *configFlag) setupStatus {
+	st := setupStatus{Config: cf.path}
+	cfg, err := cf.load()
 	if err == nil {
 		err = cfg.Validate()
 	}
 	if err != nil {
 		st.ConfigError = err.Error()
-		st.Problems = append(st.Problems, "config: "+err.Error())
+		st.Problems = append(st.Problems, err.Error()) // config errors say "config:"
 	} else if cfg.Target == "" {
-		st.Problems = append(st.Problems, fmt.Sprintf("no dump target in %s (target = \"LABEL=…\")", statusConfigPath))
+		st.Problems = append(st.Problems, fmt.Sprintf("no dump target in %s (target = \"LABEL=…\")", cf.path))
 	} else {
 		st.Target = cfg.Target
 		if dev, err := statusFindTarget(strings.TrimPrefix(cfg.Target, config.RawPrefix)); err != nil {
@@ -100,13 +102,13 @@ func checkSetup() setupStatus {
 	}
 	if ls, err := readLoadState(); err == nil {
 		st.Loaded = ls
-		inputs := []string{ls.Kernel, statusConfigPath}
+		inputs := []string{ls.Kernel, cf.path}
 		if fi, err := os.Stat(ls.Initrd); err != nil {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("the loaded image %s is gone", ls.Initrd))
 		} else if !fi.ModTime().UTC().Equal(ls.InitrdTime) {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("%s changed since it was loaded: run gokdump rebuild", ls.Initrd))
 		} else if stale(ls.Initrd, inputs) {
-			st.Warnings = append(st.Warnings, fmt.Sprintf("%s is older than the kernel or %s: run gokdump rebuild", ls.Initrd, statusConfigPath))
+			st.Warnings = append(st.Warnings, fmt.Sprintf("%s is older than the kernel or %s: run gokdump rebuild", ls.Initrd, cf.path))
 		}
 	}
 	return st
@@ -135,12 +137,12 @@ func (st *setupStatus) scanDumps(dev, path string) {
 	}
 }
 
-func runStatus(w io.Writer, asJSON bool) error {
+func runStatus(w io.Writer, asJSON bool, cf *configFlag) error {
 	s, err := kexec.ReadStatus(kexecSysfsRoot, kexecProcRoot)
 	if err != nil {
 		return err
 	}
-	setup := checkSetup()
+	setup := checkSetup(cf)
 	problems := append(append([]string{}, s.Problems()...), setup.Problems...)
 	if asJSON {
 		enc := json.NewEncoder(w)

@@ -53,7 +53,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			kexecFixture(t, tt.files)
 			var out bytes.Buffer
-			err := runStatus(&out, false)
+			err := runStatus(&out, false, &configFlag{path: statusConfigPath})
 			if tt.ready != (err == nil) || (err != nil && !errors.Is(err, errNotCaught)) {
 				t.Fatalf("runStatus() = %v, ready %v", err, tt.ready)
 			}
@@ -64,7 +64,7 @@ func TestStatusCommand(t *testing.T) {
 			}
 
 			out.Reset()
-			err = runStatus(&out, true)
+			err = runStatus(&out, true, &configFlag{path: statusConfigPath})
 			if tt.ready != (err == nil) {
 				t.Fatalf("runStatus(json) = %v", err)
 			}
@@ -89,7 +89,7 @@ func TestStatusJSONFields(t *testing.T) {
 		"proc/cmdline":                  "crashkernel=256M,high crashkernel=72M,low",
 	})
 	var out bytes.Buffer
-	if err := runStatus(&out, true); err != nil {
+	if err := runStatus(&out, true, &configFlag{path: statusConfigPath}); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -110,11 +110,31 @@ func TestStatusJSONFields(t *testing.T) {
 
 func TestStatusErrors(t *testing.T) {
 	kexecFixture(t, map[string]string{"proc/cmdline": ""})
-	if err := runStatus(io.Discard, false); err == nil || errors.Is(err, errNotCaught) || !strings.Contains(err.Error(), "sysfs") {
+	if err := runStatus(io.Discard, false, &configFlag{path: statusConfigPath}); err == nil || errors.Is(err, errNotCaught) || !strings.Contains(err.Error(), "sysfs") {
 		t.Errorf("no sysfs: %v", err)
 	}
 	var stderr bytes.Buffer
 	if rc := run([]string{"status", "extra"}, io.Discard, &stderr); rc != 2 || !strings.Contains(stderr.String(), "usage: gokdump status") {
 		t.Errorf("status extra: rc %d, stderr %q", rc, stderr.String())
+	}
+}
+
+// A config named on the command line must exist; the default one may not.
+func TestStatusExplicitConfig(t *testing.T) {
+	kexecFixture(t, map[string]string{
+		"sys/kernel/kexec_crash_size":   "134217728",
+		"sys/kernel/kexec_crash_loaded": "1",
+		"proc/cmdline":                  "crashkernel=128M",
+	})
+	var out bytes.Buffer
+	missing := statusConfigPath + ".typo"
+	err := runStatus(&out, false, &configFlag{path: missing, set: true})
+	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        config: open "+missing+": no such file") {
+		t.Errorf("err %v:\n%s", err, out.String())
+	}
+	out.Reset()
+	err = runStatus(&out, false, &configFlag{path: missing})
+	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        no dump target in "+missing) {
+		t.Errorf("missing default: err %v:\n%s", err, out.String())
 	}
 }

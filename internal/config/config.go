@@ -180,11 +180,18 @@ const maxFileSize = 1 << 20
 // Load parses the file at path. A missing file is not an error: it yields
 // the defaults.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	c, err := LoadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		c := Default()
-		return &c, nil
+		d := Default()
+		return &d, nil
 	}
+	return c, err
+}
+
+// LoadFile parses the file at path, which must exist: for a path a user
+// named, where a typo must not quietly mean the defaults.
+func LoadFile(path string) (*Config, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

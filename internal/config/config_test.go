@@ -497,17 +497,22 @@ func TestLoad(t *testing.T) {
 	if d := Default(); !reflect.DeepEqual(*c, d) {
 		t.Errorf("missing file gave %+v", c)
 	}
+	if _, err := LoadFile(filepath.Join(dir, "missing.toml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadFile of a missing file: %v", err)
+	}
 
 	p := filepath.Join(dir, "gokdump.toml")
 	if err := os.WriteFile(p, []byte("\nkeep = 4\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err = Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Keep != 4 || c.Source("keep") != p+":2" {
-		t.Errorf("keep %d from %q", c.Keep, c.Source("keep"))
+	for _, load := range []func(string) (*Config, error){Load, LoadFile} {
+		c, err = load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Keep != 4 || c.Source("keep") != p+":2" {
+			t.Errorf("keep %d from %q", c.Keep, c.Source("keep"))
+		}
 	}
 
 	if err := os.WriteFile(p, bytes.Repeat([]byte("# padding\n"), maxFileSize/10+1), 0o644); err != nil {

@@ -3,8 +3,10 @@ package crashdir
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,8 +81,32 @@ func (b *Base) Close() error { return unix.Close(b.fd) }
 // Create makes a new dump directory named for t (mode 0700). If that name
 // is taken (two crashes in one second, a clock reset), a suffix -1, -2, …
 // is added: an older dump is never reused. On a filesystem that refuses
-// the name (FAT: no ':'), TimeLayoutFAT is used.
+// the name (FAT: no ':'), TimeLayoutFAT is used. A t that cannot name a
+// directory (see Nameable) is replaced by the current time.
 func (b *Base) Create(t time.Time) (*Dir, error) {
+	name, path, err := b.reserve(t)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := openDirAt(b.fd, name, path, false)
+	if err != nil {
+		return nil, err
+	}
+	// The umask may have taken bits away, never added them; still,
+	// say what we mean. vfat refuses modes its mount options do not
+	// give: best effort.
+	_ = unix.Fchmod(fd, 0o700)
+	if err := unix.Fsync(b.fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("crashdir: fsync %s: %w", b.path, err)
+	}
+	return &Dir{fd: fd, name: name, path: path}, nil
+}
+
+// reserve makes the empty directory (0700) that names a dump made at t,
+// with the first free -N suffix, and returns its name and path.
+func (b *Base) reserve(t time.Time) (name, path string, err error) {
+	t = nameable(t)
 	layout := TimeLayout
 	for seq := 0; seq <= maxSeq; seq++ {
 		name := nameIn(layout, t, seq)
@@ -94,23 +120,74 @@ func (b *Base) Create(t time.Time) (*Dir, error) {
 		}
 		path := filepath.Join(b.path, name)
 		if err != nil {
+			return "", "", fmt.Errorf("crashdir: mkdir %s: %w", path, err)
+		}
+		return name, path, nil
+	}
+	return "", "", fmt.Errorf("crashdir: no free name for %s in %s", Name(t, 0), b.path)
+}
+
+// stagePrefix begins the names of the directories Stage makes: hidden,
+// and never parsed as a dump directory's, so Scan and Prune pass them by.
+const stagePrefix = ".staging-"
+
+// Stage makes a hidden directory in b (0700) in which to assemble a dump
+// whose crash time is not known yet (savecore learns it from the dump it
+// rebuilds). Publish gives it its name; Discard removes it. One left
+// behind by a run that was killed is named .staging-*.
+func (b *Base) Stage() (*Dir, error) {
+	for range 100 {
+		name := stagePrefix + strconv.FormatUint(rand.Uint64(), 36)
+		path := filepath.Join(b.path, name)
+		err := unix.Mkdirat(b.fd, name, 0o700)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
 			return nil, fmt.Errorf("crashdir: mkdir %s: %w", path, err)
 		}
 		fd, err := openDirAt(b.fd, name, path, false)
 		if err != nil {
 			return nil, err
 		}
-		// The umask may have taken bits away, never added them; still,
-		// say what we mean. vfat refuses modes its mount options do not
-		// give: best effort.
 		_ = unix.Fchmod(fd, 0o700)
-		if err := unix.Fsync(b.fd); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("crashdir: fsync %s: %w", b.path, err)
-		}
 		return &Dir{fd: fd, name: name, path: path}, nil
 	}
-	return nil, fmt.Errorf("crashdir: no free name for %s in %s", Name(t, 0), b.path)
+	return nil, fmt.Errorf("crashdir: no free staging name in %s", b.path)
+}
+
+// Publish renames d, made by Stage, to the name of a dump made at t, as
+// Create would name it, and syncs b. d stays open under its new name.
+func (b *Base) Publish(d *Dir, t time.Time) error {
+	if !strings.HasPrefix(d.name, stagePrefix) {
+		return fmt.Errorf("crashdir: %s is not a staging directory", d.path)
+	}
+	name, path, err := b.reserve(t)
+	if err != nil {
+		return err
+	}
+	// Onto the empty directory just made: rename(2) replaces an empty
+	// directory atomically and refuses one that is not.
+	if err := unix.Renameat(b.fd, d.name, b.fd, name); err != nil {
+		_ = unix.Unlinkat(b.fd, name, unix.AT_REMOVEDIR)
+		return fmt.Errorf("crashdir: rename %s to %s: %w", d.path, path, err)
+	}
+	d.name, d.path = name, path
+	if err := unix.Fsync(b.fd); err != nil {
+		return fmt.Errorf("crashdir: fsync %s: %w", b.path, err)
+	}
+	return nil
+}
+
+// Discard removes d, made by Stage and not published, with the files of
+// ours in it, and closes it. It removes nothing else: a staging directory
+// that holds anything more stays.
+func (b *Base) Discard(d *Dir) error {
+	if !strings.HasPrefix(d.name, stagePrefix) {
+		return fmt.Errorf("crashdir: %s is not a staging directory", d.path)
+	}
+	d.Close()
+	return b.remove(d.name)
 }
 
 // Scan lists the dump directories in b, oldest first: entries whose name
@@ -292,8 +369,15 @@ func (d *Dir) Name() string { return d.name }
 // Path returns the directory's path, for messages.
 func (d *Dir) Path() string { return d.path }
 
-// Close closes the directory.
-func (d *Dir) Close() error { return unix.Close(d.fd) }
+// Close closes the directory; closing it again does nothing.
+func (d *Dir) Close() error {
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
 
 // Sync fsyncs the directory so that new entries and renames are durable.
 func (d *Dir) Sync() error {

@@ -430,3 +430,99 @@ func TestCreateOnVFAT(t *testing.T) {
 		t.Errorf("Scan on vfat: %v %v", ds, err)
 	}
 }
+
+// Crash times from a corrupt dump or trailer never make a name ParseName
+// cannot read: they fall back to the current time.
+func TestAbsurdTimes(t *testing.T) {
+	b, err := OpenBase(t.TempDir(), "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tm := range []time.Time{
+		time.Unix(253402300800, 0), // 10000-01-01
+		time.Unix(1<<62, 0),
+		time.Unix(-1, 0),
+		time.Unix(-1<<40, 0),
+	} {
+		if Nameable(tm) {
+			t.Errorf("Nameable(%v) = true", tm)
+		}
+		if _, _, ok := ParseName(Name(tm, 0)); !ok {
+			t.Errorf("Name(%v) = %q does not parse", tm, Name(tm, 0))
+		}
+		d, err := b.Create(tm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, ok := ParseName(d.Name())
+		if !ok || time.Since(got) > time.Hour {
+			t.Errorf("Create(%v) made %q, not named for now", tm, d.Name())
+		}
+		d.Close()
+	}
+	for _, tm := range []time.Time{time.Unix(0, 0), t0, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)} {
+		if !Nameable(tm) {
+			t.Errorf("Nameable(%v) = false", tm)
+		}
+		if got, _, ok := ParseName(Name(tm, 0)); !ok || !got.Equal(tm) {
+			t.Errorf("Name(%v) = %q reads back as %v, %v", tm, Name(tm, 0), got, ok)
+		}
+	}
+}
+
+func TestStagePublishDiscard(t *testing.T) {
+	root := t.TempDir()
+	b, err := OpenBase(root, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Create(t0); err != nil { // the name is taken
+		t.Fatal(err)
+	}
+	st, err := b.Stage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(t, st.Path()); m.Perm() != 0o700 || !strings.HasPrefix(filepath.Base(st.Path()), ".") {
+		t.Errorf("staging dir %s mode %v", st.Path(), m)
+	}
+	f, err := st.CreateFile(VMCoreIncomplete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("dump")
+	if ds, _ := b.Scan(); len(ds) != 0 {
+		t.Errorf("Scan sees the staging dir or the empty one: %v", ds)
+	}
+	if err := b.Publish(st, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(f, VMCore); err != nil {
+		t.Fatal(err)
+	}
+	if st.Name() != "2026-11-27-12:37:07-1" {
+		t.Errorf("published as %q", st.Name())
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "crash", "2026-11-27-12:37:07-1", VMCore)); err != nil || string(b) != "dump" {
+		t.Errorf("published dump: %q %v", b, err)
+	}
+	if err := b.Publish(st, t0); err == nil {
+		t.Error("published a dump directory twice")
+	}
+	st.Close()
+
+	st, err = b.Stage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ = st.CreateFile(VMCoreIncomplete)
+	f.Close()
+	if err := b.Discard(st); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(root, "crash", ".*")); len(m) != 0 {
+		t.Errorf("left behind: %v", m)
+	}
+}

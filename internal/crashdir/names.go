@@ -28,8 +28,30 @@ const (
 const maxSeq = 999
 
 // Name returns the directory name of a dump made at t, the seq'th of that
-// second (0 for the first, which has no suffix).
-func Name(t time.Time, seq int) string { return nameIn(TimeLayout, t, seq) }
+// second (0 for the first, which has no suffix). A t that cannot name a
+// directory (see Nameable) gives the name of the current time.
+func Name(t time.Time, seq int) string { return nameIn(TimeLayout, nameable(t), seq) }
+
+// Nameable reports whether t can name a dump directory that ParseName
+// reads back: a year from 1970 to 9999. A crash time comes from the
+// crashed kernel (CRASHTIME) or a log trailer, and a corrupt one can be
+// anything: years of five digits or negative do not parse.
+func Nameable(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1970 && y <= 9999
+}
+
+// nameable returns t, or the current time when t cannot name a directory
+// (the epoch if the clock is that wrong too).
+func nameable(t time.Time) time.Time {
+	if Nameable(t) {
+		return t
+	}
+	if now := time.Now(); Nameable(now) {
+		return now
+	}
+	return time.Unix(0, 0)
+}
 
 func nameIn(layout string, t time.Time, seq int) string {
 	n := t.UTC().Format(layout)

@@ -24,36 +24,34 @@ var captureArgs = []string{
 	"sysctl.vm.overcommit_memory=1",
 }
 
-// dropArgs are parameters of the running kernel that do not apply to, or
-// hurt, a capture kernel. Keys are normalised (see paramKey).
-var dropArgs = map[string]bool{
-	// The capture kernel boots from its own initramfs; the first kernel's
-	// boot loader, root file system and init do not apply.
-	"BOOT_IMAGE": true, "initrd": true, "root": true, "rootfstype": true,
-	"rootflags": true, "rootwait": true, "rootdelay": true, "nfsroot": true,
-	"ro": true, "rw": true, "init": true, "rdinit": true,
-	"resume": true, "resume_offset": true,
-	// Console output is what tells a user why a dump failed.
-	"quiet": true, "splash": true,
-	// nr_cpus=1 and panic=1 are added; the first kernel's values would
-	// contradict them.
-	"nr_cpus": true, "maxcpus": true, "possible_cpus": true, "panic": true,
+// dropGroups are parameters of the running kernel that do not apply to, or
+// would break, a capture kernel, with why they are dropped.
+var dropGroups = []struct {
+	why  string
+	keys []string
+}{
+	{"the first kernel's boot: the capture kernel boots its own initramfs", []string{
+		"BOOT_IMAGE", "initrd", "root", "rootfstype", "rootflags", "rootwait", "rootdelay", "nfsroot",
+		"ro", "rw", "init", "rdinit", "resume", "resume_offset"}},
+	{"would make the capture kernel ignore its initramfs", []string{"noinitrd"}},
+	// The capture loads the dump target's drivers itself; a first
+	// kernel that does without modules, or blacklists one for its own
+	// reasons, must not stop it.
+	{"would keep the capture from loading the dump target's drivers", []string{
+		"nomodule", "module_blacklist", "modprobe.blacklist"}},
+	{"hides the console messages that say why a dump failed", []string{"quiet", "splash"}},
+	{"replaced by the capture kernel's own value", []string{"nr_cpus", "maxcpus", "possible_cpus", "panic"}},
 	// A WARN in a driver facing hardware the dead kernel left busy is
 	// likely, and must not reboot the machine before the dump is saved.
-	"panic_on_warn": true,
-	// CPU lists for the big machine name CPUs the capture kernel does not
-	// bring up, or isolate its only CPU.
-	"isolcpus": true, "nohz_full": true, "rcu_nocbs": true, "irqaffinity": true,
-	// Memory reservations and layouts sized for the whole machine: the
-	// capture kernel has a few dozen MiB, and its memory map comes from
-	// kexec, not from these.
-	"hugepages": true, "hugepagesz": true, "default_hugepagesz": true,
-	"hugetlb_cma": true, "cma": true, "kernelcore": true, "movablecore": true,
-	"mem": true, "memmap": true, "swiotlb": true, "log_buf_len": true,
-	"slub_debug": true, "page_owner": true,
-	// Set by the kernel for the capture kernel, or meaningful only in the
-	// first one.
-	"crashkernel": true, "elfcorehdr": true, "kexec_load_disabled": true,
+	{"a warning would reboot before the dump is saved", []string{"panic_on_warn"}},
+	{"CPU lists of the first kernel, naming CPUs the capture kernel does not bring up", []string{
+		"isolcpus", "nohz_full", "rcu_nocbs", "irqaffinity"}},
+	// The capture kernel has a few dozen MiB, and its memory map comes
+	// from kexec, not from these.
+	{"memory settings sized for the whole machine", []string{
+		"hugepages", "hugepagesz", "default_hugepagesz", "hugetlb_cma", "cma", "kernelcore", "movablecore",
+		"mem", "memmap", "swiotlb", "log_buf_len", "slub_debug", "page_owner"}},
+	{"meaningful only in the first kernel", []string{"crashkernel", "elfcorehdr", "kexec_load_disabled"}},
 	// Not dropped, though commonly turned off in capture kernels:
 	// intel_iommu=, amd_iommu=, iommu=. With the IOMMU off, devices the
 	// dead kernel left doing DMA cannot fault on stale translations, but
@@ -61,26 +59,59 @@ var dropArgs = map[string]bool{
 	// --append intel_iommu=off.
 }
 
+// dropArgs maps the keys of dropGroups, normalised (see paramKey), to why.
+var dropArgs = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range dropGroups {
+		for _, k := range g.keys {
+			m[paramKey(k)] = g.why
+		}
+	}
+	return m
+}()
+
 // dropPrefixes are namespaces of parameters read by the first kernel's
 // user space (systemd, dracut, plymouth), not by our init.
 var dropPrefixes = []string{"systemd.", "rd.", "plymouth."}
 
+// A Dropped is a parameter of the running kernel that the derived capture
+// command line leaves out.
+type Dropped struct {
+	Arg    string // as written in /proc/cmdline
+	Reason string
+}
+
 // CaptureCmdline derives the capture kernel's command line from the running
 // kernel's (procCmdline, the contents of /proc/cmdline): it keeps what still
 // applies (console=, earlyprintk, loglevel, driver options, ...), drops what
-// does not (root=, crashkernel=, hugepages=, systemd.*, ...; see dropArgs),
-// adds the capture options (irqpoll nr_cpus=1 reset_devices panic=1
+// does not or would break the capture (root=, crashkernel=, hugepages=,
+// nomodule, module_blacklist=, systemd.*, ...; see dropGroups), adds the
+// capture options (irqpoll nr_cpus=1 reset_devices panic=1
 // sysctl.vm.overcommit_memory=1), then appends extra, whose parameters
 // replace earlier ones with the same name. Quoted values (foo="a b") are
 // kept as written. Arguments after "--" in procCmdline belong to the first
 // kernel's init and are dropped; in extra they are kept, last.
 func CaptureCmdline(procCmdline, extra string) string {
+	s, _ := DeriveCmdline(procCmdline, extra)
+	return s
+}
+
+// DeriveCmdline is CaptureCmdline that also says what it dropped from
+// procCmdline and why, for the loader to show.
+func DeriveCmdline(procCmdline, extra string) (string, []Dropped) {
 	var args []string
-	for _, a := range splitCmdline(procCmdline) {
+	var drops []Dropped
+	proc := splitCmdline(procCmdline)
+	for i, a := range proc {
 		if a == "--" {
+			for _, a := range proc[i+1:] {
+				drops = append(drops, Dropped{a, "for the first kernel's init"})
+			}
 			break
 		}
-		if !dropped(paramKey(a)) {
+		if why := dropped(paramKey(a)); why != "" {
+			drops = append(drops, Dropped{a, why})
+		} else {
 			args = append(args, a)
 		}
 	}
@@ -101,19 +132,20 @@ func CaptureCmdline(procCmdline, extra string) string {
 		args = withoutKey(args, paramKey(a))
 	}
 	args = append(append(args, ex...), initArgs...)
-	return strings.Join(args, " ")
+	return strings.Join(args, " "), drops
 }
 
-func dropped(key string) bool {
-	if dropArgs[key] {
-		return true
+// dropped says why the parameter key is dropped, "" when it is kept.
+func dropped(key string) string {
+	if why := dropArgs[key]; why != "" {
+		return why
 	}
 	for _, p := range dropPrefixes {
 		if strings.HasPrefix(key, p) {
-			return true
+			return "read by the first kernel's user space"
 		}
 	}
-	return false
+	return ""
 }
 
 func withoutKey(args []string, key string) []string {

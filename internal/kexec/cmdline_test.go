@@ -39,9 +39,15 @@ func TestCaptureCmdline(t *testing.T) {
 		},
 		{
 			"kept as they are",
-			"intel_iommu=on iommu=pt amd_iommu=off transparent_hugepage=never earlyprintk ignore_loglevel nokaslr module_blacklist=nouveau lockdown=integrity oops=panic",
+			"intel_iommu=on iommu=pt amd_iommu=off transparent_hugepage=never earlyprintk ignore_loglevel nokaslr lockdown=integrity oops=panic",
 			"",
-			"intel_iommu=on iommu=pt amd_iommu=off transparent_hugepage=never earlyprintk ignore_loglevel nokaslr module_blacklist=nouveau lockdown=integrity oops=panic " + added,
+			"intel_iommu=on iommu=pt amd_iommu=off transparent_hugepage=never earlyprintk ignore_loglevel nokaslr lockdown=integrity oops=panic " + added,
+		},
+		{
+			"what would stop the capture loading drivers dropped",
+			"console=ttyS0 nomodule module_blacklist=nvme,virtio_blk module-blacklist=ahci modprobe.blacklist=virtio_scsi rd.driver.blacklist=nvme noinitrd",
+			"",
+			"console=ttyS0 " + added,
 		},
 		{
 			"capture args not duplicated",
@@ -117,6 +123,29 @@ func TestCaptureCmdline(t *testing.T) {
 				t.Errorf("CaptureCmdline(%q, %q)\n got %q\nwant %q", tt.proc, tt.extra, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestDeriveCmdlineSaysWhatItDrops(t *testing.T) {
+	got, drops := DeriveCmdline("BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro console=ttyS0 nomodule module_blacklist=nvme crashkernel=128M panic=10 systemd.unit=rescue.target quiet -- single",
+		"loglevel=7")
+	if want := "console=ttyS0 " + added + " loglevel=7"; got != want {
+		t.Errorf("cmdline %q, want %q", got, want)
+	}
+	want := []Dropped{
+		{"BOOT_IMAGE=/vmlinuz", "the first kernel's boot: the capture kernel boots its own initramfs"},
+		{"root=/dev/vda1", "the first kernel's boot: the capture kernel boots its own initramfs"},
+		{"ro", "the first kernel's boot: the capture kernel boots its own initramfs"},
+		{"nomodule", "would keep the capture from loading the dump target's drivers"},
+		{"module_blacklist=nvme", "would keep the capture from loading the dump target's drivers"},
+		{"crashkernel=128M", "meaningful only in the first kernel"},
+		{"panic=10", "replaced by the capture kernel's own value"},
+		{"systemd.unit=rescue.target", "read by the first kernel's user space"},
+		{"quiet", "hides the console messages that say why a dump failed"},
+		{"single", "for the first kernel's init"},
+	}
+	if !reflect.DeepEqual(drops, want) {
+		t.Errorf("dropped\n%q\nwant\n%q", drops, want)
 	}
 }
 
