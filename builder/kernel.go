@@ -105,6 +105,16 @@ func FindKernel(fsys fs.FS, kver string) (*Kernel, error) {
 // Found reports whether the tree has the kernel's image or its modules.
 func (k *Kernel) Found() bool { return k.Image != "" || k.Modules != "" }
 
+// Missing returns nil if Found, else an error wrapping ErrNoKernel that
+// lists where the kernel was looked for.
+func (k *Kernel) Missing() error {
+	if k.Found() {
+		return nil
+	}
+	return fmt.Errorf("builder: %w %s (looked for %s, and for modules in %s)", ErrNoKernel, k.Release,
+		strings.Join(KernelImagePaths(k.Release), ", "), strings.Join(ModulesDirPaths(k.Release), ", "))
+}
+
 // ImagePath returns Image, or an error wrapping ErrNoKernelImage that
 // lists where it was looked for.
 func (k *Kernel) ImagePath() (string, error) {

@@ -56,21 +56,25 @@ func TestFindKernel(t *testing.T) {
 				if k.Found() != (tt.image != "" || tt.modules != "") {
 					t.Errorf("%s: Found() = %v", via, k.Found())
 				}
-				img, err := k.ImagePath()
-				switch {
-				case tt.image != "" && (err != nil || img != tt.image):
-					t.Errorf("%s: ImagePath %q, %v", via, img, err)
-				case tt.image == "" && (!errors.Is(err, ErrNoKernelImage) || !strings.Contains(err.Error(),
-					"looked for /boot/vmlinuz-"+kv+", /lib/modules/"+kv+"/vmlinuz, /usr/lib/modules/"+kv+"/vmlinuz")):
-					t.Errorf("%s: ImagePath error %v", via, err)
+				if err := k.Missing(); k.Found() != (err == nil) || (err != nil && (!errors.Is(err, ErrNoKernel) ||
+					!strings.Contains(err.Error(), "no kernel "+kv+" (looked for /boot/vmlinuz-"+kv+", /lib/modules/"+kv+"/vmlinuz, /usr/lib/modules/"+kv+
+						"/vmlinuz, and for modules in /lib/modules/"+kv+", /usr/lib/modules/"+kv+")"))) {
+					t.Errorf("%s: Missing() = %v", via, err)
 				}
-				mods, err := k.ModulesPath()
-				switch {
-				case tt.modules != "" && (err != nil || mods != tt.modules):
-					t.Errorf("%s: ModulesPath %q, %v", via, mods, err)
-				case tt.modules == "" && (!errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(),
-					"looked in /lib/modules/"+kv+", /usr/lib/modules/"+kv)):
-					t.Errorf("%s: ModulesPath error %v", via, err)
+				img, imgErr := k.ImagePath()
+				mods, modsErr := k.ModulesPath()
+				for _, c := range []struct {
+					what, got, want string
+					err, is         error
+					looked          string
+				}{
+					{"ImagePath", img, tt.image, imgErr, ErrNoKernelImage,
+						"looked for /boot/vmlinuz-" + kv + ", /lib/modules/" + kv + "/vmlinuz, /usr/lib/modules/" + kv + "/vmlinuz"},
+					{"ModulesPath", mods, tt.modules, modsErr, ErrNoKernel, "looked in /lib/modules/" + kv + ", /usr/lib/modules/" + kv},
+				} {
+					if c.want != "" && (c.err != nil || c.got != c.want) || c.want == "" && (!errors.Is(c.err, c.is) || !strings.Contains(c.err.Error(), c.looked)) {
+						t.Errorf("%s: %s %q, %v; want %q", via, c.what, c.got, c.err, c.want)
+					}
 				}
 			}
 		})

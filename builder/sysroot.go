@@ -313,10 +313,8 @@ func (s *Sysroot) Kernel(kver string) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !k.Found() {
-		return nil, fmt.Errorf("builder: %w %s in the image tree %s: looked for %s and for modules in %s (it has: %s)",
-			ErrNoKernel, kver, s.dir, strings.Join(KernelImagePaths(kver), ", "),
-			strings.Join(ModulesDirPaths(kver), ", "), orNone(TreeKernels(fsys)))
+	if err := k.Missing(); err != nil {
+		return nil, fmt.Errorf("%w in the image tree %s, which has: %s", err, s.dir, orNone(TreeKernels(fsys)))
 	}
 	return k, nil
 }

@@ -295,7 +295,8 @@ func sysrootInputs(f *buildFlags, opts *builder.Options, logf func(string, ...an
 	if err != nil {
 		return err
 	}
-	logf("kernel %s of the image tree: image %s, modules %s", k.Release, orNone(k.Image), orNone(k.Modules))
+	logf("kernel %s of the image tree: image %s, modules %s; gokdump load there reads the capture image from %s",
+		k.Release, orNone(k.Image), orNone(k.Modules), k.Initrd)
 	opts.Sysroot, opts.ModulesDir = sr, k.Modules
 	if f.noConfig {
 		return nil

@@ -82,7 +82,8 @@ func TestBuildSysroot(t *testing.T) {
 	for _, want := range []string{
 		"drivers: generic (building for an image tree)",
 		"init: " + filepath.Join(root, "usr", "lib", "gokdump", "init") + " (image tree)",
-		"kernel 6.1.0-test-amd64 of the image tree: image none, modules /lib/modules/6.1.0-test-amd64",
+		"kernel 6.1.0-test-amd64 of the image tree: image none, modules /lib/modules/6.1.0-test-amd64;" +
+			" gokdump load there reads the capture image from /var/lib/gokdump/gokdump-6.1.0-test-amd64.img",
 		"modules (load order): virtio_ring virtio virtio_blk",
 	} {
 		if !strings.Contains(stderr.String(), want) {
@@ -112,9 +113,9 @@ func TestBuildSysrootErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"--sysroot", two}, "6.1.0-test-amd64, 6.12.0-test-amd64; choose one with --kver"},
-		{[]string{"--sysroot", two, "--kver", "5.10"}, "no kernel 5.10 in the image tree " + two +
-			": looked for /boot/vmlinuz-5.10, /lib/modules/5.10/vmlinuz, /usr/lib/modules/5.10/vmlinuz and for modules in" +
-			" /lib/modules/5.10, /usr/lib/modules/5.10 (it has: 6.1.0-test-amd64, 6.12.0-test-amd64)"},
+		{[]string{"--sysroot", two, "--kver", "5.10"}, "no kernel 5.10 (looked for /boot/vmlinuz-5.10, /lib/modules/5.10/vmlinuz," +
+			" /usr/lib/modules/5.10/vmlinuz, and for modules in /lib/modules/5.10, /usr/lib/modules/5.10) in the image tree " + two +
+			", which has: 6.1.0-test-amd64, 6.12.0-test-amd64"},
 		{[]string{"--sysroot", noInit}, "no capture init found in the image tree at /usr/lib/gokdump/init"},
 		{[]string{"--sysroot", t.TempDir()}, "no kernel in the image tree"},
 	} {

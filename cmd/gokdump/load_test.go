@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/kexec"
 )
 
@@ -122,17 +123,25 @@ func TestLoadDryRunFails(t *testing.T) {
 
 // The real Debian kernels, as the QEMU tests load them at crashkernel=128M.
 func TestLoadDryRunRealKernel(t *testing.T) {
-	kernels, _ := filepath.Glob("../../.cache/kernels/*/root/boot/vmlinuz-*")
-	if len(kernels) == 0 {
-		t.Skip("no kernel images under .cache/kernels")
+	kernels := map[string]string{} // release → image
+	dirs, _ := filepath.Glob("../../.cache/kernels/*-amd64/root")
+	for _, d := range dirs {
+		// Where the package put it: /boot, or /usr/lib/modules/KVER since
+		// Debian's split packaging.
+		rel := filepath.Base(filepath.Dir(d))
+		if k, err := builder.FindKernel(os.DirFS(d), rel); err == nil && k.Image != "" {
+			kernels[rel] = filepath.Join(d, k.Image)
+		}
 	}
-	for _, kernel := range kernels {
+	if len(kernels) == 0 {
+		t.Skip("no amd64 kernel images under .cache/kernels")
+	}
+	for rel, kernel := range kernels {
 		_, initrd := loadFixture(t, "134217728", "console=ttyS0 crashkernel=128M")
 		var out bytes.Buffer
 		if err := runLoad(&loadFlags{kernel: kernel, initrd: initrd, dryRun: true}, &out); err != nil {
 			t.Fatalf("%s: %v", kernel, err)
 		}
-		rel := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
 		if !strings.Contains(out.String(), "          "+rel+" (") || strings.Contains(out.String(), "warning") {
 			t.Errorf("%s:\n%s", kernel, out.String())
 		}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/kexec"
 )
 
@@ -17,7 +19,8 @@ func init() {
 			var f rebuildFlags
 			fs.BoolVar(&f.ifNeeded, "if-needed", false, "build only when the image is missing or older than the kernel, config or init; load only when not loaded with this image")
 			fs.StringVar(&f.kver, "kver", "", "kernel release to build for (default: uname -r)")
-			fs.StringVar(&f.image, "o", "", "image `PATH` (default /boot/gokdump-KVER.img)")
+			fs.StringVar(&f.image, "o", "", "image `PATH` (default /boot/gokdump-KVER.img beside a kernel in /boot, else\n"+
+				builder.VarInitrdDir+"/gokdump-KVER.img)")
 			fs.StringVar(&f.config, "config", "/etc/gokdump.toml", "config `FILE`")
 			fs.BoolVar(&f.noLoad, "no-load", false, "build only (a kernel being installed is not the running one)")
 			return func(args []string) error {
@@ -53,18 +56,37 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 	if kver == "" {
 		kver = running
 	}
-	kernel := "/boot/vmlinuz-" + kver
+	k, err := hostKernel(kver)
+	if err != nil {
+		return err
+	}
+	if err := k.Missing(); err != nil {
+		return err
+	}
+	kernel, mods := k.Image, k.Modules
 	image := f.image
 	if image == "" {
-		image = "/boot/gokdump-" + kver + ".img"
+		image = k.Initrd
+		// The image's own directory (not /boot) may not exist yet.
+		if err := os.MkdirAll(filepath.Dir(image), 0o700); err != nil {
+			return err
+		}
 	}
-	mods := "/lib/modules/" + kver
-	inputs := append([]string{kernel, f.config, mods + "/modules.dep"}, initPaths()...)
+	inputs := append([]string{f.config}, initPaths()...)
+	if kernel != "" {
+		inputs = append(inputs, kernel)
+	}
+	if mods != "" {
+		inputs = append(inputs, filepath.Join(mods, "modules.dep"))
+	}
 
 	if !f.ifNeeded || stale(image, inputs) {
 		args := []string{"build", "-o", image}
-		if _, err := os.Stat(mods); err == nil {
+		if mods != "" {
 			args = append(args, "--kernel-modules", mods)
+		} else {
+			// The kernel has no modules: not the running kernel's either.
+			args = append(args, "--drivers", "none")
 		}
 		if _, err := os.Stat(f.config); err == nil {
 			args = append(args, "--config", f.config)
@@ -94,6 +116,9 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 				return nil
 			}
 		}
+	}
+	if kernel, err = k.ImagePath(); err != nil {
+		return err
 	}
 	if rc := run([]string{"load", "--kernel", kernel, "--initrd", image}, stdout, stderr); rc != 0 {
 		return fmt.Errorf("load failed")
