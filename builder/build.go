@@ -52,9 +52,15 @@ type Options struct {
 	// ValidateConfig, if set, checks Config before it is packed.
 	ValidateConfig func([]byte) error
 
-	// ModulesDir is a /lib/modules/KVER tree (see ResolveModules); Modules
-	// names the modules to pack from it, and OptionalModules more that
-	// are packed only if the tree has them (see ResolveModuleSet).
+	// Sysroot, if set, is the image tree the image is built for: the
+	// modules come from it, and so does the init unless Init or
+	// FromSource says otherwise. Nothing else is read from the host.
+	Sysroot *Sysroot
+
+	// ModulesDir is a /lib/modules/KVER tree (see ResolveModules), in
+	// Sysroot if set; Modules names the modules to pack from it, and
+	// OptionalModules more that are packed only if the tree has them (see
+	// ResolveModuleSet).
 	ModulesDir      string
 	Modules         []string
 	OptionalModules []string
@@ -149,13 +155,27 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 		if opts.ModulesDir == "" {
 			return nil, fmt.Errorf("builder: modules %s named but no modules directory given", strings.Join(SplitModuleNames(opts.Modules), ", "))
 		}
-		if mods, err = ResolveModuleSet(opts.ModulesDir, opts.Modules, opts.OptionalModules); err != nil {
+		if opts.Sysroot != nil {
+			mods, err = opts.Sysroot.ResolveModules(opts.ModulesDir, opts.Modules, opts.OptionalModules)
+		} else {
+			mods, err = ResolveModuleSet(opts.ModulesDir, opts.Modules, opts.OptionalModules)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
 
-	src, err := FindInit(opts.Init, opts.Executable, opts.Dir, opts.Arch, opts.FromSource)
-	if err != nil {
+	var (
+		src      InitSource
+		initData []byte
+		listSrc  string
+	)
+	if opts.Sysroot != nil && opts.Init == "" && !opts.FromSource {
+		if src, initData, err = opts.Sysroot.init(opts.Arch); err != nil {
+			return nil, err
+		}
+		listSrc = src.Path
+	} else if src, err = FindInit(opts.Init, opts.Executable, opts.Dir, opts.Arch, opts.FromSource); err != nil {
 		return nil, err
 	}
 	p := &Plan{im: newImage()}
@@ -165,8 +185,12 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 		}
 	}()
 	initFile := src.Path
-	listSrc := src.Path
-	if src.Path == "" {
+	switch {
+	case initData != nil:
+		initFile = ""
+	case src.Path != "":
+		listSrc = src.Path
+	default:
 		listSrc = "<" + src.String() + ">"
 		if compile {
 			if p.tmpDir, err = os.MkdirTemp("", "gokdump-init-"); err != nil {
@@ -181,7 +205,6 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 	p.res.Init = src
 	p.res.Compress = opts.Compress
 
-	var initData []byte
 	if initFile != "" {
 		if initData, err = readInput(initFile); err != nil {
 			return nil, err
@@ -205,12 +228,12 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 		p.res.Notes = mods.Notes
 		var list strings.Builder
 		for _, m := range mods.Modules {
-			data, err := readInput(filepath.Join(mods.Dir, filepath.FromSlash(m.Path)))
+			data, src, err := mods.read(m)
 			if err != nil {
 				return nil, err
 			}
 			name := path.Join(ModulesRootPath, mods.Release, m.Path)
-			adds = append(adds, fileEntry(name, 0o644, data, filepath.Join(mods.Dir, m.Path)))
+			adds = append(adds, fileEntry(name, 0o644, data, src))
 			p.res.Modules = append(p.res.Modules, m.Name)
 			p.res.ModulePaths = append(p.res.ModulePaths, name)
 			list.WriteString(name + "\n")
@@ -242,19 +265,7 @@ func orGenerated(s string) string {
 
 // readInput reads a host file to pack.
 func readInput(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("builder: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxInputSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("builder: read %s: %w", name, err)
-	}
-	if len(b) > maxInputSize {
-		return nil, fmt.Errorf("builder: %w: %s is larger than %d bytes", ErrBadEntry, name, maxInputSize)
-	}
-	return b, nil
+	return readFileFS(hostDir(filepath.Dir(name)), filepath.Base(name), maxInputSize, ErrBadEntry)
 }
 
 // Result returns what the plan holds. Sizes are set by WriteTo.

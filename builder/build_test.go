@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -507,5 +508,50 @@ func TestImageAdd(t *testing.T) {
 	}
 	if m := im.entries["/etc"].mode; m != cpio.S_IFDIR|0o700 {
 		t.Errorf("/etc mode %#o", m)
+	}
+}
+
+// TestFileListNames: gen_init_cpio splits list lines on white space and
+// expands ${VAR} in sources, with no way to quote either; such a path is
+// refused, naming it, rather than written into a list that packs
+// something else.
+func TestFileListNames(t *testing.T) {
+	for name, dir := range map[string]string{"space": "my modules", "tab": "tab\tbed", "newline": "new\nline", "variable": "${HOME}"} {
+		t.Run(name, func(t *testing.T) {
+			opts := baseOptions(t)
+			mods := filepath.Join(t.TempDir(), dir, "6.1.0-test-amd64")
+			if err := os.CopyFS(mods, os.DirFS(opts.ModulesDir)); err != nil {
+				t.Fatal(err)
+			}
+			opts.ModulesDir = mods
+			p, err := NewPlan(context.Background(), opts, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var b bytes.Buffer
+			err = p.WriteList(&b)
+			if !errors.Is(err, ErrListName) || !strings.Contains(err.Error(), strings.TrimSuffix(strconv.Quote(mods), `"`)+"/kernel/") || b.Len() != 0 {
+				t.Errorf("list: %v; wrote %d bytes", err, b.Len())
+			}
+			// The archive itself holds any name.
+			if _, err := p.WriteTo(io.Discard); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	im := newImage()
+	if err := im.add(fileEntry("/etc/a b", 0o644, nil, "/src")); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.writeList(io.Discard); !errors.Is(err, ErrListName) {
+		t.Errorf("image name with a space: %v", err)
+	}
+	im = newImage()
+	if err := im.add(fileEntry("/etc/x", 0o644, nil, "/"+strings.Repeat("d", maxListPath))); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.writeList(io.Discard); !errors.Is(err, ErrListName) {
+		t.Errorf("source longer than PATH_MAX: %v", err)
 	}
 }

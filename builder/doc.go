@@ -20,9 +20,15 @@
 // Which modules to ask for is the caller's choice: DetectDrivers walks
 // sysfs from the dump target's block device to the drivers bound on the way
 // (host-only images), GenericModules is a broad set for images built
-// elsewhere, and FilesystemModules names the filesystem's. InRoot and
-// SysrootModules find inputs inside an image tree (--sysroot) without ever
-// leaving it, so images for another system are built from its files only.
+// elsewhere, and FilesystemModules names the filesystem's.
+//
+// A Sysroot reads an image tree (--sysroot) as if it were "/": its links
+// resolve inside it (openat2 RESOLVE_IN_ROOT on Linux), so an image for
+// another system is built from that system's files only, never the
+// host's. FindKernel knows where distributions put a kernel release's
+// image and modules (/boot/vmlinuz-KVER or /usr/lib/modules/KVER/vmlinuz,
+// /lib/modules/KVER or /usr/lib/modules/KVER) and where its capture
+// initramfs goes; it reads the host and image trees alike.
 //
 // Plan.WriteTo writes the archive; Plan.WriteDir and Plan.WriteDirList
 // write it as a directory tree and a gen_init_cpio list, for kernels that

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -128,11 +129,47 @@ func (im *image) writeCPIO(w io.Writer) error {
 	return nil
 }
 
+// ErrListName means a path cannot be written in a gen_init_cpio list.
+var ErrListName = errors.New("path cannot be named in a gen_init_cpio list")
+
+// maxListPath is gen_init_cpio's limit on a path (PATH_MAX, with the NUL).
+const maxListPath = 4095
+
+// checkListName refuses what gen_init_cpio would misread: it splits its
+// lines on white space (with no quoting or escape), cuts fields at
+// PATH_MAX, and expands ${VAR} in a file's source path. A source in angle
+// brackets is a placeholder (the init still to be compiled), not a path.
+func checkListName(p string, source bool) error {
+	if source && strings.HasPrefix(p, "<") && strings.HasSuffix(p, ">") {
+		return nil
+	}
+	switch {
+	case strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fmt.Errorf("builder: %w: %q has white space or control characters, which the list format cannot quote"+
+			" (build the archive itself, or move the files to a path without them)", ErrListName, p)
+	case source && strings.Contains(p, "${"):
+		return fmt.Errorf("builder: %w: %q has \"${\", which gen_init_cpio expands as a variable", ErrListName, p)
+	case len(p) > maxListPath:
+		return fmt.Errorf("builder: %w: %.40q… is longer than %d bytes", ErrListName, p, maxListPath)
+	}
+	return nil
+}
+
 // writeList writes the image as a gen_init_cpio file list (the format of
-// the kernel's usr/gen_init_cpio and CONFIG_INITRAMFS_SOURCE).
+// the kernel's usr/gen_init_cpio and CONFIG_INITRAMFS_SOURCE). A path the
+// format cannot hold is an error wrapping ErrListName, and nothing is
+// written.
 func (im *image) writeList(w io.Writer) error {
 	var b strings.Builder
 	for _, e := range im.sorted() {
+		if err := checkListName(e.name, false); err != nil {
+			return err
+		}
+		if e.mode&cpio.S_IFMT == cpio.S_IFREG {
+			if err := checkListName(e.src, true); err != nil {
+				return fmt.Errorf("%w (the source of %s)", err, e.name)
+			}
+		}
 		perm := e.mode & 0o7777
 		switch e.mode & cpio.S_IFMT {
 		case cpio.S_IFDIR:

@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,11 +171,17 @@ var elfMachine = map[string]elf.Machine{
 // initramfs has no dynamic loader or libc). A dynamically linked init would
 // only fail after a crash, so this is checked when the image is built.
 func CheckInit(path, arch string) error {
-	f, err := elf.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+		return err
+	}
+	defer f.Close()
+	return checkInitELF(path, f, arch)
+}
+
+func checkInitELF(path string, r io.ReaderAt, arch string) error {
+	f, err := elf.NewFile(r)
+	if err != nil {
 		return fmt.Errorf("%s: %w: %w", path, ErrBadInit, err)
 	}
 	defer f.Close()
@@ -190,6 +197,24 @@ func CheckInit(path, arch string) error {
 		}
 	}
 	return nil
+}
+
+// init reads the capture init the image tree carries at SysrootInitPath
+// and checks it as CheckInit does.
+func (s *Sysroot) init(arch string) (InitSource, []byte, error) {
+	data, err := s.ReadFile(SysrootInitPath, maxInputSize)
+	if err != nil {
+		return InitSource{}, nil, fmt.Errorf("builder: %w in the image tree at %s (install gokdump into it,"+
+			" or pass --init PATH): %w", ErrNoInit, SysrootInitPath, err)
+	}
+	host, err := s.HostPath(SysrootInitPath)
+	if err != nil {
+		return InitSource{}, nil, fmt.Errorf("builder: %w", err)
+	}
+	if err := checkInitELF(host, bytes.NewReader(data), arch); err != nil {
+		return InitSource{}, nil, fmt.Errorf("builder: %w", err)
+	}
+	return InitSource{Path: host, How: "image tree"}, data, nil
 }
 
 // CompileInit builds the capture init from the ./initramfs package of the

@@ -38,7 +38,24 @@ func ReadModInfo(file string) (*ModInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if data, err = decompressModule(file, data); err != nil {
+	return parseModuleFile(file, data)
+}
+
+// readModInfo is ReadModInfo of the file name of fsys, the directory dir
+// on the host.
+func readModInfo(fsys fs.FS, dir, name string) (*ModInfo, error) {
+	data, err := readFileFS(fsys, name, maxInputSize, ErrBadEntry)
+	if err != nil {
+		return nil, err
+	}
+	return parseModuleFile(filepath.Join(dir, filepath.FromSlash(name)), data)
+}
+
+// parseModuleFile reads the .modinfo section of module file (named file,
+// for its suffix and messages) whose contents are data.
+func parseModuleFile(file string, data []byte) (*ModInfo, error) {
+	data, err := decompressModule(file, data)
+	if err != nil {
 		return nil, err
 	}
 	f, err := elf.NewFile(bytes.NewReader(data))
@@ -201,7 +218,8 @@ func xzSize(b []byte) (uint64, bool) {
 // dependencies, soft dependencies and aliases from each module's .modinfo,
 // read only when the resolver asks about that module.
 type modinfoSource struct {
-	dir     string
+	fsys    fs.FS
+	dir     string // on the host, for messages
 	loaded  map[string]bool
 	aliases bool // every module's aliases are in the index
 }
@@ -213,22 +231,17 @@ const maxModuleFiles = 100000
 // loadModinfoIndex builds an index from the module files under dir. Where
 // one name has several files, updates/ wins over the rest (depmod's
 // default search order), then the first in path order.
-func loadModinfoIndex(dir string) (*moduleIndex, error) {
+func loadModinfoIndex(fsys fs.FS, dir string) (*moduleIndex, error) {
 	ix := &moduleIndex{path: map[string]string{}, deps: map[string][]string{}, softPre: map[string][]string{},
-		mi: &modinfoSource{dir: dir, loaded: map[string]bool{}}}
+		mi: &modinfoSource{fsys: fsys, dir: dir, loaded: map[string]bool{}}}
 	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if !d.Type().IsRegular() {
 			return nil // directories are entered; build/source links are not followed
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
 		name := moduleName(rel)
 		if name == "" {
 			return nil
@@ -251,7 +264,7 @@ func loadModinfoIndex(dir string) (*moduleIndex, error) {
 		{"modules.builtin", ix.parseBuiltin},
 		{"modules.builtin.modinfo", ix.parseBuiltinModinfo},
 	} {
-		b, err := readIndex(dir, f.name, true)
+		b, err := readIndex(fsys, f.name, true)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +283,7 @@ func (s *modinfoSource) load(ix *moduleIndex, name string) error {
 		return nil
 	}
 	s.loaded[name] = true
-	mi, err := ReadModInfo(filepath.Join(s.dir, filepath.FromSlash(p)))
+	mi, err := readModInfo(s.fsys, s.dir, p)
 	if err != nil {
 		return err
 	}
@@ -321,7 +334,7 @@ func (s *modinfoSource) loadAll(ix *moduleIndex) error {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range next {
-				infos[i], errs[i] = ReadModInfo(filepath.Join(s.dir, filepath.FromSlash(ix.path[names[i]])))
+				infos[i], errs[i] = readModInfo(s.fsys, s.dir, ix.path[names[i]])
 			}
 		})
 	}

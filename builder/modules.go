@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
@@ -44,12 +43,31 @@ type Module struct {
 // A ModuleSet is the result of ResolveModules: the module files to pack, in
 // the order to load them.
 type ModuleSet struct {
-	Dir     string   // the /lib/modules/KVER directory read
+	Dir     string   // the /lib/modules/KVER directory read (on the host)
 	Release string   // KVER: the base name of Dir
 	Modules []Module // load order: every module after all it depends on
 	Builtin []string // requested names the kernel has built in, sorted
 	Missing []string // optional names the tree lacks, sorted
 	Notes   []string // soft dependencies skipped, and why
+
+	fsys    fs.FS    // Dir, to read the modules from
+	sysroot *Sysroot // the image tree Dir is in, if any
+	treeDir string   // Dir's path in sysroot
+}
+
+// read returns the file of module m and the host path that names it in a
+// file list.
+func (s *ModuleSet) read(m Module) (data []byte, src string, err error) {
+	if data, err = readFileFS(s.fsys, m.Path, maxInputSize, ErrBadEntry); err != nil {
+		return nil, "", err
+	}
+	if s.sysroot == nil {
+		return data, filepath.Join(s.Dir, filepath.FromSlash(m.Path)), nil
+	}
+	if src, err = s.sysroot.HostPath(path.Join(s.treeDir, m.Path)); err != nil {
+		return nil, "", fmt.Errorf("builder: %w", err)
+	}
+	return data, src, nil
 }
 
 // Paths returns the module paths in load order, relative to Dir.
@@ -183,31 +201,21 @@ func normalizeAlias(s string) string {
 	return string(b)
 }
 
-// readIndex reads one index file of dir. A missing optional file reads as
-// empty.
-func readIndex(dir, name string, optional bool) ([]byte, error) {
-	f, err := os.Open(filepath.Join(dir, name))
-	if err != nil {
-		if optional && errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("builder: %w", err)
+// readIndex reads one index file of a modules directory. A missing
+// optional file reads as empty.
+func readIndex(fsys fs.FS, name string, optional bool) ([]byte, error) {
+	b, err := readFileFS(fsys, name, maxIndexSize, ErrBadModuleIndex)
+	if optional && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxIndexSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("builder: read %s: %w", f.Name(), err)
-	}
-	if len(b) > maxIndexSize {
-		return nil, fmt.Errorf("builder: %s: larger than %d bytes: %w", f.Name(), maxIndexSize, ErrBadModuleIndex)
-	}
-	return b, nil
+	return b, err
 }
 
-// loadModuleIndex reads the index files of a modules directory.
-func loadModuleIndex(dir string) (*moduleIndex, error) {
-	dep, err := readIndex(dir, "modules.dep", false)
-	if errors.Is(err, os.ErrNotExist) {
+// loadModuleIndex reads the index files of the modules directory fsys,
+// dir on the host.
+func loadModuleIndex(fsys fs.FS, dir string) (*moduleIndex, error) {
+	dep, err := readIndex(fsys, "modules.dep", false)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("builder: %s: %w (is it a /lib/modules/KVER directory? run depmod -b ROOT KVER on an unpacked tree)", dir, ErrNoModulesDep)
 	}
 	if err != nil {
@@ -226,7 +234,7 @@ func loadModuleIndex(dir string) (*moduleIndex, error) {
 		{"modules.alias", ix.parseAlias},
 		{"modules.builtin.modinfo", ix.parseBuiltinModinfo},
 	} {
-		b, err := readIndex(dir, f.name, true)
+		b, err := readIndex(fsys, f.name, true)
 		if err != nil {
 			return nil, err
 		}
@@ -404,10 +412,23 @@ func ResolveModules(dir string, names []string) (*ModuleSet, error) {
 // those it lacks are listed in Missing instead of failing.
 func ResolveModuleSet(dir string, names, optional []string) (*ModuleSet, error) {
 	dir = filepath.Clean(dir)
-	set := &ModuleSet{Dir: dir, Release: filepath.Base(dir)}
-	ix, err := loadModuleIndex(dir)
+	return resolveModuleSet(&ModuleSet{Dir: dir, Release: filepath.Base(dir), fsys: hostDir(dir)}, names, optional)
+}
+
+// ResolveModules is ResolveModuleSet for the modules directory dir of the
+// image tree (a path in it, such as /usr/lib/modules/KVER): every file is
+// read through the tree, whose links resolve inside it.
+func (s *Sysroot) ResolveModules(dir string, names, optional []string) (*ModuleSet, error) {
+	dir = path.Clean("/" + dir)
+	return resolveModuleSet(&ModuleSet{Dir: s.display(dir), Release: path.Base(dir),
+		fsys: s.FS(dir), sysroot: s, treeDir: dir}, names, optional)
+}
+
+func resolveModuleSet(set *ModuleSet, names, optional []string) (*ModuleSet, error) {
+	dir := set.Dir
+	ix, err := loadModuleIndex(set.fsys, dir)
 	if errors.Is(err, ErrNoModulesDep) {
-		mix, merr := loadModinfoIndex(dir)
+		mix, merr := loadModinfoIndex(set.fsys, dir)
 		if merr != nil || (len(mix.path) == 0 && len(mix.builtin) == 0) {
 			return nil, err // not a modules tree at all: say what is missing
 		}
@@ -445,7 +466,7 @@ func ResolveModuleSet(dir string, names, optional []string) (*ModuleSet, error) 
 			ErrModuleNotFound, dir, strings.Join(missing, ", "))
 	}
 	for _, m := range set.Modules {
-		fi, err := os.Stat(filepath.Join(dir, m.Path))
+		fi, err := fs.Stat(set.fsys, m.Path)
 		if err != nil {
 			return nil, fmt.Errorf("builder: module %s: %w", m.Name, err)
 		}

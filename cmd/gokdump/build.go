@@ -21,8 +21,9 @@ import (
 var (
 	// defaultConfigPath is packed when --config is not given and it exists.
 	defaultConfigPath = "/etc/gokdump.toml"
-	// buildModulesRoot holds /lib/modules/KVER of the running kernel.
-	buildModulesRoot = "/lib/modules"
+	// kernelRoot is where this machine's kernels are looked for
+	// (builder.FindKernel: /boot, /lib/modules, /usr/lib/modules).
+	kernelRoot = "/"
 	// buildSys is where host-only mode finds the target and its drivers.
 	buildSys = blockdev.Sys{}
 	// buildRelease is uname -r.
@@ -92,8 +93,8 @@ func init() {
 			fs.StringVar(&f.config, "config", "", "`PATH` of the config file to pack as /etc/gokdump.toml (default "+defaultConfigPath+" if it exists;\n"+
 				"with --sysroot, DIR/etc/gokdump.toml)")
 			fs.BoolVar(&f.noConfig, "no-config", false, "pack no config: the capture init uses its built-in defaults")
-			fs.StringVar(&f.modulesDir, "kernel-modules", "", "the capture kernel's /lib/modules/KVER `DIR` (default /lib/modules/$(uname -r), or\n"+
-				"/lib/modules/KVER with --kver, if it exists)")
+			fs.StringVar(&f.modulesDir, "kernel-modules", "", "the capture kernel's /lib/modules/KVER `DIR` (default /lib/modules/$(uname -r) or\n"+
+				"/usr/lib/modules/$(uname -r), or KVER's with --kver, if it exists)")
 			fs.StringVar(&f.kver, "kver", "", "the capture kernel's release `KVER`: which /lib/modules/KVER to take (of the host, or of\n"+
 				"--sysroot when it has several)")
 			fs.StringVar(&f.sysroot, "sysroot", "", "build for the image tree at `DIR` (debootstrap, dpkg -x, mkosi …): modules, config and init\n"+
@@ -140,8 +141,11 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	if f.format == formatCPIO {
 		opts.Compress = builder.CompressNone
 	}
-	if err := buildInputs(f, &opts); err != nil {
+	if err := buildInputs(f, &opts, logf); err != nil {
 		return err
+	}
+	if opts.Sysroot != nil {
+		defer opts.Sysroot.Close()
 	}
 	var cfg *config.Config
 	if opts.Config != nil {
@@ -207,7 +211,7 @@ func checkBuildFlags(f *buildFlags) error {
 	case f.noConfig && f.config != "":
 		return errors.New("--config and --no-config are exclusive")
 	case f.sysroot != "" && f.modulesDir != "":
-		return errors.New("--sysroot takes the modules from DIR/lib/modules: use --kver to choose, not --kernel-modules")
+		return errors.New("--sysroot takes the modules from DIR/lib/modules or DIR/usr/lib/modules: use --kver to choose, not --kernel-modules")
 	case f.kver != "" && f.modulesDir != "":
 		return errors.New("--kver and --kernel-modules both say where the modules are: give one")
 	}
@@ -243,55 +247,25 @@ func checkBuildFlags(f *buildFlags) error {
 
 // buildInputs finds the config, the init and the modules tree: in the
 // image tree for --sysroot, else on this machine.
-func buildInputs(f *buildFlags, opts *builder.Options) error {
+func buildInputs(f *buildFlags, opts *builder.Options, logf func(string, ...any)) error {
 	if f.sysroot != "" {
-		root, err := filepath.Abs(f.sysroot)
-		if err != nil {
-			return err
-		}
-		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-			return fmt.Errorf("--sysroot %s: not a directory", f.sysroot)
-		}
-		if opts.ModulesDir, _, err = builder.SysrootModules(root, f.kver); err != nil {
-			return err
-		}
-		if opts.Init == "" && !opts.FromSource {
-			p, err := builder.InRoot(root, builder.SysrootInitPath)
-			if err != nil {
-				return fmt.Errorf("no capture init in the image tree at %s (install gokdump into it, or pass --init PATH): %w",
-					builder.SysrootInitPath, err)
-			}
-			opts.Init = p
-		}
-		if !f.noConfig {
-			path, explicit := f.config, f.config != ""
-			if !explicit {
-				var err error
-				if path, err = builder.InRoot(root, config.DefaultPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
-			return packConfig(opts, path, explicit)
-		}
-		return nil
+		return sysrootInputs(f, opts, logf)
 	}
-
 	switch {
 	case f.modulesDir != "":
 		opts.ModulesDir = f.modulesDir
 	case f.kver != "":
-		if f.kver != filepath.Base(f.kver) {
-			return fmt.Errorf("--kver %q: not a kernel release", f.kver)
+		k, err := hostKernel(f.kver)
+		if err != nil {
+			return fmt.Errorf("--kver: %w", err)
 		}
-		opts.ModulesDir = filepath.Join(buildModulesRoot, f.kver)
-		if _, err := os.Stat(opts.ModulesDir); err != nil {
+		if opts.ModulesDir, err = k.ModulesPath(); err != nil {
 			return fmt.Errorf("--kver %s: %w", f.kver, err)
 		}
 	default:
 		if rel, err := buildRelease(); err == nil {
-			d := filepath.Join(buildModulesRoot, rel)
-			if _, err := os.Stat(filepath.Join(d, "modules.builtin")); err == nil {
-				opts.ModulesDir = d
+			if k, err := hostKernel(rel); err == nil {
+				opts.ModulesDir = k.Modules
 			}
 		}
 	}
@@ -303,6 +277,68 @@ func buildInputs(f *buildFlags, opts *builder.Options) error {
 		return packConfig(opts, path, explicit)
 	}
 	return nil
+}
+
+// sysrootInputs opens the image tree and finds its kernel, init and
+// config; every file is read through the tree (builder.Sysroot), so
+// nothing of this machine's gets in but what a flag names.
+func sysrootInputs(f *buildFlags, opts *builder.Options, logf func(string, ...any)) (err error) {
+	sr, err := builder.OpenSysroot(f.sysroot)
+	if err != nil {
+		return fmt.Errorf("--sysroot %s: %w", f.sysroot, err)
+	}
+	defer func() {
+		if err != nil {
+			sr.Close()
+		}
+	}()
+	k, err := sr.Kernel(f.kver)
+	if err != nil {
+		return err
+	}
+	logf("kernel %s of the image tree: image %s, modules %s; gokdump load there reads the capture image from %s",
+		k.Release, orNone(k.Image), orNone(k.Modules), k.Initrd)
+	opts.Sysroot, opts.ModulesDir = sr, k.Modules
+	if f.noConfig {
+		return nil
+	}
+	if f.config != "" {
+		return packConfig(opts, f.config, true)
+	}
+	b, err := sr.ReadFile(config.DefaultPath, maxConfigSize)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("config: %w", err)
+	}
+	if opts.ConfigSource, err = sr.HostPath(config.DefaultPath); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	opts.Config = b
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// hostKernel finds kernel release kver on this machine
+// (builder.FindKernel), with host paths.
+func hostKernel(kver string) (*builder.Kernel, error) {
+	k, err := builder.FindKernel(os.DirFS(kernelRoot), kver)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []*string{&k.Image, &k.Modules, &k.Initrd} {
+		if *p != "" {
+			*p = filepath.Join(kernelRoot, *p)
+		}
+	}
+	return k, nil
 }
 
 // packConfig reads the config to pack; a missing default is no config.
@@ -334,8 +370,10 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 		switch {
 		case f.sysroot != "" && opts.ModulesDir != "":
 			mode, why = driversGeneric, "building for an image tree"
+		case f.sysroot != "":
+			mode, why = driversNone, "the image tree has no modules of its kernel"
 		case opts.ModulesDir == "":
-			mode, why = driversNone, "no modules tree (no /lib/modules of the running kernel; --kernel-modules names one)"
+			mode, why = driversNone, "no modules tree (no /lib/modules nor /usr/lib/modules of the running kernel; --kernel-modules names one)"
 		case hasTarget && running:
 			mode, why = driversHostOnly, fmt.Sprintf("the config names target %s and %s is the running kernel's", cfg.Target, opts.ModulesDir)
 		case !hasTarget:
@@ -425,13 +463,14 @@ func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, option
 // writeDirImage writes the image as a tree at dir and its file list beside
 // it as dir.list.
 func writeDirImage(dir string, p *builder.Plan, stderr io.Writer) error {
-	skipped, err := p.WriteDir(dir)
-	if err != nil {
-		return err
-	}
+	// The list first: a path it cannot hold fails before the tree is made.
 	list := strings.TrimRight(dir, "/") + ".list"
 	var b bytes.Buffer
 	if err := p.WriteDirList(&b, dir); err != nil {
+		return err
+	}
+	skipped, err := p.WriteDir(dir)
+	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(list, b.Bytes(), 0o644); err != nil {

@@ -32,7 +32,7 @@ func newFakeMachine(t *testing.T) *fakeMachine {
 	root := t.TempDir()
 	m := &fakeMachine{t: t, sys: filepath.Join(root, "sys"), dev: filepath.Join(root, "dev"),
 		modules: filepath.Join(root, "lib", "modules"), configDir: t.TempDir()}
-	buildModulesRoot = m.modules
+	kernelRoot = root
 	buildSys = blockdev.Sys{SysDir: m.sys, DevDir: m.dev}
 	buildRelease = func() (string, error) { return runningKVer, nil }
 	m.initPath = writeTestInit(t, t.TempDir())
@@ -340,7 +340,7 @@ func TestBuildFlagErrors(t *testing.T) {
 		{[]string{"--format", "cpio", "--compress", "zstd"}, "uncompressed"},
 		{[]string{"--drivers", "generic"}, "needs a modules tree"},
 		{[]string{"--kver", "../../etc"}, "not a kernel release"},
-		{[]string{"--sysroot", "/nonexistent/root"}, "not a directory"},
+		{[]string{"--sysroot", "/nonexistent/root"}, "--sysroot /nonexistent/root: builder: image tree: open /nonexistent/root: no such file or directory"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"build", "-o", filepath.Join(t.TempDir(), "img"), "--init", initPath, "--arch", "amd64"}, tt.args...)

@@ -43,13 +43,13 @@ func writeTestInit(t *testing.T, dir string) string {
 // running kernel's modules at an empty directory for the test, so the
 // host's /etc/gokdump.toml and /lib/modules do not leak in.
 func noDefaultConfig(t *testing.T) {
-	oldConfig, oldModules, oldSys, oldRelease := defaultConfigPath, buildModulesRoot, buildSys, buildRelease
+	oldConfig, oldRoot, oldSys, oldRelease := defaultConfigPath, kernelRoot, buildSys, buildRelease
 	defaultConfigPath = filepath.Join(t.TempDir(), "absent.toml")
-	buildModulesRoot = t.TempDir()
+	kernelRoot = t.TempDir()
 	buildSys = blockdev.Sys{SysDir: t.TempDir(), DevDir: t.TempDir()}
 	buildRelease = func() (string, error) { return "6.1.0-running-amd64", nil }
 	t.Cleanup(func() {
-		defaultConfigPath, buildModulesRoot, buildSys, buildRelease = oldConfig, oldModules, oldSys, oldRelease
+		defaultConfigPath, kernelRoot, buildSys, buildRelease = oldConfig, oldRoot, oldSys, oldRelease
 	})
 }
 

@@ -19,8 +19,8 @@ func init() {
 		short: "recommend a crashkernel= size for this machine, showing the formula",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			var f estimateFlags
-			fs.StringVar(&f.kernel, "kernel", "", "capture kernel `PATH` (default /boot/vmlinuz-$(uname -r))")
-			fs.StringVar(&f.initrd, "initrd", "", "capture initramfs `PATH` (default /boot/gokdump-$(uname -r).img)")
+			fs.StringVar(&f.kernel, "kernel", "", "capture kernel `PATH` (default /boot/vmlinuz-$(uname -r), else /usr/lib/modules/$(uname -r)/vmlinuz)")
+			fs.StringVar(&f.initrd, "initrd", "", "capture initramfs `PATH` (default as gokdump load's)")
 			fs.StringVar(&f.ram, "ram", "", "the machine's memory, e.g. 64G (default: MemTotal of /proc/meminfo)")
 			return func(args []string) error {
 				if len(args) != 0 {
@@ -39,11 +39,17 @@ func runEstimate(f estimateFlags, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	k, err := hostKernel(rel)
+	if err != nil {
+		return err
+	}
 	if f.kernel == "" {
-		f.kernel = "/boot/vmlinuz-" + rel
+		if f.kernel, err = k.ImagePath(); err != nil {
+			return err
+		}
 	}
 	if f.initrd == "" {
-		f.initrd = "/boot/gokdump-" + rel + ".img"
+		f.initrd = k.Initrd
 	}
 	var ram uint64
 	if f.ram != "" {

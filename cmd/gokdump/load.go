@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/kexec"
 	"golang.org/x/sys/unix"
 )
@@ -41,8 +42,10 @@ func init() {
 		short: "load the capture kernel that a panic boots into",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			var f loadFlags
-			fs.StringVar(&f.kernel, "kernel", "", "kernel image `PATH` (default /boot/vmlinuz-$(uname -r), the running kernel's)")
-			fs.StringVar(&f.initrd, "initrd", "", "capture initramfs `PATH` made by gokdump build (default /boot/gokdump-$(uname -r).img)")
+			fs.StringVar(&f.kernel, "kernel", "", "kernel image `PATH` (default the running kernel's: /boot/vmlinuz-$(uname -r), else\n"+
+				"/usr/lib/modules/$(uname -r)/vmlinuz)")
+			fs.StringVar(&f.initrd, "initrd", "", "capture initramfs `PATH` made by gokdump build (default /boot/gokdump-$(uname -r).img beside a\n"+
+				"kernel in /boot, else "+builder.VarInitrdDir+"/gokdump-$(uname -r).img)")
 			fs.Var(&f.appends, "append", "add `ARGS` to the command line derived from /proc/cmdline; they replace parameters\n"+
 				"of the same name (repeatable)")
 			fs.StringVar(&f.cmdline, "cmdline", "", "use `ARGS` as the whole capture kernel command line instead of deriving one")
@@ -74,11 +77,17 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		k, err := hostKernel(rel)
+		if err != nil {
+			return err
+		}
 		if kernel == "" {
-			kernel = "/boot/vmlinuz-" + rel
+			if kernel, err = k.ImagePath(); err != nil {
+				return err
+			}
 		}
 		if initrd == "" && !f.noInitrd {
-			initrd = "/boot/gokdump-" + rel + ".img"
+			initrd = k.Initrd
 		}
 	}
 	cf := f.config

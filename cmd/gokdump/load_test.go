@@ -124,12 +124,12 @@ func TestLoadDryRunFails(t *testing.T) {
 // The real Debian kernels, as the QEMU tests load them at crashkernel=128M.
 func TestLoadDryRunRealKernel(t *testing.T) {
 	for _, kernel := range fixture.KernelImages(t) {
+		rel := fixture.Release(kernel)
 		_, initrd := loadFixture(t, "134217728", "console=ttyS0 crashkernel=128M")
 		var out bytes.Buffer
 		if err := runLoad(&loadFlags{kernel: kernel, initrd: initrd, dryRun: true}, &out); err != nil {
 			t.Fatalf("%s: %v", kernel, err)
 		}
-		rel := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
 		if !strings.Contains(out.String(), "          "+rel+" (") || strings.Contains(out.String(), "warning") {
 			t.Errorf("%s:\n%s", kernel, out.String())
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/kexec"
 )
@@ -29,7 +30,8 @@ is wanted now, as well as one older than what it is built from.`,
 			fs.BoolVar(&f.ifNeeded, "if-needed", false, "build only when the image is missing, older than the kernel, config or init, or built\n"+
 				"for other drivers than wanted now; load only when not loaded with this image")
 			fs.StringVar(&f.kver, "kver", "", "kernel release to build for (default: uname -r); its modules tree must exist unless --drivers none")
-			fs.StringVar(&f.image, "o", "", "image `PATH` (default /boot/gokdump-KVER.img)")
+			fs.StringVar(&f.image, "o", "", "image `PATH` (default /boot/gokdump-KVER.img beside a kernel in /boot, else\n"+
+				builder.VarInitrdDir+"/gokdump-KVER.img)")
 			f.config.define(fs, config.DefaultPath, "config `FILE` (the default one may be missing)")
 			fs.StringVar(&f.drivers, "drivers", driversAuto, "`MODE`: hostonly, generic, none, or auto: hostonly when the config names a target, else\n"+
 				"generic (none when the running kernel has no modules tree)")
@@ -91,12 +93,22 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 	if kver == "" {
 		kver = running
 	}
-	kernel := "/boot/vmlinuz-" + kver
+	k, err := hostKernel(kver)
+	if err != nil {
+		return err
+	}
+	if err := k.Missing(); err != nil && f.drivers != driversNone {
+		return fmt.Errorf("%w; pass --drivers none for an image without drivers", err)
+	}
+	kernel, mods := k.Image, k.Modules
 	image := f.image
 	if image == "" {
-		image = "/boot/gokdump-" + kver + ".img"
+		image = k.Initrd
+		// The image's own directory (not /boot) may not exist yet.
+		if err := os.MkdirAll(filepath.Dir(image), 0o700); err != nil {
+			return err
+		}
 	}
-	mods := filepath.Join(buildModulesRoot, kver)
 	cfg, err := f.config.load()
 	if err != nil {
 		return err
@@ -109,7 +121,13 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 	if want == nil {
 		return detectErr
 	}
-	inputs := append([]string{kernel, f.config.path, mods + "/modules.dep"}, initPaths()...)
+	inputs := append([]string{f.config.path}, initPaths()...)
+	if kernel != "" {
+		inputs = append(inputs, kernel)
+	}
+	if mods != "" {
+		inputs = append(inputs, filepath.Join(mods, "modules.dep"))
+	}
 
 	build, reason := true, "as asked"
 	if f.ifNeeded {
@@ -123,7 +141,7 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 	}
 	if build {
 		args := []string{"build", "-o", image, "--drivers", want.Drivers}
-		if _, err := os.Stat(mods); err == nil {
+		if mods != "" {
 			args = append(args, "--kernel-modules", mods)
 		}
 		if packed != "" {
@@ -159,6 +177,9 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if kernel, err = k.ImagePath(); err != nil {
+		return err
+	}
 	load := []string{"load", "--kernel", kernel, "--initrd", image}
 	if f.config.set {
 		load = append(load, "--config", f.config.path)
@@ -175,8 +196,12 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 // error is host-only whose drivers could not be detected: an image built
 // before for the same target may be kept, a new one cannot be built.
 func wantedImage(f rebuildFlags, cfg *config.Config, kver, mods, packed string) (*imageRecord, string, error) {
-	_, err := os.Stat(mods)
-	haveMods := err == nil
+	// mods is "" when FindKernel found no modules tree for kver.
+	haveMods := mods != ""
+	where := mods
+	if !haveMods {
+		where = "looked in " + strings.Join(builder.ModulesDirPaths(kver), ", ")
+	}
 	rec := &imageRecord{Kver: kver, Config: packed}
 	if haveMods {
 		rec.ModulesDir = mods
@@ -190,15 +215,15 @@ func wantedImage(f rebuildFlags, cfg *config.Config, kver, mods, packed string) 
 			return nil, "", usagef("--drivers %q: want %s, %s, %s or %s", mode, driversAuto, driversHostOnly, driversGeneric, driversNone)
 		}
 	case !haveMods && f.kver == "":
-		mode, why = driversNone, fmt.Sprintf("the running kernel has no modules tree %s: its drivers are built in", mods)
+		mode, why = driversNone, fmt.Sprintf("the running kernel has no modules tree (%s): its drivers are built in", where)
 	case cfg.Target != "":
 		mode, why = driversHostOnly, "the config names target "+cfg.Target
 	default:
 		mode, why = driversGeneric, "no target in the config to detect drivers for"
 	}
 	if mode != driversNone && !haveMods {
-		return nil, "", fmt.Errorf("no modules for kernel %s (%s): %w; install them, or pass --drivers none for an image without drivers",
-			kver, mods, err)
+		return nil, "", fmt.Errorf("no modules for kernel %s (%s); install them, or pass --drivers none for an image without drivers",
+			kver, where)
 	}
 	rec.Drivers = mode
 	if mode != driversHostOnly {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 
 func TestParseBzImageReal(t *testing.T) {
 	for _, path := range fixture.KernelImages(t) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
+		t.Run(fixture.Release(path), func(t *testing.T) {
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
@@ -25,7 +24,7 @@ func TestParseBzImageReal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			release := strings.TrimPrefix(filepath.Base(path), "vmlinuz-")
+			release := fixture.Release(path)
 			if !strings.HasPrefix(b.Version, release+" ") {
 				t.Errorf("Version = %q, want it to start with %q", b.Version, release)
 			}

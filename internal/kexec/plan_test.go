@@ -158,7 +158,7 @@ func TestPlanCheckNoSysfs(t *testing.T) {
 // init_size, or a too-small reservation would pass it.
 func TestPlanRealKernels(t *testing.T) {
 	for _, kernel := range fixture.KernelImages(t) {
-		t.Run(filepath.Base(kernel), func(t *testing.T) {
+		t.Run(fixture.Release(kernel), func(t *testing.T) {
 			root := fixture.Tree(t, map[string]string{
 				"initrd":                      strings.Repeat("x", 3<<20), // a Go init's size
 				"sys/kernel/kexec_crash_size": "33554432",                 // 32 MiB: more than the file, less than init_size
