@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
-	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // testVmcore writes an x86_64 ELF vmcore of pages 4 KiB pages at physical
@@ -33,55 +29,29 @@ func testVmcoreAt(t testing.TB, crashTime int64, mem ...memRange) string {
 	if crashTime != 0 {
 		info += "CRASHTIME=" + strconv.FormatInt(crashTime, 10) + "\n"
 	}
-	notes := vmcore.AppendNote(nil, bo, "CORE", 1, make([]byte, 336))
-	notes = vmcore.AppendNote(notes, bo, "VMCOREINFO", 0, []byte(info))
-	hdr := make([]byte, 4096)
-	copy(hdr, elf.ELFMAG)
-	hdr[elf.EI_CLASS], hdr[elf.EI_DATA], hdr[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), 1
-	bo.PutUint16(hdr[16:], uint16(elf.ET_CORE))
-	bo.PutUint16(hdr[18:], uint16(elf.EM_X86_64))
-	bo.PutUint32(hdr[20:], 1)
-	bo.PutUint64(hdr[32:], 64)
-	bo.PutUint16(hdr[52:], 64)
-	bo.PutUint16(hdr[54:], 56)
-	bo.PutUint16(hdr[56:], uint16(1+len(mem)))
-	ph := func(i int, typ elf.ProgType, off, vaddr, paddr, size uint64) {
-		b := hdr[64+56*i:]
-		bo.PutUint32(b[0:], uint32(typ))
-		bo.PutUint64(b[8:], off)
-		bo.PutUint64(b[16:], vaddr)
-		bo.PutUint64(b[24:], paddr)
-		bo.PutUint64(b[32:], size)
-		bo.PutUint64(b[40:], size)
+	c := fixture.Core{
+		Notes:   append(fixture.PRStatus(bo, elf.EM_X86_64, 1, nil), fixture.VMCOREINFO(bo, info)...),
+		Content: thirds,
 	}
-	noteOff := 64 + 56*(1+len(mem))
-	ph(0, elf.PT_NOTE, uint64(noteOff), 0, 0, uint64(len(notes)))
-	copy(hdr[noteOff:], notes)
-	off, total := uint64(4096), 0
-	for i, m := range mem {
-		ph(1+i, elf.PT_LOAD, off, 0xffff888000000000+m.pfn*4096, m.pfn*4096, m.pages*4096)
-		off += m.pages * 4096
-		total += int(m.pages)
-	}
-	var b bytes.Buffer
-	b.Write(hdr)
-	r := rand.New(rand.NewPCG(1, 2))
-	page := make([]byte, 4096)
-	for i := range total {
-		clear(page)
-		switch i % 3 {
-		case 1:
-			for j := range page {
-				page[j] = byte(r.Uint32())
-			}
-		case 2:
-			copy(page, strings.Repeat("kmalloc-64 task_struct ", 150))
-		}
-		b.Write(page)
+	for _, m := range mem {
+		c.Loads = append(c.Loads, fixture.RAM(m.pfn, m.pages, m.pages))
 	}
 	p := filepath.Join(t.TempDir(), "vmcore")
-	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+	if err := c.Build().WriteFile(p); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// thirds fills pfn by pfn%3: zero, random, text, so that counts of zero
+// pages in a test's output are known.
+func thirds(pfn uint64, page []byte) {
+	switch pfn % 3 {
+	case 0:
+		fixture.Zero(pfn, page)
+	case 1:
+		fixture.Random(pfn, page)
+	default:
+		fixture.Text(pfn, page)
+	}
 }
