@@ -180,21 +180,32 @@ const maxFileSize = 1 << 20
 // Load parses the file at path. A missing file is not an error: it yields
 // the defaults.
 func Load(path string) (*Config, error) {
+	c, err := LoadPartial(path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadPartial is Load for the capture, which must go on whatever the file
+// holds: it always returns a Config, as ParsePartial does, with Load's
+// error. A file that cannot be read yields the defaults.
+func LoadPartial(path string) (*Config, error) {
+	d := Default()
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		c := Default()
-		return &c, nil
+		return &d, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return &d, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("config: read %s: %w", path, err)
+		return &d, fmt.Errorf("config: read %s: %w", path, err)
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxFileSize)
+		return &d, fmt.Errorf("config: %s: larger than %d bytes", path, maxFileSize)
 	}
-	return Parse(data, path)
+	return ParsePartial(data, path)
 }
