@@ -107,6 +107,9 @@ func (o Outcome) String() string {
 	if o.Reason != "" {
 		s += ": " + o.Reason
 	}
+	if o.Code >= 0 {
+		s += fmt.Sprintf(" (status=%d)", o.Code)
+	}
 	if len(o.Leftovers) > 0 {
 		s += fmt.Sprintf("; leftovers %v", o.Leftovers)
 	}
