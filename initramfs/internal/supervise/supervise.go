@@ -90,18 +90,20 @@ func Run(o Options) collect.Result {
 	defer pr.Close() // unblocks the reader if it is still waiting
 	killGroup := func() { unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 
-	reports := make(chan collect.Result, 1)
+	reported := make(chan collect.Result, 1)
 	go func() {
 		// One JSON object is the whole report: it is taken as soon as it
 		// is complete, whoever else keeps the pipe open.
 		var r collect.Result
 		if json.NewDecoder(io.LimitReader(pr, maxReport)).Decode(&r) == nil && r.Status != "" {
-			reports <- r
+			reported <- r
 		}
-		close(reports)
+		close(reported)
 	}()
-	exits := make(chan error, 1)
-	go func() { exits <- cmd.Wait() }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// The loop below sets these to nil once they have delivered.
+	reports, exits := (<-chan collect.Result)(reported), (<-chan error)(exited)
 
 	until := func(t time.Time) time.Duration { return t.Sub(o.Clock.Now()) }
 	deadline := o.Clock.After(until(o.Deadline))
@@ -112,42 +114,41 @@ func Run(o Options) collect.Result {
 		}
 	}
 	var (
-		report           *collect.Result
-		reported, exited bool
-		exitErr          error
+		report  *collect.Result
+		exitErr error
+		late    bool
 	)
 wait:
-	for !(reported && exited) {
+	for reports != nil || exits != nil {
 		select {
 		case r, ok := <-reports:
-			reports, reported = nil, true
+			reports = nil
 			if ok {
 				report = &r
 			}
 			startGrace()
 		case exitErr = <-exits:
-			exits, exited = nil, true
+			exits = nil
 			startGrace()
 		case <-grace:
 			break wait
 		case <-deadline:
-			killGroup()
-			if report != nil {
-				return *report
-			}
-			// Whatever it is stuck in, it cannot stop the action. It is
-			// killed so that it writes no more; nobody waits for it.
-			o.Console.Break()
-			return collect.BudgetExceeded(o.Budget)
+			late = true
+			break wait
 		}
 	}
-	// The capture and whatever it left behind end here, reported or not.
+	// The capture and whatever it left behind end here, reported or not:
+	// whatever it is stuck in cannot stop the action. Killed, it writes
+	// no more; nobody waits for it.
 	killGroup()
 	if report != nil {
 		return *report
 	}
 	o.Console.Break()
-	if !exited {
+	switch {
+	case late && exits != nil:
+		return collect.BudgetExceeded(o.Budget)
+	case exits != nil:
 		return collect.Failedf("the capture process closed its result pipe without a result and did not exit within %v", o.Grace)
 	}
 	return collect.Failedf("the capture process died (%s) before it could report", ExitReason(exitErr))
