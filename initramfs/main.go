@@ -3,288 +3,135 @@
 // /proc/vmcore to the configured target and then reboots.
 //
 // Whatever happens — a missing disk, a full disk, corrupt memory, a bug of
-// ours — it ends in the configured action. PID 1 is a small supervisor:
-// it runs the capture as a child process (the same binary) and waits for
-// it within the time budget. A panic in any goroutine of the capture, a
-// capture stuck in a system call, or one killed by the kernel for want of
-// memory ends the child, never PID 1 (whose death would panic the
-// kernel); the supervisor reports it and takes the failure action.
+// ours — it ends in the configured action. PID 1 is a small supervisor
+// (internal/supervise): it runs the capture (internal/collect) as a child
+// process, the same binary, and waits for its result within the time
+// budget, then prints the result line and takes the action that follows.
+// This file only wires them to the capture kernel.
 package main
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"runtime/debug"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/initramfs/boot"
+	"github.com/gokdump/gokdump/initramfs/internal/collect"
+	"github.com/gokdump/gokdump/initramfs/internal/faults"
+	"github.com/gokdump/gokdump/initramfs/internal/supervise"
 	"github.com/gokdump/gokdump/internal/config"
 )
 
 // ConfigPath is the config inside the image.
-var ConfigPath = "/etc/gokdump.toml"
-
-// runCapture is the capture the capture process runs (tests replace it).
-var runCapture = capture
-
-// Environment of the capture process: its role, and the supervisor's
-// start time (Unix nanoseconds) so both print one clock.
-const (
-	envRole   = "GOKDUMP_ROLE"
-	roleChild = "capture"
-	envStart  = "GOKDUMP_START"
-)
-
-// resultFD is the capture process's end of the pipe its Result goes
-// through (its first ExtraFiles entry).
-const resultFD = 3
+const ConfigPath = config.DefaultPath
 
 func main() {
-	if os.Getenv(envRole) == roleChild {
+	if supervise.IsCapture() {
 		captureMain()
 		return
 	}
-	superviseMain()
+	supervisorMain()
 }
 
-// Status is how a capture ended.
-type Status string
-
-const (
-	StatusSaved      Status = "saved"
-	StatusIncomplete Status = "incomplete"
-	StatusFailed     Status = "failed"
-)
-
-// Result is what the capture process reports to the supervisor.
-type Result struct {
-	Status Status `json:"status"`
-	// Path is the dump as seen on the target filesystem, or raw:DEVICE.
-	Path   string       `json:"path,omitempty"`
-	Bytes  int64        `json:"bytes,omitempty"`
-	Level  filter.Level `json:"level"`
-	Format string       `json:"format,omitempty"`
-	// Reason says why the dump is incomplete or the capture failed.
-	Reason string `json:"reason,omitempty"`
-}
-
-// superviseMain is PID 1.
-func superviseMain() {
+// supervisorMain is PID 1.
+func supervisorMain() {
+	start := time.Now()
 	debug.SetGCPercent(50)
 	debug.SetMemoryLimit(8 << 20)
-	failure := boot.Reboot
+	con := collect.NewConsole(os.Stdout, start, time.Now)
+	env := collect.System(con)
+	failure := config.ActionReboot
 	defer func() {
 		// Nothing here should panic; if it does, still end in an action
 		// rather than let PID 1 die.
 		if r := recover(); r != nil {
-			result("FAILED supervisor panic: %v", r)
-			logf("%s", debug.Stack())
-			act(failure)
+			con.Result("%s", collect.Failedf("supervisor panic: %v", r).Line(con.Elapsed().Seconds()))
+			con.Logf("%s", debug.Stack())
+			collect.Act(env, failure)
 		}
 	}()
 	if err := boot.MountPseudo(); err != nil {
-		logf("%v", err)
+		con.Logf("%v", err)
 	}
-	cfg, err := loadConfig()
-	if err != nil {
-		// A bad config must not cost the dump: defaults still save it
-		// if the command line names a target.
-		logf("config: %v; using defaults", err)
-	}
-	failure = failureAction(cfg)
-	res := supervise(cfg)
-	// One line each: a reason may hold several (joined errors, the list
-	// of devices seen).
-	res.Reason = oneLine(res.Reason)
-	switch res.Status {
-	case StatusSaved:
-		result("saved %s bytes=%d seconds=%.2f level=%d format=%s", res.Path, res.Bytes, time.Since(start).Seconds(), res.Level, res.Format)
-		act(boot.Action(cfg.FinalAction))
-	case StatusIncomplete:
-		result("INCOMPLETE %s bytes=%d seconds=%.2f level=%d format=%s: %s; the dump is readable, flagged incomplete",
-			res.Path, res.Bytes, time.Since(start).Seconds(), res.Level, res.Format, res.Reason)
-		act(boot.Action(cfg.FinalAction))
-	default:
-		result("FAILED %s", res.Reason)
-		act(failure)
-	}
+	cfg := loadConfig(con, true)
+	failure = collect.FailureAction(cfg)
+	res := superviseCapture(env, cfg, start)
+	collect.Finish(env, cfg, res)
 }
 
-// oneLine folds a multi-line message into one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.ReplaceAll(s, "\n\t", "; ")
-	return strings.ReplaceAll(s, "\n", "; ")
-}
-
-// failureAction is the action for a failed capture. With "fallback" the
-// fallback target was already tried; the final action follows, as
-// configs/gokdump.toml documents.
-func failureAction(cfg *config.Config) boot.Action {
-	if cfg.FailureAction == config.ActionFallback {
-		return boot.Action(cfg.FinalAction)
-	}
-	return boot.Action(cfg.FailureAction)
-}
-
-// act announces and takes the final action; it does not return.
-func act(a boot.Action) {
-	result("ACTION %s", a)
-	boot.Finish(a)
-}
-
-// supervise runs the capture process and waits for it within the time
-// budget. If the process cannot be started (no memory for a second Go
-// runtime), the capture runs in this process, with a watchdog.
-func supervise(cfg *config.Config) Result {
-	deadline := start.Add(cfg.TimeBudget)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return inProcess(cfg, deadline, err)
-	}
+// superviseCapture runs the capture process and returns its result by
+// start + time_budget. When no capture process can be started (no memory
+// for a second Go runtime), the capture runs in this process, under the
+// same deadline.
+func superviseCapture(env *collect.Env, cfg *config.Config, start time.Time) collect.Result {
 	self, err := os.Executable()
 	if err != nil {
 		self = "/init"
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envRole+"="+roleChild, envStart+"="+strconv.FormatInt(start.UnixNano(), 10))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, conOut, conOut
-	cmd.ExtraFiles = []*os.File{pw}
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return inProcess(cfg, deadline, err)
-	}
-	pw.Close()
-
-	got := make(chan Result, 1)
-	go func() {
-		var r Result
-		b, err := io.ReadAll(io.LimitReader(pr, 1<<16))
-		pr.Close()
-		if err == nil && len(b) > 0 && json.Unmarshal(b, &r) == nil && r.Status != "" {
-			got <- r
-		}
-		close(got)
-	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case werr := <-exited:
-		if r, ok := <-got; ok {
-			return r
-		}
-		endConsoleLine()
-		return Result{Status: StatusFailed, Reason: fmt.Sprintf("the capture process died (%s) before it could report", exitReason(werr))}
-	case <-timer.C:
-		// Whatever it is stuck in, it cannot stop a reboot. Kill it so
-		// it writes no more; do not wait for it.
-		cmd.Process.Kill()
-		endConsoleLine()
-		return Result{Status: StatusFailed, Reason: fmt.Sprintf("time budget %v exceeded; the capture was stopped", cfg.TimeBudget)}
-	}
-}
-
-// endConsoleLine ends whatever line the capture process left open (its
-// progress line) before the supervisor prints.
-func endConsoleLine() {
-	conMu.Lock()
-	progOpen = true
-	endProgressLocked()
-	conMu.Unlock()
-}
-
-func exitReason(err error) string {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
-			switch {
-			case ws.Signaled():
-				return "killed by signal " + ws.Signal().String()
-			case ws.ExitStatus() == 2:
-				return "exit status 2: a Go panic or fatal error, see above"
-			}
-		}
-		return ee.String()
-	}
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
-}
-
-// inProcess runs the capture in PID 1 itself, when no capture process
-// could be started: a panic in the capture's own goroutine is still
-// recovered, and a watchdog takes the failure action at the deadline.
-func inProcess(cfg *config.Config, deadline time.Time, why error) Result {
-	logf("cannot start the capture process (%v); capturing in process 1", why)
-	failure := failureAction(cfg)
-	time.AfterFunc(time.Until(deadline), func() {
-		result("FAILED time budget %v exceeded", cfg.TimeBudget)
-		act(failure)
+	deadline := start.Add(cfg.TimeBudget)
+	return supervise.Run(supervise.Options{
+		Path:     self,
+		Env:      os.Environ(),
+		Out:      os.Stdout,
+		Console:  env.Console,
+		Clock:    env.Clock,
+		Start:    start,
+		Deadline: deadline,
+		Budget:   cfg.TimeBudget,
+		InProcess: func(why error) collect.Result {
+			env.Console.Logf("cannot start the capture process (%v); capturing in process 1", why)
+			armFaults(env, cfg)
+			return collect.RunWithin(env, cfg, deadline)
+		},
 	})
-	return safeCapture(cfg)
+}
+
+// loadConfig loads the config; a bad one costs the bad values, never the
+// dump. The supervisor reports the error; the capture process, which
+// loads the same, does not repeat it.
+func loadConfig(con *collect.Console, report bool) *config.Config {
+	cfg, err := collect.LoadConfig(ConfigPath, boot.Cmdline())
+	if err != nil && report {
+		con.Logf("config: %v; going on with the values that are good", err)
+	}
+	return cfg
 }
 
 // captureMain is the capture process.
 func captureMain() {
+	// The result pipe first: close-on-exec before anything can inherit it.
+	pipe, perr := supervise.ResultPipe()
 	debug.SetGCPercent(50)
 	// The capture kernel has tens of MiB: keep the heap small and let the
 	// GC run early rather than grow.
 	debug.SetMemoryLimit(24 << 20)
-	if ns, err := strconv.ParseInt(os.Getenv(envStart), 10, 64); err == nil {
-		start = time.Unix(0, ns)
+	start, ok := supervise.Start()
+	if !ok {
+		start = time.Now()
 	}
-	cfg, _ := loadConfig() // the supervisor has reported any error
-	res := safeCapture(cfg)
-	out := os.NewFile(resultFD, "result")
-	b, _ := json.Marshal(res)
-	if _, err := out.Write(b); err != nil {
-		logf("cannot report to the supervisor: %v", err)
+	con := collect.NewConsole(os.Stdout, start, time.Now)
+	if perr != nil {
+		con.Logf("%v", perr)
 	}
-	out.Close()
+	cfg := loadConfig(con, false)
+	env := collect.System(con)
+	armFaults(env, cfg)
+	res := collect.Capture(env, cfg)
+	if perr == nil {
+		if err := supervise.Report(pipe, res); err != nil {
+			con.Logf("cannot report to the supervisor: %v", err)
+		}
+	}
 	os.Exit(0)
 }
 
-// safeCapture runs capture and turns a panic in its goroutine into a
-// failed Result.
-func safeCapture(cfg *config.Config) (res Result) {
-	defer func() {
-		if r := recover(); r != nil {
-			logf("panic: %v\n%s", r, debug.Stack())
-			res = Result{Status: StatusFailed, Reason: fmt.Sprintf("panic in capture: %v", r)}
-		}
-	}()
-	return runCapture(cfg)
-}
-
-func loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(ConfigPath)
-	if err != nil {
-		d := config.Default()
-		cfg = &d
+// armFaults arms the fault test_panic names, for the QEMU fault tests;
+// nothing when it is unset, as in production.
+func armFaults(env *collect.Env, cfg *config.Config) {
+	if cfg.TestPanic == "" {
+		return
 	}
-	if cerr := cfg.ApplyCmdline(boot.Cmdline()); cerr != nil && err == nil {
-		err = cerr
+	if err := faults.Apply(env, cfg.TestPanic); err != nil {
+		env.Console.Logf("%v", err)
 	}
-	if verr := cfg.Validate(); verr != nil && err == nil {
-		err = verr
-	}
-	if err != nil {
-		if keys := cfg.Sanitize(); len(keys) > 0 {
-			err = fmt.Errorf("%w (defaults used for: %s)", err, strings.Join(keys, ", "))
-		}
-	}
-	return cfg, err
 }

@@ -191,6 +191,30 @@ func Load(path string) (*Config, error) {
 // LoadFile parses the file at path, which must exist: for a path a user
 // named, where a typo must not quietly mean the defaults.
 func LoadFile(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// LoadPartial is Load for the capture, which must go on whatever the file
+// holds: it always returns a Config, as ParsePartial does, with Load's
+// error. A file that cannot be read yields the defaults.
+func LoadPartial(path string) (*Config, error) {
+	d := Default()
+	data, err := readFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &d, nil
+	case err != nil:
+		return &d, err
+	}
+	return ParsePartial(data, path)
+}
+
+// readFile reads a config file of at most maxFileSize bytes.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -203,5 +227,5 @@ func LoadFile(path string) (*Config, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxFileSize)
 	}
-	return Parse(data, path)
+	return data, nil
 }

@@ -653,3 +653,41 @@ func TestSanitize(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadPartial: the capture's load keeps every good key of a file with
+// bad ones (the target above all), and falls back to the defaults when
+// the file cannot be parsed at all; the error is returned either way.
+func TestLoadPartial(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gokdump.toml")
+	os.WriteFile(p, []byte("target = \"LABEL=DUMP\"\ndump_level = [1, \"x\"]\ncompress = \"rar\"\nkeep = 2\nbogus = 1\n"), 0o644)
+	c, err := LoadPartial(p)
+	if c == nil || err == nil {
+		t.Fatalf("LoadPartial = %v, %v; want a config and an error", c, err)
+	}
+	for _, key := range []string{"dump_level", "compress", "bogus"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+	d := Default()
+	if c.Target != "LABEL=DUMP" || c.Keep != 2 || !reflect.DeepEqual(c.DumpLevel, d.DumpLevel) {
+		t.Errorf("good keys lost or bad ones half-set: target %q keep %d dump_level %v", c.Target, c.Keep, c.DumpLevel)
+	}
+	if keys := c.Sanitize(); !reflect.DeepEqual(keys, []string{"compress"}) || c.Compress != d.Compress {
+		t.Errorf("Sanitize changed %q, compress %q", keys, c.Compress)
+	}
+	if _, err := Load(p); err == nil {
+		t.Error("Load accepted the bad file")
+	}
+
+	os.WriteFile(p, []byte("target = \"LABEL=DUMP\"\nkeep = [\n"), 0o644)
+	c, err = LoadPartial(p)
+	if c == nil || !errors.Is(err, ErrSyntax) || !reflect.DeepEqual(*c, d) {
+		t.Errorf("syntax error: %+v, %v; want the defaults and ErrSyntax", c, err)
+	}
+	c, err = LoadPartial(dir)
+	if c == nil || err == nil {
+		t.Errorf("unreadable file: %v, %v", c, err)
+	}
+}

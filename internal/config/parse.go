@@ -20,15 +20,28 @@ const maxUnknownReported = 10
 // Validate checks them together once the command line is applied.
 // All problems found are returned together (errors.Join of *Error).
 func Parse(data []byte, name string) (*Config, error) {
+	c, err := ParsePartial(data, name)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParsePartial is Parse for a reader that must go on whatever the file
+// holds, as the capture does: it always returns a Config, with every key
+// that parsed and checked set and the others at their defaults (all of
+// them after a syntax error), along with Parse's error.
+func ParsePartial(data []byte, name string) (*Config, error) {
 	doc := string(data)
 	var raw map[string]any
 	md, err := toml.Decode(doc, &raw)
 	if err != nil {
 		var pe toml.ParseError
+		d := Default()
 		if errors.As(err, &pe) {
-			return nil, &Error{Source: fmt.Sprintf("%s:%d", name, pe.Position.Line), Err: &kindError{ErrSyntax, pe.Message}}
+			return &d, &Error{Source: fmt.Sprintf("%s:%d", name, pe.Position.Line), Err: &kindError{ErrSyntax, pe.Message}}
 		}
-		return nil, &Error{Source: name, Err: &kindError{ErrSyntax, err.Error()}}
+		return &d, &Error{Source: name, Err: &kindError{ErrSyntax, err.Error()}}
 	}
 
 	// Top-level keys in file order; a table or dotted key shows up
@@ -64,7 +77,9 @@ func Parse(data []byte, name string) (*Config, error) {
 			continue
 		}
 		src := at(k)
+		saved := c.Clone()
 		if err := def.fromTOML(&c, raw[k]); err != nil {
+			c = *saved // nothing half-decoded stays
 			errs = append(errs, &Error{Source: src, Key: k, Err: err})
 			continue
 		}
@@ -78,10 +93,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		errs = append(errs, &Error{Source: name, Err: &kindError{ErrUnknownKey,
 			fmt.Sprintf("%d more unknown keys", unknown-maxUnknownReported)}})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return &c, nil
+	return &c, errors.Join(errs...)
 }
 
 func unknownKeyErr(k string) error {

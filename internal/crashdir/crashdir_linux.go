@@ -281,7 +281,8 @@ func locked(fd int, name string) bool {
 
 func readDirNames(fd int) ([]string, error) {
 	// A duplicate descriptor: os.File.Close closes what it is given.
-	dup, err := unix.Dup(fd)
+	// Close-on-exec, as every descriptor of the capture.
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}

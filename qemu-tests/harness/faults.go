@@ -21,6 +21,9 @@ type Outcome struct {
 	Level  int
 	Format string
 	Reason string // INCOMPLETE and FAILED
+	// Code is the result line's status=N: 0 saved, 3 incomplete, 1
+	// failed (gokdump save's exit codes); -1 when the line has none.
+	Code int
 	// Leftovers are the dumps LEFTOVER lines named.
 	Leftovers []string
 	// Action is the final action the ACTION line named.
@@ -39,6 +42,7 @@ var (
 	failedLineRE     = regexp.MustCompile(`^gokdump: FAILED (.*)$`)
 	leftoverLineRE   = regexp.MustCompile(`^gokdump: LEFTOVER (\S+) `)
 	actionLineRE     = regexp.MustCompile(`^gokdump: ACTION (\S+)$`)
+	statusCodeRE     = regexp.MustCompile(` status=(\d+)$`)
 	captureLineRE    = regexp.MustCompile(`^gokdump: \[`)
 	kernelEndRE      = regexp.MustCompile(`reboot: (Power down|Restarting system|System halted)`)
 )
@@ -46,7 +50,7 @@ var (
 // Outcome parses the capture's result lines from the log. Only the
 // capture kernel's part counts: lines after the first capture line.
 func (r *Run) Outcome() Outcome {
-	var o Outcome
+	o := Outcome{Code: -1}
 	capture := false
 	for _, l := range r.Log {
 		text := l.Text
@@ -61,16 +65,22 @@ func (r *Run) Outcome() Outcome {
 		if !capture {
 			continue
 		}
+		// Every result line ends with its status code.
+		code := -1
+		if m := statusCodeRE.FindStringSubmatchIndex(text); m != nil && !leftoverLineRE.MatchString(text) {
+			code, _ = strconv.Atoi(text[m[2]:m[3]])
+			text = text[:m[0]]
+		}
 		if m := savedLineRE.FindStringSubmatch(text); m != nil {
-			o.Status, o.Path, o.Format, o.At = "saved", m[1], m[4], l.At
+			o.Status, o.Path, o.Format, o.At, o.Code = "saved", m[1], m[4], l.At, code
 			o.Bytes, _ = strconv.ParseInt(m[2], 10, 64)
 			o.Level, _ = strconv.Atoi(m[3])
 		} else if m := incompleteLineRE.FindStringSubmatch(text); m != nil {
-			o.Status, o.Path, o.Format, o.Reason, o.At = "INCOMPLETE", m[1], m[4], m[5], l.At
+			o.Status, o.Path, o.Format, o.Reason, o.At, o.Code = "INCOMPLETE", m[1], m[4], m[5], l.At, code
 			o.Bytes, _ = strconv.ParseInt(m[2], 10, 64)
 			o.Level, _ = strconv.Atoi(m[3])
 		} else if m := failedLineRE.FindStringSubmatch(text); m != nil {
-			o.Status, o.Reason, o.At = "FAILED", m[1], l.At
+			o.Status, o.Reason, o.At, o.Code = "FAILED", m[1], l.At, code
 		} else if m := leftoverLineRE.FindStringSubmatch(text); m != nil {
 			o.Leftovers = append(o.Leftovers, m[1])
 		} else if m := actionLineRE.FindStringSubmatch(text); m != nil {
@@ -96,6 +106,9 @@ func (o Outcome) String() string {
 	}
 	if o.Reason != "" {
 		s += ": " + o.Reason
+	}
+	if o.Code >= 0 {
+		s += fmt.Sprintf(" (status=%d)", o.Code)
 	}
 	if len(o.Leftovers) > 0 {
 		s += fmt.Sprintf("; leftovers %v", o.Leftovers)

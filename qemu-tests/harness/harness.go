@@ -114,11 +114,16 @@ var (
 	stage1Bin, initBin string
 )
 
+// binDir is where the harness builds its binaries: in the checkout's own
+// out/, not in .cache, which may be shared by several checkouts, each
+// building its own code.
+func binDir(root string) string { return filepath.Join(root, "out", "qemu-tests", "bin") }
+
 // Binaries builds the stage-1 init and the capture init once per process,
-// static, into root/.cache/qemu-tests/bin.
+// static, into binDir(root).
 func Binaries(root string) (stage1, captureInit string, err error) {
 	binOnce.Do(func() {
-		dir := filepath.Join(root, ".cache", "qemu-tests", "bin")
+		dir := binDir(root)
 		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
 			return
 		}
@@ -150,7 +155,7 @@ var (
 // it on the host as a user would.
 func Gokdump(root string) (string, error) {
 	cliOnce.Do(func() {
-		dir := filepath.Join(root, ".cache", "qemu-tests", "bin")
+		dir := binDir(root)
 		if cliErr = os.MkdirAll(dir, 0o755); cliErr != nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package main
+package collect
 
 import (
 	"bytes"
@@ -65,8 +65,9 @@ func TestProgressLine(t *testing.T) {
 	}
 	// Updates are throttled, but each quarter is shown and ended with a
 	// newline; a log line ends an open progress line first.
-	con := captureConsole(t)
-	p := newProgress(4096, true)
+	con := &console{}
+	c := NewConsole(con, time.Now(), time.Now)
+	p := newProgress(c, time.Now, 4096, true)
 	p.interval = time.Hour
 	var checkpoints []uint64
 	var at uint64
@@ -76,7 +77,7 @@ func TestProgressLine(t *testing.T) {
 		at = i
 		p.update(i, 100)
 	}
-	logf("between")
+	c.Logf("between")
 	for i := uint64(61); i <= 100; i++ {
 		at = i
 		p.update(i, 100)
@@ -106,7 +107,7 @@ var resultLine = regexp.MustCompile(`(?m)^gokdump: (LEFTOVER|saved|INCOMPLETE|FA
 // TestSaveTo saves a synthetic vmcore into a directory as the capture
 // does after mounting, with leftovers and retention.
 func TestSaveTo(t *testing.T) {
-	useCore(t, testCore(t, 600))
+	env, w := newWorld(t, testCore(t, 600))
 	mnt := t.TempDir()
 	base := filepath.Join(mnt, "var/crash")
 	// Earlier dumps: three complete, one cut short, one not ours.
@@ -120,11 +121,11 @@ func TestSaveTo(t *testing.T) {
 		os.MkdirAll(filepath.Join(base, d.name), 0o700)
 		os.WriteFile(filepath.Join(base, d.name, d.file), []byte("old"), 0o600)
 	}
-	con := captureConsole(t)
-	cfg := testConfig(t, func(c *config.Config) { c.DumpLevel = []filter.Level{1}; c.Keep = 3 })
-	src := openSource(cfg)
+	con := w.con
+	cfg := testConfig(func(c *config.Config) { c.DumpLevel = []filter.Level{1}; c.Keep = 3 })
+	src := openSource(env, cfg)
 	defer src.close()
-	res := saveTo(cfg, mnt, src)
+	res := saveTo(env, cfg, mnt, src)
 	if res.Status != StatusSaved || res.Level != 1 || res.Format != "kdump" {
 		t.Fatalf("result %+v", res)
 	}
@@ -172,7 +173,7 @@ func TestSaveTo(t *testing.T) {
 // incomplete but readable and flagged; with a fallback list the level
 // that fits is chosen.
 func TestSaveToFull(t *testing.T) {
-	useCore(t, testCore(t, 3000)) // level 0: ~12 MiB uncompressed; level 1: ~8 MiB
+	core := testCore(t, 3000) // level 0: ~12 MiB uncompressed; level 1: ~8 MiB
 	for _, tc := range []struct {
 		name   string
 		levels []filter.Level
@@ -186,13 +187,14 @@ func TestSaveToFull(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mnt := tmpfs(t, 10<<20)
-			con := captureConsole(t)
-			cfg := testConfig(t, func(c *config.Config) {
+			env, w := newWorld(t, core)
+			con := w.con
+			cfg := testConfig(func(c *config.Config) {
 				c.DumpLevel, c.Compress, c.Format = tc.levels, config.CompressNone, tc.format
 			})
-			src := openSource(cfg)
+			src := openSource(env, cfg)
 			defer src.close()
-			res := saveTo(cfg, mnt, src)
+			res := saveTo(env, cfg, mnt, src)
 			if res.Status != tc.status || res.Level != tc.level {
 				t.Fatalf("result %+v, want %s at level %d", res, tc.status, tc.level)
 			}
@@ -216,20 +218,25 @@ func TestSaveToFull(t *testing.T) {
 	}
 }
 
-// openCoreBytes makes b the /proc/vmcore of the test and opens it as the
-// capture does, with the default config and the console captured.
-func openCoreBytes(t *testing.T, b []byte) (*config.Config, *source, *console) {
+// coreFile writes b as a vmcore file and returns its path.
+func coreFile(t *testing.T, b []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "vmcore")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	useCore(t, path)
-	con := captureConsole(t)
-	cfg := testConfig(t, nil)
-	src := openSource(cfg)
+	return path
+}
+
+// openCoreBytes makes b the /proc/vmcore of the test and opens it as the
+// capture does, with the default config.
+func openCoreBytes(t *testing.T, b []byte) (*Env, *config.Config, *source, *console) {
+	t.Helper()
+	env, w := newWorld(t, coreFile(t, b))
+	cfg := testConfig(nil)
+	src := openSource(env, cfg)
 	t.Cleanup(src.close)
-	return cfg, src, con
+	return env, cfg, src, w.con
 }
 
 // TestDamagedNote: a note that overruns its segment costs only itself;
@@ -237,12 +244,12 @@ func openCoreBytes(t *testing.T, b []byte) (*config.Config, *source, *console) {
 func TestDamagedNote(t *testing.T) {
 	b, _ := os.ReadFile(testCore(t, 1500))
 	binary.LittleEndian.PutUint32(b[176:], 0xfffffff0) // the first note's namesz
-	cfg, src, con := openCoreBytes(t, b)
+	env, cfg, src, con := openCoreBytes(t, b)
 	mnt := t.TempDir()
 	if src.f == nil || src.f.VMCOREINFO == nil || !strings.Contains(con.String(), "damaged notes") {
 		t.Fatalf("damaged note: not opened, VMCOREINFO lost, or not said:\n%s", con.String())
 	}
-	res := saveTo(cfg, mnt, src)
+	res := saveTo(env, cfg, mnt, src)
 	if res.Status != StatusSaved || res.Format != "kdump" {
 		t.Fatalf("result %+v\n%s", res, con.String())
 	}
@@ -275,12 +282,12 @@ func TestRawCopy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bytes.Clone(good)
 			tc.mutate(b)
-			cfg, src, con := openCoreBytes(t, b)
+			env, cfg, src, con := openCoreBytes(t, b)
 			mnt := t.TempDir()
 			if src.f != nil || !strings.Contains(con.String(), "raw copy") {
 				t.Fatalf("corrupt vmcore opened, or no note of the raw copy:\n%s", con.String())
 			}
-			res := saveTo(cfg, mnt, src)
+			res := saveTo(env, cfg, mnt, src)
 			if res.Status != StatusSaved || res.Format != "raw-copy" {
 				t.Fatalf("result %+v", res)
 			}
@@ -293,15 +300,12 @@ func TestRawCopy(t *testing.T) {
 	t.Run("full", func(t *testing.T) {
 		b := bytes.Clone(good)
 		b[54] = 99
-		bad := filepath.Join(t.TempDir(), "vmcore")
-		os.WriteFile(bad, b, 0o600)
-		useCore(t, bad)
+		env, _ := newWorld(t, coreFile(t, b))
 		mnt := tmpfs(t, 2<<20)
-		captureConsole(t)
-		cfg := testConfig(t, nil)
-		src := openSource(cfg)
+		cfg := testConfig(nil)
+		src := openSource(env, cfg)
 		defer src.close()
-		res := saveTo(cfg, mnt, src)
+		res := saveTo(env, cfg, mnt, src)
 		if res.Status != StatusIncomplete || !strings.Contains(res.Reason, "full") {
 			t.Fatalf("result %+v", res)
 		}
@@ -316,14 +320,4 @@ func TestRawCopy(t *testing.T) {
 			t.Error("the part copied differs")
 		}
 	})
-}
-
-// TestVmcoreInjected: test_panic = "vmcore" takes the raw-copy path.
-func TestVmcoreInjected(t *testing.T) {
-	useCore(t, testCore(t, 10))
-	captureConsole(t)
-	src := openSource(testConfig(t, func(c *config.Config) { c.TestPanic = "vmcore" }))
-	if src.f != nil || src.parseErr == nil {
-		t.Fatal("test_panic=vmcore did not refuse the vmcore")
-	}
 }

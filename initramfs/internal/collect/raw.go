@@ -1,11 +1,10 @@
-package main
+package collect
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/internal/blockdev"
@@ -23,20 +22,21 @@ const rawSlack = 1 << 20
 // log first, at the end of the device (see internal/crashdir), then the dump
 // from offset 0 as makedumpfile's flattened stream, which `gokdump
 // savecore` or `makedumpfile -R` turns back into a file.
-func captureRaw(cfg *config.Config, t config.Target, dev *blockdev.Device, src *source) Result {
+func captureRaw(env *Env, cfg *config.Config, t config.Target, dev *blockdev.Device, src *source) Result {
+	logf := env.logf
 	logf("target %s is %s, written raw", t, dev.Path)
 	// O_EXCL on a block device: refused while it is mounted or in use.
-	f, err := os.OpenFile(dev.Path, os.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	f, err := env.OpenDevice(dev.Path)
 	if err != nil {
-		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || readOnlyDevice(dev) {
-			return failedf("target %s (%s) is read-only: %v", t, dev.Path, err)
+		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || env.ReadOnly(dev) {
+			return Failedf("target %s (%s) is read-only: %v", t, dev.Path, err)
 		}
-		return failedf("open %s: %v", dev.Path, err)
+		return Failedf("open %s: %v", dev.Path, err)
 	}
 	defer f.Close()
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil || size <= 0 {
-		return failedf("size of %s: %d bytes (%v)", dev.Path, size, err)
+		return Failedf("size of %s: %d bytes (%v)", dev.Path, size, err)
 	}
 	limit := size
 	if src.dmesg == nil {
@@ -63,13 +63,13 @@ func captureRaw(cfg *config.Config, t config.Target, dev *blockdev.Device, src *
 	var res Result
 	switch {
 	case src.f == nil:
-		res = rawCopy(cfg, g, g.soft, nil)
+		res = rawCopy(env, cfg, src.path, g, g.soft, nil)
 	default:
 		format := cfg.Format
 		if format != config.FormatKdump {
 			logf("format %q on a raw device: writing kdump, the only format the flattened stream carries", format)
 		}
-		res = saveDump(cfg, src, g, g.soft-4096, config.FormatKdump, func() {
+		res = saveDump(env, cfg, src, g, g.soft-4096, config.FormatKdump, func() {
 			if err := errors.Join(bw.Flush(), f.Sync()); err != nil {
 				logf("sync %s: %v", dev.Path, err)
 			}

@@ -1,4 +1,4 @@
-package main
+package collect
 
 import (
 	"bytes"
@@ -27,20 +27,21 @@ const (
 // holes. While the copy runs, and if it cannot finish, its ELF header is
 // flagged incomplete; pages that cannot be read are saved as zeros.
 // truncate, for a file, sets its final size (trailing holes).
-func rawCopy(cfg *config.Config, out io.WriterAt, free int64, truncate func(int64) error) Result {
+func rawCopy(env *Env, cfg *config.Config, vmcorePath string, out io.WriterAt, free int64, truncate func(int64) error) Result {
+	logf := env.logf
 	in, err := os.Open(vmcorePath)
 	if err != nil {
-		return failedf("%v", err)
+		return Failedf("%v", err)
 	}
 	defer in.Close()
 	st, err := in.Stat()
 	if err != nil {
-		return failedf("%v", err)
+		return Failedf("%v", err)
 	}
 	size := st.Size()
 	logf("saving a raw copy of %s: %.1f MiB, %.1f MiB free", vmcorePath, float64(size)/(1<<20), float64(free)/(1<<20))
 	res := Result{Format: "raw-copy", Level: 0}
-	prog := newProgress(rawCopyPage, cfg.Progress)
+	prog := newProgress(env.Console, env.Clock.Now, rawCopyPage, cfg.Progress)
 	defer prog.end()
 
 	buf := make([]byte, rawCopyChunk)

@@ -1,11 +1,10 @@
-package main
+package collect
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/filter"
@@ -63,25 +62,26 @@ func chooseLevel(levels []filter.Level, free int64, estimate func() ([]pipeline.
 // saveDump saves src to out at the level that fits in free bytes, with a
 // progress line, and says how it went. checkpoint, called now and then
 // from the goroutine that writes out, makes what is written durable.
-func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, format config.Format, checkpoint func()) Result {
+func saveDump(env *Env, cfg *config.Config, src *source, out io.WriterAt, free int64, format config.Format, checkpoint func()) Result {
 	c, err := codec.Parse(string(cfg.Compress))
 	if err != nil {
-		return failedf("%v", err)
+		return Failedf("%v", err)
 	}
+	logf := env.logf
 	opts := pipeline.Options{Codec: c, Format: pipeline.Format(format), Logf: logf}
 	level, why := chooseLevel(cfg.DumpLevel, free, func() ([]pipeline.SizeEstimate, error) {
-		t := time.Now()
+		t := env.Clock.Now()
 		ests, err := pipeline.Estimate(src.f, cfg.DumpLevel, opts)
 		for _, e := range ests {
 			logf("estimate: %s", e)
 		}
-		logf("estimated %d levels in %.2fs", len(ests), time.Since(t).Seconds())
+		logf("estimated %d levels in %.2fs", len(ests), env.since(t).Seconds())
 		return ests, err
 	})
 	logf("%s", why)
 	opts.Level = level
-	prog := newProgress(uint64(src.f.PageSize), cfg.Progress)
-	prog.hook = midDumpFault(cfg)
+	prog := newProgress(env.Console, env.Clock.Now, uint64(src.f.PageSize), cfg.Progress)
+	prog.hook = env.Hooks.Writing
 	prog.checkpoint = checkpoint
 	opts.Progress = prog.update
 	st, err := pipeline.Save(src.f, out, opts)
@@ -90,7 +90,7 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 	if st != nil {
 		logf("%s", st.Summary()) // pipeline.Save has logged st.Degraded as it found them
 		if st.Absent > 0 {
-			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, vmcorePath)
+			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, src.path)
 		}
 		if st.Unreadable > 0 {
 			logf("%d pages could not be read and are saved as zeros", st.Unreadable)

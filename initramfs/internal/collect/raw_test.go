@@ -1,4 +1,4 @@
-package main
+package collect
 
 import (
 	"bufio"
@@ -11,25 +11,9 @@ import (
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/capture/vmcore"
-	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
 )
-
-// fakeDevice is a regular file standing in for a block device.
-func fakeDevice(t *testing.T, size int64) *blockdev.Device {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "disk")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Garbage from an earlier life: the stream must not depend on zeros.
-	f.WriteAt(bytes.Repeat([]byte{0xa5}, 1<<20), 0)
-	f.Truncate(size)
-	f.Close()
-	return &blockdev.Device{Name: "fake", Path: p, Size: size}
-}
 
 // unflatten rebuilds the file the device's stream holds.
 func unflatten(t *testing.T, dev string) string {
@@ -53,7 +37,6 @@ func unflatten(t *testing.T, dev string) string {
 
 func TestCaptureRaw(t *testing.T) {
 	core := testCore(t, 3000)
-	useCore(t, core)
 	log := bytes.Repeat([]byte("[    1.000000] kernel log line\n"), 200)
 	for _, tc := range []struct {
 		name       string
@@ -64,14 +47,15 @@ func TestCaptureRaw(t *testing.T) {
 		{"too-small", 4 << 20, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			captureConsole(t)
-			dev := fakeDevice(t, tc.size)
-			cfg := testConfig(t, func(c *config.Config) { c.DumpLevel = []filter.Level{1} })
-			src := openSource(cfg)
+			rd := rawDisk(t, tc.size)
+			dev := &rd.dev
+			env, _ := newWorld(t, core, rd)
+			cfg := testConfig(func(c *config.Config) { c.DumpLevel = []filter.Level{1} })
+			src := openSource(env, cfg)
 			defer src.close()
 			src.dmesg = log
 			tgt, _ := config.ParseTarget("raw:" + dev.Path)
-			res := captureRaw(cfg, tgt, dev, src)
+			res := captureRaw(env, cfg, tgt, dev, src)
 			want := StatusSaved
 			if tc.incomplete {
 				want = StatusIncomplete
@@ -136,16 +120,14 @@ func TestCaptureRawCopy(t *testing.T) {
 	core := testCore(t, 500)
 	b, _ := os.ReadFile(core)
 	b[54] = 1
-	bad := filepath.Join(t.TempDir(), "vmcore")
-	os.WriteFile(bad, b, 0o600)
-	useCore(t, bad)
-	captureConsole(t)
-	dev := fakeDevice(t, 16<<20)
-	cfg := testConfig(t, nil)
-	src := openSource(cfg)
+	d := rawDisk(t, 16<<20)
+	dev := &d.dev
+	env, _ := newWorld(t, coreFile(t, b), d)
+	cfg := testConfig(nil)
+	src := openSource(env, cfg)
 	defer src.close()
 	tgt, _ := config.ParseTarget("raw:" + dev.Path)
-	res := captureRaw(cfg, tgt, dev, src)
+	res := captureRaw(env, cfg, tgt, dev, src)
 	if res.Status != StatusSaved || res.Format != "raw-copy" {
 		t.Fatalf("result %+v", res)
 	}
