@@ -47,6 +47,19 @@ const (
 	ActionFallback Action = "fallback"
 )
 
+// Where the image (and gokdump propagate on the host) keeps the SSH key
+// and the pinned host keys.
+const (
+	DefaultSSHKey     = "/etc/gokdump/id_ed25519"
+	DefaultKnownHosts = "/etc/gokdump/known_hosts"
+)
+
+// Values of ip that ask a DHCP server.
+const (
+	IPDHCP  = "dhcp"
+	IPDHCP6 = "dhcp6"
+)
+
 // Config is the effective configuration. The zero value is not useful:
 // start from Default, Parse or Load.
 type Config struct {
@@ -95,6 +108,18 @@ type Config struct {
 	Dmesg bool
 	// Progress prints progress on the console while saving.
 	Progress bool
+	// SSHKey is the private key that authenticates an ssh target, in the
+	// image as on the host; KnownHosts the file that pins the server's
+	// host key.
+	SSHKey     string
+	KnownHosts string
+	// IP is how the capture kernel's network is configured: "dhcp",
+	// "dhcp6", or static addresses in CIDR form, comma-separated (one
+	// IPv4 and one IPv6 at most). Gateway and DNS go with static ones.
+	IP      string
+	Gateway string
+	DNS     []string
+
 	// TestPanic, for tests only, names a place in the capture path where
 	// a Go panic is injected ("capture"); empty injects nothing.
 	TestPanic string
@@ -123,6 +148,9 @@ func Default() Config {
 		DeviceTimeout: 30 * time.Second,
 		Dmesg:         true,
 		Progress:      true,
+		SSHKey:        DefaultSSHKey,
+		KnownHosts:    DefaultKnownHosts,
+		IP:            IPDHCP,
 	}
 }
 
@@ -165,6 +193,7 @@ func (c *Config) Clone() *Config {
 	n := *c
 	n.DumpLevel = slices.Clone(c.DumpLevel)
 	n.Modules = slices.Clone(c.Modules)
+	n.DNS = slices.Clone(c.DNS)
 	if c.src != nil {
 		n.src = make(map[string]string, len(c.src))
 		for k, v := range c.src {

@@ -39,7 +39,8 @@ func TestDefault(t *testing.T) {
 	}
 	want := Config{Path: "/var/crash", DumpLevel: []filter.Level{31}, Compress: CompressZstd, Format: FormatKdump,
 		FailureAction: ActionReboot, FinalAction: ActionReboot, TimeBudget: 10 * time.Minute,
-		DeviceTimeout: 30 * time.Second, Dmesg: true, Progress: true}
+		DeviceTimeout: 30 * time.Second, Dmesg: true, Progress: true,
+		SSHKey: DefaultSSHKey, KnownHosts: DefaultKnownHosts, IP: IPDHCP}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v, want %+v", c, want)
 	}
@@ -84,6 +85,14 @@ func TestParseKeys(t *testing.T) {
 		{"dmesg", `false`, func(c *Config) bool { return !c.Dmesg }},
 		{"progress", `false`, func(c *Config) bool { return !c.Progress }},
 		{"test_panic", `"capture"`, func(c *Config) bool { return c.TestPanic == "capture" }},
+		{"target", `"ssh://kdump@dumps.example.com:2222/var/crash"`, func(c *Config) bool { return c.Target == "ssh://kdump@dumps.example.com:2222/var/crash" }},
+		{"target", `"nfs.example.com:/export/crash"`, func(c *Config) bool { return c.Target == "nfs.example.com:/export/crash" }},
+		{"ssh_key", `"/root/.ssh/kdump_ed25519"`, func(c *Config) bool { return c.SSHKey == "/root/.ssh/kdump_ed25519" }},
+		{"known_hosts", `"/etc/gokdump/hosts"`, func(c *Config) bool { return c.KnownHosts == "/etc/gokdump/hosts" }},
+		{"ip", `"192.0.2.5/24,2001:db8::5/64"`, func(c *Config) bool { return c.IP == "192.0.2.5/24,2001:db8::5/64" }},
+		{"ip", `"dhcp6"`, func(c *Config) bool { return c.IP == IPDHCP6 }},
+		{"gateway", `"192.0.2.1"`, func(c *Config) bool { return c.Gateway == "192.0.2.1" }},
+		{"dns", `["192.0.2.53", "2001:db8::53"]`, func(c *Config) bool { return reflect.DeepEqual(c.DNS, []string{"192.0.2.53", "2001:db8::53"}) }},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -361,6 +370,12 @@ func TestValidate(t *testing.T) {
 		{"raw fstype", "target = \"raw:/dev/vdb\"\nfstype = \"ext4\"\npath = \"/x\"\n", "",
 			[]string{"t.toml:2: fstype: does not apply", "t.toml:3: path: does not apply"}},
 		{"raw with mounted fallback", "target = \"raw:/dev/vdb\"\nfailure_action = \"fallback\"\nfallback_target = \"LABEL=A\"\npath = \"/x\"\n", "", nil},
+		{"nfs fstype", "target = \"nfs://srv/export\"\nfstype = \"ext4\"\n", "",
+			[]string{"t.toml:2: fstype: does not apply: every target is a network target"}},
+		{"nfs with disk fallback fstype", "target = \"nfs://srv/export\"\nfstype = \"ext4\"\nfailure_action = \"fallback\"\nfallback_target = \"LABEL=A\"\n", "", nil},
+		{"gateway with dhcp", "target = \"ssh://srv/d\"\ngateway = \"192.0.2.1\"\n", "",
+			[]string{"t.toml:2: gateway: goes with a static ip"}},
+		{"static", "target = \"ssh://srv/d\"\nip = \"192.0.2.5/24\"\ngateway = \"192.0.2.1\"\ndns = [\"192.0.2.53\"]\n", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,6 +446,80 @@ func TestParseTarget(t *testing.T) {
 			t.Errorf("ParseTarget(%q) = %+v (%q)", tt.in, got, got.String())
 		}
 	}
+}
+
+func TestParseNetworkTarget(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Target
+		str  string // String(), when it differs from in
+	}{
+		{"ssh://dumps.example.com", Target{Kind: KindSSH, Host: "dumps.example.com", Port: 22, User: "root"}, "ssh://root@dumps.example.com"},
+		{"ssh://kdump@10.0.2.100:2222/var/crash", Target{Kind: KindSSH, Host: "10.0.2.100", Port: 2222, User: "kdump", Dir: "/var/crash"}, ""},
+		{"ssh://kdump@[2001:db8::1]:22/d", Target{Kind: KindSSH, Host: "2001:db8::1", Port: 22, User: "kdump", Dir: "/d"}, "ssh://kdump@[2001:db8::1]/d"},
+		{"ssh://u@h/", Target{Kind: KindSSH, Host: "h", Port: 22, User: "u"}, "ssh://u@h"},
+		{"nfs://nfs.example.com/export/crash", Target{Kind: KindNFS, Host: "nfs.example.com", Dir: "/export/crash"}, ""},
+		{"nfs.example.com:/export/crash", Target{Kind: KindNFS, Host: "nfs.example.com", Dir: "/export/crash"}, "nfs://nfs.example.com/export/crash"},
+		{"10.0.2.100:/", Target{Kind: KindNFS, Host: "10.0.2.100", Dir: "/"}, "nfs://10.0.2.100/"},
+		{"[2001:db8::2]:/x", Target{Kind: KindNFS, Host: "2001:db8::2", Dir: "/x"}, "nfs://[2001:db8::2]/x"},
+	} {
+		got, err := ParseTarget(tt.in)
+		if err != nil {
+			t.Errorf("ParseTarget(%q): %v", tt.in, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("ParseTarget(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+		str := tt.str
+		if str == "" {
+			str = tt.in
+		}
+		if got.String() != str {
+			t.Errorf("ParseTarget(%q).String() = %q, want %q", tt.in, got.String(), str)
+		}
+		if again, err := ParseTarget(got.String()); err != nil || again != got {
+			t.Errorf("%q does not parse back: %+v, %v", got.String(), again, err)
+		}
+		if !got.Network() {
+			t.Errorf("%q is not a network target", tt.in)
+		}
+	}
+	for _, bad := range []string{
+		"ssh://", "ssh://user:secret@host/d", "ssh://host:0/d", "ssh://host:99999/d", "ssh://ho st/d",
+		"ssh://host/a/../b", "ssh://host/d?x=1", "ssh://@host/d", "nfs://host", "nfs://host:2049/x",
+		"nfs://u@host/x", "nfs:///x", "host:/a/../b", "[::ffff:1.2.3.4]:/x", "bad_host:/x",
+	} {
+		_, err := ParseTarget(bad)
+		if err == nil || !errors.Is(err, ErrValue) {
+			t.Errorf("ParseTarget(%q) = %v, want ErrValue", bad, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+	// Device specs are not taken for host:/path.
+	for _, in := range []string{"LABEL=a:/b", "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"} {
+		if got, err := ParseTarget(in); err != nil || got.Network() {
+			t.Errorf("ParseTarget(%q) = %+v, %v; want a block target", in, got, err)
+		}
+	}
+}
+
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"ssh://u@h:22/d", "nfs://h/e", "h:/e", "[::1]:/e", "raw:/dev/x", "LABEL=x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseTarget(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseTarget(got.String())
+		if err != nil || again != got {
+			t.Fatalf("%q parses as %+v, whose String %q parses as %+v, %v", s, got, got.String(), again, err)
+		}
+	})
 }
 
 func TestWriteTOML(t *testing.T) {

@@ -14,7 +14,7 @@
 //
 // The keys, with their defaults (configs/gokdump.toml documents each):
 //
-//	target          = ""            # UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/…, or raw:…
+//	target          = ""            # UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/…, raw:…, ssh://…, nfs://… or host:/export
 //	fstype          = ""            # ext4, ext3, ext2, xfs, vfat, btrfs; "" detects
 //	mount_options   = ""
 //	path            = "/var/crash"  # dumps go to <path>/<YYYY-MM-DD-HH:MM:SS>/vmcore
@@ -31,5 +31,10 @@
 //	kernel_args     = ""
 //	dmesg           = true
 //	progress        = true
+//	ssh_key         = "/etc/gokdump/id_ed25519"
+//	known_hosts     = "/etc/gokdump/known_hosts"
+//	ip              = "dhcp"        # dhcp, dhcp6, or "192.0.2.5/24[,2001:db8::5/64]"
+//	gateway         = ""
+//	dns             = []
 //	test_panic      = ""            # tests only
 package config

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"path"
 	"regexp"
 	"slices"
@@ -175,6 +176,48 @@ var keyDefs = []keyDef{
 	stringKey("kernel_args", func(c *Config) *string { return &c.KernelArgs }, checkPrintable),
 	boolKey("dmesg", func(c *Config) *bool { return &c.Dmesg }),
 	boolKey("progress", func(c *Config) *bool { return &c.Progress }),
+	stringKey("ssh_key", func(c *Config) *string { return &c.SSHKey }, checkAbsFile),
+	stringKey("known_hosts", func(c *Config) *string { return &c.KnownHosts }, checkAbsFile),
+	stringKey("ip", func(c *Config) *string { return &c.IP }, checkIPValue),
+	stringKey("gateway", func(c *Config) *string { return &c.Gateway }, checkGateway),
+	{
+		name: "dns",
+		fromTOML: func(c *Config, v any) error {
+			ss, err := tomlStrings(v, "a list of IP addresses")
+			if err != nil {
+				return err
+			}
+			c.DNS = ss
+			return nil
+		},
+		fromText: func(c *Config, s string) error {
+			c.DNS = nil
+			for _, f := range strings.Split(s, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					c.DNS = append(c.DNS, f)
+				}
+			}
+			return nil
+		},
+		check: func(c *Config) error {
+			for _, a := range c.DNS {
+				if _, err := netip.ParseAddr(a); err != nil {
+					return valueErr("%s is not an IP address", quote(a))
+				}
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string {
+			parts := make([]string, len(c.DNS))
+			for i, m := range c.DNS {
+				parts[i] = quote(m)
+			}
+			return "[" + strings.Join(parts, ", ") + "]"
+		},
+		reset: func(c, d *Config) {
+			c.DNS = slices.DeleteFunc(c.DNS, func(a string) bool { _, err := netip.ParseAddr(a); return err != nil })
+		},
+	},
 	stringKey("test_panic", func(c *Config) *string { return &c.TestPanic }, checkTestPanic),
 }
 
@@ -413,6 +456,78 @@ func checkTargetValue(s string) error {
 		return nil
 	}
 	_, err := ParseTarget(s)
+	return err
+}
+
+func checkAbsFile(p string) error {
+	if err := checkPrintable(p); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return valueErr("%s is not an absolute file path", quote(p))
+	}
+	return nil
+}
+
+// ParseStaticIP parses a static ip value: addresses with prefix lengths,
+// comma-separated, at most one IPv4 and one IPv6.
+func ParseStaticIP(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	v4, v6 := 0, 0
+	for _, f := range strings.Split(s, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, valueErr("%s is not \"dhcp\", \"dhcp6\" or an address with its prefix length such as \"192.0.2.5/24\" or \"2001:db8::5/64\"", quote(f))
+		}
+		if p.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+		out = append(out, p)
+	}
+	if v4 > 1 || v6 > 1 {
+		return nil, valueErr("%s: at most one IPv4 and one IPv6 address", quote(s))
+	}
+	return out, nil
+}
+
+func checkIPValue(s string) error {
+	if s == IPDHCP || s == IPDHCP6 {
+		return nil
+	}
+	_, err := ParseStaticIP(s)
+	return err
+}
+
+// ParseGateways parses gateway: at most one IPv4 and one IPv6 address,
+// comma-separated; "" is none.
+func ParseGateways(s string) ([]netip.Addr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	v4, v6 := 0, 0
+	for _, f := range strings.Split(s, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(f))
+		if err != nil {
+			return nil, valueErr("%s is not an IP address", quote(f))
+		}
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+		out = append(out, a)
+	}
+	if v4 > 1 || v6 > 1 {
+		return nil, valueErr("%s: at most one IPv4 and one IPv6 gateway", quote(s))
+	}
+	return out, nil
+}
+
+func checkGateway(s string) error {
+	_, err := ParseGateways(s)
 	return err
 }
 

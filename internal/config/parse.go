@@ -328,6 +328,22 @@ func (c *Config) Validate() error {
 			bad("format", valueErr(`"elf" cannot go to a raw device (%s); raw devices take the flattened kdump stream`, t.key))
 		}
 	}
+	anyDisk := false
+	for _, t := range targets {
+		if pt, _ := ParseTarget(t.value); !pt.Network() {
+			anyDisk = true
+		}
+	}
+	if len(targets) > 0 && !anyDisk && c.explicit("fstype") {
+		bad("fstype", valueErr("does not apply: every target is a network target"))
+	}
+	if c.IP == IPDHCP || c.IP == IPDHCP6 {
+		for _, k := range []string{"gateway", "dns"} {
+			if c.explicit(k) {
+				bad(k, valueErr("goes with a static ip; with ip = %s the DHCP server gives it", quote(c.IP)))
+			}
+		}
+	}
 	if len(targets) > 0 && !anyMounted {
 		for _, k := range []string{"fstype", "mount_options", "path", "keep"} {
 			if c.explicit(k) {

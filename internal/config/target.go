@@ -1,6 +1,10 @@
 package config
 
 import (
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gokdump/gokdump/internal/blockdev"
@@ -9,22 +13,80 @@ import (
 // RawPrefix marks a target written as a raw device rather than mounted.
 const RawPrefix = "raw:"
 
+// Prefixes of network targets.
+const (
+	SSHPrefix = "ssh://"
+	NFSPrefix = "nfs://"
+)
+
+// TargetKind says how a target is reached.
+type TargetKind string
+
+const (
+	// KindBlock is a block device with a filesystem, mounted.
+	KindBlock TargetKind = "block"
+	// KindRaw is a block device written raw (the flattened stream).
+	KindRaw TargetKind = "raw"
+	// KindSSH is a directory on an SSH server, written over SFTP.
+	KindSSH TargetKind = "ssh"
+	// KindNFS is an NFS export, mounted by the kernel's NFS client.
+	KindNFS TargetKind = "nfs"
+)
+
+// DefaultSSHPort and DefaultSSHUser apply when an ssh:// target names
+// none.
+const (
+	DefaultSSHPort = 22
+	DefaultSSHUser = "root"
+)
+
 // A Target is a parsed target or fallback_target value.
 type Target struct {
-	// Spec finds the device.
+	Kind TargetKind
+	// Spec finds the device of a block or raw target.
 	Spec blockdev.Spec
 	// Raw means the device has no filesystem: the dump is written onto
 	// the device itself as makedumpfile's flattened stream.
 	Raw bool
+
+	// Host is the server of a network target: a name, an IPv4 address or
+	// an IPv6 address (without brackets).
+	Host string
+	// Port is the SSH server's port (ssh only).
+	Port int
+	// User is the SSH user (ssh only).
+	User string
+	// Dir is the directory on the server: for ssh the directory that
+	// holds the dump directories ("" means the path key), for nfs the
+	// export path that is mounted and holds them.
+	Dir string
 }
 
-// ParseTarget parses a target value: a device spec, or "raw:" and a device
-// spec. A raw device has no filesystem to carry a UUID or LABEL, so those
-// are refused after "raw:".
+// hostName is a DNS name or an IPv4 address; IPv6 is checked with
+// net.ParseIP.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
+
+// remoteDirChars are the characters a network target's path may hold: a
+// URL needs no escapes for them, and neither does mount(2)'s source.
+var remoteDirChars = regexp.MustCompile(`^[A-Za-z0-9._~+@=/-]*$`)
+
+// ParseTarget parses a target value: a device spec, "raw:" and a device
+// spec, ssh://[user@]host[:port][/path], nfs://host/export/path or
+// host:/export/path. A raw device has no filesystem to carry a UUID or
+// LABEL, so those are refused after "raw:".
 func ParseTarget(s string) (Target, error) {
-	var t Target
+	switch {
+	case strings.HasPrefix(s, SSHPrefix):
+		return parseSSH(s)
+	case strings.HasPrefix(s, NFSPrefix):
+		return parseNFSURL(s)
+	}
+	if host, dir, ok := nfsShort(s); ok {
+		return parseNFS(s, host, dir)
+	}
+	t := Target{Kind: KindBlock}
 	if rest, ok := strings.CutPrefix(s, RawPrefix); ok {
-		t.Raw = true
+		t.Raw, t.Kind = true, KindRaw
 		s = rest
 	}
 	spec, err := blockdev.ParseSpec(s)
@@ -38,8 +100,156 @@ func ParseTarget(s string) (Target, error) {
 	return t, nil
 }
 
+// nfsShort splits host:/path, the form of fstab and mount(8). A device
+// spec (UUID=…, /dev/…) never has a colon before its first slash.
+func nfsShort(s string) (host, dir string, ok bool) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]:/")
+		if end < 0 {
+			return "", "", false
+		}
+		return s[1:end], s[end+2:], true
+	}
+	host, dir, ok = strings.Cut(s, ":/")
+	if !ok || host == "" || strings.ContainsAny(host, "=/") || host+":" == RawPrefix {
+		return "", "", false
+	}
+	return host, "/" + dir, true
+}
+
+func checkHost(orig, host string) error {
+	if host == "" {
+		return valueErr("%s names no server", quote(orig))
+	}
+	if strings.Contains(host, ":") {
+		if ip := net.ParseIP(host); ip == nil || ip.To4() != nil {
+			return valueErr("%s: %q is not an IPv6 address", quote(orig), host)
+		}
+		return nil
+	}
+	if !hostName.MatchString(host) {
+		return valueErr("%s: %q is not a host name or address", quote(orig), host)
+	}
+	return nil
+}
+
+// checkRemoteDir checks the directory part of a network target.
+func checkRemoteDir(orig, dir string) error {
+	if !remoteDirChars.MatchString(dir) {
+		return valueErr("%s: the path may hold letters, digits and . _ ~ + @ = - / only", quote(orig))
+	}
+	for _, e := range strings.Split(dir, "/") {
+		if e == ".." {
+			return valueErr("%s: the path has a \"..\" element", quote(orig))
+		}
+	}
+	if len(dir) > 1024 {
+		return valueErr("%s: the path is longer than 1024 bytes", quote(orig))
+	}
+	return nil
+}
+
+func parseSSH(s string) (Target, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Target{}, valueErr("%s is not an ssh://user@host[:port]/path URL: %v", quote(s), unwrapURLErr(err))
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return Target{}, valueErr("%s: an ssh target takes no query, fragment or opaque part", quote(s))
+	}
+	t := Target{Kind: KindSSH, Host: u.Hostname(), Port: DefaultSSHPort, User: DefaultSSHUser, Dir: u.Path}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			return Target{}, valueErr("%s holds a password: gokdump authenticates with a key (ssh_key); run gokdump propagate", quote(redactURL(s)))
+		}
+		t.User = u.User.Username()
+		if t.User == "" || strings.ContainsAny(t.User, " \t/:@") {
+			return Target{}, valueErr("%s: bad user name %q", quote(s), t.User)
+		}
+	}
+	if err := checkHost(s, t.Host); err != nil {
+		return Target{}, err
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return Target{}, valueErr("%s: port %q is not 1..65535", quote(s), p)
+		}
+		t.Port = n
+	}
+	if t.Dir == "/" {
+		t.Dir = ""
+	}
+	if err := checkRemoteDir(s, t.Dir); err != nil {
+		return Target{}, err
+	}
+	return t, nil
+}
+
+func parseNFSURL(s string) (Target, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Target{}, valueErr("%s is not an nfs://server/export/path URL: %v", quote(s), unwrapURLErr(err))
+	}
+	if u.User != nil || u.Port() != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return Target{}, valueErr("%s: an nfs target is nfs://server/export/path (mount options go in mount_options)", quote(s))
+	}
+	return parseNFS(s, u.Hostname(), u.Path)
+}
+
+func parseNFS(orig, host, dir string) (Target, error) {
+	if err := checkHost(orig, host); err != nil {
+		return Target{}, err
+	}
+	if dir == "" || dir[0] != '/' {
+		return Target{}, valueErr("%s names no export path", quote(orig))
+	}
+	if err := checkRemoteDir(orig, dir); err != nil {
+		return Target{}, err
+	}
+	return Target{Kind: KindNFS, Host: host, Dir: dir}, nil
+}
+
+func unwrapURLErr(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// redactURL drops the password of a URL for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "<unparseable URL>"
+}
+
+// Network reports whether the target is reached over the network.
+func (t Target) Network() bool { return t.Kind == KindSSH || t.Kind == KindNFS }
+
+// HostPort is host:port of an ssh target, bracketed for IPv6.
+func (t Target) HostPort() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+
 // String returns the target as ParseTarget reads it.
 func (t Target) String() string {
+	switch t.Kind {
+	case KindSSH:
+		host := t.Host
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		if t.Port != DefaultSSHPort {
+			host += ":" + strconv.Itoa(t.Port)
+		}
+		return SSHPrefix + t.User + "@" + host + t.Dir
+	case KindNFS:
+		host := t.Host
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		return NFSPrefix + host + t.Dir
+	}
 	if t.Raw {
 		return RawPrefix + t.Spec.String()
 	}
@@ -69,4 +279,16 @@ func (c *Config) Targets() ([]Target, error) {
 		ts = append(ts, t)
 	}
 	return ts, nil
+}
+
+// NetworkTargets returns the targets of Targets reached over the network.
+func (c *Config) NetworkTargets() []Target {
+	ts, _ := c.Targets()
+	var out []Target
+	for _, t := range ts {
+		if t.Network() {
+			out = append(out, t)
+		}
+	}
+	return out
 }
