@@ -83,11 +83,12 @@ func capture(env *Env, cfg *config.Config) Result {
 	defer src.close()
 	var best *Result
 	var reasons []string
+	nw := &netState{}
 	for i, t := range targets {
 		if i > 0 {
 			env.logf("trying the fallback target %s", t)
 		}
-		res := captureTo(env, cfg, t, src)
+		res := captureTo(env, cfg, t, src, nw)
 		switch res.Status {
 		case StatusSaved:
 			return res

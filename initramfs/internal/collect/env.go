@@ -2,6 +2,9 @@ package collect
 
 import (
 	"debug/elf"
+	"io"
+	"io/fs"
+	"net/netip"
 	"os"
 	"time"
 
@@ -49,6 +52,19 @@ type Env struct {
 	// FreeSpace returns the bytes free for root on the filesystem at path.
 	FreeSpace func(path string) (int64, error)
 
+	// NetUp brings up the network for a network target by deadline,
+	// logging each step; the capture calls it once.
+	NetUp func(cfg *config.Config, deadline time.Time) error
+	// LookupIP resolves a server's name (an address is returned as is).
+	LookupIP func(host string, timeout time.Duration) ([]netip.Addr, error)
+	// DialSSH connects to an ssh target and logs in, once: the capture
+	// retries. Host key and authentication errors wrap
+	// sshdump.ErrHostKeyChanged, ErrHostKeyUnknown or ErrAuth.
+	DialSSH func(cfg *config.Config, t config.Target, timeout time.Duration) (Remote, error)
+	// MountNFS mounts source (host:/dir) with options, once, and returns
+	// where; Unmount undoes it.
+	MountNFS func(source, options string, timeout time.Duration) (string, error)
+
 	// Act carries out the final action. In the capture kernel it does
 	// not return.
 	Act func(a config.Action)
@@ -86,3 +102,31 @@ func (env *Env) since(t time.Time) time.Duration { return env.Clock.Now().Sub(t)
 
 // logf is env.Console.Logf.
 func (env *Env) logf(format string, args ...any) { env.Console.Logf(format, args...) }
+
+// Remote is a directory tree on an SSH server, as an ssh target uses it
+// (internal/sshdump over SFTP). Every method but Run and Close needs
+// HasSFTP.
+type Remote interface {
+	HasSFTP() bool
+	MkdirAll(dir string) error
+	// Mkdir creates dir 0700; an error wrapping fs.ErrExist if it exists.
+	Mkdir(dir string) error
+	ReadDir(dir string) ([]fs.FileInfo, error)
+	// Create creates a file exclusively, 0600.
+	Create(name string) (RemoteFile, error)
+	Rename(old, new string) error
+	Remove(name string) error
+	FreeSpace(dir string) (int64, error)
+	// Run runs a shell command on the server with stdin as its input.
+	Run(cmd string, stdin io.Reader) error
+	Close() error
+}
+
+// RemoteFile is a file on the server.
+type RemoteFile interface {
+	io.WriterAt
+	io.ReaderAt
+	io.Writer
+	Sync() error
+	Close() error
+}

@@ -13,7 +13,13 @@ import (
 )
 
 // captureTo saves the dump to one target.
-func captureTo(env *Env, cfg *config.Config, t config.Target, src *source) Result {
+func captureTo(env *Env, cfg *config.Config, t config.Target, src *source, nw *netState) Result {
+	switch t.Kind {
+	case config.KindSSH:
+		return captureSSH(env, cfg, t, src, nw)
+	case config.KindNFS:
+		return captureNFS(env, cfg, t, src, nw)
+	}
 	env.logf("waiting up to %v for %s", cfg.DeviceTimeout, t)
 	dev, err := env.WaitDevice(t.Spec, cfg.DeviceTimeout)
 	if err != nil {
