@@ -419,7 +419,7 @@ func captureNFS(env *Env, cfg *config.Config, t config.Target, src *source, nw *
 		return errors.Join(errs...)
 	})
 	if err != nil {
-		return Failedf("target %s: %v", t, err)
+		return Failedf("%v", err)
 	}
 	defer func() {
 		env.Sync()
