@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/netup"
 )
 
 // What the build command reads from the running system; tests point them
@@ -158,6 +160,14 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	if err := chooseModules(f, cfg, &opts, stderr); err != nil {
 		return err
 	}
+	read := hostRead
+	if opts.Sysroot != nil {
+		read = func(p string) ([]byte, error) { return opts.Sysroot.ReadFile(p, 1<<20) }
+	}
+	holdsKey, err := netFiles(cfg, &opts, read, stderr)
+	if err != nil {
+		return err
+	}
 	warnNoTarget(stderr, cfg, opts.ConfigSource)
 
 	p, err := builder.NewPlan(ctx, opts, !f.list)
@@ -193,6 +203,9 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		if err := writeAtomic(f.out, p); err != nil {
 			return err
 		}
+	}
+	if holdsKey && f.out != "-" {
+		warnKeyDir(f.out, stderr)
 	}
 	printSummary(stderr, f.out, p.Result())
 	return nil
@@ -392,6 +405,14 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 	switch mode {
 	case driversGeneric:
 		opts.OptionalModules = builder.GenericModules
+		if cfg != nil && len(cfg.NetworkTargets()) > 0 {
+			opts.OptionalModules = append(slices.Clone(opts.OptionalModules), builder.GenericNetModules...)
+			for _, t := range cfg.NetworkTargets() {
+				if t.Kind == config.KindNFS {
+					required = append(required, builder.NFSModules...)
+				}
+			}
+		}
 	case driversHostOnly:
 		if cfg == nil || cfg.Target == "" {
 			return errors.New("--drivers hostonly needs a config with a target")
@@ -399,12 +420,16 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 		if !running {
 			fmt.Fprintf(stderr, "gokdump build: note: %s is not the running kernel's: drivers are detected under the running kernel\n", opts.ModulesDir)
 		}
-		req, opt, err := detectTargetModules(cfg, stderr)
+		req, opt, nics, err := detectTargetModules(cfg, stderr)
 		if err != nil {
 			return err
 		}
 		required = append(required, req...)
 		opts.OptionalModules = opt
+		if len(nics) > 0 {
+			rec := netup.Record{Interfaces: nics}
+			opts.Extra = append(opts.Extra, builder.File{Path: netup.RecordPath, Data: rec.Marshal(), Mode: 0o644})
+		}
 	}
 	opts.Modules = required
 	return nil
@@ -412,15 +437,24 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 
 // detectTargetModules finds the config's targets on this machine and the
 // modules behind them: the drivers from sysfs, and the filesystem's.
-func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, optional []string, err error) {
+func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, optional []string, nics []netup.Interface, err error) {
 	targets, err := cfg.Targets()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, t := range targets {
+		if t.Network() {
+			req, n, err := detectNetTarget(t, stderr)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			required = append(required, req...)
+			nics = append(nics, n...)
+			continue
+		}
 		dev, err := buildSys.Find(t.Spec.String())
 		if err != nil {
-			return nil, nil, fmt.Errorf("host-only: find target %s on this machine: %w (build with --no-hostonly"+
+			return nil, nil, nil, fmt.Errorf("host-only: find target %s on this machine: %w (build with --no-hostonly"+
 				" for a generic image, or name the modules with --drivers none --module NAME)", t, err)
 		}
 		fstype := ""
@@ -437,7 +471,7 @@ func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, option
 		fmt.Fprintf(stderr, "gokdump build: host-only: target %s is %s (%s)\n", t, dev.Path, desc)
 		det, err := builder.DetectDrivers(buildSys.SysDir, dev.Name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("host-only: %w", err)
+			return nil, nil, nil, fmt.Errorf("host-only: %w", err)
 		}
 		for _, bd := range det.Drivers {
 			if bd.Module == "" {
@@ -457,7 +491,7 @@ func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, option
 			fmt.Fprintf(stderr, "  note: %s\n", n)
 		}
 	}
-	return required, optional, nil
+	return required, optional, nics, nil
 }
 
 // writeDirImage writes the image as a tree at dir and its file list beside

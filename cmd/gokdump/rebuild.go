@@ -233,7 +233,7 @@ func wantedImage(f rebuildFlags, cfg *config.Config, kver, mods, packed string) 
 		return nil, "", fmt.Errorf("--drivers hostonly needs a config with a target (%s has none)", packed)
 	}
 	rec.Target = cfg.Target
-	req, opt, err := detectTargetModules(cfg, io.Discard)
+	req, opt, _, err := detectTargetModules(cfg, io.Discard)
 	if err != nil {
 		return rec, why, err
 	}

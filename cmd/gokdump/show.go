@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/sshdump"
+	"golang.org/x/crypto/ssh"
 )
 
 func init() {
@@ -41,8 +43,26 @@ func runShow(w io.Writer, cf *configFlag, cmdline string) error {
 	if err := c.WriteTOML(w); err != nil {
 		return err
 	}
+	showSSHKey(w, c)
 	if err := errors.Join(cmdErr, c.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return nil
+}
+
+// showSSHKey says which key an ssh target logs in with: its type and
+// fingerprint, never the key.
+func showSSHKey(w io.Writer, c *config.Config) {
+	for _, t := range c.NetworkTargets() {
+		if t.Kind != config.KindSSH {
+			continue
+		}
+		s, err := sshdump.LoadSigner(c.SSHKey)
+		if err != nil {
+			fmt.Fprintf(w, "# ssh_key: %v\n", err)
+		} else {
+			fmt.Fprintf(w, "# ssh_key: %s %s (the private key is not shown)\n", s.PublicKey().Type(), ssh.FingerprintSHA256(s.PublicKey()))
+		}
+		return
+	}
 }

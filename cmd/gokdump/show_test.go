@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/config"
+	"golang.org/x/crypto/ssh"
 )
 
 func TestShow(t *testing.T) {
@@ -27,8 +33,8 @@ func TestShow(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if n := strings.Count(out.String(), "\n"); n != 18 {
-		t.Errorf("%d lines, want one per key (18):\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != len(config.Keys()) {
+		t.Errorf("%d lines, want one per key (%d):\n%s", n, len(config.Keys()), out.String())
 	}
 
 	// A missing default file shows the defaults; a missing file named on
@@ -65,6 +71,44 @@ func TestShow(t *testing.T) {
 		t.Errorf("error = %v, output %q", err, out.String())
 	}
 }
+
+// TestShowSecrets: a password in a target never shows, in the values or
+// in the errors; the ssh key shows as its fingerprint.
+func TestShowSecrets(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	_, priv, _ := ed25519.GenerateKey(nil)
+	pem, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pemEncode(pem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "gokdump.toml")
+	os.WriteFile(p, []byte("target = \"ssh://kdump@dumps.example.com/var/crash\"\nssh_key = \""+key+"\"\n"), 0o644)
+	var out bytes.Buffer
+	err = runShow(&out, &configFlag{path: p, set: true}, "gokdump.fallback_target=ssh://u:hunter2@h/x")
+	all := out.String() + fmt.Sprint(err)
+	if strings.Contains(all, "hunter2") || !strings.Contains(all, "xxxxx") {
+		t.Errorf("the password shows or is not masked:\n%s", all)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	if !strings.Contains(out.String(), "# ssh_key: ssh-ed25519 "+ssh.FingerprintSHA256(signer.PublicKey())) {
+		t.Errorf("no key fingerprint:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "PRIVATE") {
+		t.Errorf("the key shows:\n%s", out.String())
+	}
+	os.WriteFile(p, []byte("target = \"ssh://u:hunter2@h/x\"\n"), 0o644)
+	out.Reset()
+	err = runShow(&out, &configFlag{path: p, set: true}, "")
+	if err == nil || strings.Contains(err.Error()+out.String(), "hunter2") {
+		t.Errorf("a password in the file: %v\n%s", err, out.String())
+	}
+}
+
+func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
 
 func TestShowCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer

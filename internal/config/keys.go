@@ -248,7 +248,7 @@ func stringKey(name string, field func(*Config) *string, check func(string) erro
 		},
 		fromText: func(c *Config, s string) error { *field(c) = s; return nil },
 		check:    func(c *Config) error { return check(*field(c)) },
-		toTOML:   func(c *Config) string { return quote(*field(c)) },
+		toTOML:   func(c *Config) string { return quote(MaskSecrets(*field(c))) },
 		reset:    func(c, d *Config) { *field(c) = *field(d) },
 	}
 }

@@ -149,7 +149,20 @@ func checkRemoteDir(orig, dir string) error {
 	return nil
 }
 
+// secretInURL matches the password of scheme://user:password@.
+var secretInURL = regexp.MustCompile(`(://[^/@:]*):[^/@]*@`)
+
+// MaskSecrets replaces a password in a URL-like value with "xxxxx", for
+// messages and gokdump show: a value is echoed in errors, and a password
+// must not be.
+func MaskSecrets(s string) string { return secretInURL.ReplaceAllString(s, "${1}:xxxxx@") }
+
 func parseSSH(s string) (Target, error) {
+	s0 := s
+	s = MaskSecrets(s)
+	if s != s0 {
+		return Target{}, valueErr("%s holds a password: gokdump authenticates with a key (ssh_key); run gokdump propagate", quote(s))
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Target{}, valueErr("%s is not an ssh://user@host[:port]/path URL: %v", quote(s), unwrapURLErr(err))
@@ -160,7 +173,7 @@ func parseSSH(s string) (Target, error) {
 	t := Target{Kind: KindSSH, Host: u.Hostname(), Port: DefaultSSHPort, User: DefaultSSHUser, Dir: u.Path}
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
-			return Target{}, valueErr("%s holds a password: gokdump authenticates with a key (ssh_key); run gokdump propagate", quote(redactURL(s)))
+			return Target{}, valueErr("%s holds a password: gokdump authenticates with a key (ssh_key); run gokdump propagate", quote(MaskSecrets(u.Redacted())))
 		}
 		t.User = u.User.Username()
 		if t.User == "" || strings.ContainsAny(t.User, " \t/:@") {
@@ -187,6 +200,7 @@ func parseSSH(s string) (Target, error) {
 }
 
 func parseNFSURL(s string) (Target, error) {
+	s = MaskSecrets(s)
 	u, err := url.Parse(s)
 	if err != nil {
 		return Target{}, valueErr("%s is not an nfs://server/export/path URL: %v", quote(s), unwrapURLErr(err))
@@ -215,14 +229,6 @@ func unwrapURLErr(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// redactURL drops the password of a URL for messages.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return "<unparseable URL>"
 }
 
 // Network reports whether the target is reached over the network.

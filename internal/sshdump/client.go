@@ -25,8 +25,13 @@ func LoadSigner(path string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshdump: key: %w", err)
 	}
+	defer clear(b)
+	return ParseSigner(path, b)
+}
+
+// ParseSigner parses the private key read from path; as LoadSigner.
+func ParseSigner(path string, b []byte) (ssh.Signer, error) {
 	s, err := ssh.ParsePrivateKey(b)
-	clear(b)
 	if err != nil {
 		var pe *ssh.PassphraseMissingError
 		if errors.As(err, &pe) {
