@@ -208,6 +208,11 @@ type Spec struct {
 	// there after the capture kernel is loaded, before the crash.
 	Stage1Extra []builder.File
 	Commands    [][]string
+	// Net gives the guest a NIC on QEMU's restricted user-mode network
+	// (net.go); CaptureExtra are more files for the capture image (an
+	// ssh key, known_hosts).
+	Net          *Net
+	CaptureExtra []builder.File
 	// KillOn ends QEMU (a power cut) when a console line matches it.
 	KillOn *regexp.Regexp
 	// Dir is the work directory (images, disks, serial log); it must exist.
@@ -330,6 +335,7 @@ func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 		Init:       captureInit,
 		ModulesDir: k.Modules,
 		Modules:    spec.CaptureModules,
+		Extra:      spec.CaptureExtra,
 	}
 	if !spec.NoConfig {
 		opts.Config = []byte(spec.Config)
@@ -551,6 +557,11 @@ func Crash(root string, spec Spec) (*Run, error) {
 			return nil, fmt.Errorf("harness: unknown disk bus %q", d.Bus)
 		}
 	}
+	nargs, err := netArgs(root, spec.Net)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, nargs...)
 	if err := r.boot(args); err != nil {
 		return nil, err
 	}

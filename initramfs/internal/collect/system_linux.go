@@ -53,7 +53,10 @@ func System(con *Console) *Env {
 		Fdatasync: func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) },
 		FreeSpace: freeSpace,
 		Act:       func(a config.Action) { boot.Finish(boot.Action(a)) },
-		NetUp:     func(cfg *config.Config, deadline time.Time) error { return netUp(con, cfg, deadline) },
+		NetUp: func(cfg *config.Config, deadline time.Time) error {
+			seedRNG(con.Logf, VmcorePath)
+			return netUp(con, cfg, deadline)
+		},
 		LookupIP:  lookupIP,
 		DialSSH:   dialSSH,
 		MountNFS:  mountNFS,

@@ -1,0 +1,283 @@
+package qemutests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/netup"
+	"github.com/gokdump/gokdump/qemu-tests/harness"
+)
+
+// The network targets: a real crash saved over the capture kernel's own
+// network (virtio-net, a module, brought up by DHCP) to OpenSSH's sshd
+// and to nfs-ganesha, both run by the harness on the host's 127.0.0.1.
+// The guest is on QEMU's restricted user-mode network, where the only
+// addresses it reaches are the guestfwd ones relayed to those servers.
+
+// netModules are the capture's NIC drivers (virtio_net needs the PCI
+// transport named: it is a separate driver).
+var netModules = []string{"virtio_net", "virtio_pci"}
+
+// sshServer starts sshd for a test, stopped at its end.
+func sshServer(t *testing.T, o harness.SSHDOptions) *harness.SSHD {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("QEMU crash tests are skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the test servers run as root")
+	}
+	s, err := harness.StartSSHD(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", s.Log())
+		}
+	})
+	return s
+}
+
+// sshSpec is a crash whose target is dumps on s, reached as
+// SSHAddr:22 in the guest, with s's host key pinned (or pin's, when
+// given) and s's client key packed.
+func sshSpec(t *testing.T, line string, s *harness.SSHD, dumps, extra string, pin *harness.SSHD) harness.Spec {
+	t.Helper()
+	key, err := os.ReadFile(s.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pin == nil {
+		pin = s
+	}
+	rec := netup.Record{Interfaces: []netup.Interface{{Name: "enp0s2", MAC: harness.GuestMAC, Driver: "virtio_net"}}}
+	cfg := fmt.Sprintf("target = \"ssh://%s@%s%s\"\ndevice_timeout = \"90s\"\n%s", s.User, harness.SSHAddr, dumps, extra)
+	return harness.Spec{
+		Line: line, Dbg: true, Config: cfg, CaptureModules: netModules,
+		Net: &harness.Net{Forwards: []harness.Forward{{Guest: harness.SSHAddr + ":22", HostPort: s.Port}}},
+		CaptureExtra: []builder.File{
+			{Path: config.DefaultSSHKey, Data: key, Mode: 0o600},
+			{Path: config.DefaultKnownHosts, Data: []byte(pin.KnownHosts(harness.SSHAddr, 22)), Mode: 0o644},
+			{Path: netup.RecordPath, Data: rec.Marshal(), Mode: 0o644},
+		},
+	}
+}
+
+// checkNetDump checks a dump that arrived over the network: our reader,
+// gokdump info, drgn, and gokdump dmesg against vmcore-dmesg.txt.
+func checkNetDump(t *testing.T, r *harness.Run, file string) {
+	t.Helper()
+	checkDump(t, r, file, want{format: anydump.Kdump})
+	in, err := anydump.ReadInfo(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Panic != "Kernel panic - not syncing: sysrq triggered crash" || in.Release != r.Kernel.KVer || !in.Complete {
+		t.Errorf("gokdump info: panic %q, release %q, complete %v", in.Panic, in.Release, in.Complete)
+	}
+	cli, err := harness.Gokdump(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(cli, "info", file).CombinedOutput()
+	if err != nil {
+		t.Errorf("gokdump info: %v\n%s", err, out)
+	}
+	dm, err := exec.Command(cli, "dmesg", file).Output()
+	if err != nil {
+		t.Fatalf("gokdump dmesg: %v", err)
+	}
+	saved, err := os.ReadFile(filepath.Join(filepath.Dir(file), crashdir.DmesgFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dm, saved) {
+		t.Errorf("gokdump dmesg (%d bytes) differs from the capture's %s (%d bytes)", len(dm), crashdir.DmesgFile, len(saved))
+	}
+	if st, _ := os.Stat(file); st == nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, want 0600", file, st)
+	}
+	if st, _ := os.Stat(filepath.Dir(file)); st == nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("dump directory: %v, want 0700", st)
+	}
+}
+
+// noKeyOnConsole fails when a line of the private key is on the console.
+func noKeyOnConsole(t *testing.T, r *harness.Run, s *harness.SSHD) {
+	t.Helper()
+	b, err := os.ReadFile(s.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := r.Serial()
+	for _, l := range strings.Split(string(b), "\n") {
+		if len(l) > 20 && !strings.HasPrefix(l, "-----") && strings.Contains(serial, l) {
+			t.Fatal("a line of the private key is on the console")
+		}
+	}
+}
+
+// TestNetSSH: the dump saved over SFTP on the newest kernel and on 6.1.
+func TestNetSSH(t *testing.T) {
+	for _, line := range []string{"latest", "6.1"} {
+		t.Run(line, func(t *testing.T) {
+			t.Parallel()
+			s := sshServer(t, harness.SSHDOptions{})
+			dumps := filepath.Join(t.TempDir(), "crash")
+			r := crash(t, sshSpec(t, line, s, dumps, "", nil))
+			o := outcome(t, r, "saved")
+			t.Logf("%s over ssh: %d bytes, phases:\n%s", r.Kernel.KVer, o.Bytes, r.PhaseReport())
+			if !strings.HasPrefix(o.Path, dumps+"/") || !strings.HasSuffix(o.Path, "/"+crashdir.VMCore) {
+				t.Fatalf("path %q, want %s/<time>/vmcore", o.Path, dumps)
+			}
+			lineAt(t, r, `network: .* is up with 10\.0\.2\.15/24`)
+			checkNetDump(t, r, o.Path)
+			noKeyOnConsole(t, r, s)
+		})
+	}
+}
+
+// nfsServer starts ganesha serving a new directory, stopped at the
+// test's end.
+func nfsServer(t *testing.T, export string) *harness.Ganesha {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("QEMU crash tests are skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the test servers run as root")
+	}
+	g, err := harness.StartGanesha(t.TempDir(), export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Stop()
+		if t.Failed() {
+			t.Logf("ganesha log (tail):\n%s", tailOf(g.Log(), 40))
+		}
+	})
+	return g
+}
+
+func tailOf(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+func nfsSpec(line string, g *harness.Ganesha, extra string) harness.Spec {
+	cfg := fmt.Sprintf("target = \"nfs://%s%s\"\ndevice_timeout = \"90s\"\n%s", harness.NFSAddr, g.Pseudo, extra)
+	return harness.Spec{
+		Line: line, Dbg: true, Config: cfg,
+		CaptureModules: append([]string{"nfsv4", "nfsv3"}, netModules...),
+		Stage1Modules:  netModules,
+		Net:            &harness.Net{Forwards: []harness.Forward{{Guest: harness.NFSAddr + ":2049", HostPort: g.Port}}},
+	}
+}
+
+// TestNetNFS: the dump saved on an NFS export on the newest kernel and on
+// 6.1.
+func TestNetNFS(t *testing.T) {
+	for _, line := range []string{"latest", "6.1"} {
+		t.Run(line, func(t *testing.T) {
+			t.Parallel()
+			export := t.TempDir()
+			g := nfsServer(t, export)
+			r := crash(t, nfsSpec(line, g, ""))
+			o := outcome(t, r, "saved")
+			t.Logf("%s over nfs: %d bytes, phases:\n%s", r.Kernel.KVer, o.Bytes, r.PhaseReport())
+			lineAt(t, r, `mounted 10\.0\.2\.101:/export with NFS 4\.2`)
+			file := filepath.Join(export, o.Path)
+			if filepath.Dir(filepath.Dir(file)) != export || filepath.Base(file) != crashdir.VMCore {
+				t.Fatalf("path %q, want /<time>/vmcore in the export", o.Path)
+			}
+			checkNetDump(t, r, file)
+		})
+	}
+}
+
+// TestNetFailures: the server is down (the dump goes to the local
+// fallback disk), its host key is not the pinned one (FAILED, nothing
+// sent), its filesystem is too small (INCOMPLETE, readable).
+func TestNetFailures(t *testing.T) {
+	t.Run("down", func(t *testing.T) {
+		t.Parallel()
+		s := sshServer(t, harness.SSHDOptions{})
+		s.Stop() // the port is forwarded to, and nothing answers
+		spec := sshSpec(t, "latest", s, "/srv/crash",
+			"failure_action = \"fallback\"\nfallback_target = \"LABEL=GOKDUMP\"\n", nil)
+		spec.Config = strings.Replace(spec.Config, `device_timeout = "90s"`, `device_timeout = "20s"`, 1)
+		r := crash(t, spec)
+		o := outcome(t, r, "saved")
+		wantAction(t, o, "reboot", "Restarting system")
+		lineAt(t, r, `ssh 10\.0\.2\.100:22: .*; trying again in 1s`)
+		lineAt(t, r, `trying the fallback target LABEL=GOKDUMP`)
+		file := extractDisk(t, r, 0, o.Path)
+		checkDump(t, r, file, want{format: anydump.Kdump})
+	})
+	t.Run("hostkey", func(t *testing.T) {
+		t.Parallel()
+		s := sshServer(t, harness.SSHDOptions{})
+		other := sshServer(t, harness.SSHDOptions{})
+		other.Stop()
+		dumps := filepath.Join(t.TempDir(), "crash")
+		spec := sshSpec(t, "latest", s, dumps, "failure_action = \"poweroff\"\n", other)
+		spec.Dbg = false
+		r := crash(t, spec)
+		o := outcome(t, r, "FAILED")
+		wantAction(t, o, "poweroff", "Power down")
+		if !strings.Contains(o.Reason, "host key changed") || !strings.Contains(o.Reason, "nothing was sent") {
+			t.Errorf("reason %q", o.Reason)
+		}
+		if _, err := os.Stat(dumps); !os.IsNotExist(err) {
+			t.Errorf("something was made on the server: %v", err)
+		}
+		if strings.Contains(s.Log(), "Accepted publickey") {
+			t.Errorf("the server saw a login")
+		}
+		if n := strings.Count(r.Serial(), "ssh: handshake failed"); n > 1 {
+			t.Errorf("a changed host key was tried %d times", n)
+		}
+	})
+	t.Run("full", func(t *testing.T) {
+		t.Parallel()
+		s := sshServer(t, harness.SSHDOptions{})
+		dumps := t.TempDir()
+		umount, err := harness.SmallFS(dumps, 24)
+		if err != nil {
+			t.Skipf("no small filesystem for the server: %v", err)
+		}
+		t.Cleanup(umount)
+		spec := sshSpec(t, "latest", s, dumps, "dump_level = [1]\n", nil)
+		spec.MemMiB, spec.AnonMiB, spec.CacheMiB = 512, 16, -1
+		r := crash(t, spec)
+		o := outcome(t, r, "INCOMPLETE")
+		if !strings.Contains(o.Reason, "full") || !strings.HasSuffix(o.Path, "/"+crashdir.VMCoreIncomplete) {
+			t.Errorf("INCOMPLETE line: path %q reason %q", o.Path, o.Reason)
+		}
+		d, err := anydump.Open(o.Path)
+		if err != nil {
+			t.Fatalf("our reader does not open the incomplete dump: %v", err)
+		}
+		inc := d.Incomplete
+		d.Close()
+		if !inc {
+			t.Error("the dump is not flagged incomplete")
+		}
+		got := drgnPartial(t, r, o.Path)
+		if !strings.HasPrefix(got["release"], r.Kernel.KVer) && !strings.Contains(got["release"], "FaultError") {
+			t.Errorf("drgn: release %q", got["release"])
+		}
+	})
+}
