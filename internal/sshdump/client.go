@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -48,6 +49,10 @@ type Options struct {
 	HostPort string // host:port
 	Signer   ssh.Signer
 	HostKeys *HostKeys
+	// Auth and HostKeyCallback, when set, replace Signer and HostKeys
+	// (gokdump propagate logs in with the user's own credentials).
+	Auth            []ssh.AuthMethod
+	HostKeyCallback ssh.HostKeyCallback
 	// Timeout bounds the TCP connection and the SSH handshake.
 	Timeout time.Duration
 }
@@ -76,12 +81,13 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshdump: connect to %s: %w", o.HostPort, err)
 	}
-	cfg := &ssh.ClientConfig{
-		User:              o.User,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(o.Signer)},
-		HostKeyCallback:   o.HostKeys.Callback(),
-		HostKeyAlgorithms: o.HostKeys.Algorithms(o.HostPort),
-		Timeout:           o.Timeout,
+	cfg := &ssh.ClientConfig{User: o.User, Auth: o.Auth, HostKeyCallback: o.HostKeyCallback, Timeout: o.Timeout}
+	if cfg.Auth == nil {
+		cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(o.Signer)}
+	}
+	if cfg.HostKeyCallback == nil {
+		cfg.HostKeyCallback = o.HostKeys.Callback()
+		cfg.HostKeyAlgorithms = o.HostKeys.Algorithms(o.HostPort)
 	}
 	// The handshake is bounded too: a server that accepts and says
 	// nothing must not hold the capture.
@@ -92,9 +98,11 @@ func Dial(ctx context.Context, o Options) (*Conn, error) {
 		switch {
 		case errors.Is(err, ErrHostKeyChanged), errors.Is(err, ErrHostKeyUnknown):
 			return nil, err
-		case strings.Contains(err.Error(), "unable to authenticate"):
+		case strings.Contains(err.Error(), "unable to authenticate") && o.Signer != nil:
 			return nil, fmt.Errorf("%w: %s@%s did not accept the key %s (%s); run gokdump propagate",
 				ErrAuth, o.User, o.HostPort, o.Signer.PublicKey().Type(), ssh.FingerprintSHA256(o.Signer.PublicKey()))
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, fmt.Errorf("%w: %s@%s: %v", ErrAuth, o.User, o.HostPort, err)
 		}
 		return nil, fmt.Errorf("sshdump: ssh handshake with %s: %w", o.HostPort, err)
 	}
@@ -160,6 +168,52 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // The SFTP operations the capture needs. Each requires HasSFTP.
+
+// AppendLine adds line to the file name (created 0600 with its
+// directory 0700 when missing) unless the file already holds it; it
+// reports whether it added it.
+func (c *Conn) AppendLine(name, line string) (bool, error) {
+	if dir := path.Dir(name); dir != "." {
+		if err := c.sftp.MkdirAll(dir); err != nil {
+			return false, wrap("mkdir -p", dir, err)
+		}
+		c.sftp.Chmod(dir, 0o700)
+	}
+	var b []byte
+	if f, err := c.sftp.Open(name); err == nil {
+		b, err = io.ReadAll(io.LimitReader(f, 4<<20))
+		f.Close()
+		if err != nil {
+			return false, wrap("read", name, err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(l) == strings.TrimSpace(line) {
+				return false, nil
+			}
+		}
+	}
+	f, err := c.sftp.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND)
+	if err != nil {
+		return false, wrap("open", name, err)
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return false, wrap("chmod", name, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return false, wrap("stat", name, err)
+	}
+	add := strings.TrimSpace(line) + "\n"
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		add = "\n" + add
+	}
+	// O_APPEND is not honoured by every server: write at the end.
+	if _, err := f.WriteAt([]byte(add), st.Size()); err != nil {
+		return false, wrap("write", name, err)
+	}
+	return true, nil
+}
 
 // MkdirAll creates dir and its missing parents.
 func (c *Conn) MkdirAll(dir string) error { return wrap("mkdir -p", dir, c.sftp.MkdirAll(dir)) }

@@ -184,6 +184,11 @@ type SSHD struct {
 type SSHDOptions struct {
 	// NoSFTP leaves out the SFTP subsystem.
 	NoSFTP bool
+	// Home, if set, is where SFTP sessions start (relative paths such as
+	// .ssh/authorized_keys resolve there), and Home/.ssh/authorized_keys
+	// is read too: gokdump propagate's test installs a key there rather
+	// than in the real home of the user running the tests.
+	Home string
 }
 
 // StartSSHD starts sshd in dir (which must exist).
@@ -225,7 +230,7 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 	cfg := []string{
 		fmt.Sprintf("ListenAddress 127.0.0.1:%d", s.Port),
 		"HostKey " + hostKey,
-		"AuthorizedKeysFile " + auth,
+		"AuthorizedKeysFile " + auth + homeKeys(o.Home),
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
 		"PermitRootLogin prohibit-password",
 		"PasswordAuthentication no",
@@ -237,7 +242,11 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 		"MaxStartups 20",
 	}
 	if !o.NoSFTP {
-		cfg = append(cfg, "Subsystem sftp internal-sftp -u 077")
+		sftp := "Subsystem sftp internal-sftp -u 077"
+		if o.Home != "" {
+			sftp += " -d " + o.Home
+		}
+		cfg = append(cfg, sftp)
 	}
 	conf := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(conf, []byte(strings.Join(cfg, "\n")+"\n"), 0o600); err != nil {
@@ -251,6 +260,13 @@ func StartSSHD(dir string, o SSHDOptions) (*SSHD, error) {
 		return nil, fmt.Errorf("sshd: %v\n%s", err, s.Log())
 	}
 	return s, nil
+}
+
+func homeKeys(home string) string {
+	if home == "" {
+		return ""
+	}
+	return " " + filepath.Join(home, ".ssh", "authorized_keys")
 }
 
 // Stop ends sshd.
