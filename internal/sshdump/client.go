@@ -292,6 +292,23 @@ func (f *File) ReadAt(p []byte, off int64) (int, error)  { return f.f.ReadAt(p, 
 func (f *File) Write(p []byte) (int, error)              { return f.f.Write(p) }
 func (f *File) Close() error                             { return f.f.Close() }
 
+// Preallocate writes zeros over [off, off+size): SFTP has no fallocate,
+// and the kdump writer reserves its descriptor area this way so that a
+// server that fills up can still take the descriptors of the pages it
+// holds (diskdump.Preallocator).
+func (f *File) Preallocate(off, size int64) error {
+	zero := make([]byte, min(size, 1<<20))
+	for size > 0 {
+		n := min(size, int64(len(zero)))
+		if _, err := f.f.WriteAt(zero[:n], off); err != nil {
+			return fmt.Errorf("sshdump: reserve %d bytes at %#x: %w", n, off, err)
+		}
+		off += n
+		size -= n
+	}
+	return nil
+}
+
 // Sync asks the server to flush the file (fsync@openssh.com); a server
 // without the extension is not an error: its close is all there is.
 func (f *File) Sync() error {

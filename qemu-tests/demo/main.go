@@ -19,8 +19,20 @@ func main() {
 	line := flag.String("kernel", "6.12", "Debian kernel line to crash: 6.1 or 6.12")
 	disk := flag.String("disk", "nvme", "dump target disk: nvme or virtio")
 	mem := flag.Int("mem", 1024, "guest memory in MiB")
+	target := flag.String("target", "disk", "where the dump goes: disk (the guest's disk), ssh (OpenSSH's sshd on this\n"+
+		"machine's 127.0.0.1, over SFTP) or nfs (nfs-ganesha on 127.0.0.1); the guest reaches the\n"+
+		"server through QEMU's restricted user-mode network, and nothing else")
 	flag.Parse()
-	if err := run(*line, *disk, *mem); err != nil {
+	var err error
+	switch *target {
+	case "disk":
+		err = run(*line, *disk, *mem)
+	case "ssh", "nfs":
+		err = runNet(*line, *target, *mem)
+	default:
+		err = fmt.Errorf("-target %q: want disk, ssh or nfs", *target)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -77,5 +89,82 @@ func run(line, disk string, mem int) error {
 	fmt.Printf("Host: kernel fetch %.1fs, build %.1fs, QEMU cycle incl. images %.1fs.\n",
 		fetch.Seconds(), build.Seconds(), cycle.Seconds())
 	fmt.Printf("\nLook inside: bin/gokdump info %s\n", local)
+	return nil
+}
+
+// runNet crashes a guest whose dump goes over the network to a server the
+// demo runs on 127.0.0.1, and says where the dump landed.
+func runNet(line, target string, mem int) error {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("-target %s runs sshd or nfs-ganesha, which need root here", target)
+	}
+	out := filepath.Join(root, "out", "demo", time.Now().UTC().Format("20060102-150405"))
+	srv := filepath.Join(out, "server")
+	if err := os.MkdirAll(srv, 0o700); err != nil {
+		return err
+	}
+	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+	step("fetching the current Debian %s cloud kernel (cached in .cache/kernels)", line)
+	k, err := harness.GetKernel(root, line, false)
+	if err != nil {
+		return err
+	}
+	spec := harness.Spec{Line: line, MemMiB: mem, Dir: out, Config: "device_timeout = \"90s\"\n"}
+	var where string
+	switch target {
+	case "ssh":
+		dumps := filepath.Join(out, "ssh-dumps")
+		s, err := harness.StartSSHD(srv, harness.SSHDOptions{})
+		if err != nil {
+			return err
+		}
+		defer s.Stop()
+		n, err := s.Target(dumps, nil)
+		if err != nil {
+			return err
+		}
+		n.Apply(&spec)
+		step("sshd (OpenSSH) listens on 127.0.0.1:%d; the guest reaches it as %s:22; dumps go to %s", s.Port, harness.SSHAddr, dumps)
+		where = ""
+	case "nfs":
+		export := filepath.Join(out, "nfs-export")
+		if err := os.MkdirAll(export, 0o755); err != nil {
+			return err
+		}
+		g, err := harness.StartGanesha(srv, export)
+		if err != nil {
+			return err
+		}
+		defer g.Stop()
+		g.Target().Apply(&spec)
+		step("nfs-ganesha serves %s on 127.0.0.1:%d; the guest mounts it as %s:%s", export, g.Port, harness.NFSAddr, g.Pseudo)
+		where = export
+	}
+	step("crashing %s in QEMU (TCG, %d MiB); serial log: %s", k.KVer, mem, filepath.Join(out, "serial.log"))
+	t0 := time.Now()
+	r, err := harness.Crash(root, spec)
+	if err != nil {
+		return err
+	}
+	cycle := time.Since(t0)
+	o := r.Outcome()
+	if o.Status != "saved" {
+		fmt.Println(r.Tail(40))
+		return fmt.Errorf("the capture did not save the dump: %s", o)
+	}
+	local := filepath.Join(where, o.Path)
+	st, err := os.Stat(local)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nThe capture kernel sent the dump over %s: it landed on this machine at\n  %s (%.1f MiB)\n",
+		target, local, float64(st.Size())/(1<<20))
+	fmt.Printf("  %s beside it\n\n", filepath.Join(filepath.Dir(local), "vmcore-dmesg.txt"))
+	fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
+	fmt.Printf("QEMU cycle incl. images %.1fs.\n\nLook inside: bin/gokdump info %s\n", cycle.Seconds(), local)
 	return nil
 }

@@ -12,6 +12,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/netup"
 )
 
 // The network of the net tests: QEMU's user-mode network in restricted
@@ -382,4 +386,66 @@ func SmallFS(dir string, mib int) (func(), error) {
 		defer cancel()
 		exec.CommandContext(ctx, "umount", dir).Run()
 	}, nil
+}
+
+// NetModules are the capture's NIC drivers in the net tests (virtio_net
+// needs its PCI transport named: it is a separate driver).
+var NetModules = []string{"virtio_net", "virtio_pci"}
+
+// NetSetup is what a crash needs to dump to a test server: the config
+// lines, the files for the capture image, the NIC and its forwards.
+type NetSetup struct {
+	Config         string
+	CaptureExtra   []builder.File
+	CaptureModules []string
+	Net            *Net
+}
+
+// Apply sets spec up for the target, after spec.Config's own lines.
+func (n NetSetup) Apply(spec *Spec) {
+	spec.Config = n.Config + spec.Config
+	spec.CaptureExtra = append(spec.CaptureExtra, n.CaptureExtra...)
+	spec.CaptureModules = append(spec.CaptureModules, n.CaptureModules...)
+	spec.Stage1Modules = NetModules
+	spec.Net = n.Net
+}
+
+// guestRecord is the interface record of the test NIC.
+func guestRecord() builder.File {
+	rec := netup.Record{Interfaces: []netup.Interface{{Name: "enp0s2", MAC: GuestMAC, Driver: "virtio_net"}}}
+	return builder.File{Path: netup.RecordPath, Data: rec.Marshal(), Mode: 0o644}
+}
+
+// Target sets up a crash whose target is dumps on s, reached at
+// SSHAddr:22, with s's client key packed and pin's host key pinned (s's
+// when pin is nil).
+func (s *SSHD) Target(dumps string, pin *SSHD) (NetSetup, error) {
+	key, err := os.ReadFile(s.ClientKey)
+	if err != nil {
+		return NetSetup{}, err
+	}
+	if pin == nil {
+		pin = s
+	}
+	return NetSetup{
+		Config:         fmt.Sprintf("target = \"ssh://%s@%s%s\"\n", s.User, SSHAddr, dumps),
+		CaptureModules: NetModules,
+		CaptureExtra: []builder.File{
+			{Path: config.DefaultSSHKey, Data: key, Mode: 0o600},
+			{Path: config.DefaultKnownHosts, Data: []byte(pin.KnownHosts(SSHAddr, 22)), Mode: 0o644},
+			guestRecord(),
+		},
+		Net: &Net{Forwards: []Forward{{Guest: SSHAddr + ":22", HostPort: s.Port}}},
+	}, nil
+}
+
+// Target sets up a crash whose target is g's export, reached at
+// NFSAddr:2049.
+func (g *Ganesha) Target() NetSetup {
+	return NetSetup{
+		Config:         fmt.Sprintf("target = \"nfs://%s%s\"\n", NFSAddr, g.Pseudo),
+		CaptureModules: append([]string{"nfsv4", "nfsv3"}, NetModules...),
+		CaptureExtra:   []builder.File{guestRecord()},
+		Net:            &Net{Forwards: []Forward{{Guest: NFSAddr + ":2049", HostPort: g.Port}}},
+	}
 }

@@ -127,6 +127,8 @@ type RemoteFile interface {
 	io.WriterAt
 	io.ReaderAt
 	io.Writer
+	// Preallocate reserves a range (diskdump.Preallocator).
+	Preallocate(off, size int64) error
 	Sync() error
 	Close() error
 }
