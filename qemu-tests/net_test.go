@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/internal/crashdir"
@@ -262,4 +263,66 @@ func TestNetFailures(t *testing.T) {
 			t.Errorf("drgn: release %q", got["release"])
 		}
 	})
+}
+
+// TestNetMeasure is a measurement, not a check: with GOKDUMP_NET_MEASURE=1
+// it crashes the same guest (newest kernel, 1 GiB) into a disk, over ssh
+// and over nfs, and reports the time from the panic to the result line,
+// the capture images' sizes, and which crashkernel= sizes save over ssh.
+func TestNetMeasure(t *testing.T) {
+	if os.Getenv("GOKDUMP_NET_MEASURE") != "1" {
+		t.Skip("a measurement: GOKDUMP_NET_MEASURE=1 runs it")
+	}
+	line := "latest"
+	type result struct {
+		name  string
+		spec  harness.Spec
+		img   int64
+		panic time.Duration
+		o     harness.Outcome
+	}
+	disk := harness.Spec{Line: line}
+	s := sshServer(t, harness.SSHDOptions{})
+	sshS := sshSpec(t, line, s, filepath.Join(t.TempDir(), "crash"), "", nil)
+	g := nfsServer(t, t.TempDir())
+	nfsS := nfsSpec(line, g, "")
+	for _, sp := range []*harness.Spec{&disk, &sshS, &nfsS} {
+		sp.Dbg = false
+	}
+	results := []*result{{name: "disk", spec: disk}, {name: "ssh", spec: sshS}, {name: "nfs", spec: nfsS}}
+	for _, res := range results {
+		img := filepath.Join(t.TempDir(), "capture.img")
+		if err := harness.BuildCaptureImage(repoRoot, res.spec, img); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(img)
+		res.img = st.Size()
+		res.spec.CaptureImage = img
+		r := crash(t, res.spec)
+		res.o = r.Outcome()
+		var crashAt time.Duration
+		for _, p := range r.Phases() {
+			if p.Name == "crash" {
+				crashAt = p.At
+			}
+		}
+		res.panic = res.o.At - crashAt
+		t.Logf("%s: image %.2f MiB, %s, panic → result line %.1fs\n%s", res.name, float64(res.img)/(1<<20), res.o, res.panic.Seconds(), r.PhaseReport())
+	}
+	for _, res := range results {
+		t.Logf("%-4s image %6.2f MiB (+%.2f MiB over disk)  panic → %s %.1fs", res.name, float64(res.img)/(1<<20),
+			float64(res.img-results[0].img)/(1<<20), res.o.Status, res.panic.Seconds())
+	}
+	for _, ck := range []string{"128M", "96M", "88M", "80M", "72M"} {
+		spec := sshS
+		spec.CrashKernel = ck
+		spec.Timeout = 200 * time.Second
+		r := crash(t, spec)
+		o := r.Outcome()
+		t.Logf("ssh at crashkernel=%s: %s", ck, o)
+		if o.Status != "saved" {
+			t.Logf("tail:\n%s", r.Tail(15))
+			break
+		}
+	}
 }

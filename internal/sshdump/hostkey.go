@@ -122,7 +122,7 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 			}
 			var pinned []string
 			for _, w := range ke.Want {
-				pinned = append(pinned, fmt.Sprintf("%s %s (%s:%d)", w.Key.Type(), ssh.FingerprintSHA256(w.Key), w.Filename, w.Line))
+				pinned = append(pinned, fmt.Sprintf("%s %s (%s:%d)", w.Key.Type(), ssh.FingerprintSHA256(w.Key), h.path, w.Line))
 			}
 			return fmt.Errorf("%w: %s offered %s %s, but the image pins %s; nothing was sent (if the server's key was changed on purpose, run gokdump propagate and rebuild the image)",
 				ErrHostKeyChanged, hostname, key.Type(), ssh.FingerprintSHA256(key), strings.Join(pinned, ", "))
