@@ -155,3 +155,34 @@ func TestBuildNetworkTargets(t *testing.T) {
 		t.Errorf("loopback route: %v\n%s", err, say)
 	}
 }
+
+// TestStatusNetworkTarget: status checks an ssh target's key and pinned
+// host key on this machine, and never looks for a block device.
+func TestStatusNetworkTarget(t *testing.T) {
+	dir := t.TempDir()
+	key, kh := sshFiles(t, dir, "dumps.example.com")
+	p := filepath.Join(dir, "gokdump.toml")
+	write := func(target string) {
+		os.WriteFile(p, []byte(fmt.Sprintf("target = %q\nssh_key = %q\nknown_hosts = %q\n", target, key, kh)), 0o644)
+	}
+	write("ssh://kdump@dumps.example.com/var/crash")
+	st := checkSetup(&configFlag{path: p, set: true})
+	if len(st.Problems) != 0 || st.TargetError != "" {
+		t.Errorf("problems %q, target error %q", st.Problems, st.TargetError)
+	}
+	write("ssh://kdump@other.example.com/var/crash")
+	st = checkSetup(&configFlag{path: p, set: true})
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "pins no host key") {
+		t.Errorf("problems %q", st.Problems)
+	}
+	os.Remove(key)
+	write("ssh://kdump@dumps.example.com/var/crash")
+	st = checkSetup(&configFlag{path: p, set: true})
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], "gokdump propagate") {
+		t.Errorf("problems %q", st.Problems)
+	}
+	write("nfs://dumps.example.com/export")
+	if st = checkSetup(&configFlag{path: p, set: true}); len(st.Problems) != 0 {
+		t.Errorf("nfs: problems %q", st.Problems)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/sshdump"
 	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/internal/kexec"
 )
@@ -90,6 +91,9 @@ func checkSetup(cf *configFlag) setupStatus {
 		st.Problems = append(st.Problems, err.Error()) // config errors say "config:"
 	} else if cfg.Target == "" {
 		st.Problems = append(st.Problems, fmt.Sprintf("no dump target in %s (target = \"LABEL=…\")", cf.path))
+	} else if t, _ := config.ParseTarget(cfg.Target); t.Network() {
+		st.Target = cfg.Target
+		st.Problems = append(st.Problems, netTargetProblems(cfg)...)
 	} else {
 		st.Target = cfg.Target
 		if dev, err := statusFindTarget(strings.TrimPrefix(cfg.Target, config.RawPrefix)); err != nil {
@@ -227,4 +231,26 @@ func printStatus(w io.Writer, s kexec.Status) {
 	for _, p := range s.Problems() {
 		fmt.Fprintf(w, "problem:        %s\n", p)
 	}
+}
+
+// netTargetProblems checks what a network target needs on this machine
+// for the image to be built: for ssh, the key and a pinned host key. The
+// server itself is not contacted (gokdump propagate does that).
+func netTargetProblems(cfg *config.Config) []string {
+	var ps []string
+	for _, t := range cfg.NetworkTargets() {
+		if t.Kind != config.KindSSH {
+			continue
+		}
+		if _, err := sshdump.LoadSigner(cfg.SSHKey); err != nil {
+			ps = append(ps, fmt.Sprintf("ssh target %s: %v (gokdump propagate)", t, err))
+		}
+		hk, err := sshdump.LoadHostKeys(cfg.KnownHosts)
+		if err != nil {
+			ps = append(ps, fmt.Sprintf("ssh target %s: %v (gokdump propagate)", t, err))
+		} else if len(hk.Algorithms(t.HostPort())) == 0 {
+			ps = append(ps, fmt.Sprintf("ssh target %s: %s pins no host key for it (gokdump propagate)", t, cfg.KnownHosts))
+		}
+	}
+	return ps
 }
