@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -261,6 +262,25 @@ func TestSSHNoSFTP(t *testing.T) {
 	d, err := anydump.Open(out)
 	if err != nil {
 		t.Fatalf("the unflattened dump does not open: %v", err)
+	}
+	d.Close()
+
+	// gokdump savecore takes the file as it takes a raw device.
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := harness.Gokdump(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if b, err := exec.Command(cli, "savecore", want, dst).CombinedOutput(); err != nil {
+		t.Fatalf("gokdump savecore %s: %v\n%s", want, err, b)
+	}
+	d, err = anydump.Open(filepath.Join(dst, "2025-11-27-12:20:00", crashdir.VMCore))
+	if err != nil {
+		t.Fatalf("savecore's vmcore: %v", err)
 	}
 	d.Close()
 }
