@@ -12,9 +12,9 @@ import (
 
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
-	"github.com/gokdump/gokdump/internal/sshdump"
 	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/internal/kexec"
+	"github.com/gokdump/gokdump/internal/sshdump"
 )
 
 // errNotCaught makes status exit 1.

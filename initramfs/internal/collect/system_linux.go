@@ -57,9 +57,9 @@ func System(con *Console) *Env {
 			seedRNG(con.Logf, VmcorePath)
 			return netUp(con, cfg, deadline)
 		},
-		LookupIP:  lookupIP,
-		DialSSH:   dialSSH,
-		MountNFS:  mountNFS,
+		LookupIP: lookupIP,
+		DialSSH:  dialSSH,
+		MountNFS: mountNFS,
 	}
 }
 
