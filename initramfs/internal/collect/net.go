@@ -332,11 +332,14 @@ var nfsVersions = []string{"4.2", "4.1", "4.0", "3"}
 
 // nfsOptions is the option string of mount(2) for version vers at addr.
 // The kernel's NFS client parses it itself (no mount.nfs): addr= is
-// required, and NFSv3 locks need a lockd nobody runs here. soft with a
-// bounded timeout: a server that stops answering fails the writes (an
-// INCOMPLETE dump) instead of hanging them.
+// required, and NFSv3 locks need a lockd nobody runs here. soft with
+// TCP's default timeout (60 s, twice): a server that stops answering fails
+// the writes (an INCOMPLETE dump) instead of hanging them, while a slow
+// link with many writes in flight does not (with timeo=100 a write once
+// failed with EIO under emulation, most likely one queued behind others
+// for more than 10 s).
 func nfsOptions(vers string, addr netip.Addr, extra string) string {
-	opts := []string{"vers=" + vers, "addr=" + addr.String(), "proto=tcp", "soft", "timeo=100", "retrans=3"}
+	opts := []string{"vers=" + vers, "addr=" + addr.String(), "proto=tcp", "soft", "timeo=600", "retrans=2"}
 	if vers == "3" {
 		opts = append(opts, "nolock", "mountproto=tcp")
 	}

@@ -337,9 +337,9 @@ func TestNFSVersions(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	want := []string{
-		"vers=4.2,addr=192.0.2.7,proto=tcp,soft,timeo=100,retrans=3,noac",
-		"vers=4.1,addr=192.0.2.7,proto=tcp,soft,timeo=100,retrans=3,noac",
-		"vers=4.0,addr=192.0.2.7,proto=tcp,soft,timeo=100,retrans=3,noac",
+		"vers=4.2,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
+		"vers=4.1,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
+		"vers=4.0,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
 	}
 	if strings.Join(tried, "\n") != strings.Join(want, "\n") {
 		t.Errorf("mounts tried:\n%s\nwant:\n%s", strings.Join(tried, "\n"), strings.Join(want, "\n"))
@@ -357,7 +357,7 @@ func TestNFSVersions(t *testing.T) {
 	if res := Capture(env, cfg); res.Status != StatusSaved {
 		t.Fatalf("vers=3: %+v", res)
 	}
-	if len(tried) != 1 || tried[0] != "vers=3,addr=192.0.2.7,proto=tcp,soft,timeo=100,retrans=3,nolock,mountproto=tcp" {
+	if len(tried) != 1 || tried[0] != "vers=3,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,nolock,mountproto=tcp" {
 		t.Errorf("vers=3: tried %q", tried)
 	}
 
