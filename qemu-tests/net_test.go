@@ -26,20 +26,7 @@ func sshServer(t *testing.T, o harness.SSHDOptions) *harness.SSHD {
 	if testing.Short() {
 		t.Skip("QEMU crash tests are skipped with -short")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("the test servers run as root")
-	}
-	s, err := harness.StartSSHD(t.TempDir(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", s.Log())
-		}
-	})
-	return s
+	return harness.SSHDFor(t, o)
 }
 
 // sshSpec is a crash whose target is dumps on s (see SSHD.Target), with
@@ -94,21 +81,6 @@ func checkNetDump(t *testing.T, r *harness.Run, file string) {
 	}
 }
 
-// noKeyOnConsole fails when a line of the private key is on the console.
-func noKeyOnConsole(t *testing.T, r *harness.Run, s *harness.SSHD) {
-	t.Helper()
-	b, err := os.ReadFile(s.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial := r.Serial()
-	for _, l := range strings.Split(string(b), "\n") {
-		if len(l) > 20 && !strings.HasPrefix(l, "-----") && strings.Contains(serial, l) {
-			t.Fatal("a line of the private key is on the console")
-		}
-	}
-}
-
 // TestNetSSH: the dump saved over SFTP on the newest kernel and on 6.1.
 func TestNetSSH(t *testing.T) {
 	for _, line := range []string{"latest", "6.1"} {
@@ -124,37 +96,20 @@ func TestNetSSH(t *testing.T) {
 			}
 			lineAt(t, r, `network: .* is up with 10\.0\.2\.15/24`)
 			checkNetDump(t, r, o.Path)
-			noKeyOnConsole(t, r, s)
+			if harness.KeyShown(t, s.ClientKey, r.Serial()) {
+				t.Error("a line of the private key is on the console")
+			}
 		})
 	}
 }
 
-// nfsServer starts ganesha serving a new directory, stopped at the
-// test's end.
+// nfsServer starts ganesha serving export, stopped at the test's end.
 func nfsServer(t *testing.T, export string) *harness.Ganesha {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("QEMU crash tests are skipped with -short")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("the test servers run as root")
-	}
-	g, err := harness.StartGanesha(t.TempDir(), export)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		g.Stop()
-		if t.Failed() {
-			t.Logf("ganesha log (tail):\n%s", tailOf(g.Log(), 40))
-		}
-	})
-	return g
-}
-
-func tailOf(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(l[max(0, len(l)-n):], "\n")
+	return harness.GaneshaFor(t, export)
 }
 
 func nfsSpec(line string, g *harness.Ganesha, extra string) harness.Spec {

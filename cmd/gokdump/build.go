@@ -473,15 +473,7 @@ func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, option
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("host-only: %w", err)
 		}
-		for _, bd := range det.Drivers {
-			if bd.Module == "" {
-				fmt.Fprintf(stderr, "  %s: driver %s of %s, built in\n", bd.Driver, bd.Driver, bd.Device)
-			}
-		}
-		for _, n := range det.Needs {
-			fmt.Fprintf(stderr, "  %s: %s\n", n.Module, n.Why)
-			required = append(required, n.Module)
-		}
+		required = append(required, printDrivers(stderr, det)...)
 		if fsm := builder.FilesystemModules(fstype); len(fsm) > 0 {
 			fmt.Fprintf(stderr, "  %s: filesystem of %s\n", strings.Join(fsm, ", "), dev.Name)
 			required = append(required, fsm[0])

@@ -59,15 +59,7 @@ func detectNetTarget(t config.Target, stderr io.Writer) (required []string, nics
 		return nil, nil, fmt.Errorf("host-only: %s reaches %s through no network device (%s); build with --no-hostonly, or --drivers none --module NAME",
 			t, ips[0], strings.Join(det.Notes, "; "))
 	}
-	for _, bd := range det.Drivers {
-		if bd.Module == "" {
-			fmt.Fprintf(stderr, "  %s: driver %s of %s, built in\n", bd.Driver, bd.Driver, bd.Device)
-		}
-	}
-	for _, n := range det.Needs {
-		fmt.Fprintf(stderr, "  %s: %s\n", n.Module, n.Why)
-		required = append(required, n.Module)
-	}
+	required = append(required, printDrivers(stderr, &det.Detection)...)
 	for _, n := range det.Notes {
 		fmt.Fprintf(stderr, "  note: %s\n", n)
 	}
@@ -151,4 +143,20 @@ func hostRead(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is readable by others (%v): chmod 600 it", path, fi.Mode().Perm())
 	}
 	return os.ReadFile(path)
+}
+
+// printDrivers says which drivers a detection found (built-in ones too)
+// and why each module is needed, and returns the modules.
+func printDrivers(stderr io.Writer, det *builder.Detection) []string {
+	for _, bd := range det.Drivers {
+		if bd.Module == "" {
+			fmt.Fprintf(stderr, "  %s: driver %s of %s, built in\n", bd.Driver, bd.Driver, bd.Device)
+		}
+	}
+	var mods []string
+	for _, n := range det.Needs {
+		fmt.Fprintf(stderr, "  %s: %s\n", n.Module, n.Why)
+		mods = append(mods, n.Module)
+	}
+	return mods
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/internal/config"
-	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -18,18 +17,8 @@ import (
 // with a key the server already accepts, as a user with ssh-agent or
 // ~/.ssh/id_* would.
 func TestPropagate(t *testing.T) {
-	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
-		fixture.Missing(t, "no /usr/sbin/sshd: run scripts/install-deps (openssh-server)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the test sshd runs as root")
-	}
 	home := t.TempDir()
-	s, err := harness.StartSSHD(t.TempDir(), harness.SSHDOptions{Home: home})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := harness.SSHDFor(t, harness.SSHDOptions{Home: home})
 	etc := t.TempDir()
 	dumps := filepath.Join(t.TempDir(), "crash")
 	cfg := config.Default()
@@ -85,7 +74,7 @@ func TestPropagate(t *testing.T) {
 	other := fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBOrTvuOsFmq/DNtEsG3fIP1MGG1kp5hV8P5k4rZmRZ+\n", s.Port)
 	os.WriteFile(cfg.KnownHosts, []byte(other), 0o644)
 	out.Reset()
-	err = runPropagate(&cfg, f, strings.NewReader(""), &out)
+	err := runPropagate(&cfg, f, strings.NewReader(""), &out)
 	if err == nil || !strings.Contains(err.Error(), "host key changed") {
 		t.Errorf("changed host key: %v\n%s", err, out.String())
 	}

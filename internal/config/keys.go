@@ -473,23 +473,31 @@ func checkAbsFile(p string) error {
 // comma-separated, at most one IPv4 and one IPv6.
 func ParseStaticIP(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	v4, v6 := 0, 0
 	for _, f := range strings.Split(s, ",") {
 		p, err := netip.ParsePrefix(strings.TrimSpace(f))
 		if err != nil || p.Addr().Zone() != "" {
 			return nil, valueErr("%s is not \"dhcp\", \"dhcp6\" or an address with its prefix length such as \"192.0.2.5/24\" or \"2001:db8::5/64\"", quote(f))
 		}
-		if p.Addr().Is4() {
+		out = append(out, p)
+	}
+	if !onePerFamily(len(out), func(i int) netip.Addr { return out[i].Addr() }) {
+		return nil, valueErr("%s: at most one IPv4 and one IPv6 address", quote(s))
+	}
+	return out, nil
+}
+
+// onePerFamily reports whether n addresses hold at most one IPv4 and one
+// IPv6.
+func onePerFamily(n int, at func(int) netip.Addr) bool {
+	v4, v6 := 0, 0
+	for i := range n {
+		if at(i).Is4() {
 			v4++
 		} else {
 			v6++
 		}
-		out = append(out, p)
 	}
-	if v4 > 1 || v6 > 1 {
-		return nil, valueErr("%s: at most one IPv4 and one IPv6 address", quote(s))
-	}
-	return out, nil
+	return v4 <= 1 && v6 <= 1
 }
 
 func checkIPValue(s string) error {
@@ -507,20 +515,14 @@ func ParseGateways(s string) ([]netip.Addr, error) {
 		return nil, nil
 	}
 	var out []netip.Addr
-	v4, v6 := 0, 0
 	for _, f := range strings.Split(s, ",") {
 		a, err := netip.ParseAddr(strings.TrimSpace(f))
 		if err != nil {
 			return nil, valueErr("%s is not an IP address", quote(f))
 		}
-		if a.Is4() {
-			v4++
-		} else {
-			v6++
-		}
 		out = append(out, a)
 	}
-	if v4 > 1 || v6 > 1 {
+	if !onePerFamily(len(out), func(i int) netip.Addr { return out[i] }) {
 		return nil, valueErr("%s: at most one IPv4 and one IPv6 gateway", quote(s))
 	}
 	return out, nil

@@ -424,12 +424,7 @@ func captureNFS(env *Env, cfg *config.Config, t config.Target, src *source, nw *
 	if err != nil {
 		return Failedf("%v", err)
 	}
-	defer func() {
-		env.Sync()
-		if err := env.Unmount(mnt); err != nil {
-			env.logf("unmount %s: %v", mnt, err)
-		}
-	}()
+	defer unmount(env, mnt)
 	// The export path is the dump directory's parent: path does not
 	// apply.
 	at := cfg.Clone()

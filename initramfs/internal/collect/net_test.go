@@ -17,7 +17,6 @@ import (
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
-	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
@@ -26,29 +25,6 @@ import (
 // The ssh target against a real OpenSSH sshd on 127.0.0.1 (the harness
 // starts it with a throwaway config): everything but the capture
 // kernel's network, which netWorld fakes.
-
-// startSSHD starts the test server, or skips/fails as fixture.Missing
-// says when sshd is not installed.
-func startSSHD(t *testing.T, o harness.SSHDOptions) *harness.SSHD {
-	t.Helper()
-	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
-		fixture.Missing(t, "no /usr/sbin/sshd: run scripts/install-deps (openssh-server)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the test sshd runs as root")
-	}
-	s, err := harness.StartSSHD(t.TempDir(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", s.Log())
-		}
-	})
-	return s
-}
 
 // netWorld is newWorld with a network that is already up, and the real
 // ssh client.
@@ -92,19 +68,13 @@ func sshConfig(t *testing.T, s *harness.SSHD, dir string, port int, set func(*co
 // noKey checks that the console never shows the private key.
 func noKey(t *testing.T, s *harness.SSHD, console string) {
 	t.Helper()
-	b, err := os.ReadFile(s.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if len(l) > 20 && !strings.HasPrefix(l, "-----") && strings.Contains(console, l) {
-			t.Fatalf("the console shows a line of the private key")
-		}
+	if harness.KeyShown(t, s.ClientKey, console) {
+		t.Fatal("the console shows a line of the private key")
 	}
 }
 
 func TestSSHTargetSFTP(t *testing.T) {
-	s := startSSHD(t, harness.SSHDOptions{})
+	s := harness.SSHDFor(t, harness.SSHDOptions{})
 	env, w, _ := netWorld(t, testCore(t, 600))
 	dumps := filepath.Join(t.TempDir(), "crash")
 	// An earlier dump that did not finish is reported.
@@ -148,8 +118,8 @@ func TestSSHTargetSFTP(t *testing.T) {
 // TestSSHHostKeyChanged: a server whose host key is not the pinned one
 // gets nothing, and is not asked twice.
 func TestSSHHostKeyChanged(t *testing.T) {
-	s := startSSHD(t, harness.SSHDOptions{})
-	other := startSSHD(t, harness.SSHDOptions{}) // another host key
+	s := harness.SSHDFor(t, harness.SSHDOptions{})
+	other := harness.SSHDFor(t, harness.SSHDOptions{}) // another host key
 	env, w, dials := netWorld(t, testCore(t, 100))
 	dumps := filepath.Join(t.TempDir(), "crash")
 	cfg := sshConfig(t, other, dumps, s.Port, nil) // other's key pinned, s answers
@@ -190,7 +160,7 @@ func TestSSHHostKeyChanged(t *testing.T) {
 // TestSSHServerDown: nothing listens; the capture retries with backoff
 // until device_timeout, then saves on the fallback disk.
 func TestSSHServerDown(t *testing.T) {
-	s := startSSHD(t, harness.SSHDOptions{})
+	s := harness.SSHDFor(t, harness.SSHDOptions{})
 	port := s.Port
 	s.Stop()
 	spare := dirDisk(t, "vdb", "SPARE")
@@ -225,7 +195,7 @@ func TestSSHServerDown(t *testing.T) {
 // TestSSHNoSFTP: a server without the SFTP subsystem gets the flattened
 // stream through cat, which unflattens into a dump that opens.
 func TestSSHNoSFTP(t *testing.T) {
-	s := startSSHD(t, harness.SSHDOptions{NoSFTP: true})
+	s := harness.SSHDFor(t, harness.SSHDOptions{NoSFTP: true})
 	env, w, _ := netWorld(t, testCore(t, 600))
 	dumps := filepath.Join(t.TempDir(), "crash")
 	res := Capture(env, sshConfig(t, s, dumps, 0, nil))
@@ -288,7 +258,7 @@ func TestSSHNoSFTP(t *testing.T) {
 // TestSSHServerFull: the server's filesystem fills: the dump is
 // incomplete, flagged and readable, and the result says why.
 func TestSSHServerFull(t *testing.T) {
-	s := startSSHD(t, harness.SSHDOptions{})
+	s := harness.SSHDFor(t, harness.SSHDOptions{})
 	dumps := tmpfs(t, 256<<10)
 	env, _, _ := netWorld(t, testCore(t, 2000))
 	cfg := sshConfig(t, s, dumps, 0, func(c *config.Config) { c.Compress = config.CompressNone; c.Dmesg = false })

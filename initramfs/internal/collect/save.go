@@ -32,15 +32,18 @@ func captureTo(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 	if err != nil {
 		return Failedf("%v", err)
 	}
-	defer func() {
-		// Unmount so the filesystem is clean: a reader that does not
-		// replay the journal (debugfs, a rescue tool) sees the dump.
-		env.Sync()
-		if err := env.Unmount(mnt); err != nil {
-			env.logf("unmount %s: %v", mnt, err)
-		}
-	}()
+	defer unmount(env, mnt)
 	return saveTo(env, cfg, mnt, src)
+}
+
+// unmount syncs and unmounts the target, so that its filesystem is
+// clean: a reader that does not replay the journal (debugfs, a rescue
+// tool) sees the dump, and an NFS server has every write.
+func unmount(env *Env, mnt string) {
+	env.Sync()
+	if err := env.Unmount(mnt); err != nil {
+		env.logf("unmount %s: %v", mnt, err)
+	}
 }
 
 // mountTarget mounts the target's filesystem read-write.
