@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/netip"
+	"os"
 	spath "path" // server paths are slash-separated whatever the host
 	"strings"
 	"time"
@@ -429,9 +430,28 @@ func captureNFS(env *Env, cfg *config.Config, t config.Target, src *source, nw *
 	// apply.
 	at := cfg.Clone()
 	at.Path = "/"
-	res := saveTo(env, at, mnt, src)
+	res := saveToAs(env, at, mnt, src, func(f *os.File) io.WriterAt { return zeroReserve{f} })
 	if res.Status == StatusIncomplete && strings.Contains(res.Reason, "full") {
 		res.Reason = "the NFS server's filesystem is full: " + strings.TrimPrefix(res.Reason, "the target is full: ")
 	}
 	return res
+}
+
+// zeroReserve is a dump file on NFS whose reserved ranges are written as
+// zeros rather than fallocate'd: the NFSv4.2 ALLOCATE that fallocate
+// becomes left the next write into the range failing with EIO (a 7.3
+// client and nfs-ganesha 4.3), and zeros work on every server.
+type zeroReserve struct{ *os.File }
+
+func (z zeroReserve) Preallocate(off, size int64) error {
+	zero := make([]byte, min(size, 1<<20))
+	for size > 0 {
+		n := min(size, int64(len(zero)))
+		if _, err := z.WriteAt(zero[:n], off); err != nil {
+			return fmt.Errorf("reserve %d bytes at %#x: %w", n, off, err)
+		}
+		off += n
+		size -= n
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package collect
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -69,6 +71,11 @@ func mountTarget(env *Env, cfg *config.Config, t config.Target, dev *blockdev.De
 // saveTo writes the dump into a new dated directory under cfg.Path on the
 // filesystem mounted at mnt.
 func saveTo(env *Env, cfg *config.Config, mnt string, src *source) Result {
+	return saveToAs(env, cfg, mnt, src, nil)
+}
+
+// saveToAs is saveTo writing the dump through out(f) when out is set.
+func saveToAs(env *Env, cfg *config.Config, mnt string, src *source, out func(*os.File) io.WriterAt) Result {
 	base, err := crashdir.OpenBase(mnt, cfg.Path)
 	if err != nil {
 		return Failedf("%v", err)
@@ -117,7 +124,11 @@ func saveTo(env *Env, cfg *config.Config, mnt string, src *source) Result {
 	if src.f == nil {
 		res = rawCopy(env, cfg, src.path, f, free, f.Truncate)
 	} else {
-		res = saveDump(env, cfg, src, f, free, cfg.Format, func() {
+		var w io.WriterAt = f
+		if out != nil {
+			w = out(f)
+		}
+		res = saveDump(env, cfg, src, w, free, cfg.Format, func() {
 			if err := env.Fdatasync(f); err != nil {
 				env.logf("fdatasync %s: %v", crashdir.VMCoreIncomplete, err)
 			}
