@@ -137,26 +137,35 @@ func TestUnflattenBad(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		stream []byte
-		ok     bool
+		want   error // nil: accepted
+		off    int64 // stream offset of the *FormatError
 	}{
-		{"empty stream", cat(hdr, end), true},
-		{"one record", cat(hdr, flatRecord(100, 3), []byte("abc"), end), true},
-		{"short header", hdr[:100], false},
-		{"not flattened", cat(make([]byte, 4096), end), false},
-		{"wrong type", cat(badType, end), false},
-		{"no end record", cat(hdr, flatRecord(0, 3), []byte("abc")), false},
-		{"truncated record header", cat(hdr, flatRecord(0, 3)[:10]), false},
-		{"truncated data", cat(hdr, flatRecord(0, 30), []byte("abc")), false},
-		{"negative offset", cat(hdr, flatRecord(-5, 3), []byte("abc"), end), false},
-		{"size zero", cat(hdr, flatRecord(0, 0), end), false},
-		{"negative size", cat(hdr, flatRecord(0, -2), end), false},
-		{"huge offset", cat(hdr, flatRecord(1<<62, 3), []byte("abc"), end), false},
-		{"huge size", cat(hdr, flatRecord(0, 1<<62), []byte("abc"), end), false},
+		{"empty stream", cat(hdr, end), nil, 0},
+		{"one record", cat(hdr, flatRecord(100, 3), []byte("abc"), end), nil, 0},
+		{"short header", hdr[:100], ErrTruncated, 0},
+		{"not flattened", cat(make([]byte, 4096), end), ErrNotKdump, 0},
+		{"wrong type", cat(badType, end), ErrUnsupported, 16},
+		{"no end record", cat(hdr, flatRecord(0, 3), []byte("abc")), ErrTruncated, 4096 + 16 + 3},
+		{"truncated record header", cat(hdr, flatRecord(0, 3)[:10]), ErrTruncated, 4096},
+		{"truncated data", cat(hdr, flatRecord(0, 30), []byte("abc")), ErrTruncated, 4096},
+		{"negative offset", cat(hdr, flatRecord(-5, 3), []byte("abc"), end), ErrCorrupt, 4096},
+		{"size zero", cat(hdr, flatRecord(0, 0), end), ErrCorrupt, 4096},
+		{"negative size", cat(hdr, flatRecord(0, -2), end), ErrCorrupt, 4096},
+		{"huge offset", cat(hdr, flatRecord(1<<62, 3), []byte("abc"), end), ErrCorrupt, 4096},
+		{"huge size", cat(hdr, flatRecord(0, 1<<62), []byte("abc"), end), ErrCorrupt, 4096},
+		{"second record bad", cat(hdr, flatRecord(0, 3), []byte("abc"), flatRecord(0, -2), end), ErrCorrupt, 4096 + 16 + 3},
 	} {
 		f := fixture.CreateFile(t, "out")
 		err := Unflatten(bytes.NewReader(tc.stream), f)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: %v", tc.name, err)
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		var fe *FormatError
+		if !errors.Is(err, tc.want) || !errors.As(err, &fe) || fe.Off != tc.off {
+			t.Errorf("%s: %v, want a *FormatError at stream offset %#x wrapping %v", tc.name, err, tc.off, tc.want)
 		}
 	}
 	// The good record landed.
