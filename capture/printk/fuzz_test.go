@@ -152,9 +152,12 @@ func TestWriteFuzzSeed(t *testing.T) {
 	count := uint64(1) << rb.countBits
 	after := 0
 	for id := rb.tailID; id != (rb.headID+1)&rb.idMask; id = (id + 1) & rb.idMask {
-		rec, st := rb.record(id)
+		rec, ref, st := rb.record(id)
 		if st != recOK {
 			continue
+		}
+		if ref.size > 0 {
+			rec.Text, _ = rb.text(&ref)
 		}
 		raw := make([]byte, tInfoSize)
 		if err := pm.read(raw, rb.infos+(id&(count-1))*tInfoSize); err != nil {
