@@ -156,7 +156,11 @@ func (d *Dump) Verify() error {
 		return d.KdumpFile.Verify()
 	}
 	r, ps := d.ELF.ReaderAt(), uint64(d.PageSize)
-	buf := make([]byte, 1<<20)
+	var most uint64
+	for _, s := range d.ELF.Segments {
+		most = max(most, s.FileSize)
+	}
+	buf := make([]byte, min(most, 1<<20))
 	for _, s := range d.ELF.Segments {
 		for done := uint64(0); done < s.FileSize; {
 			n := min(s.FileSize-done, uint64(len(buf)))

@@ -19,12 +19,18 @@ import (
 // fixture.Mixed, zstd-compressed, through out.
 func writeKdump(t testing.TB, out io.WriterAt, npages uint64) {
 	t.Helper()
+	writeKdumpOpts(t, out, npages, 4096)
+}
+
+// writeKdumpOpts is writeKdump with pages of bs bytes.
+func writeKdumpOpts(t testing.TB, out io.WriterAt, npages uint64, bs int) {
+	t.Helper()
 	le := binary.LittleEndian
 	const vi = "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n"
 	notes := fixture.VMCOREINFO(le, vi)
 	w, err := diskdump.NewWriter(out, diskdump.Header{
 		Sysname: "Linux", Nodename: "(none)", Release: "6.1.0-test", Version: "#1", Machine: "x86_64",
-		Domainname: "(none)", BlockSize: 4096, MaxMapnr: npages, NrCPUs: 1, DumpLevel: 1,
+		Domainname: "(none)", BlockSize: bs, MaxMapnr: npages, NrCPUs: 1, DumpLevel: 1,
 		Status: codec.FlagZstd, Timestamp: time.Unix(1795782722, 0),
 		Notes: notes, VMCOREINFOOffset: 24, VMCOREINFOSize: int64(len(vi)),
 	})
@@ -44,8 +50,8 @@ func writeKdump(t testing.TB, out io.WriterAt, npages uint64) {
 	if err := w.StartPages(); err != nil {
 		t.Fatal(err)
 	}
-	comp, _ := codec.NewCompressor(codec.Zstd, 4096)
-	page := make([]byte, 4096)
+	comp, _ := codec.NewCompressor(codec.Zstd, bs)
+	page := make([]byte, bs)
 	for pfn := range npages {
 		fixture.Mixed(pfn, page)
 		if out, ok := comp.Compress(nil, page); ok {

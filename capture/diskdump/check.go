@@ -36,7 +36,7 @@ func (f *File) Check() error {
 	mark := func(idx uint64) {
 		firstBad = min(firstBad, idx)
 	}
-	buf := make([]byte, checkChunk*descSize)
+	buf := make([]byte, min(inFile, checkChunk)*descSize)
 	bs := uint32(f.lay.bs)
 	for first := uint64(0); first < inFile; first += checkChunk {
 		n := min(checkChunk, inFile-first)

@@ -141,7 +141,7 @@ func Unflatten(r io.Reader, w io.WriterAt) error {
 	if t := binary.BigEndian.Uint64(h[16:]); t != flatType {
 		return formatErr(ErrUnsupported, 16, "type", "flattened stream of type %d, want %d", t, flatType)
 	}
-	buf := make([]byte, 1<<20)
+	var buf []byte // grown to the largest record, up to 1 MiB
 	var rec [flatRecordHdr]byte
 	pos := int64(flatHeaderSize)
 	for {
@@ -158,6 +158,9 @@ func Unflatten(r io.Reader, w io.WriterAt) error {
 				"record of %d bytes for offset %d: want 1 byte or more, within %d bytes", size, off, int64(MaxFlatOffset))
 		}
 		pos += flatRecordHdr
+		if int64(len(buf)) < min(size, 1<<20) {
+			buf = make([]byte, min(size, 1<<20))
+		}
 		for done := int64(0); done < size; {
 			n := min(size-done, int64(len(buf)))
 			if _, err := io.ReadFull(r, buf[:n]); err != nil {

@@ -199,3 +199,50 @@ func TestFlattenWriter(t *testing.T) {
 		t.Error("WriteAt after Close accepted")
 	}
 }
+
+// extentWriter records where writes land, without keeping their data
+// (offsets reach a petabyte).
+type extentWriter struct{ bytes, end int64 }
+
+func (w *extentWriter) WriteAt(p []byte, off int64) (int, error) {
+	w.bytes += int64(len(p))
+	w.end = max(w.end, off+int64(len(p)))
+	return len(p), nil
+}
+
+// FuzzUnflatten feeds Unflatten streams of a valid header followed by the
+// input; an input starting with 'H' replaces the header's first 32 bytes
+// instead. Every error is a *FormatError or an I/O error naming the stream
+// offset, and the data written is the stream's own.
+func FuzzUnflatten(f *testing.F) {
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	end := flatRecord(-1, -1)
+	f.Add(end)
+	f.Add(cat(flatRecord(0, 5), []byte("hello"), flatRecord(4096, 3), []byte("abc"), end))
+	f.Add(cat(flatRecord(1<<40, 1), []byte("x"), flatRecord(0, 1), []byte("y"), end))
+	f.Add(cat(flatRecord(0, 0), end))
+	f.Add(cat(flatRecord(7, 30), []byte("short")))
+	f.Add(cat([]byte("H"), flatHeader()[:32], end))
+	hdr := flatHeader()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h := hdr
+		if len(in) > 0 && in[0] == 'H' {
+			h = bytes.Clone(hdr)
+			n := copy(h[:32], in[1:])
+			in = in[1+n:]
+		}
+		stream := cat(h, in)
+		var w extentWriter
+		err := Unflatten(bytes.NewReader(stream), &w)
+		if w.bytes > int64(len(stream)) {
+			t.Fatalf("wrote %d bytes from a stream of %d", w.bytes, len(stream))
+		}
+		var fe *FormatError
+		if err != nil && !errors.As(err, &fe) {
+			t.Fatalf("error is no *FormatError: %v", err)
+		}
+		if fe != nil && (fe.Off < 0 || fe.Off > int64(len(stream))) {
+			t.Fatalf("error at stream offset %#x of %d: %v", fe.Off, len(stream), err)
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // memFile is an in-memory io.WriterAt and io.ReaderAt.
@@ -375,38 +376,76 @@ func TestHostileDescriptors(t *testing.T) {
 	}
 }
 
-// FuzzOpen feeds Open and the page reads arbitrary files.
-func FuzzOpen(f *testing.F) {
-	f.Add(realHeaderDump(f))
-	hdr, err := os.ReadFile(filepath.Join("testdata", "fuzz", "makedumpfile-6.1-header.bin"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(hdr)
+// fuzzBases are the files FuzzOpen edits: small dumps of 1 KiB blocks in
+// each codec, makedumpfile's own header, a split dump's first file.
+func fuzzBases(f *testing.F) [][]byte {
+	bases := [][]byte{realHeaderDump(f)}
 	for _, c := range []codec.Codec{codec.Zstd, codec.Zlib, codec.Snappy, codec.None} {
-		f.Add(smallDump(f, 1024, c, 24))
+		bases = append(bases, smallDump(f, 1024, c, 24))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	split := smallDump(f, 1024, codec.Zlib, 24)
+	le := binary.LittleEndian
+	le.PutUint32(split[1024+offSplit:], 1)
+	le.PutUint64(split[1024+offStartPFN64:], 12)
+	le.PutUint64(split[1024+offEndPFN64:], 20)
+	return append(bases, split)
+}
+
+// FuzzOpen feeds Open and the page reads files made by editing valid
+// dumps (fixture.Patched: the input is a base number and edits).
+func FuzzOpen(f *testing.F) {
+	bases := fuzzBases(f)
+	for i := range bases {
+		f.Add([]byte{byte(i)})
+	}
+	// A few edits of the header and the bitmaps.
+	f.Add(append([]byte{1}, fixture.Edit(offBitmapBlocks, 0xff, 0xff, 0, 0)...))
+	f.Add(append([]byte{1}, fixture.Edit(1024+offMaxMapnr64, 0, 0, 0, 0, 1)...))
+	f.Add(append([]byte{2}, fixture.Edit(4*1024, 0xff, 0xff, 0xff, 0xff)...))
+	f.Add(append([]byte{3}, fixture.Edit(3000)...))
+	page := make([]byte, MaxBlockSize)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		data := fixture.Patched(bases, in)
 		kf, err := Open(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) && !errors.Is(err, ErrFlattened) {
+				t.Fatalf("Open error is no *FormatError: %v", err)
+			}
 			return
 		}
-		page := make([]byte, kf.PageSize())
+		page := page[:kf.PageSize()]
 		n := 0
 		for pfn, err := range kf.DumpedPFNs() {
-			if err != nil || n > 1000 {
+			if err != nil || n > 300 {
 				break
 			}
 			n++
-			if err := kf.ReadPage(pfn, page); err != nil && !strings.Contains(err.Error(), "pfn") {
-				t.Fatalf("ReadPage error without the pfn: %v", err)
+			if err := kf.ReadPage(pfn, page); err != nil {
+				var pe *PageError
+				if !errors.As(err, &pe) || pe.PFN != pfn {
+					t.Fatalf("ReadPage(%#x): %v", pfn, err)
+				}
 			}
 		}
-		for pfn := uint64(0); pfn < min(kf.MaxPFN(), 300); pfn++ {
+		for pfn := uint64(0); pfn < min(kf.MaxPFN(), 100); pfn++ {
 			kf.IsRAM(pfn)
 			kf.IsDumpable(pfn)
 		}
-		kf.ReadPhys(make([]byte, 3*kf.PageSize()+5), 7)
+		kf.ReadPhys(page[:min(len(page), 1500)], 7)
+		err = kf.Check()
+		var dm *Damage
+		if errors.As(err, &dm) && (dm.Missing() > dm.Pages || dm.Missing() == 0) {
+			t.Fatalf("Check: %+v", dm)
+		}
+		if kf.NumDumped() <= 300 {
+			if verr := kf.Verify(); verr != nil && err == nil && !kf.Incomplete() {
+				var pe *PageError
+				if !errors.As(verr, &pe) {
+					t.Fatalf("Verify: %v", verr)
+				}
+			}
+		}
 	})
 }
 

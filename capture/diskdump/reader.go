@@ -72,8 +72,11 @@ type File struct {
 	pbuf      []byte // last page read for a partial ReadPhys
 	pbufPFN   uint64
 	pbufOK    bool
-	dec       *codec.Decompressor
 }
+
+// decompressors are shared by every File: a zstd decoder is costly to
+// make, and a File reads one page at a time.
+var decompressors = sync.Pool{New: func() any { return codec.NewDecompressor() }}
 
 type bitmapCache struct {
 	off   int64 // file offset of the bitmap
@@ -154,7 +157,7 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 		return nil, formatErr(ErrNotKdump, offSignature, "signature", "signature %q", hb[:8])
 	}
 	le := binary.LittleEndian
-	f := &File{r: r, size: size, dec: codec.NewDecompressor()}
+	f := &File{r: r, size: size}
 	h := &f.Header
 	h.HeaderVersion = int(int32(le.Uint32(hb[offHeaderVersion:])))
 	u := hb[offUtsname:]
@@ -627,7 +630,10 @@ func (f *File) pageData(pfn uint64, descAt int64, d PageDesc, ok bool, buf []byt
 	if d.Flags == 0 {
 		return nil
 	}
-	if err := f.dec.Decompress(buf, src, d.Flags); err != nil {
+	dec := decompressors.Get().(*codec.Decompressor)
+	err := dec.Decompress(buf, src, d.Flags)
+	decompressors.Put(dec)
+	if err != nil {
 		return &PageError{PFN: pfn, Off: d.Offset, Err: fmt.Errorf("page of %d bytes (descriptor at %#x): %w", d.Size, descAt, err)}
 	}
 	return nil

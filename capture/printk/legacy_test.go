@@ -109,8 +109,9 @@ func (b *legacyBuf) want() []Record {
 	return out
 }
 
-func (b *legacyBuf) install(k *fakeKernel) {
-	buf := k.place(b.buf)
+// install puts the buffer into k and returns its address.
+func (b *legacyBuf) install(k *fakeKernel) (buf uint64) {
+	buf = k.place(b.buf)
 	k.mapRange(fakeSymbols, 0x1000)
 	k.put64(fakeSymbols, buf)
 	k.put32(fakeSymbols+8, uint32(len(b.buf)))
@@ -127,6 +128,15 @@ func (b *legacyBuf) install(k *fakeKernel) {
 	if b.caller {
 		k.addInfo("OFFSET(%s.caller_id)=16", n)
 	}
+	return buf
+}
+
+// update rewrites the contents and indexes of a buffer of the same size
+// installed at buf.
+func (b *legacyBuf) update(k *fakeKernel, buf uint64) {
+	k.write(buf, b.buf)
+	k.put32(fakeSymbols+12, uint32(b.first))
+	k.put32(fakeSymbols+16, uint32(b.next))
 }
 
 func (b *legacyBuf) read(t *testing.T) *Log {
