@@ -11,17 +11,17 @@ import (
 
 // readBounded reads the log of k and reports how long it took and how
 // many bytes it allocated.
-func readBounded(t *testing.T, k *fakeKernel) (*Log, error, time.Duration, uint64) {
+func readBounded(t *testing.T, k *fakeKernel) (log *Log, took time.Duration, alloc uint64, err error) {
 	t.Helper()
 	m := k.memory(t)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	log, err := Read(m)
-	took := time.Since(start)
+	log, err = Read(m)
+	took = time.Since(start)
 	runtime.ReadMemStats(&after)
-	return log, err, took, after.TotalAlloc - before.TotalAlloc
+	return log, took, after.TotalAlloc - before.TotalAlloc, err
 }
 
 // TestOverlappingBlocks: 32768 records whose data blocks of 64 KiB start 8
@@ -46,7 +46,7 @@ func TestOverlappingBlocks(t *testing.T) {
 	k := newFakeKernel()
 	r.install(k)
 	k.put32(fakeSymbols+0x100+48, 31) // size_bits: a 2 GiB ring
-	log, err, took, alloc := readBounded(t, k)
+	log, took, alloc, err := readBounded(t, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestHugeRingHeader(t *testing.T) {
 	k.put32(prb+48, 31)
 	k.put64(prb+24, 1<<31+5) // head_id
 	k.put64(prb+32, 5)       // tail_id
-	log, err, took, alloc := readBounded(t, k)
+	log, took, alloc, err := readBounded(t, k)
 	var fe *FormatError
 	if !errors.As(err, &fe) || fe.Field != "printk_ringbuffer" || log == nil {
 		t.Fatalf("err = %v", err)
@@ -105,7 +105,7 @@ func TestHugeRingHeader(t *testing.T) {
 
 	// count_bits and size_bits 31: refused before any descriptor is read.
 	k.put32(prb, 31)
-	if _, err, took, _ := readBounded(t, k); !errors.As(err, &fe) || fe.Field != "prb_desc_ring.count_bits" || took > time.Second {
+	if _, took, _, err := readBounded(t, k); !errors.As(err, &fe) || fe.Field != "prb_desc_ring.count_bits" || took > time.Second {
 		t.Fatalf("count_bits 31: %v in %v", err, took)
 	}
 }
