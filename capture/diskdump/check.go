@@ -16,8 +16,8 @@ const checkChunk = 4096
 // headers promise: that the page descriptor table lies inside the file,
 // that each descriptor was written and names data inside the file's data
 // area, and, for a file whose holes the system reports (SEEK_HOLE), that
-// no page's data falls in a hole — what a flattened stream that lost
-// records leaves. It reads 24 bytes per dumped page. It returns nil or a
+// no compressed page's data falls in a hole — what a flattened stream that
+// lost records leaves. It reads 24 bytes per dumped page. It returns nil or a
 // *Damage (wrapping ErrTruncated) counting the pages that cannot be read;
 // other errors are I/O errors.
 //
@@ -55,7 +55,10 @@ func (f *File) Check() error {
 			case pd.Offset > f.size || int64(pd.Size) > f.size-pd.Offset:
 				d.Beyond++
 				d.End = max(d.End, pd.Offset+int64(pd.Size))
-			case inHoles(hs, pd.Offset, pd.Offset+int64(pd.Size)):
+			case pd.Flags != 0 && inHoles(hs, pd.Offset, pd.Offset+int64(pd.Size)):
+				// Compressed data is never zeros. A raw page in a hole
+				// may be a zero page a sparse copy (cp --sparse) made
+				// a hole of.
 				d.InHoles++
 			default:
 				continue

@@ -79,8 +79,8 @@ type Damage struct {
 	// Unwritten counts those whose descriptor is all zeros: never
 	// written (an interrupted capture) or lost (a hole in the file).
 	Unwritten uint64
-	// InHoles counts those whose data lies, at least in part, in a hole
-	// of the file: written nowhere.
+	// InHoles counts those whose compressed data lies, at least in part,
+	// in a hole of the file: written nowhere.
 	InHoles uint64
 	// Bad counts descriptors that name impossible data: before the data
 	// area, larger than a page, with unknown compression flags.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/internal/fixture"
+	"golang.org/x/sys/unix"
 )
 
 // countingFile is an *os.File that counts the bytes read through it.
@@ -311,5 +312,52 @@ func TestPageDescPFN(t *testing.T) {
 			t.Fatalf("descriptor %d: pfn %#x, %v; want %#x", i, got, err, pfn)
 		}
 		i++
+	}
+}
+
+// TestCheckSparseCopy: a copy that made holes of zero data (cp
+// --sparse=always) is whole: the shared zero page of an uncompressed dump
+// in a hole is no damage. A compressed page in a hole is.
+func TestCheckSparseCopy(t *testing.T) {
+	good := smallDump(t, 4096, codec.None, 200)
+	f := fixture.CreateFile(t, "vmcore")
+	if _, err := f.Write(good); err != nil {
+		t.Fatal(err)
+	}
+	kf, err := OpenFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	zero, ok, err := kf.PageDesc(14) // every 7th page is zero
+	if err != nil || !ok || zero.Flags != 0 {
+		t.Fatalf("pfn 14: %+v %v %v", zero, ok, err)
+	}
+	punch := func(off, n int64) {
+		t.Helper()
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+			t.Skipf("punch a hole: %v", err)
+		}
+	}
+	punch(zero.Offset, 4096)
+	if err := kf.Check(); err != nil {
+		t.Errorf("zero page in a hole: %v", err)
+	}
+
+	z := smallDump(t, 4096, codec.Zstd, 200)
+	g := fixture.CreateFile(t, "vmcore.zst")
+	g.Write(z)
+	kz, err := OpenFile(g.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kz.Close()
+	d, _, _ := kz.PageDesc(11)
+	if err := unix.Fallocate(int(g.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, d.Offset&^4095, 4096); err != nil {
+		t.Skip(err)
+	}
+	var dm *Damage
+	if err := kz.Check(); !errors.As(err, &dm) || dm.InHoles == 0 || dm.FirstPFN > 11 {
+		t.Errorf("compressed page in a hole: %v", err)
 	}
 }
