@@ -2,6 +2,7 @@ package anydump
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,9 +15,11 @@ import (
 // Info is what a triage needs of a dump without debug symbols: what
 // `gokdump info` reports.
 type Info struct {
-	Path       string    `json:"path"`
-	Format     string    `json:"format"`
-	Complete   bool      `json:"complete"`
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	Complete bool   `json:"complete"`
+	// Incomplete is the writer's flag: the capture did not finish.
+	Incomplete bool      `json:"incomplete,omitempty"`
 	Size       int64     `json:"size"`
 	Release    string    `json:"release"`
 	Version    string    `json:"version,omitempty"`
@@ -31,8 +34,22 @@ type Info struct {
 	PageSize   int       `json:"page_size"`
 	MaxPFN     uint64    `json:"max_pfn"`
 	Pages      uint64    `json:"pages_dumped"`
-	LogError   string    `json:"log_error,omitempty"`
-	NoteError  string    `json:"note_error,omitempty"` // damaged ELF notes (the rest kept)
+	// LogDropped counts the oldest log records not read: the log is
+	// larger than printk.MaxLogMemory.
+	LogDropped int    `json:"log_dropped,omitempty"`
+	LogError   string `json:"log_error,omitempty"`
+	NoteError  string `json:"note_error,omitempty"` // damaged ELF notes (the rest kept)
+	// Check is what Dump.Check found missing; nil when the file holds
+	// what its headers promise.
+	Check *CheckInfo `json:"check,omitempty"`
+}
+
+// CheckInfo is a CheckError in an Info.
+type CheckInfo struct {
+	Pages   uint64 `json:"pages"`      // pages the headers promise
+	Beyond  uint64 `json:"beyond_end"` // of which past the end of the file
+	Missing uint64 `json:"missing"`    // unreadable, Beyond included
+	Detail  string `json:"detail"`
 }
 
 // ReadInfo opens the dump at path and summarises it.
@@ -46,14 +63,28 @@ func ReadInfo(path string) (*Info, error) {
 }
 
 // Info summarises the dump: its kernel, the crash reason and context from
-// its log, format and pages.
+// its log, format and pages, and what Check finds missing. A dump is
+// Complete when its writer finished it and the file holds all it
+// promises.
 func (d *Dump) Info() *Info {
 	in := &Info{
-		Path: d.Path, Format: string(d.Format), Complete: !d.Incomplete, Size: d.Size,
+		Path: d.Path, Format: string(d.Format), Complete: !d.Incomplete, Incomplete: d.Incomplete, Size: d.Size,
 		Machine: MachineName(d.Machine), CPUs: len(d.PRStatus), PageSize: d.PageSize, MaxPFN: d.MaxPFN,
 	}
 	if d.ELF != nil && d.ELF.NoteErr != nil {
 		in.NoteError = d.ELF.NoteErr.Error()
+	}
+	if d.KdumpFile != nil && d.KdumpFile.NoteErr != nil {
+		in.NoteError = d.KdumpFile.NoteErr.Error()
+	}
+	var ce *CheckError
+	switch err := d.Check(); {
+	case errors.As(err, &ce):
+		in.Check = &CheckInfo{Pages: ce.Pages, Beyond: ce.Beyond, Missing: ce.Missing, Detail: ce.Error()}
+		in.Complete = false
+	case err != nil:
+		in.Check = &CheckInfo{Detail: err.Error()}
+		in.Complete = false
 	}
 	if v := d.VMCOREINFO; v != nil {
 		in.Release = v.OSRelease()
@@ -80,6 +111,9 @@ func (d *Dump) Info() *Info {
 		}
 	}
 	l, err := d.Log()
+	if l != nil {
+		in.LogDropped = l.Dropped
+	}
 	if err == nil {
 		reason, ctx := l.Panic()
 		in.Panic = reason

@@ -17,5 +17,11 @@
 //
 // The reader (Open) checks every size and offset in the file against the
 // file's size before using it, so a hostile or truncated file yields an
-// error naming the page and offset, never a huge allocation or a panic.
+// error naming the page and offset (*FormatError, *PageError), never a
+// huge allocation or a panic. It indexes the 2nd bitmap by the blocks
+// that set bits, skipping a sparse file's holes: its work and memory
+// follow the data the file holds, not the physical span the header
+// claims. Check tells cheaply whether the file holds every page its
+// headers promise (a file cut short, a flattened stream that lost
+// records); Verify decompresses every page.
 package diskdump

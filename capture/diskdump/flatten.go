@@ -114,29 +114,39 @@ func IsFlattened(b []byte) bool {
 	return string(b[:len(flatSignature)]) == flatSignature && b[len(flatSignature)] == 0
 }
 
+// cut describes a stream that ended, or failed to read, at stream offset
+// at, in what: a *FormatError wrapping ErrTruncated for its end.
+func cut(at int64, what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return formatErr(ErrTruncated, at, "flat record", "the stream ends in %s, before the end record", what)
+	}
+	return fmt.Errorf("diskdump: unflatten: read %s at stream offset %#x: %w", what, at, err)
+}
+
 // Unflatten rebuilds a file from a flattened stream, as makedumpfile -R
 // does: it checks the header and writes each record's data at its offset,
-// copying through a fixed buffer whatever the record sizes.
+// copying through a fixed buffer whatever the record sizes. Format errors
+// are *FormatError, with the stream offset of the record at fault; a
+// stream cut short wraps ErrTruncated. What it writes is exactly what the
+// stream holds: a file rebuilt from a stream that lost records has holes,
+// which (*File).Check reports.
 func Unflatten(r io.Reader, w io.WriterAt) error {
 	h := make([]byte, flatHeaderSize)
 	if _, err := io.ReadFull(r, h); err != nil {
-		return fmt.Errorf("diskdump: unflatten: read header: %w", err)
+		return cut(0, "the header", err)
 	}
 	if !IsFlattened(h) {
-		return fmt.Errorf("%w: unflatten: no %q signature", ErrNotKdump, flatSignature)
+		return formatErr(ErrNotKdump, 0, "signature", "no %q signature: not a flattened stream", flatSignature)
 	}
 	if t := binary.BigEndian.Uint64(h[16:]); t != flatType {
-		return fmt.Errorf("%w: unflatten: header type %d, want %d", ErrUnsupported, t, flatType)
+		return formatErr(ErrUnsupported, 16, "type", "flattened stream of type %d, want %d", t, flatType)
 	}
-	buf := make([]byte, 1<<20)
+	var buf []byte // grown to the largest record, up to 1 MiB
 	var rec [flatRecordHdr]byte
 	pos := int64(flatHeaderSize)
 	for {
 		if _, err := io.ReadFull(r, rec[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("diskdump: unflatten: record at stream offset %#x: %w (no end record)", pos, err)
+			return cut(pos, "a record header", err)
 		}
 		off := int64(binary.BigEndian.Uint64(rec[0:]))
 		size := int64(binary.BigEndian.Uint64(rec[8:]))
@@ -144,14 +154,17 @@ func Unflatten(r io.Reader, w io.WriterAt) error {
 			return nil
 		}
 		if off < 0 || size <= 0 || off > MaxFlatOffset || size > MaxFlatOffset-off {
-			return fmt.Errorf("%w: unflatten: record at stream offset %#x: offset %d size %d",
-				ErrCorrupt, pos, off, size)
+			return formatErr(ErrCorrupt, pos, "flat record",
+				"record of %d bytes for offset %d: want 1 byte or more, within %d bytes", size, off, int64(MaxFlatOffset))
 		}
 		pos += flatRecordHdr
+		if int64(len(buf)) < min(size, 1<<20) {
+			buf = make([]byte, min(size, 1<<20))
+		}
 		for done := int64(0); done < size; {
 			n := min(size-done, int64(len(buf)))
 			if _, err := io.ReadFull(r, buf[:n]); err != nil {
-				return fmt.Errorf("diskdump: unflatten: data of record at stream offset %#x: %w", pos-flatRecordHdr, err)
+				return cut(pos-flatRecordHdr, "the data of a record", err)
 			}
 			if _, err := w.WriteAt(buf[:n], off+done); err != nil {
 				return fmt.Errorf("diskdump: unflatten: write at %#x: %w", off+done, err)

@@ -137,26 +137,35 @@ func TestUnflattenBad(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		stream []byte
-		ok     bool
+		want   error // nil: accepted
+		off    int64 // stream offset of the *FormatError
 	}{
-		{"empty stream", cat(hdr, end), true},
-		{"one record", cat(hdr, flatRecord(100, 3), []byte("abc"), end), true},
-		{"short header", hdr[:100], false},
-		{"not flattened", cat(make([]byte, 4096), end), false},
-		{"wrong type", cat(badType, end), false},
-		{"no end record", cat(hdr, flatRecord(0, 3), []byte("abc")), false},
-		{"truncated record header", cat(hdr, flatRecord(0, 3)[:10]), false},
-		{"truncated data", cat(hdr, flatRecord(0, 30), []byte("abc")), false},
-		{"negative offset", cat(hdr, flatRecord(-5, 3), []byte("abc"), end), false},
-		{"size zero", cat(hdr, flatRecord(0, 0), end), false},
-		{"negative size", cat(hdr, flatRecord(0, -2), end), false},
-		{"huge offset", cat(hdr, flatRecord(1<<62, 3), []byte("abc"), end), false},
-		{"huge size", cat(hdr, flatRecord(0, 1<<62), []byte("abc"), end), false},
+		{"empty stream", cat(hdr, end), nil, 0},
+		{"one record", cat(hdr, flatRecord(100, 3), []byte("abc"), end), nil, 0},
+		{"short header", hdr[:100], ErrTruncated, 0},
+		{"not flattened", cat(make([]byte, 4096), end), ErrNotKdump, 0},
+		{"wrong type", cat(badType, end), ErrUnsupported, 16},
+		{"no end record", cat(hdr, flatRecord(0, 3), []byte("abc")), ErrTruncated, 4096 + 16 + 3},
+		{"truncated record header", cat(hdr, flatRecord(0, 3)[:10]), ErrTruncated, 4096},
+		{"truncated data", cat(hdr, flatRecord(0, 30), []byte("abc")), ErrTruncated, 4096},
+		{"negative offset", cat(hdr, flatRecord(-5, 3), []byte("abc"), end), ErrCorrupt, 4096},
+		{"size zero", cat(hdr, flatRecord(0, 0), end), ErrCorrupt, 4096},
+		{"negative size", cat(hdr, flatRecord(0, -2), end), ErrCorrupt, 4096},
+		{"huge offset", cat(hdr, flatRecord(1<<62, 3), []byte("abc"), end), ErrCorrupt, 4096},
+		{"huge size", cat(hdr, flatRecord(0, 1<<62), []byte("abc"), end), ErrCorrupt, 4096},
+		{"second record bad", cat(hdr, flatRecord(0, 3), []byte("abc"), flatRecord(0, -2), end), ErrCorrupt, 4096 + 16 + 3},
 	} {
 		f := fixture.CreateFile(t, "out")
 		err := Unflatten(bytes.NewReader(tc.stream), f)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: %v", tc.name, err)
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		var fe *FormatError
+		if !errors.Is(err, tc.want) || !errors.As(err, &fe) || fe.Off != tc.off {
+			t.Errorf("%s: %v, want a *FormatError at stream offset %#x wrapping %v", tc.name, err, tc.off, tc.want)
 		}
 	}
 	// The good record landed.
@@ -189,4 +198,51 @@ func TestFlattenWriter(t *testing.T) {
 	if _, err := fw.WriteAt([]byte("x"), 0); err == nil {
 		t.Error("WriteAt after Close accepted")
 	}
+}
+
+// extentWriter records where writes land, without keeping their data
+// (offsets reach a petabyte).
+type extentWriter struct{ bytes, end int64 }
+
+func (w *extentWriter) WriteAt(p []byte, off int64) (int, error) {
+	w.bytes += int64(len(p))
+	w.end = max(w.end, off+int64(len(p)))
+	return len(p), nil
+}
+
+// FuzzUnflatten feeds Unflatten streams of a valid header followed by the
+// input; an input starting with 'H' replaces the header's first 32 bytes
+// instead. Every error is a *FormatError or an I/O error naming the stream
+// offset, and the data written is the stream's own.
+func FuzzUnflatten(f *testing.F) {
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	end := flatRecord(-1, -1)
+	f.Add(end)
+	f.Add(cat(flatRecord(0, 5), []byte("hello"), flatRecord(4096, 3), []byte("abc"), end))
+	f.Add(cat(flatRecord(1<<40, 1), []byte("x"), flatRecord(0, 1), []byte("y"), end))
+	f.Add(cat(flatRecord(0, 0), end))
+	f.Add(cat(flatRecord(7, 30), []byte("short")))
+	f.Add(cat([]byte("H"), flatHeader()[:32], end))
+	hdr := flatHeader()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h := hdr
+		if len(in) > 0 && in[0] == 'H' {
+			h = bytes.Clone(hdr)
+			n := copy(h[:32], in[1:])
+			in = in[1+n:]
+		}
+		stream := cat(h, in)
+		var w extentWriter
+		err := Unflatten(bytes.NewReader(stream), &w)
+		if w.bytes > int64(len(stream)) {
+			t.Fatalf("wrote %d bytes from a stream of %d", w.bytes, len(stream))
+		}
+		var fe *FormatError
+		if err != nil && !errors.As(err, &fe) {
+			t.Fatalf("error is no *FormatError: %v", err)
+		}
+		if fe != nil && (fe.Off < 0 || fe.Off > int64(len(stream))) {
+			t.Fatalf("error at stream offset %#x of %d: %v", fe.Off, len(stream), err)
+		}
+	})
 }

@@ -3,7 +3,6 @@ package diskdump
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/bits"
 	"time"
@@ -83,19 +82,6 @@ const (
 	MaxMapnr = 1 << 40
 	// MaxNoteSize bounds the ELF notes copied into the sub-header.
 	MaxNoteSize = 64 << 20
-)
-
-// Sentinel errors, wrapped with detail.
-var (
-	ErrNotKdump = errors.New("diskdump: not a kdump-compressed file")
-	// ErrFlattened is returned by Open for makedumpfile's flattened
-	// stream: rebuild it with Unflatten (makedumpfile -R) first.
-	ErrFlattened   = errors.New("diskdump: flattened format: unflatten first")
-	ErrCorrupt     = errors.New("diskdump: corrupt")
-	ErrUnsupported = errors.New("diskdump: unsupported")
-	// ErrExcluded is returned (along with vmcore.ErrHole) for pages that
-	// are RAM but were filtered out of the dump.
-	ErrExcluded = errors.New("diskdump: page excluded from dump")
 )
 
 // Header is the metadata of a kdump-compressed file: what NewWriter

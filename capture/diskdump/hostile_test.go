@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // memFile is an in-memory io.WriterAt and io.ReaderAt.
@@ -173,7 +174,8 @@ func TestRealHeader(t *testing.T) {
 	}
 }
 
-// TestHostileHeader mutates a valid dump's header and sub-header.
+// TestHostileHeader mutates a valid dump's header and sub-header: each
+// is refused with a *FormatError naming the field and its offset.
 func TestHostileHeader(t *testing.T) {
 	le := binary.LittleEndian
 	good := smallDump(t, 4096, codec.Zstd, 200)
@@ -182,48 +184,116 @@ func TestHostileHeader(t *testing.T) {
 	}
 	const sub = 4096
 	for _, tc := range []struct {
-		name string
-		mut  func(b []byte) []byte
-		want error
+		name  string
+		mut   func(b []byte) []byte
+		want  error
+		field string
+		off   int64
 	}{
-		{"signature", func(b []byte) []byte { b[0] = 'X'; return b }, ErrNotKdump},
-		{"diskdump", func(b []byte) []byte { copy(b, "DISKDUMP"); return b }, ErrUnsupported},
-		{"tiny file", func(b []byte) []byte { return b[:100] }, ErrNotKdump},
-		{"header only", func(b []byte) []byte { return b[:4096] }, ErrCorrupt},
-		{"block size 0", func(b []byte) []byte { le.PutUint32(b[offBlockSize:], 0); return b }, ErrCorrupt},
-		{"block size 3000", func(b []byte) []byte { le.PutUint32(b[offBlockSize:], 3000); return b }, ErrCorrupt},
-		{"block size 1 GiB", func(b []byte) []byte { le.PutUint32(b[offBlockSize:], 1<<30); return b }, ErrCorrupt},
-		{"big-endian", func(b []byte) []byte { binary.BigEndian.PutUint32(b[offBlockSize:], 4096); return b }, ErrUnsupported},
-		{"version 0", func(b []byte) []byte { le.PutUint32(b[offHeaderVersion:], 0); return b }, ErrUnsupported},
-		{"sub_hdr_size 0", func(b []byte) []byte { le.PutUint32(b[offSubHdrSize:], 0); return b }, ErrCorrupt},
-		{"sub_hdr_size -1", func(b []byte) []byte { le.PutUint32(b[offSubHdrSize:], 0xffffffff); return b }, ErrCorrupt},
-		{"sub_hdr_size huge", func(b []byte) []byte { le.PutUint32(b[offSubHdrSize:], 1<<30); return b }, ErrCorrupt},
-		{"bitmap_blocks 0", func(b []byte) []byte { le.PutUint32(b[offBitmapBlocks:], 0); return b }, ErrCorrupt},
-		{"bitmap_blocks odd", func(b []byte) []byte { le.PutUint32(b[offBitmapBlocks:], 3); return b }, ErrCorrupt},
-		{"bitmap_blocks huge", func(b []byte) []byte { le.PutUint32(b[offBitmapBlocks:], 0xfffffffe); return b }, ErrCorrupt},
-		{"max_mapnr_64 past bitmap", func(b []byte) []byte { le.PutUint64(b[sub+offMaxMapnr64:], 8*4096+1); return b }, ErrCorrupt},
-		{"max_mapnr_64 huge", func(b []byte) []byte { le.PutUint64(b[sub+offMaxMapnr64:], 1<<63); return b }, ErrCorrupt},
-		{"note size huge", func(b []byte) []byte { le.PutUint64(b[sub+offSizeNote:], 1<<62); return b }, ErrCorrupt},
-		{"note past end", func(b []byte) []byte { le.PutUint64(b[sub+offOffsetNote:], uint64(len(b))); return b }, ErrCorrupt},
-		{"note offset wraps", func(b []byte) []byte { le.PutUint64(b[sub+offOffsetNote:], 1<<63+5); return b }, ErrCorrupt},
-		{"note overruns", func(b []byte) []byte { le.PutUint32(b[sub+subHeaderSize+4:], 1<<20); return b }, ErrCorrupt},
-		{"vmcoreinfo size huge", func(b []byte) []byte { le.PutUint64(b[sub+offSizeVmcoreinfo:], 1<<40); return b }, ErrCorrupt},
+		{"signature", func(b []byte) []byte { b[0] = 'X'; return b }, ErrNotKdump, "signature", 0},
+		{"diskdump", func(b []byte) []byte { copy(b, "DISKDUMP"); return b }, ErrUnsupported, "signature", 0},
+		{"tiny file", func(b []byte) []byte { return b[:100] }, ErrNotKdump, "disk_dump_header", 0},
+		{"header only", func(b []byte) []byte { return b[:4096] }, ErrCorrupt, "bitmap_blocks", offBitmapBlocks},
+		{"block size 0", func(b []byte) []byte { le.PutUint32(b[offBlockSize:], 0); return b }, ErrCorrupt, "block_size", offBlockSize},
+		{"block size 3000", func(b []byte) []byte { le.PutUint32(b[offBlockSize:], 3000); return b }, ErrCorrupt, "block_size", offBlockSize},
+		{"block size 1 GiB", func(b []byte) []byte { le.PutUint32(b[offBlockSize:], 1<<30); return b }, ErrCorrupt, "block_size", offBlockSize},
+		{"big-endian", func(b []byte) []byte { binary.BigEndian.PutUint32(b[offBlockSize:], 4096); return b }, ErrUnsupported, "block_size", offBlockSize},
+		{"version 0", func(b []byte) []byte { le.PutUint32(b[offHeaderVersion:], 0); return b }, ErrUnsupported, "header_version", offHeaderVersion},
+		{"sub_hdr_size 0", func(b []byte) []byte { le.PutUint32(b[offSubHdrSize:], 0); return b }, ErrCorrupt, "sub_hdr_size", offSubHdrSize},
+		{"sub_hdr_size -1", func(b []byte) []byte { le.PutUint32(b[offSubHdrSize:], 0xffffffff); return b }, ErrCorrupt, "sub_hdr_size", offSubHdrSize},
+		{"sub_hdr_size huge", func(b []byte) []byte { le.PutUint32(b[offSubHdrSize:], 1<<30); return b }, ErrCorrupt, "sub_hdr_size", offSubHdrSize},
+		{"bitmap_blocks 0", func(b []byte) []byte { le.PutUint32(b[offBitmapBlocks:], 0); return b }, ErrCorrupt, "bitmap_blocks", offBitmapBlocks},
+		{"bitmap_blocks odd", func(b []byte) []byte { le.PutUint32(b[offBitmapBlocks:], 3); return b }, ErrCorrupt, "bitmap_blocks", offBitmapBlocks},
+		{"bitmap_blocks huge", func(b []byte) []byte { le.PutUint32(b[offBitmapBlocks:], 0xfffffffe); return b }, ErrCorrupt, "bitmap_blocks", offBitmapBlocks},
+		{"max_mapnr_64 past bitmap", func(b []byte) []byte { le.PutUint64(b[sub+offMaxMapnr64:], 8*4096+1); return b }, ErrCorrupt, "max_mapnr", sub + offMaxMapnr64},
+		{"max_mapnr_64 huge", func(b []byte) []byte { le.PutUint64(b[sub+offMaxMapnr64:], 1<<63); return b }, ErrCorrupt, "max_mapnr", sub + offMaxMapnr64},
+		{"max_mapnr past bitmap", func(b []byte) []byte {
+			le.PutUint32(b[offHeaderVersion:], 5)
+			le.PutUint32(b[offMaxMapnr:], 8*4096+1)
+			return b
+		}, ErrCorrupt, "max_mapnr", offMaxMapnr},
 		{"split backwards", func(b []byte) []byte {
 			le.PutUint32(b[sub+offSplit:], 1)
 			le.PutUint64(b[sub+offStartPFN64:], 100)
 			le.PutUint64(b[sub+offEndPFN64:], 50)
 			return b
-		}, ErrCorrupt},
+		}, ErrCorrupt, "start_pfn", sub + offStartPFN64},
 		{"split past max_mapnr", func(b []byte) []byte {
 			le.PutUint32(b[sub+offSplit:], 1)
 			le.PutUint64(b[sub+offEndPFN64:], 1000)
 			return b
-		}, ErrCorrupt},
+		}, ErrCorrupt, "start_pfn", sub + offStartPFN64},
 	} {
 		b := tc.mut(bytes.Clone(good))
 		_, err := Open(bytes.NewReader(b), int64(len(b)))
-		if !errors.Is(err, tc.want) {
-			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		var fe *FormatError
+		if !errors.Is(err, tc.want) || !errors.As(err, &fe) {
+			t.Errorf("%s: %v, want a *FormatError wrapping %v", tc.name, err, tc.want)
+			continue
+		}
+		if fe.Field != tc.field || fe.Off != tc.off {
+			t.Errorf("%s: field %q at %#x, want %q at %#x", tc.name, fe.Field, fe.Off, tc.field, tc.off)
+		}
+	}
+}
+
+// TestDamagedNotes: a damaged note block costs only itself. Open keeps
+// the notes that parse, takes VMCOREINFO from where the sub-header points
+// when it is valid, says what is wrong in NoteErr, and the pages read.
+func TestDamagedNotes(t *testing.T) {
+	le := binary.LittleEndian
+	good := smallDump(t, 4096, codec.Zstd, 200)
+	const sub = 4096
+	noteOff := sub + subHeaderSize
+	for _, tc := range []struct {
+		name       string
+		mut        func(b []byte)
+		prstatus   int  // notes kept
+		vmcoreinfo bool // VMCOREINFO found
+		field      string
+	}{
+		{"first note overruns", func(b []byte) { le.PutUint32(b[noteOff+4:], 1<<20) }, 0, true, ""},
+		{"second note overruns", func(b []byte) {
+			// The second NT_PRSTATUS note's descsz.
+			first := 12 + 8 + int(le.Uint32(b[noteOff+4:]))
+			le.PutUint32(b[noteOff+first+4:], 1<<20)
+		}, 1, true, ""},
+		{"note size huge", func(b []byte) { le.PutUint64(b[sub+offSizeNote:], 1<<62) }, 0, true, "offset_note"},
+		{"note past end", func(b []byte) { le.PutUint64(b[sub+offOffsetNote:], uint64(len(b))) }, 0, true, "offset_note"},
+		{"note offset wraps", func(b []byte) { le.PutUint64(b[sub+offOffsetNote:], 1<<63+5) }, 0, true, "offset_note"},
+		{"vmcoreinfo size huge", func(b []byte) { le.PutUint64(b[sub+offSizeVmcoreinfo:], 1<<40) }, 2, true, "offset_vmcoreinfo"},
+		{"overrun, VMCOREINFO pointer bad", func(b []byte) {
+			le.PutUint32(b[noteOff+4:], 1<<20)
+			le.PutUint64(b[sub+offOffsetVmcoreinfo:], uint64(len(b)))
+		}, 0, false, ""},
+		{"overrun, VMCOREINFO pointer at garbage", func(b []byte) {
+			le.PutUint32(b[noteOff+4:], 1<<20)
+			le.PutUint64(b[sub+offOffsetVmcoreinfo:], 0)
+		}, 0, false, ""},
+	} {
+		b := bytes.Clone(good)
+		tc.mut(b)
+		kf, err := Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Errorf("%s: Open: %v", tc.name, err)
+			continue
+		}
+		if kf.NoteErr == nil {
+			t.Errorf("%s: no NoteErr", tc.name)
+		}
+		var fe *FormatError
+		if tc.field != "" && (!errors.As(kf.NoteErr, &fe) || fe.Field != tc.field || fe.Off != sub+map[string]int64{
+			"offset_note": offOffsetNote, "offset_vmcoreinfo": offOffsetVmcoreinfo}[tc.field]) {
+			t.Errorf("%s: NoteErr %v, want %s", tc.name, kf.NoteErr, tc.field)
+		}
+		if len(kf.PRStatus) != tc.prstatus || (kf.VMCOREINFO != nil) != tc.vmcoreinfo {
+			t.Errorf("%s: %d PRSTATUS, VMCOREINFO %v; want %d, %v", tc.name, len(kf.PRStatus), kf.VMCOREINFO != nil, tc.prstatus, tc.vmcoreinfo)
+		}
+		if tc.vmcoreinfo && kf.VMCOREINFO.OSRelease() != "6.1.0-test" {
+			t.Errorf("%s: VMCOREINFO %q", tc.name, kf.VMCOREINFO.OSRelease())
+		}
+		if err := kf.ReadPage(11, make([]byte, 4096)); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
 }
@@ -281,8 +351,12 @@ func TestHostileDescriptors(t *testing.T) {
 			}
 			continue
 		}
-		if err == nil || !strings.Contains(err.Error(), "pfn 0xb") {
-			t.Errorf("%s: error %v does not name the pfn", tc.name, err)
+		var pe *PageError
+		if !errors.As(err, &pe) || pe.PFN != pfn || !(errors.Is(err, ErrCorrupt) || errors.Is(err, codec.ErrCorrupt)) ||
+			!strings.Contains(err.Error(), "pfn 0xb") {
+			t.Errorf("%s: %v, want a *PageError for pfn %#x wrapping ErrCorrupt", tc.name, err, pfn)
+		} else if want := []int64{descAt, tc.d.Offset}; pe.Off != want[0] && pe.Off != want[1] {
+			t.Errorf("%s: offset %#x, want the descriptor's (%#x) or the data's (%#x)", tc.name, pe.Off, want[0], want[1])
 		}
 		// The other pages still read.
 		if err := kf.ReadPage(13, page); err != nil {
@@ -296,43 +370,85 @@ func TestHostileDescriptors(t *testing.T) {
 	}
 	kf, _ = Open(bytes.NewReader(b), int64(len(b)))
 	err = kf.ReadPage(pfn, make([]byte, 4096))
-	if err == nil || !strings.Contains(err.Error(), "pfn 0xb") || !strings.Contains(err.Error(), "page at 0x") {
-		t.Errorf("damaged data: %v", err)
+	var pe *PageError
+	if !errors.As(err, &pe) || pe.PFN != pfn || pe.Off != d.Offset || !errors.Is(err, codec.ErrCorrupt) {
+		t.Errorf("damaged data: %v, want a *PageError for pfn %#x at %#x wrapping codec.ErrCorrupt", err, pfn, d.Offset)
 	}
 }
 
-// FuzzOpen feeds Open and the page reads arbitrary files.
-func FuzzOpen(f *testing.F) {
-	f.Add(realHeaderDump(f))
-	hdr, err := os.ReadFile(filepath.Join("testdata", "fuzz", "makedumpfile-6.1-header.bin"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(hdr)
+// fuzzBases are the files FuzzOpen edits: small dumps of 1 KiB blocks in
+// each codec, makedumpfile's own header, a split dump's first file.
+func fuzzBases(f *testing.F) [][]byte {
+	bases := [][]byte{realHeaderDump(f)}
 	for _, c := range []codec.Codec{codec.Zstd, codec.Zlib, codec.Snappy, codec.None} {
-		f.Add(smallDump(f, 1024, c, 24))
+		bases = append(bases, smallDump(f, 1024, c, 24))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	split := smallDump(f, 1024, codec.Zlib, 24)
+	le := binary.LittleEndian
+	le.PutUint32(split[1024+offSplit:], 1)
+	le.PutUint64(split[1024+offStartPFN64:], 12)
+	le.PutUint64(split[1024+offEndPFN64:], 20)
+	return append(bases, split)
+}
+
+// FuzzOpen feeds Open and the page reads files made by editing valid
+// dumps (fixture.Patched: the input is a base number and edits).
+func FuzzOpen(f *testing.F) {
+	bases := fuzzBases(f)
+	for i := range bases {
+		f.Add([]byte{byte(i)})
+	}
+	// A few edits of the header and the bitmaps.
+	f.Add(append([]byte{1}, fixture.Edit(offBitmapBlocks, 0xff, 0xff, 0, 0)...))
+	f.Add(append([]byte{1}, fixture.Edit(1024+offMaxMapnr64, 0, 0, 0, 0, 1)...))
+	f.Add(append([]byte{2}, fixture.Edit(4*1024, 0xff, 0xff, 0xff, 0xff)...))
+	f.Add(append([]byte{3}, fixture.Edit(3000)...))
+	page := make([]byte, MaxBlockSize)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		data := fixture.Patched(bases, in)
 		kf, err := Open(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) && !errors.Is(err, ErrFlattened) {
+				t.Fatalf("Open error is no *FormatError: %v", err)
+			}
 			return
 		}
-		page := make([]byte, kf.PageSize())
+		// ReadPage on the first pages, Verify (which reads each page
+		// the same way) on all of a small dump: each page is
+		// decompressed once or twice, not more.
+		page := page[:kf.PageSize()]
 		n := 0
 		for pfn, err := range kf.DumpedPFNs() {
-			if err != nil || n > 1000 {
+			if err != nil || n == 4 {
 				break
 			}
 			n++
-			if err := kf.ReadPage(pfn, page); err != nil && !strings.Contains(err.Error(), "pfn") {
-				t.Fatalf("ReadPage error without the pfn: %v", err)
+			if err := kf.ReadPage(pfn, page); err != nil {
+				var pe *PageError
+				if !errors.As(err, &pe) || pe.PFN != pfn {
+					t.Fatalf("ReadPage(%#x): %v", pfn, err)
+				}
 			}
 		}
-		for pfn := uint64(0); pfn < min(kf.MaxPFN(), 300); pfn++ {
+		for pfn := uint64(0); pfn < min(kf.MaxPFN(), 100); pfn++ {
 			kf.IsRAM(pfn)
 			kf.IsDumpable(pfn)
 		}
-		kf.ReadPhys(make([]byte, 3*kf.PageSize()+5), 7)
+		kf.ReadPhys(page[:min(len(page), 1500)], 7)
+		err = kf.Check()
+		var dm *Damage
+		if errors.As(err, &dm) && (dm.Missing() > dm.Pages || dm.Missing() == 0) {
+			t.Fatalf("Check: %+v", dm)
+		}
+		if kf.NumDumped() <= 64 {
+			if verr := kf.Verify(); verr != nil && err == nil && !kf.Incomplete() {
+				var pe *PageError
+				if !errors.As(verr, &pe) {
+					t.Fatalf("Verify: %v", verr)
+				}
+			}
+		}
 	})
 }
 

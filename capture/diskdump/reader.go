@@ -10,6 +10,7 @@ import (
 	"iter"
 	"math/bits"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -40,14 +41,24 @@ type File struct {
 	Notes      []vmcore.Note
 	PRStatus   []vmcore.PRStatus
 	VMCOREINFO *vmcoreinfo.Info
+	// NoteErr says why the ELF notes of the sub-header were dropped, in
+	// part or whole: a note overrunning the block ends the walk, and the
+	// notes before it are kept; VMCOREINFO is then taken from where the
+	// sub-header points. Pages read all the same. Nil when every note
+	// parsed.
+	NoteErr error
 
 	r        io.ReaderAt
 	size     int64
 	lay      layout
 	maxMapnr uint64
-	pfnsPer  uint64   // pfns per bitmap block
-	rank     []uint64 // dumped pfns before each bitmap block; len blocks+1
-	descBase uint64   // rank of the file's first pfn (split dumps)
+	pfnsPer  uint64 // pfns per bitmap block
+	// index has an entry for each block of the 2nd bitmap that sets a
+	// bit below max_mapnr, in block order: its memory is bounded by the
+	// bitmap data the file holds, not by the span it describes.
+	index    []rankEntry
+	dumped   uint64 // bits set in the 2nd bitmap below max_mapnr
+	descBase uint64 // rank of the file's first pfn (split dumps)
 	ndesc    uint64
 	dataOff  int64 // end of the descriptor area
 	closer   io.Closer
@@ -61,8 +72,11 @@ type File struct {
 	pbuf      []byte // last page read for a partial ReadPhys
 	pbufPFN   uint64
 	pbufOK    bool
-	dec       *codec.Decompressor
 }
+
+// decompressors are shared by every File: a zstd decoder is costly to
+// make, and a File reads one page at a time.
+var decompressors = sync.Pool{New: func() any { return codec.NewDecompressor() }}
 
 type bitmapCache struct {
 	off   int64 // file offset of the bitmap
@@ -117,11 +131,17 @@ func machineOf(s string) elf.Machine {
 }
 
 // Open reads the headers, notes and bitmaps of the kdump-compressed file
-// of size bytes in r. Page data is read on demand.
+// of size bytes in r. Page data is read on demand. Format errors are
+// *FormatError; a damaged note block is not one (see File.NoteErr).
+//
+// Open reads the 2nd bitmap once to index it, skipping the holes of a
+// sparse file and keeping an entry only per bitmap block that sets a bit:
+// its time and memory follow the bitmap data the file holds, whatever
+// max_mapnr claims.
 func Open(r io.ReaderAt, size int64) (*File, error) {
 	hb := make([]byte, headerSize)
 	if size < headerSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrNotKdump, size)
+		return nil, formatErr(ErrNotKdump, 0, "disk_dump_header", "%d bytes, too short for a header", size)
 	}
 	if _, err := r.ReadAt(hb, 0); err != nil {
 		return nil, fmt.Errorf("diskdump: read header: %w", err)
@@ -132,12 +152,12 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	switch string(hb[:8]) {
 	case Signature:
 	case "DISKDUMP":
-		return nil, fmt.Errorf("%w: old diskdump format", ErrUnsupported)
+		return nil, formatErr(ErrUnsupported, offSignature, "signature", "old diskdump format")
 	default:
-		return nil, fmt.Errorf("%w: signature %q", ErrNotKdump, hb[:8])
+		return nil, formatErr(ErrNotKdump, offSignature, "signature", "signature %q", hb[:8])
 	}
 	le := binary.LittleEndian
-	f := &File{r: r, size: size, dec: codec.NewDecompressor()}
+	f := &File{r: r, size: size}
 	h := &f.Header
 	h.HeaderVersion = int(int32(le.Uint32(hb[offHeaderVersion:])))
 	u := hb[offUtsname:]
@@ -162,20 +182,23 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 
 	if bs < MinBlockSize || bs > MaxBlockSize || bs&(bs-1) != 0 {
 		if be := int64(binary.BigEndian.Uint32(hb[offBlockSize:])); be >= MinBlockSize && be <= MaxBlockSize && be&(be-1) == 0 {
-			return nil, fmt.Errorf("%w: big-endian dump", ErrUnsupported)
+			return nil, formatErr(ErrUnsupported, offBlockSize, "block_size", "big-endian dump")
 		}
-		return nil, fmt.Errorf("%w: block size %d", ErrCorrupt, bs)
+		return nil, formatErr(ErrCorrupt, offBlockSize, "block_size",
+			"block size %d, not a power of two from %d to %d", bs, MinBlockSize, MaxBlockSize)
 	}
 	h.BlockSize = int(bs)
 	if h.HeaderVersion < 1 {
-		return nil, fmt.Errorf("%w: header version %d", ErrUnsupported, h.HeaderVersion)
+		return nil, formatErr(ErrUnsupported, offHeaderVersion, "header_version", "header version %d", h.HeaderVersion)
 	}
 	if subHdrBlocks < 1 || subHdrBlocks > size/bs {
-		return nil, fmt.Errorf("%w: sub-header of %d blocks in a file of %d bytes", ErrCorrupt, subHdrBlocks, size)
+		return nil, formatErr(ErrCorrupt, offSubHdrSize, "sub_hdr_size",
+			"sub-header of %d blocks in a file of %d bytes", subHdrBlocks, size)
 	}
 	bitmap1 := (1 + subHdrBlocks) * bs
 	if bitmapBlocks < 2 || bitmapBlocks%2 != 0 || bitmap1 > size || bitmapBlocks > (size-bitmap1)/bs {
-		return nil, fmt.Errorf("%w: %d bitmap blocks at %#x in a file of %d bytes", ErrCorrupt, bitmapBlocks, bitmap1, size)
+		return nil, formatErr(ErrCorrupt, offBitmapBlocks, "bitmap_blocks",
+			"%d bitmap blocks at %#x in a file of %d bytes", bitmapBlocks, bitmap1, size)
 	}
 	f.lay = layout{bs: bs, subHdrBlocks: subHdrBlocks, bitmapLen: bitmapBlocks / 2 * bs, bitmap1: bitmap1}
 	f.lay.bitmap2 = bitmap1 + f.lay.bitmapLen
@@ -191,37 +214,40 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	h.PhysBase = le.Uint64(sb[offPhysBase:])
 	h.DumpLevel = int(int32(le.Uint32(sb[offDumpLevel:])))
 	h.VMCOREINFOOffset = -1
-	h.EndPFN = maxMapnr
+	mapnrAt := int64(offMaxMapnr)
 	if m := le.Uint64(sb[offMaxMapnr64:]); v >= 6 && m != 0 {
-		maxMapnr = m
-		h.EndPFN = maxMapnr
+		maxMapnr, mapnrAt = m, bs+offMaxMapnr64
 	}
 	if maxMapnr > MaxMapnr || maxMapnr > uint64(f.lay.bitmapLen)*8 {
-		return nil, fmt.Errorf("%w: max_mapnr %#x beyond the %d-byte bitmaps", ErrCorrupt, maxMapnr, f.lay.bitmapLen)
+		return nil, formatErr(ErrCorrupt, mapnrAt, "max_mapnr",
+			"max_mapnr %#x beyond the %d-byte bitmaps (or the %#x pages of a 52-bit physical address space)",
+			maxMapnr, f.lay.bitmapLen, uint64(MaxMapnr))
 	}
 	f.maxMapnr = maxMapnr
 	h.MaxMapnr = maxMapnr
+	h.EndPFN = maxMapnr
 	if v >= 2 && le.Uint32(sb[offSplit:]) != 0 {
 		h.Split = true
+		at := bs + offStartPFN
 		if v >= 6 {
 			h.StartPFN, h.EndPFN = le.Uint64(sb[offStartPFN64:]), le.Uint64(sb[offEndPFN64:])
+			at = bs + offStartPFN64
 		} else {
 			h.StartPFN, h.EndPFN = le.Uint64(sb[offStartPFN:]), le.Uint64(sb[offEndPFN:])
 		}
 		if h.StartPFN > h.EndPFN || h.EndPFN > maxMapnr {
-			return nil, fmt.Errorf("%w: split dump pfns %#x–%#x, max_mapnr %#x", ErrCorrupt, h.StartPFN, h.EndPFN, maxMapnr)
+			return nil, formatErr(ErrCorrupt, at, "start_pfn",
+				"split dump pfns %#x–%#x, max_mapnr %#x", h.StartPFN, h.EndPFN, maxMapnr)
 		}
 	}
-	if err := f.readNotes(sb); err != nil {
-		return nil, err
-	}
+	f.readNotes(sb)
 	if v >= 5 {
 		h.EraseInfoOffset = int64(le.Uint64(sb[offOffsetEraseinfo:]))
 		h.EraseInfoSize = int64(le.Uint64(sb[offSizeEraseinfo:]))
 	}
 
 	f.bm1.off, f.bm2.off = f.lay.bitmap1, f.lay.bitmap2
-	if err := f.buildRank(); err != nil {
+	if err := f.buildIndex(); err != nil {
 		return nil, err
 	}
 	first, err := f.rankAt(h.StartPFN)
@@ -234,7 +260,7 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	}
 	f.descBase, f.ndesc = first, end-first
 	if f.ndesc > uint64(MaxFlatOffset/descSize) {
-		return nil, fmt.Errorf("%w: %d page descriptors", ErrCorrupt, f.ndesc)
+		return nil, formatErr(ErrCorrupt, f.lay.bitmap2, "bitmap", "%d pages dumped, more than any file holds", f.ndesc)
 	}
 	f.dataOff = f.lay.desc + int64(f.ndesc)*descSize
 	f.descBuf = make([]byte, descCacheEntries*descSize)
@@ -244,81 +270,133 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 }
 
 // readNotes reads the ELF notes and VMCOREINFO the sub-header points at.
-func (f *File) readNotes(sb []byte) error {
+// Damage costs only itself: it is recorded in NoteErr, and the notes that
+// parsed and a VMCOREINFO that does are kept.
+func (f *File) readNotes(sb []byte) {
 	le := binary.LittleEndian
 	h := &f.Header
+	bs := f.lay.bs
+	damaged := func(err error) {
+		if f.NoteErr == nil {
+			f.NoteErr = err
+		}
+	}
 	inFile := func(off, n uint64) bool { return off <= uint64(f.size) && n <= uint64(f.size)-off }
 	var noteOff, noteSize uint64
 	if h.HeaderVersion >= 4 {
 		noteOff, noteSize = le.Uint64(sb[offOffsetNote:]), le.Uint64(sb[offSizeNote:])
 	}
-	if noteSize > 0 {
-		if noteSize > MaxNoteSize || !inFile(noteOff, noteSize) {
-			return fmt.Errorf("%w: notes at %#x+%#x (file %d bytes, limit %d)", ErrCorrupt, noteOff, noteSize, f.size, MaxNoteSize)
-		}
+	switch {
+	case noteSize == 0:
+	case noteSize > MaxNoteSize || !inFile(noteOff, noteSize):
+		damaged(formatErr(ErrCorrupt, bs+offOffsetNote, "offset_note",
+			"notes at %#x+%#x, past the end of the file (%d bytes) or over %d bytes", noteOff, noteSize, f.size, MaxNoteSize))
+		noteSize = 0
+	default:
 		h.Notes = make([]byte, noteSize)
 		if _, err := f.r.ReadAt(h.Notes, int64(noteOff)); err != nil {
-			return fmt.Errorf("diskdump: read notes at %#x: %w", noteOff, err)
+			damaged(fmt.Errorf("diskdump: read notes at %#x: %w", noteOff, err))
+			h.Notes, noteSize = nil, 0
+			break
 		}
 		ns, err := vmcore.ParseNotes(h.Notes, binary.LittleEndian, f.Machine, int64(noteOff))
 		if err != nil {
-			return fmt.Errorf("%w: notes: %w", ErrCorrupt, err)
+			damaged(fmt.Errorf("%w: notes: %w", ErrCorrupt, err))
 		}
 		f.Notes, f.PRStatus, f.VMCOREINFO = ns.Notes, ns.PRStatus, ns.VMCOREINFO
 	}
 	if h.HeaderVersion < 3 {
-		return nil
+		return
 	}
 	viOff, viSize := le.Uint64(sb[offOffsetVmcoreinfo:]), le.Uint64(sb[offSizeVmcoreinfo:])
 	if viSize == 0 {
-		return nil
+		return
 	}
 	if viSize > vmcoreinfo.MaxSize || !inFile(viOff, viSize) {
-		return fmt.Errorf("%w: VMCOREINFO at %#x+%#x (file %d bytes)", ErrCorrupt, viOff, viSize, f.size)
+		damaged(formatErr(ErrCorrupt, bs+offOffsetVmcoreinfo, "offset_vmcoreinfo",
+			"VMCOREINFO at %#x+%#x, past the end of the file (%d bytes) or over %d bytes", viOff, viSize, f.size, vmcoreinfo.MaxSize))
+		return
 	}
 	h.VMCOREINFOSize = int64(viSize)
 	if noteSize > 0 && viOff >= noteOff && viOff-noteOff <= noteSize && viSize <= noteSize-(viOff-noteOff) {
 		h.VMCOREINFOOffset = int64(viOff - noteOff)
 		if f.VMCOREINFO != nil {
-			return nil
+			return
 		}
 	}
 	// VMCOREINFO outside the notes (header version 3), or the notes'
 	// own could not be found: parse what the sub-header points at.
 	b := make([]byte, viSize)
 	if _, err := f.r.ReadAt(b, int64(viOff)); err != nil {
-		return fmt.Errorf("diskdump: read VMCOREINFO at %#x: %w", viOff, err)
+		damaged(fmt.Errorf("diskdump: read VMCOREINFO at %#x: %w", viOff, err))
+		return
 	}
 	info, err := vmcoreinfo.Parse(b)
 	if err != nil {
-		return fmt.Errorf("%w: VMCOREINFO at %#x: %w", ErrCorrupt, viOff, err)
+		damaged(formatErr(ErrCorrupt, int64(viOff), "vmcoreinfo", "VMCOREINFO: %v", err))
+		return
 	}
 	f.VMCOREINFO = info
-	return nil
 }
 
-// buildRank counts the set bits of each block of the 2nd bitmap.
-func (f *File) buildRank() error {
+// rankEntry is a block of the 2nd bitmap that sets bits below max_mapnr.
+type rankEntry struct {
+	blk    uint64 // block number within the bitmap
+	before uint64 // bits set in the blocks before it
+}
+
+// indexChunk is how much of the 2nd bitmap buildIndex reads at once.
+const indexChunk = 1 << 20
+
+// buildIndex counts the bits of each block of the 2nd bitmap that
+// describes pfns below max_mapnr, holes of the file skipped: bits at or
+// past max_mapnr describe no page (makedumpfile never sets them) and are
+// not counted, nor are blocks past those max_mapnr needs.
+func (f *File) buildIndex() error {
 	bs := f.lay.bs
-	nblocks := f.lay.bitmapLen / bs
-	f.rank = make([]uint64, nblocks+1)
-	buf := make([]byte, min(f.lay.bitmapLen, 1<<20))
-	var total uint64
-	for blk := int64(0); blk < nblocks; {
-		n := min(int64(len(buf))/bs, nblocks-blk)
-		b := buf[:n*bs]
-		off := f.lay.bitmap2 + blk*bs
-		if _, err := f.r.ReadAt(b, off); err != nil {
-			return fmt.Errorf("diskdump: read 2nd bitmap at %#x: %w", off, err)
+	nblocks := int64((f.maxMapnr + f.pfnsPer - 1) / f.pfnsPer)
+	start, end := f.lay.bitmap2, f.lay.bitmap2+nblocks*bs
+	buf := make([]byte, min(nblocks*bs, indexChunk))
+	next := int64(0) // first block not yet counted
+	return dataExtents(f.r, start, end, func(a, b int64) error {
+		blk := max((a-start)/bs, next)
+		last := (b - start + bs - 1) / bs // one past
+		for blk < last {
+			n := min(int64(len(buf))/bs, last-blk)
+			chunk := buf[:n*bs]
+			off := start + blk*bs
+			if _, err := f.r.ReadAt(chunk, off); err != nil {
+				return fmt.Errorf("diskdump: read 2nd bitmap at %#x: %w", off, err)
+			}
+			for i := int64(0); i < n; i++ {
+				c := f.countBlock(uint64(blk+i), chunk[i*bs:(i+1)*bs])
+				if c > 0 {
+					f.index = append(f.index, rankEntry{blk: uint64(blk + i), before: f.dumped})
+					f.dumped += c
+				}
+			}
+			blk += n
 		}
-		for i := int64(0); i < n; i++ {
-			f.rank[blk+i] = total
-			total += popcount(b[i*bs : (i+1)*bs])
-		}
-		blk += n
+		next = blk
+		return nil
+	})
+}
+
+// countBlock counts the bits of bitmap block blk below max_mapnr.
+func (f *File) countBlock(blk uint64, b []byte) uint64 {
+	if lim := f.maxMapnr - blk*f.pfnsPer; lim < f.pfnsPer {
+		return rankIn(b, lim)
 	}
-	f.rank[nblocks] = total
-	return nil
+	return popcount(b)
+}
+
+// rankIn counts the bits of b below bit i.
+func rankIn(b []byte, i uint64) uint64 {
+	r := popcount(b[:i/8])
+	if rem := i % 8; rem != 0 {
+		r += uint64(bits.OnesCount8(b[i/8] & (1<<rem - 1)))
+	}
+	return r
 }
 
 func popcount(b []byte) uint64 {
@@ -363,27 +441,29 @@ func (f *File) bit(c *bitmapCache, pfn uint64) (bool, error) {
 	return b[i/8]&(1<<(i%8)) != 0, nil
 }
 
+// entryAt returns the index of the first entry of f.index for block blk
+// or a later one.
+func (f *File) entryAt(blk uint64) int {
+	return sort.Search(len(f.index), func(i int) bool { return f.index[i].blk >= blk })
+}
+
 // rankAt returns the number of dumped pfns below pfn (pfn ≤ max_mapnr).
 // Callers hold f.mu, or call it before the File is shared.
 func (f *File) rankAt(pfn uint64) (uint64, error) {
 	blk := pfn / f.pfnsPer
-	if blk >= uint64(len(f.rank)-1) {
-		return f.rank[len(f.rank)-1], nil
+	i := f.entryAt(blk)
+	if i == len(f.index) {
+		return f.dumped, nil
 	}
-	r := f.rank[blk]
-	i := pfn % f.pfnsPer
-	if i == 0 {
-		return r, nil
+	e := f.index[i]
+	if e.blk > blk || pfn%f.pfnsPer == 0 {
+		return e.before, nil
 	}
 	b, err := f.block(&f.bm2, blk)
 	if err != nil {
 		return 0, err
 	}
-	r += popcount(b[:i/8])
-	if rem := i % 8; rem != 0 {
-		r += uint64(bits.OnesCount8(b[i/8] & (1<<rem - 1)))
-	}
-	return r, nil
+	return e.before + rankIn(b, pfn%f.pfnsPer), nil
 }
 
 // PageSize returns the dump's page (block) size.
@@ -481,68 +561,80 @@ func (f *File) desc(idx uint64) (PageDesc, bool, error) {
 // bytes. A pfn the file does not hold fails with an error wrapping
 // ErrHole (and ErrExcluded when it is RAM that was filtered out). In an
 // incomplete dump, pages whose data was never written read as zeros.
+// Other failures are a *PageError.
 func (f *File) ReadPage(pfn uint64, buf []byte) error {
 	if len(buf) < int(f.lay.bs) {
 		return fmt.Errorf("diskdump: ReadPage buffer of %d bytes, page is %d", len(buf), f.lay.bs)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.readPage(pfn, buf[:f.lay.bs])
+	return f.readPage(pfn, buf[:f.lay.bs], false)
 }
 
-func (f *File) readPage(pfn uint64, buf []byte) error {
+// readPage reads pfn's page. strict refuses missing data even in an
+// incomplete dump.
+func (f *File) readPage(pfn uint64, buf []byte, strict bool) error {
 	idx, err := f.descIndex(pfn)
 	if err != nil {
 		return err
 	}
+	descAt := f.lay.desc + int64(idx)*descSize
 	d, ok, err := f.desc(idx)
 	if err != nil {
-		return fmt.Errorf("diskdump: pfn %#x: %w", pfn, err)
+		return &PageError{PFN: pfn, Off: descAt, Err: err}
 	}
-	descAt := f.lay.desc + int64(idx)*descSize
-	missing := func(why string) error {
-		if f.Incomplete() {
+	return f.pageData(pfn, descAt, d, ok, buf, strict)
+}
+
+// pageData reads the data descriptor d (at descAt; ok false when the
+// file ends before it) names for pfn.
+func (f *File) pageData(pfn uint64, descAt int64, d PageDesc, ok bool, buf []byte, strict bool) error {
+	bad := func(off int64, format string, args ...any) error {
+		return &PageError{PFN: pfn, Off: off, Err: formatErr(ErrCorrupt, descAt, "page_desc", format, args...)}
+	}
+	missing := func(off int64, format string, args ...any) error {
+		if f.Incomplete() && !strict {
 			clear(buf)
 			return nil
 		}
-		return fmt.Errorf("%w: pfn %#x: descriptor at %#x: %s", ErrCorrupt, pfn, descAt, why)
+		return bad(off, format, args...)
 	}
 	if !ok {
-		return missing("past end of file")
+		return missing(descAt, "descriptor past the end of the file (%d bytes)", f.size)
 	}
 	if d.Offset == 0 {
 		// Never written: makedumpfile and our Writer leave descriptors
 		// of pages lost to a full disk zero.
-		return missing("no page data")
+		return missing(descAt, "descriptor never written (no page data)")
 	}
 	bs := uint32(f.lay.bs)
-	if d.Size == 0 || d.Size > bs || (d.Flags == 0 && d.Size != bs) {
-		return fmt.Errorf("%w: pfn %#x: descriptor at %#x: %d bytes, flags %#x, page size %d",
-			ErrCorrupt, pfn, descAt, d.Size, d.Flags, bs)
+	if d.Size == 0 || d.Size > bs || (d.Flags == 0 && d.Size != bs) || !validFlags(d.Flags) {
+		return bad(descAt, "%d bytes, flags %#x, page size %d", d.Size, d.Flags, bs)
 	}
 	if d.Offset < f.dataOff || d.Offset > f.size {
 		if d.Offset >= f.dataOff {
-			return missing(fmt.Sprintf("data at %#x past end of file", d.Offset))
+			return missing(d.Offset, "data at %#x past the end of the file (%d bytes)", d.Offset, f.size)
 		}
-		return fmt.Errorf("%w: pfn %#x: descriptor at %#x: data offset %#x before the data area (%#x)",
-			ErrCorrupt, pfn, descAt, d.Offset, f.dataOff)
+		return bad(descAt, "data offset %#x before the data area (%#x)", d.Offset, f.dataOff)
 	}
 	if int64(d.Size) > f.size-d.Offset {
-		return missing(fmt.Sprintf("data at %#x+%d past end of file", d.Offset, d.Size))
+		return missing(d.Offset, "data at %#x+%d past the end of the file (%d bytes)", d.Offset, d.Size, f.size)
 	}
 	src := f.cbuf[:d.Size]
 	if d.Flags == 0 {
 		src = buf
 	}
 	if _, err := f.r.ReadAt(src, d.Offset); err != nil {
-		return fmt.Errorf("diskdump: pfn %#x: read page data at %#x: %w", pfn, d.Offset, err)
+		return &PageError{PFN: pfn, Off: d.Offset, Err: fmt.Errorf("read page data: %w", err)}
 	}
 	if d.Flags == 0 {
 		return nil
 	}
-	if err := f.dec.Decompress(buf, src, d.Flags); err != nil {
-		return fmt.Errorf("diskdump: pfn %#x: page at %#x (%d bytes, descriptor at %#x): %w",
-			pfn, d.Offset, d.Size, descAt, err)
+	dec := decompressors.Get().(*codec.Decompressor)
+	err := dec.Decompress(buf, src, d.Flags)
+	decompressors.Put(dec)
+	if err != nil {
+		return &PageError{PFN: pfn, Off: d.Offset, Err: fmt.Errorf("page of %d bytes (descriptor at %#x): %w", d.Size, descAt, err)}
 	}
 	return nil
 }
@@ -560,13 +652,13 @@ func (f *File) ReadPhys(p []byte, paddr uint64) (int, error) {
 		pfn, in := a/bs, a%bs
 		n := int(min(bs-in, uint64(len(p)-done)))
 		if in == 0 && n == int(bs) {
-			if err := f.readPage(pfn, p[done:done+n]); err != nil {
+			if err := f.readPage(pfn, p[done:done+n], false); err != nil {
 				return done, fmt.Errorf("diskdump: physical %#x: %w", a, err)
 			}
 		} else {
 			if !f.pbufOK || f.pbufPFN != pfn {
 				f.pbufOK = false
-				if err := f.readPage(pfn, f.pbuf); err != nil {
+				if err := f.readPage(pfn, f.pbuf, false); err != nil {
 					return done, fmt.Errorf("diskdump: physical %#x: %w", a, err)
 				}
 				f.pbufPFN, f.pbufOK = pfn, true
@@ -579,22 +671,23 @@ func (f *File) ReadPhys(p []byte, paddr uint64) (int, error) {
 }
 
 // DumpedPFNs yields, in order, the pfns whose pages this file holds. It
-// stops after yielding an error when a bitmap cannot be read.
+// stops after yielding an error when a bitmap cannot be read. It reads
+// only the bitmap blocks that set bits.
 func (f *File) DumpedPFNs() iter.Seq2[uint64, error] {
 	return func(yield func(uint64, error) bool) {
 		bs := f.lay.bs
 		buf := make([]byte, bs)
 		first, end := f.Header.StartPFN, min(f.Header.EndPFN, f.maxMapnr)
-		for blk := first / f.pfnsPer; blk < uint64(len(f.rank)-1) && blk*f.pfnsPer < end; blk++ {
-			if f.rank[blk+1] == f.rank[blk] {
-				continue
+		for _, e := range f.index[f.entryAt(first/f.pfnsPer):] {
+			base := e.blk * f.pfnsPer
+			if base >= end {
+				return
 			}
-			off := f.lay.bitmap2 + int64(blk)*bs
+			off := f.lay.bitmap2 + int64(e.blk)*bs
 			if _, err := f.r.ReadAt(buf, off); err != nil {
 				yield(0, fmt.Errorf("diskdump: read 2nd bitmap at %#x: %w", off, err))
 				return
 			}
-			base := blk * f.pfnsPer
 			for i := 0; i+8 <= len(buf); i += 8 {
 				w := binary.LittleEndian.Uint64(buf[i:])
 				for w != 0 {

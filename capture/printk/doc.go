@@ -11,9 +11,15 @@
 // A dump is taken after the kernel died, possibly in the middle of a
 // printk. Records a writer had reserved but not committed, descriptors
 // whose id or data block do not match, and lengths that point outside the
-// buffers are skipped and counted in Log.Skipped; every loop is bounded by
-// the ring's size and every allocation by a fixed limit, so a corrupt ring
-// yields fewer records, never a hang or a panic.
+// buffers are skipped and counted in Log.Skipped; each byte of the text
+// ring goes to one record at most, so overlapping blocks cannot multiply
+// the text. Every loop and allocation is bounded by the kernel's own
+// limits (2^26 descriptors, 1 KiB of text per record) and by fixed ones
+// (MaxLogMemory, a million descriptors visited): on any input the read
+// takes a second or so and tens of MiB, keeping the newest records of a
+// log larger than that and counting the rest in Log.Dropped. A log whose
+// records all fail their checks is an error (*FormatError), as is a
+// header no kernel writes.
 //
 // WriteDmesg prints the records the way makedumpfile --dump-dmesg does, so
 // the output of both tools on the same dump can be compared byte for byte.

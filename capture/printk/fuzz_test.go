@@ -53,28 +53,42 @@ func ringFromBytes(in []byte) *testRing {
 	return r
 }
 
+// FuzzRingBuffer reads rings made by editing valid ones
+// (fixture.Patched over their ringBytes): an empty ring, one of 100
+// records, one with records cut by a crash, and one of the real records of
+// the 6.1 dump (testdata/ring-6.1.fuzz).
 func FuzzRingBuffer(f *testing.F) {
-	// The committed corpus in testdata/fuzz/FuzzRingBuffer holds a ring
-	// made of the real records of the 6.1 dump; add synthetic ones.
+	var bases [][]byte
 	r := newTestRing(fuzzCountBits, fuzzSizeBits)
-	f.Add(ringBytes(r))
+	bases = append(bases, ringBytes(r))
 	fill(r, 100)
-	f.Add(ringBytes(r))
+	bases = append(bases, ringBytes(r))
 	r.setState(r.headID, descReserved)
 	r.setLpos(r.live()[3], failedLpos, failedLpos)
 	r.add(recSpec{emptyLine: true, text: ""})
-	f.Add(ringBytes(r))
+	bases = append(bases, ringBytes(r))
+	bases = append(bases, readRingSeed(f))
+	for i := range bases {
+		f.Add([]byte{byte(i)})
+	}
+	// A descriptor's id, a text_len, a data block's id.
+	f.Add(append([]byte{1}, fixture.Edit(fuzzDescs+5*tDescSize, 0x7f)...))
+	f.Add(append([]byte{3}, fixture.Edit(fuzzInfos+7*tInfoSize+16, 0xff, 0xff)...))
+	f.Add(append([]byte{3}, fixture.Edit(fuzzData+64, 1, 2, 3, 4, 5, 6, 7, 8)...))
 	// One fake kernel serves every input (a worker runs them one at a
 	// time): only the ring's contents change.
 	k := newFakeKernel()
 	descs, infos, data := newTestRing(fuzzCountBits, fuzzSizeBits).install(k)
 	m := k.memory(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		ringFromBytes(in).update(k, descs, infos, data)
+		ringFromBytes(fixture.Patched(bases, in)).update(k, descs, infos, data)
 		log, err := Read(m)
-		if err != nil {
+		if log == nil {
 			// Only the header's geometry can fail Read, and it is fixed.
 			t.Fatal(err)
+		}
+		if none := len(log.Records) == 0 && log.Skipped > 0; none != (err != nil) {
+			t.Fatalf("%d records, %d skipped: %v", len(log.Records), log.Skipped, err)
 		}
 		if n := len(log.Records) + log.Skipped; n > 1<<fuzzCountBits {
 			t.Fatalf("%d records and skipped in a ring of %d", n, 1<<fuzzCountBits)
@@ -93,9 +107,9 @@ func FuzzRingBuffer(f *testing.F) {
 	})
 }
 
-// TestFuzzSeed reads the committed seed, cut from the real 6.1 ring: it
-// must be a valid ring, or it would seed nothing useful.
-func TestFuzzSeed(t *testing.T) {
+// readRingSeed reads the ring cut from the real 6.1 dump.
+func readRingSeed(t testing.TB) []byte {
+	t.Helper()
 	b, err := os.ReadFile(seedPath)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +118,13 @@ func TestFuzzSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := ringFromBytes(in)
+	return in
+}
+
+// TestFuzzSeed reads the committed seed, cut from the real 6.1 ring: it
+// must be a valid ring, or it would seed nothing useful.
+func TestFuzzSeed(t *testing.T) {
+	r := ringFromBytes(readRingSeed(t))
 	wraps := 0
 	for _, id := range r.live() {
 		if _, b, n := r.descOf(id); r.wraps(b) != r.wraps(n-1) {
@@ -131,7 +151,9 @@ func TestFuzzSeed(t *testing.T) {
 	}
 }
 
-const seedPath = "testdata/fuzz/FuzzRingBuffer/real-6.1"
+// seedPath is the ring of the real 6.1 records, in a fuzz corpus file,
+// that FuzzRingBuffer edits.
+const seedPath = "testdata/ring-6.1.fuzz"
 
 var writeSeed = flag.Bool("write-seed", false, "rewrite "+seedPath+" from the real 6.1 dump")
 
@@ -152,9 +174,12 @@ func TestWriteFuzzSeed(t *testing.T) {
 	count := uint64(1) << rb.countBits
 	after := 0
 	for id := rb.tailID; id != (rb.headID+1)&rb.idMask; id = (id + 1) & rb.idMask {
-		rec, st := rb.record(id)
+		rec, ref, st := rb.record(id)
 		if st != recOK {
 			continue
+		}
+		if ref.size > 0 {
+			rec.Text, _ = rb.text(&ref)
 		}
 		raw := make([]byte, tInfoSize)
 		if err := pm.read(raw, rb.infos+(id&(count-1))*tInfoSize); err != nil {
@@ -196,9 +221,10 @@ func parseCorpusFile(b []byte) ([]byte, error) {
 	return []byte(v), err
 }
 
-// FuzzLogBuf feeds arbitrary bytes as a legacy log_buf of 1 KiB (Linux
-// 3.5-5.9, x86 layout with caller_id): log_first_idx and log_next_idx in
-// the first four bytes, the buffer after them.
+// FuzzLogBuf reads legacy log_bufs of 1 KiB (Linux 3.5-5.9, x86 layout
+// with caller_id) made by editing an empty and a full one
+// (fixture.Patched): log_first_idx and log_next_idx in the first four
+// bytes, the buffer after them.
 func FuzzLogBuf(f *testing.F) {
 	seed := func(b *legacyBuf) []byte {
 		in := binary.LittleEndian.AppendUint16(nil, uint16(b.first))
@@ -206,22 +232,29 @@ func FuzzLogBuf(f *testing.F) {
 		return append(in, b.buf...)
 	}
 	b := newLegacyBuf(1024, true)
-	f.Add(seed(b))
+	bases := [][]byte{seed(b)}
 	for i := 0; i < 60; i++ {
 		b.store(Record{Time: 1e6 * time.Duration(i), Text: fmt.Sprintf("line %d%s", i, strings.Repeat("-", i%17)),
 			Subsystem: "pci", Device: "+pci:0000:00:0" + strconv.Itoa(i%8) + ".0"}, uint32(i))
 	}
-	f.Add(seed(b))
+	bases = append(bases, seed(b))
+	f.Add([]byte{0})
+	f.Add([]byte{1})
+	f.Add(append([]byte{1}, fixture.Edit(4+8, 0xff, 0xff)...))
+	// One fake kernel serves every input.
+	k := newFakeKernel()
+	addr := newLegacyBuf(1024, true).install(k)
+	m := k.memory(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
+		in = fixture.Patched(bases, in)
 		b := newLegacyBuf(1024, true)
 		if len(in) >= 4 {
 			b.first = uint64(binary.LittleEndian.Uint16(in[0:]))
 			b.next = uint64(binary.LittleEndian.Uint16(in[2:]))
 			copy(b.buf, in[4:])
 		}
-		k := newFakeKernel()
-		b.install(k)
-		log, err := Read(k.memory(t))
+		b.update(k, addr)
+		log, err := Read(m)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
@@ -11,6 +12,20 @@ import (
 
 // maxLogBufLen is the kernel's LOG_BUF_LEN_MAX.
 const maxLogBufLen = 1 << 31
+
+// Bounds of the legacy walk, which cannot skip ahead: each record's len
+// leads to the next.
+const (
+	// maxDict bounds a record's dictionary: the kernel's are the
+	// SUBSYSTEM= and DEVICE= lines of dev_printk, under 128 bytes.
+	maxDict = 1024
+	// maxLegacyWalk bounds the bytes of log_buf walked: eight times the
+	// largest buffer a kernel configuration builds (CONFIG_LOG_BUF_SHIFT
+	// 25); a larger log_buf_len= is read up to there.
+	maxLegacyWalk = 256 << 20
+	// legacyWindow is how much of log_buf is read at once.
+	legacyWindow = 64 << 10
+)
 
 // legacyLayout holds VMCOREINFO's description of struct printk_log.
 type legacyLayout struct {
@@ -75,10 +90,58 @@ func readLegacy(r virtReader, info *vmcoreinfo.Info, bo binary.ByteOrder, word u
 		}
 	}
 	lb := &logBuf{m: m, l: ll, buf: buf, size: uint64(v[0]), first: uint64(v[1]), next: uint64(v[2])}
-	if lb.size < ll.hdr || lb.size > maxLogBufLen || lb.first > lb.size-ll.hdr || lb.next > lb.size-ll.hdr {
-		return nil, fmt.Errorf("%w: log_buf_len %d, log_first_idx %d, log_next_idx %d", ErrCorrupt, lb.size, lb.first, lb.next)
+	switch {
+	case lb.size < ll.hdr || lb.size > maxLogBufLen:
+		return nil, corrupt(addrs[1], "log_buf_len", "a log buffer of %d bytes (the kernel's hold a record header, %d bytes, to 2 GiB)", lb.size, ll.hdr)
+	case lb.first > lb.size-ll.hdr:
+		return nil, corrupt(addrs[2], "log_first_idx", "first record at %d in a buffer of %d bytes", lb.first, lb.size)
+	case lb.next > lb.size-ll.hdr:
+		return nil, corrupt(addrs[3], "log_next_idx", "next record at %d in a buffer of %d bytes", lb.next, lb.size)
 	}
-	return lb.readAll(), nil
+	log := lb.readAll()
+	return log, unreadable(log, buf, "log_buf")
+}
+
+// window reads log_buf in windows of legacyWindow bytes, so that walking
+// it costs one read per window, not per record.
+type window struct {
+	m           *mem
+	buf         uint64 // log_buf
+	size        uint64 // log_buf_len
+	start, n    uint64 // the window: log_buf[start:start+n]
+	data        []byte
+	scratch     []byte
+	readFailed  bool
+	failedStart uint64
+}
+
+// at returns log_buf[idx:idx+n] (idx+n ≤ size), valid until the next call.
+func (w *window) at(idx, n uint64) ([]byte, error) {
+	if idx >= w.start && idx+n <= w.start+w.n {
+		return w.data[idx-w.start : idx-w.start+n], nil
+	}
+	start := idx &^ 0xfff
+	end := min(start+legacyWindow, w.size)
+	if idx+n <= end && !(w.readFailed && w.failedStart == start) {
+		if w.data == nil {
+			w.data = make([]byte, legacyWindow)
+		}
+		if err := w.m.read(w.data[:end-start], w.buf+start); err == nil {
+			w.start, w.n = start, end-start
+			return w.data[idx-start : idx-start+n], nil
+		}
+		// Part of the window is not in the dump: read what is asked
+		// alone.
+		w.readFailed, w.failedStart = true, start
+	}
+	if uint64(cap(w.scratch)) < n {
+		w.scratch = make([]byte, n)
+	}
+	b := w.scratch[:n]
+	if err := w.m.read(b, w.buf+idx); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // logBuf is the legacy log buffer read from the dump.
@@ -92,18 +155,31 @@ type logBuf struct {
 // readAll follows the records from log_first_idx to log_next_idx. Each
 // record's len leads to the next; a record with len 0 marks the end of
 // the used part of the buffer, where the writer went back to the start.
+// It keeps the newest records when there are more than MaxLogMemory
+// holds, and walks at most maxSteps records and maxLegacyWalk bytes.
 func (lb *logBuf) readAll() *Log {
 	log := &Log{Kind: KindLegacy}
 	l := lb.l
-	hdr := make([]byte, l.hdr)
+	w := &window{m: lb.m, buf: lb.buf, size: lb.size}
 	// The walk may go back to the start once, and only if it began after
 	// the end; between, idx only grows: it ends within a bounded number
 	// of steps even on a corrupt buffer.
 	mayWrap := lb.first > lb.next
 	idx := lb.first
-	var seq uint64
+	maxRecs := logMemory / recordCost
+	// The newest records' indexes, a circular buffer once full.
+	var kept []uint64
+	oldest := 0
+	var seq0 uint64 // sequence number of kept's oldest
+	var steps, walked uint64
 	for idx != lb.next {
-		if idx+l.hdr > lb.size || lb.m.read(hdr, lb.buf+idx) != nil {
+		if steps == maxSteps || walked > maxLegacyWalk {
+			log.Dropped++ // at least this one
+			break
+		}
+		steps++
+		hdr, err := w.at(idx, l.hdr)
+		if idx+l.hdr > lb.size || err != nil {
 			log.Skipped++
 			break
 		}
@@ -123,22 +199,50 @@ func (lb *logBuf) readAll() *Log {
 			log.Skipped++
 			break
 		}
-		rec, ok := lb.record(idx, hdr, textLen, dictLen)
-		if ok {
-			rec.Seq = seq
-			log.Records = append(log.Records, rec)
+		if len(kept) < maxRecs {
+			kept = append(kept, idx)
 		} else {
-			log.Skipped++
+			kept[oldest] = idx
+			oldest = (oldest + 1) % len(kept)
+			seq0++
+			log.Dropped++
 		}
-		seq++
+		walked += n
 		idx = end
 	}
+	// Read the kept records, newest first within the memory bound.
+	recs := make([]Record, 0, len(kept))
+	budget := logMemory - len(kept)*recordCost
+	for i := len(kept) - 1; i >= 0; i-- {
+		at := kept[(oldest+i)%len(kept)]
+		rec, ok := lb.record(w, at)
+		if !ok {
+			log.Skipped++
+			continue
+		}
+		if len(rec.Text) > budget {
+			log.Dropped += i + 1
+			break
+		}
+		budget -= len(rec.Text)
+		rec.Seq = seq0 + uint64(i)
+		recs = append(recs, rec)
+	}
+	slices.Reverse(recs)
+	log.Records = recs
 	return log
 }
 
-func (lb *logBuf) record(idx uint64, hdr []byte, textLen, dictLen uint64) (Record, bool) {
+// record reads the record at idx, whose header readAll checked.
+func (lb *logBuf) record(w *window, idx uint64) (Record, bool) {
 	l, bo := lb.l, lb.m.bo
+	hdr, err := w.at(idx, l.hdr)
+	if err != nil {
+		return Record{}, false
+	}
 	rec := Record{Time: time.Duration(bo.Uint64(hdr[l.tsNsec:]))}
+	textLen := uint64(bo.Uint16(hdr[l.textLen:]))
+	dictLen := uint64(bo.Uint16(hdr[l.dictLen:]))
 	if l.hasLevel {
 		rec.Facility = int(hdr[l.dictLen+2])
 		rec.Level, rec.Flags = levelFlags(hdr[l.dictLen+3], bo)
@@ -146,13 +250,17 @@ func (lb *logBuf) record(idx uint64, hdr []byte, textLen, dictLen uint64) (Recor
 	if l.hasCaller {
 		rec.Caller = callerString(bo.Uint32(hdr[l.callerID:]))
 	}
-	b := make([]byte, textLen+dictLen)
-	if err := lb.m.read(b, lb.buf+idx+l.hdr); err != nil {
+	text, err := w.at(idx+l.hdr, min(textLen, MaxRecordText))
+	if err != nil {
 		return Record{}, false
 	}
-	rec.Text = string(b[:textLen])
+	rec.Text = string(text)
+	dict, err := w.at(idx+l.hdr+textLen, min(dictLen, maxDict))
+	if err != nil {
+		return Record{}, false
+	}
 	// The dictionary holds NUL-separated KEY=value pairs.
-	for _, kv := range bytes.Split(b[textLen:], []byte{0}) {
+	for _, kv := range bytes.Split(dict, []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte("SUBSYSTEM=")); ok {
 			rec.Subsystem = string(v)
 		} else if v, ok := bytes.CutPrefix(kv, []byte("DEVICE=")); ok {

@@ -109,8 +109,9 @@ func (b *legacyBuf) want() []Record {
 	return out
 }
 
-func (b *legacyBuf) install(k *fakeKernel) {
-	buf := k.place(b.buf)
+// install puts the buffer into k and returns its address.
+func (b *legacyBuf) install(k *fakeKernel) (buf uint64) {
+	buf = k.place(b.buf)
 	k.mapRange(fakeSymbols, 0x1000)
 	k.put64(fakeSymbols, buf)
 	k.put32(fakeSymbols+8, uint32(len(b.buf)))
@@ -127,6 +128,15 @@ func (b *legacyBuf) install(k *fakeKernel) {
 	if b.caller {
 		k.addInfo("OFFSET(%s.caller_id)=16", n)
 	}
+	return buf
+}
+
+// update rewrites the contents and indexes of a buffer of the same size
+// installed at buf.
+func (b *legacyBuf) update(k *fakeKernel, buf uint64) {
+	k.write(buf, b.buf)
+	k.put32(fakeSymbols+12, uint32(b.first))
+	k.put32(fakeSymbols+16, uint32(b.next))
 }
 
 func (b *legacyBuf) read(t *testing.T) *Log {
@@ -134,8 +144,12 @@ func (b *legacyBuf) read(t *testing.T) *Log {
 	k := newFakeKernel()
 	b.install(k)
 	log, err := Read(k.memory(t))
-	if err != nil {
+	if log == nil {
 		t.Fatal(err)
+	}
+	// An error says that not one record is readable, and only then.
+	if none := len(log.Records) == 0 && log.Skipped > 0; none != (err != nil) || (none && !errors.Is(err, ErrCorrupt)) {
+		t.Fatalf("%d records, %d skipped: error %v", len(log.Records), log.Skipped, err)
 	}
 	if log.Kind != KindLegacy {
 		t.Fatalf("Kind = %q", log.Kind)
@@ -299,22 +313,25 @@ func (b *legacyBuf) countFrom(idx uint64) int {
 
 func TestLegacyBadHeader(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		off  uint64
-		v    uint32
+		name  string
+		off   uint64
+		v     uint32
+		field string
 	}{
-		{"log_buf_len zero", 8, 0},
-		{"log_buf_len huge", 8, 0xffffffff},
-		{"first past end", 12, 600},
-		{"next past end", 16, 510},
+		{"log_buf_len zero", 8, 0, "log_buf_len"},
+		{"log_buf_len huge", 8, 0xffffffff, "log_buf_len"},
+		{"first past end", 12, 600, "log_first_idx"},
+		{"next past end", 16, 510, "log_next_idx"},
 	} {
 		b := newLegacyBuf(512, true)
 		b.store(Record{Text: "x"}, 0)
 		k := newFakeKernel()
 		b.install(k)
 		k.put32(fakeSymbols+tc.off, tc.v)
-		if _, err := Read(k.memory(t)); !errors.Is(err, ErrCorrupt) {
-			t.Errorf("%s: err = %v", tc.name, err)
+		_, err := Read(k.memory(t))
+		var fe *FormatError
+		if !errors.Is(err, ErrCorrupt) || !errors.As(err, &fe) || fe.Field != tc.field || fe.Addr != fakeSymbols+tc.off {
+			t.Errorf("%s: err = %v, want %s at %#x", tc.name, err, tc.field, fakeSymbols+tc.off)
 		}
 	}
 	// log_buf points nowhere: the first record cannot be read.
@@ -324,7 +341,8 @@ func TestLegacyBadHeader(t *testing.T) {
 	b.install(k)
 	k.put64(fakeSymbols, 0xffff888100000000)
 	log, err := Read(k.memory(t))
-	if err != nil || len(log.Records) != 0 || log.Skipped != 1 {
+	var fe *FormatError
+	if !errors.As(err, &fe) || fe.Field != "log_buf" || log == nil || len(log.Records) != 0 || log.Skipped != 1 {
 		t.Fatalf("unmapped log_buf: %+v, %v", log, err)
 	}
 	// A missing structure size is an error.

@@ -1,8 +1,10 @@
 package printk
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
@@ -10,8 +12,11 @@ import (
 
 // Limits on the lockless ring, from the kernel: log_buf_len is at most
 // LOG_BUF_LEN_MAX (2 GiB), and there is one descriptor per 32 bytes of
-// text (PRB_AVGBITS), so never more descriptors than data bytes.
-const maxSizeBits = 31
+// text (PRB_AVGBITS 5), so at most 2^26 descriptors.
+const (
+	maxSizeBits  = 31
+	maxCountBits = maxSizeBits - 5
+)
 
 // Descriptor states, the top two bits of prb_desc.state_var.
 const (
@@ -129,7 +134,7 @@ type ring struct {
 	headID, tailID      uint64
 	idMask              uint64 // DESC_ID_MASK
 	wordMask            uint64 // all ones in an unsigned long
-	textTotal           uint64 // bytes of text kept so far
+	addr                uint64 // of the printk_ringbuffer
 
 	desc, info []byte // scratch
 }
@@ -152,7 +157,7 @@ func readLockless(r virtReader, info *vmcoreinfo.Info, bo binary.ByteOrder) (*Lo
 		return nil, err
 	}
 	rb.readAll()
-	return rb.log, nil
+	return rb.log, unreadable(rb.log, addr, "printk_ringbuffer")
 }
 
 func openRing(m *mem, rl *ringLayout, addr uint64) (*ring, error) {
@@ -179,14 +184,31 @@ func openRing(m *mem, rl *ringLayout, addr uint64) (*ring, error) {
 	rb.idMask = rb.wordMask >> 2
 	countBits := m.bo.Uint32(prb[rl.countBits:])
 	sizeBits := m.bo.Uint32(prb[rl.sizeBits:])
-	if sizeBits > maxSizeBits || sizeBits < 3 || countBits > sizeBits {
-		return nil, fmt.Errorf("%w: ring at %#x: count_bits %d, size_bits %d", ErrCorrupt, addr, countBits, sizeBits)
+	if sizeBits > maxSizeBits || sizeBits < 3 {
+		return nil, corrupt(addr+rl.sizeBits, "prb_data_ring.size_bits",
+			"a text ring of 2^%d bytes (the kernel's are 2^3 to 2^%d)", sizeBits, maxSizeBits)
+	}
+	if countBits > maxCountBits || countBits > sizeBits {
+		return nil, corrupt(addr+rl.countBits, "prb_desc_ring.count_bits",
+			"2^%d descriptors for 2^%d bytes of text (the kernel's are at most 2^%d, and fewer than the bytes)",
+			countBits, sizeBits, maxCountBits)
 	}
 	rb.countBits, rb.sizeBits = uint(countBits), uint(sizeBits)
+	rb.addr = addr
 	return rb, nil
 }
 
-// readAll walks the descriptors from tail_id to head_id, in id and so in
+// blockRef is where a record's text lies in the data ring.
+type blockRef struct {
+	off, size uint64 // the data block, its leading id included
+	textLen   uint64
+	id        uint64
+}
+
+// readAll walks the descriptors from head_id back to tail_id, so that when
+// the log is larger than the reader's bounds (maxSteps, MaxLogMemory) it
+// keeps the newest records, then gives each data byte of the ring to one
+// record at most, reads the texts, and orders the records by id, which is
 // sequence order.
 func (rb *ring) readAll() {
 	count := uint64(1) << rb.countBits
@@ -195,24 +217,100 @@ func (rb *ring) readAll() {
 	// The kernel pushes the tail before the head can lap it, so fewer
 	// than count ids separate them; a corrupt tail is ignored and the
 	// last count ids read.
-	n := (head - tail) & rb.idMask
-	if n >= count {
-		n = count - 1
-		tail = (head - n) & rb.idMask
+	n := (head-tail)&rb.idMask + 1
+	if n > count {
+		n = count
 	}
-	for i := uint64(0); i <= n; i++ {
-		rb.readRecord((tail + i) & rb.idMask)
+	steps := min(n, maxSteps)
+	maxRecs := uint64(logMemory / recordCost)
+	// Grown as records are found: a huge ring of damaged descriptors
+	// costs no memory.
+	recs := make([]Record, 0, min(steps, maxRecs, 1024))
+	refs := make([]blockRef, 0, min(steps, maxRecs, 1024))
+	var i uint64
+	for ; i < steps && uint64(len(recs)) < maxRecs; i++ {
+		id := (head - i) & rb.idMask
+		rec, ref, st := rb.record(id)
+		switch st {
+		case recOK:
+			recs = append(recs, rec)
+			refs = append(refs, ref)
+		case recSkip:
+			rb.log.Skipped++
+		}
+	}
+	rb.log.Dropped = int(n - i)
+	attribute(refs)
+	// Texts, newest first, within the memory bound.
+	budget := logMemory - len(recs)*recordCost
+	keep := 0
+	for j := range recs {
+		ref := &refs[j]
+		if ref.size > 0 {
+			if ref.textLen != noText && ref.textLen > uint64(budget) {
+				rb.log.Dropped += len(recs) - j
+				break
+			}
+			text, ok := rb.text(ref)
+			if !ok {
+				rb.log.Skipped++
+				continue
+			}
+			budget -= len(text)
+			recs[j].Text = text
+		}
+		recs[keep] = recs[j]
+		keep++
+	}
+	recs = recs[:keep]
+	slices.Reverse(recs)
+	rb.log.Records = recs
+}
+
+// attribute gives each byte of the data ring to one record at most: a
+// ring's valid blocks never overlap, so of blocks that do (a corrupt or
+// crafted ring) only the first in ring order keeps its text; the others
+// are skipped (textLen noText). Without it a few kilobytes of memory could
+// be read as the text of thousands of records.
+func attribute(refs []blockRef) {
+	order := make([]int, 0, len(refs))
+	for j, ref := range refs {
+		if ref.size > 0 {
+			order = append(order, j)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(refs[a].off, refs[b].off); c != 0 {
+			return c
+		}
+		// The newer record (lower index: recs is newest first) wins a
+		// tie.
+		return cmp.Compare(a, b)
+	})
+	end := uint64(0)
+	for _, j := range order {
+		ref := &refs[j]
+		if ref.off < end {
+			ref.textLen = noText
+			continue
+		}
+		end = ref.off + ref.size
 	}
 }
 
-// readRecord appends the record of descriptor id, or counts it skipped.
-func (rb *ring) readRecord(id uint64) {
-	switch rec, st := rb.record(id); st {
-	case recOK:
-		rb.log.Records = append(rb.log.Records, rec)
-	case recSkip:
-		rb.log.Skipped++
+// noText marks a blockRef whose block another record's overlaps.
+const noText = ^uint64(0)
+
+// text reads the text ref points at.
+func (rb *ring) text(ref *blockRef) (string, bool) {
+	if ref.textLen == noText {
+		return "", false
 	}
+	text := make([]byte, ref.textLen)
+	if err := rb.m.read(text, rb.data+ref.off+rb.l.word); err != nil {
+		return "", false
+	}
+	return string(text), true
 }
 
 type recStatus int
@@ -223,27 +321,29 @@ const (
 	recIgnore           // recycled: not a record any more
 )
 
-func (rb *ring) record(id uint64) (Record, recStatus) {
+// record reads descriptor id and its printk_info, and checks that its data
+// block starts with its id. The text is read later (text).
+func (rb *ring) record(id uint64) (Record, blockRef, recStatus) {
 	l, m := rb.l, rb.m
 	count := uint64(1) << rb.countBits
 	idx := id & (count - 1)
 	if err := m.read(rb.desc, rb.descs+idx*l.descSize); err != nil {
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	sv := m.getWord(rb.desc[l.stateVar : l.stateVar+l.word])
 	if sv&rb.idMask != id {
 		// desc_miss: a writer took the id but had not yet claimed the
 		// descriptor, or the ring is corrupt.
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	switch (sv & rb.wordMask) >> (8*l.word - 2) {
 	case descReserved:
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	case descReusable:
-		return Record{}, recIgnore
+		return Record{}, blockRef{}, recIgnore
 	}
 	if err := m.read(rb.info, rb.infos+idx*l.infoSize); err != nil {
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	info := rb.info
 	rec := Record{
@@ -253,7 +353,7 @@ func (rb *ring) record(id uint64) (Record, recStatus) {
 	// The kernel finds a record by seq at index seq % count: a descriptor
 	// whose seq does not map to its own index is not a record.
 	if rec.Seq&(count-1) != idx {
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	if l.hasLevel {
 		rec.Facility = int(info[l.textLen+2])
@@ -276,34 +376,25 @@ func (rb *ring) record(id uint64) (Record, recStatus) {
 	switch st {
 	case blockEmpty:
 		rec.noData = true
-		return rec, recOK
+		return rec, blockRef{}, recOK
 	case blockBad:
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	w := l.word
 	blk := make([]byte, w)
 	if err := m.read(blk, rb.data+off); err != nil {
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	// A data block starts with the id of the descriptor that owns it.
 	if m.getWord(blk) != id {
-		return Record{}, recSkip
+		return Record{}, blockRef{}, recSkip
 	}
 	if avail := size - w; textLen > avail {
 		// Like makedumpfile, show what the block holds.
 		textLen = avail
 	}
-	if rb.textTotal+textLen > uint64(1)<<rb.sizeBits {
-		// More text than the ring holds: the blocks overlap.
-		return Record{}, recSkip
-	}
-	text := make([]byte, textLen)
-	if err := m.read(text, rb.data+off+w); err != nil {
-		return Record{}, recSkip
-	}
-	rb.textTotal += textLen
-	rec.Text = string(text)
-	return rec, recOK
+	textLen = min(textLen, MaxRecordText)
+	return rec, blockRef{off: off, size: size, textLen: textLen, id: id}, recOK
 }
 
 type blockStatus int

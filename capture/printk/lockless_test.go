@@ -305,15 +305,19 @@ func TestTruncatedText(t *testing.T) {
 }
 
 func TestBadRingHeader(t *testing.T) {
+	const prb = fakeSymbols + 0x100
 	for _, tc := range []struct {
-		name string
-		edit func(k *fakeKernel)
-		want error
+		name  string
+		edit  func(k *fakeKernel)
+		field string // of the *FormatError; "" for another error
+		addr  uint64
 	}{
-		{"count_bits", func(k *fakeKernel) { k.put32(fakeSymbols+0x100, 40) }, ErrCorrupt},
-		{"size_bits", func(k *fakeKernel) { k.put32(fakeSymbols+0x100+48, 32) }, ErrCorrupt},
-		{"more descs than bytes", func(k *fakeKernel) { k.put32(fakeSymbols+0x100, 11) }, ErrCorrupt},
-		{"prb unmapped", func(k *fakeKernel) { k.put64(fakeSymbols, 0xffff888100000000) }, nil},
+		{"count_bits", func(k *fakeKernel) { k.put32(prb, 40) }, "prb_desc_ring.count_bits", prb},
+		{"count_bits 27", func(k *fakeKernel) { k.put32(prb, 27); k.put32(prb+48, 31) }, "prb_desc_ring.count_bits", prb},
+		{"size_bits", func(k *fakeKernel) { k.put32(prb+48, 32) }, "prb_data_ring.size_bits", prb + 48},
+		{"size_bits 2", func(k *fakeKernel) { k.put32(prb+48, 2) }, "prb_data_ring.size_bits", prb + 48},
+		{"more descs than bytes", func(k *fakeKernel) { k.put32(prb, 11) }, "prb_desc_ring.count_bits", prb},
+		{"prb unmapped", func(k *fakeKernel) { k.put64(fakeSymbols, 0xffff888100000000) }, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRing(4, 10)
@@ -322,15 +326,23 @@ func TestBadRingHeader(t *testing.T) {
 			r.install(k)
 			tc.edit(k)
 			_, err := Read(k.memory(t))
-			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
+			var fe *FormatError
+			switch {
+			case err == nil:
+				t.Fatal("no error")
+			case tc.field == "":
+				if errors.As(err, &fe) {
+					t.Fatalf("err = %v, want no *FormatError", err)
+				}
+			case !errors.Is(err, ErrCorrupt) || !errors.As(err, &fe) || fe.Field != tc.field || fe.Addr != tc.addr:
+				t.Fatalf("err = %v, want %s at %#x", err, tc.field, tc.addr)
 			}
 		})
 	}
 }
 
 // TestUnmappedArrays: descriptors, infos or data the dump lacks make every
-// record skipped, without an error.
+// record skipped: the log is unreadable, an error that still counts them.
 func TestUnmappedArrays(t *testing.T) {
 	// The descriptor of the ring's bootstrap, reusable, is the tail and
 	// is skipped too when descriptors cannot be read.
@@ -345,11 +357,12 @@ func TestUnmappedArrays(t *testing.T) {
 		r.install(k)
 		k.put64(fakeSymbols+0x100+off, 0xffff888100000000)
 		log, err := Read(k.memory(t))
-		if err != nil {
-			t.Fatal(err)
+		var fe *FormatError
+		if !errors.Is(err, ErrCorrupt) || !errors.As(err, &fe) || fe.Field != "printk_ringbuffer" || fe.Addr != fakeSymbols+0x100 {
+			t.Errorf("pointer at %d unmapped: error %v", off, err)
 		}
-		if len(log.Records) != 0 || log.Skipped != tc.skipped {
-			t.Errorf("pointer at %d unmapped: %d records, %d skipped", off, len(log.Records), log.Skipped)
+		if log == nil || len(log.Records) != 0 || log.Skipped != tc.skipped {
+			t.Errorf("pointer at %d unmapped: %+v", off, log)
 		}
 	}
 }

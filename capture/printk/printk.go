@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
@@ -21,9 +22,75 @@ var (
 	// field outside its structure, an absurd structure size).
 	ErrLayout = errors.New("printk: inconsistent layout in VMCOREINFO")
 	// ErrCorrupt means the log's header in memory holds values no kernel
-	// writes (a ring larger than the kernel allows, an index past the end).
-	ErrCorrupt = errors.New("printk: corrupt log header")
+	// writes (a ring larger than the kernel allows, an index past the
+	// end), or that not one of the log's records could be read.
+	ErrCorrupt = errors.New("printk: corrupt log")
 )
+
+// FormatError is a structure of the log in the dead kernel's memory that
+// holds what no kernel writes. errors.Is finds its sentinel (Err);
+// errors.As gives the address and the field.
+type FormatError struct {
+	// Addr is the kernel virtual address of the structure at fault.
+	Addr uint64
+	// Field names it as the kernel does: "prb_desc_ring.count_bits",
+	// "log_buf_len", "printk_ringbuffer", …
+	Field string
+	// Msg says what is wrong, in the user's terms.
+	Msg string
+	// Err is ErrCorrupt.
+	Err error
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("%v: %s (%s at %#x)", e.Err, e.Msg, e.Field, e.Addr)
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }
+
+func corrupt(addr uint64, field, format string, args ...any) *FormatError {
+	return &FormatError{Addr: addr, Field: field, Msg: fmt.Sprintf(format, args...), Err: ErrCorrupt}
+}
+
+// Bounds on what a log read from a dump may cost, whatever the dump
+// holds: a crashed kernel's memory is hostile input, and the capture
+// reads the log in the little memory of the capture kernel before it
+// saves the dump.
+const (
+	// MaxRecordText bounds the text of one record: the kernel stores at
+	// most LOG_LINE_MAX (1024 less the prefix, Linux 3.5–6.5) or
+	// PRINTKRB_RECORD_MAX (1024, 6.6+) bytes. Longer text_len values are
+	// cut here.
+	MaxRecordText = 1024
+	// MaxLogMemory bounds the memory a Log holds: its records (counted
+	// at recordCost each) and their text. It holds the largest ring a
+	// kernel configuration builds (CONFIG_LOG_BUF_SHIFT=25, 32 MiB) whole;
+	// from larger logs (log_buf_len= up to 2 GiB) the newest records are
+	// kept and the older ones counted in Log.Dropped.
+	MaxLogMemory = 64 << 20
+)
+
+// The bounds the readers use; tests lower them.
+var (
+	logMemory = MaxLogMemory
+	// maxSteps bounds the descriptors or records the reader visits, at
+	// about a microsecond each: the newest 2^20 ids of a ring, which is
+	// every id of a 32 MiB one.
+	maxSteps uint64 = 1 << 20
+)
+
+// unreadable returns the error for a log of which not one record could be
+// read, or nil.
+func unreadable(l *Log, addr uint64, field string) error {
+	if len(l.Records) > 0 || l.Skipped == 0 {
+		return nil
+	}
+	return corrupt(addr, field, "none of the log's %d records is readable", l.Skipped)
+}
+
+// recordCost is what a Record costs in memory besides its text, with the
+// reader's bookkeeping.
+const recordCost = int(unsafe.Sizeof(Record{})) + 32
 
 // Kinds of log, as Log.Kind spells them.
 const (
@@ -77,6 +144,10 @@ type Log struct {
 	// the kernel itself (a failed reservation). Records the kernel had
 	// already recycled are not counted.
 	Skipped int
+	// Dropped counts the oldest records, or ring descriptors, left
+	// unread because the log is larger than MaxLogMemory or maxSteps
+	// allow.
+	Dropped int
 	// Kind is KindLockless or KindLegacy.
 	Kind string
 }
@@ -94,6 +165,11 @@ func Read(mem *kmem.Memory) (*Log, error) {
 // ReadDump reads the kernel log of a dump of machine m whose physical
 // memory pr reads and whose layout info describes: the one way the capture,
 // `gokdump dmesg`, `info` and `savecore` find a crashed kernel's log.
+//
+// Its time and memory are bounded whatever the dump holds (MaxLogMemory,
+// MaxRecordText). Damaged records are skipped and counted; a log that has
+// records but not one readable is an error (a *FormatError wrapping
+// ErrCorrupt), returned with the Log that counts them.
 func ReadDump(pr kmem.PhysReader, info *vmcoreinfo.Info, m elf.Machine) (*Log, error) {
 	mem, err := kmem.New(pr, info, m)
 	if err != nil {

@@ -154,8 +154,10 @@ func TestPatchedDumpMatchesMakedumpfile(t *testing.T) {
 			n, _ := pm.word(descAt(i)+rl.lposNext, 8)
 			return b, n
 		}
-		if rec, st := rb.record(id(1)); st != recOK || !strings.HasPrefix(rec.Text, "Command line:") {
+		if rec, ref, st := rb.record(id(1)); st != recOK {
 			t.Fatalf("record 1: %+v", rec)
+		} else if text, _ := rb.text(&ref); !strings.HasPrefix(text, "Command line:") {
+			t.Fatalf("record 1: %q", text)
 		}
 
 		// 1: every kind of byte, and lines.

@@ -27,7 +27,8 @@ func init() {
 	})
 }
 
-// readLog opens a dump and reads its kernel log.
+// readLog opens a dump and reads its kernel log. A log of which not one
+// record reads is an error: dmesg then exits 1.
 func readLog(path string) (*anydump.Dump, *printk.Log, error) {
 	d, err := anydump.Open(path)
 	if err != nil {
@@ -56,6 +57,10 @@ func runDmesg(path string, stdout, stderr io.Writer) error {
 	}
 	if l.Skipped > 0 {
 		fmt.Fprintf(stderr, "gokdump dmesg: %d damaged records skipped\n", l.Skipped)
+	}
+	if l.Dropped > 0 {
+		fmt.Fprintf(stderr, "gokdump dmesg: the %d oldest records not read: the log is larger than the reader holds (%d MiB)\n",
+			l.Dropped, printk.MaxLogMemory>>20)
 	}
 	return nil
 }

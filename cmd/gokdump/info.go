@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gokdump/gokdump/capture/anydump"
 )
@@ -18,36 +23,78 @@ func init() {
 		short: "summarise a dump without debug symbols: kernel, crash time and reason, format, pages, completeness",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			asJSON := fs.Bool("json", false, "print JSON")
+			verify := fs.Bool("verify", false, "read (and decompress) every page, and name the first bad one; exit 1 if one is")
 			return func(args []string) error {
 				if len(args) != 1 {
 					return errUsage
 				}
-				return runInfo(args[0], *asJSON, os.Stdout)
+				return runInfo(args[0], *asJSON, *verify, os.Stdout)
 			}
 		},
 	})
 }
 
-func runInfo(path string, asJSON bool, w io.Writer) error {
-	in, err := anydump.ReadInfo(path)
+// errVerify is returned by runInfo when --verify finds a bad page; the
+// report has said which.
+var errVerify = errors.New("verification failed")
+
+func runInfo(path string, asJSON, verify bool, w io.Writer) error {
+	d, err := anydump.Open(path)
 	if err != nil {
 		return err
 	}
+	defer d.Close()
+	in := d.Info()
+	var verr error
+	verified := ""
+	if verify {
+		if verr = d.Verify(); verr != nil {
+			verified = verr.Error()
+		} else {
+			verified = "every page reads"
+		}
+	}
 	if asJSON {
+		out := struct {
+			*anydump.Info
+			Verify string `json:"verify,omitempty"`
+		}{in, verified}
 		e := json.NewEncoder(w)
 		e.SetIndent("", "  ")
-		return e.Encode(in)
+		if err := e.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		writeInfo(w, in, verified)
 	}
+	if verr != nil {
+		return fmt.Errorf("%s: %w: %v", path, errVerify, verr)
+	}
+	return nil
+}
+
+// writeInfo prints in for a terminal. Everything that comes from the dump
+// goes through printable: the crashed machine wrote it, and a task name
+// (which any process sets) reaches the panic line.
+func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	p := func(k, f string, a ...any) { fmt.Fprintf(w, "%-12s %s\n", k+":", fmt.Sprintf(f, a...)) }
 	p("dump", "%s", in.Path)
-	state := "complete"
-	if !in.Complete {
-		state = "INCOMPLETE (the capture did not finish; what is there is readable)"
+	var state []string
+	if in.Incomplete {
+		state = append(state, "INCOMPLETE (the capture did not finish; what is there is readable)")
 	}
-	p("format", "%s, %s", in.Format, state)
+	if c := in.Check; c != nil && c.Beyond > 0 && c.Beyond == c.Missing {
+		state = append(state, fmt.Sprintf("truncated: %d of %d pages beyond the end of the file", c.Beyond, c.Pages))
+	} else if c != nil {
+		state = append(state, "damaged: "+printable(c.Detail))
+	}
+	if len(state) == 0 {
+		state = append(state, "complete")
+	}
+	p("format", "%s, %s", in.Format, strings.Join(state, ", "))
 	p("size", "%.1f MiB", float64(in.Size)/(1<<20))
-	p("kernel", "%s %s", in.Release, in.Version)
-	p("machine", "%s, %d CPUs", in.Machine, in.CPUs)
+	p("kernel", "%s %s", printable(in.Release), printable(in.Version))
+	p("machine", "%s, %d CPUs", printable(in.Machine), in.CPUs)
 	if !in.CrashTime.IsZero() {
 		p("crashed at", "%s", in.CrashTime.Format(time.RFC3339))
 	}
@@ -58,17 +105,55 @@ func runInfo(path string, asJSON bool, w io.Writer) error {
 		p("dump level", "%d, %s", *in.Level, in.Codec)
 	}
 	p("pages", "%d dumped of %d page frames (%d-byte pages)", in.Pages, in.MaxPFN, in.PageSize)
+	if verified != "" {
+		p("verify", "%s", printable(verified))
+	}
 	if in.Panic != "" {
-		p("panic", "%s", in.Panic)
+		p("panic", "%s", printable(in.Panic))
 		fmt.Fprintln(w)
 		for _, l := range in.PanicLog {
-			fmt.Fprintln(w, "  "+l)
+			fmt.Fprintln(w, "  "+printable(l))
 		}
 	} else if in.LogError != "" {
-		p("log", "unreadable: %s", in.LogError)
+		p("log", "unreadable: %s", printable(in.LogError))
+	}
+	if in.LogDropped > 0 {
+		p("log", "%d oldest records not read (the log is larger than the reader holds)", in.LogDropped)
 	}
 	if in.NoteError != "" {
-		p("notes", "damaged: %s", in.NoteError)
+		p("notes", "damaged: %s", printable(in.NoteError))
 	}
-	return nil
+}
+
+// printable escapes what a terminal would act on in text from a dump:
+// control characters (C0, DEL, C1), format characters such as bidi
+// overrides, and bytes that are not UTF-8, as \xNN or \uNNNN. Printable
+// text, UTF-8 included, passes unchanged.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteString(strconv.QuoteRuneToASCII(r)[1 : len(strconv.QuoteRuneToASCII(r))-1])
+		}
+		i += n
+	}
+	return b.String()
 }
