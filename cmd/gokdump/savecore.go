@@ -262,6 +262,13 @@ func rebuild(in *os.File, dir *crashdir.Dir) (*rebuilt, error) {
 	if err != nil {
 		r.gaps = err.Error()
 	}
+	if r.gaps == "" {
+		// What the records covered must also read back as a dump: every
+		// descriptor inside the file, no page data in a hole.
+		if err := r.dump.Check(); err != nil {
+			r.gaps = err.Error()
+		}
+	}
 	if !r.complete() && !r.flagged {
 		// Say so in the file itself, as the capture does for a dump it
 		// could not finish: every reader then knows.
