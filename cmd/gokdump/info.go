@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/capture/printk"
 )
 
 func init() {
@@ -86,15 +84,15 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	if c := in.Check; c != nil && c.Beyond > 0 && c.Beyond == c.Missing {
 		state = append(state, fmt.Sprintf("truncated: %d of %d pages beyond the end of the file", c.Beyond, c.Pages))
 	} else if c != nil {
-		state = append(state, "damaged: "+printable(c.Detail))
+		state = append(state, "damaged: "+printk.Printable(c.Detail))
 	}
 	if len(state) == 0 {
 		state = append(state, "complete")
 	}
 	p("format", "%s, %s", in.Format, strings.Join(state, ", "))
 	p("size", "%.1f MiB", float64(in.Size)/(1<<20))
-	p("kernel", "%s %s", printable(in.Release), printable(in.Version))
-	p("machine", "%s, %d CPUs", printable(in.Machine), in.CPUs)
+	p("kernel", "%s %s", printk.Printable(in.Release), printk.Printable(in.Version))
+	p("machine", "%s, %d CPUs", printk.Printable(in.Machine), in.CPUs)
 	if !in.CrashTime.IsZero() {
 		p("crashed at", "%s", in.CrashTime.Format(time.RFC3339))
 	}
@@ -106,54 +104,21 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	}
 	p("pages", "%d dumped of %d page frames (%d-byte pages)", in.Pages, in.MaxPFN, in.PageSize)
 	if verified != "" {
-		p("verify", "%s", printable(verified))
+		p("verify", "%s", printk.Printable(verified))
 	}
 	if in.Panic != "" {
-		p("panic", "%s", printable(in.Panic))
+		p("panic", "%s", printk.Printable(in.Panic))
 		fmt.Fprintln(w)
 		for _, l := range in.PanicLog {
-			fmt.Fprintln(w, "  "+printable(l))
+			fmt.Fprintln(w, "  "+printk.Printable(l))
 		}
 	} else if in.LogError != "" {
-		p("log", "unreadable: %s", printable(in.LogError))
+		p("log", "unreadable: %s", printk.Printable(in.LogError))
 	}
 	if in.LogDropped > 0 {
 		p("log", "%d oldest records not read (the log is larger than the reader holds)", in.LogDropped)
 	}
 	if in.NoteError != "" {
-		p("notes", "damaged: %s", printable(in.NoteError))
+		p("notes", "damaged: %s", printk.Printable(in.NoteError))
 	}
-}
-
-// printable escapes what a terminal would act on in text from a dump:
-// control characters (C0, DEL, C1), format characters such as bidi
-// overrides, and bytes that are not UTF-8, as \xNN or \uNNNN. Printable
-// text, UTF-8 included, passes unchanged.
-func printable(s string) string {
-	clean := true
-	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		case r < 0x80:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteString(strconv.QuoteRuneToASCII(r)[1 : len(strconv.QuoteRuneToASCII(r))-1])
-		}
-		i += n
-	}
-	return b.String()
 }

@@ -87,20 +87,6 @@ func TestInfoEscapes(t *testing.T) {
 	}
 }
 
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain text: 0xffff [ok]": "plain text: 0xffff [ok]",
-		"tab\there":               `tab\x09here`,
-		"\x00\x7f\xff":            `\x00\x7f\xff`,
-		"\u0085 next line":        `\u0085 next line`,
-		"ünïcødé":                 "ünïcødé",
-	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestDmesgNoLog: a dump without a readable log makes dmesg fail.
 func TestDmesgNoLog(t *testing.T) {
 	im := fixture.Core{Loads: []fixture.Load{fixture.RAM(0, 4, 4)}}.Build()

@@ -144,7 +144,7 @@ func readDmesg(env *Env, cfg *config.Config, f *vmcore.File) ([]byte, *atomic.Bo
 		env.logf("kernel log: the %d oldest records dropped to keep it within %d MiB", o.dropped, LogTextMax>>20)
 	}
 	if o.reason != "" {
-		env.logf("crash reason: %s", o.reason)
+		env.logf("crash reason: %s", printk.Printable(o.reason))
 	}
 	return o.text, busy
 }
