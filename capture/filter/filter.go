@@ -176,7 +176,17 @@ func (c *Classifier) Degraded() []string { return append([]string(nil), c.degrad
 // that runs past a chunk's end is then excluded in full by the next call.
 // Errors are only for bad arguments; unreadable struct pages are kept.
 func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) error {
-	if n < 0 || len(excl) < (n+7)/8 {
+	return c.ClassifyUnread(startPFN, n, excl, nil, st)
+}
+
+// ClassifyUnread is Classify that also sets, when unread is not nil, bit i
+// of unread for each page frame kept only because its struct page could
+// not be read (a hole in the dump where the mem_map should be, a section
+// the kernel does not list): the pages whose classes the level asked for
+// and did not get. Like excl, bits from n on are not touched. With no
+// class to look for (Degraded lists why), nothing is read and no bit set.
+func (c *Classifier) ClassifyUnread(startPFN uint64, n int, excl, unread []byte, st *Stats) error {
+	if n < 0 || len(excl) < (n+7)/8 || (unread != nil && len(unread) < (n+7)/8) {
 		return fmt.Errorf("filter: bitmap of %d bytes for %d pages", len(excl), n)
 	}
 	if startPFN+uint64(n) < startPFN {
@@ -185,6 +195,12 @@ func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) er
 	clear(excl[:n/8])
 	if n%8 != 0 {
 		excl[n/8] &^= byte(1)<<(n%8) - 1
+	}
+	if unread != nil {
+		clear(unread[:n/8])
+		if n%8 != 0 {
+			unread[n/8] &^= byte(1)<<(n%8) - 1
+		}
 	}
 	if !c.en.any() || n == 0 {
 		return nil
@@ -200,6 +216,14 @@ func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) er
 			c.load(ws)
 		}
 		lim := min(ws+c.winPages, end)
+		if unread != nil {
+			for q := p; q < lim; q++ {
+				if !c.win.ok[q-ws] {
+					i := q - startPFN
+					unread[i>>3] |= 1 << (i & 7)
+				}
+			}
+		}
 		for p < lim {
 			if c.pend.to > c.pend.from {
 				if c.pend.to <= p {
