@@ -276,8 +276,9 @@ func (w *Writer) StartPages() error {
 	}
 	w.dataOff = w.lay.desc + int64(w.total)*descSize
 	w.dataPos, w.flushed = w.dataOff, w.dataOff
-	w.descs = make([]byte, 0, descChunk*descSize)
-	w.data = make([]byte, 0, dataBufSize)
+	// Buffers no bigger than the dump needs: a small dump costs little.
+	w.descs = make([]byte, 0, min(descChunk, w.total+1)*descSize)
+	w.data = make([]byte, 0, min(dataBufSize, (int64(w.total)+2)*w.bs))
 	if err := preallocate(w.out, w.lay.desc, w.dataOff-w.lay.desc); err != nil {
 		return w.fail(fmt.Errorf("diskdump: reserve %d bytes of descriptors at %#x: %w", w.dataOff-w.lay.desc, w.lay.desc, err))
 	}

@@ -197,12 +197,10 @@ func NewLayout(src *vmcore.File, keep KeepFunc, opts Options) (*Layout, error) {
 					cur, inRun = run{merged: mi, startPFN: pfn}, true
 				}
 				// Memory the source declares but does not store is dropped
-				// in one step, however large the header says it is.
+				// in one step, however large the header says it is, and
+				// whether segments overlap there or not.
 				n := uint64(1)
 				next := min(l.nextStored(b), m.end)
-				if zi < len(zones) {
-					next = min(next, zones[zi].start)
-				}
 				if np := next / ps; np > pfn+1 {
 					n = np - pfn
 				}

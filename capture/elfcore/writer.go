@@ -259,7 +259,7 @@ func (w *Writer) write(p []byte, off uint64) error {
 	}
 	if len(w.buf) == 0 {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, writeBuffer)
+			w.buf = make([]byte, 0, min(writeBuffer, max(w.l.stats.KeptPages, 1)*w.l.pageSize))
 		}
 		w.bufOff = off
 	}
