@@ -93,7 +93,7 @@ func saveDump(cfg *config.Config, src *source, out io.WriterAt, free int64, form
 			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, vmcorePath)
 		}
 		if st.Unreadable > 0 {
-			logf("%d pages could not be read and are saved as zeros", st.Unreadable)
+			logf("%d pages could not be read and are missing from the dump (listed in it)", st.Unreadable)
 		}
 		res.Bytes = st.BytesOut
 	}

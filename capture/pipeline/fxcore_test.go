@@ -58,3 +58,49 @@ func (f fxFailReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return f.r.ReadAt(p, off)
 }
+
+// fxTiny is a vmcore as small as one can be, for fuzz seeds: each load's
+// file data follows the notes and the one before, unaligned, and is
+// filesz bytes of pattern; loads are given as (paddr, filesz, memsz).
+func fxTiny(info string, loads ...[3]uint64) []byte {
+	var notes []byte
+	if info != "" {
+		notes = fixture.VMCOREINFO(binary.LittleEndian, info)
+	}
+	return fxTinyNotes(notes, loads...)
+}
+
+// fxTinyNotes is fxTiny with the given notes.
+func fxTinyNotes(notes []byte, loads ...[3]uint64) []byte {
+	le := binary.LittleEndian
+	nph := 1 + len(loads)
+	off := uint64(64 + 56*nph)
+	b := make([]byte, off)
+	copy(b, elf.ELFMAG)
+	b[elf.EI_CLASS], b[elf.EI_DATA], b[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
+	le.PutUint16(b[16:], uint16(elf.ET_CORE))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
+	le.PutUint64(b[32:], 64)
+	le.PutUint16(b[52:], 64)
+	le.PutUint16(b[54:], 56)
+	le.PutUint16(b[56:], uint16(nph))
+	ph := func(i int, typ elf.ProgType, off, vaddr, paddr, filesz, memsz uint64) {
+		p := b[64+56*i:]
+		le.PutUint32(p[0:], uint32(typ))
+		le.PutUint64(p[8:], off)
+		le.PutUint64(p[16:], vaddr)
+		le.PutUint64(p[24:], paddr)
+		le.PutUint64(p[32:], filesz)
+		le.PutUint64(p[40:], memsz)
+	}
+	ph(0, elf.PT_NOTE, off, 0, 0, uint64(len(notes)), uint64(len(notes)))
+	b = append(b, notes...)
+	for i, l := range loads {
+		ph(1+i, elf.PT_LOAD, uint64(len(b)), fixture.PageOffset+l[0], l[0], l[1], l[2])
+		for a := l[0]; a < l[0]+l[1]; a++ {
+			b = append(b, fixture.PatternByte(a))
+		}
+	}
+	return b
+}
