@@ -17,8 +17,9 @@ type SizeEstimate struct {
 	// be all zeros.
 	Pages, ZeroPages uint64
 	// Bytes is the disk space the output is expected to take: for kdump
-	// its size; for ELF the pages it stores (the zero-filled gaps
-	// between them are holes).
+	// its size but for the holes its bitmaps have where there is no
+	// memory; for ELF the pages it stores (the zero-filled gaps between
+	// them are holes).
 	Bytes int64
 	// Sampled pages were read and compressed to estimate; PerPage is the
 	// mean output bytes of a sampled non-zero page.
@@ -178,7 +179,7 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 		case FormatKdump:
 			bs := int64(ps)
 			size := bs + (104+int64(len(src.NoteData))+bs-1)/bs*bs    // header, sub-header and notes
-			size += 2 * (((int64(st.MaxPFN)+7)/8 + bs - 1) / bs * bs) // bitmaps
+			size += 2 * int64(p.bitmapBlocks(int(bs))) * bs // bitmaps: holes but where memory is
 			size += int64(e.Pages) * 24                               // descriptors
 			data := nonZero * e.PerPage
 			if level&filter.ExcludeZero != 0 {

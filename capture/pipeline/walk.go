@@ -180,6 +180,28 @@ func missingBelow(m *vmcore.Missing, max uint64) *vmcore.Missing {
 	return out
 }
 
+// bitmapBlocks counts the blocks of bs bytes of one bitmap that a kdump
+// file writes: those the windows touch, and the last; the rest are holes.
+func (p *plan) bitmapBlocks(bs int) uint64 {
+	per := uint64(bs) * 8 // pfns per block
+	var n, last uint64
+	have := false
+	for _, w := range p.wins {
+		lo, hi := w.start/per, (w.start+w.n-1)/per
+		if have && lo == last {
+			lo++
+		}
+		if hi >= lo {
+			n += hi - lo + 1
+		}
+		last, have = hi, true
+	}
+	if lastBlk := max(ceilDiv(p.maxPFN, per), 1) - 1; !have || last != lastBlk {
+		n++
+	}
+	return n
+}
+
 // find returns the index of the window holding pfn, or -1.
 func (p *plan) find(pfn uint64) int {
 	i := sort.Search(len(p.wins), func(i int) bool { return p.wins[i].start+p.wins[i].n > pfn })
