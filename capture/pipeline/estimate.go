@@ -178,9 +178,9 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 		switch opts.Format {
 		case FormatKdump:
 			bs := int64(ps)
-			size := bs + (104+int64(len(src.NoteData))+bs-1)/bs*bs    // header, sub-header and notes
-			size += 2 * int64(p.bitmapBlocks(int(bs))) * bs // bitmaps: holes but where memory is
-			size += int64(e.Pages) * 24                               // descriptors
+			size := bs + (104+int64(len(src.NoteData))+bs-1)/bs*bs // header, sub-header and notes
+			size += 2 * int64(p.bitmapBlocks(int(bs))) * bs        // bitmaps: holes but where memory is
+			size += int64(e.Pages) * 24                            // descriptors
 			data := nonZero * e.PerPage
 			if level&filter.ExcludeZero != 0 {
 				data += float64(bs) // the shared zero page

@@ -21,7 +21,7 @@ type Format string
 // Formats.
 const (
 	FormatKdump Format = "kdump" // makedumpfile's kdump-compressed format
-	FormatELF   Format = "elf"   // an ELF core like /proc/vmcore, excluded pages left out
+	FormatELF   Format = "elf"   // an ELF core like /proc/vmcore, excluded pages left out or zero-filled (see package elfcore)
 )
 
 // ErrIncomplete is wrapped by Save's error when the output was closed as
