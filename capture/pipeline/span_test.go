@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -65,16 +66,26 @@ func TestEstimateFarMemory(t *testing.T) {
 	for _, format := range []Format{FormatKdump, FormatELF} {
 		out := &fixture.SparseFile{}
 		start := time.Now()
-		st, err := Save(src, out, Options{Level: 1, Format: format, Codec: codec.Zstd})
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		st, err := Save(src, out, Options{Level: 1, Format: format, Codec: codec.Zstd, Workers: 1})
+		runtime.ReadMemStats(&after)
 		if err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
-		t.Logf("%s Save: %v, %d bytes written in %d writes, file %d bytes", format, time.Since(start), out.Written, out.Writes, out.Size())
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s Save: %v, %d bytes written in %d writes, file %d bytes, %d bytes allocated", format,
+			time.Since(start), out.Written, out.Writes, out.Size(), alloc)
 		if st.MaxPFN != 1<<40 || st.PagesTotal != 68 {
 			t.Errorf("%s: MaxPFN %#x, %d pages", format, st.MaxPFN, st.PagesTotal)
 		}
 		if out.Written > 1<<20 {
 			t.Errorf("%s: %d bytes written for 68 pages", format, out.Written)
+		}
+		// Buffers and the compressor; nothing per pfn of the span (a
+		// count per bitmap block would be 128 MiB).
+		if alloc > 32<<20 {
+			t.Errorf("%s: %d bytes allocated for 68 pages", format, alloc)
 		}
 	}
 }
