@@ -82,12 +82,7 @@ func TestWriterExcludePage(t *testing.T) {
 			if d.VMCOREINFO == nil || d.Header.VMCOREINFOOffset < 0 {
 				t.Errorf("VMCOREINFO lost: %v at %d", d.VMCOREINFO, d.Header.VMCOREINFOOffset)
 			}
-			var got *vmcore.Missing
-			for _, n := range d.Notes {
-				if n.Name == vmcore.NoteGokdump && n.Type == vmcore.NT_GOKDUMP_MISSING {
-					got, err = vmcore.DecodeMissing(n.Desc, le)
-				}
-			}
+			got, err := vmcore.MissingFromNotes(d.Notes, le)
 			if err != nil || got == nil || got.Pages != 3 {
 				t.Fatalf("GOKDUMP note: %+v, %v", got, err)
 			}

@@ -125,11 +125,7 @@ func fxCheckMissing(t *testing.T, out *os.File, st *Stats) {
 	var m *vmcore.Missing
 	switch {
 	case d.KdumpFile != nil:
-		for _, n := range d.KdumpFile.Notes {
-			if n.Name == vmcore.NoteGokdump && n.Type == vmcore.NT_GOKDUMP_MISSING {
-				m, err = vmcore.DecodeMissing(n.Desc, binary.LittleEndian)
-			}
-		}
+		m, err = vmcore.MissingFromNotes(d.KdumpFile.Notes, binary.LittleEndian)
 	default:
 		m = d.ELF.Missing
 	}

@@ -234,6 +234,18 @@ func DecodeMissing(desc []byte, bo binary.ByteOrder) (*Missing, error) {
 	return m, nil
 }
 
+// MissingFromNotes decodes the GOKDUMP missing-memory note among notes
+// (as a kdump file's reader lists them), nil when there is none; bo is
+// the notes' byte order.
+func MissingFromNotes(notes []Note, bo binary.ByteOrder) (*Missing, error) {
+	for _, n := range notes {
+		if n.Name == NoteGokdump && n.Type == NT_GOKDUMP_MISSING {
+			return DecodeMissing(n.Desc, bo)
+		}
+	}
+	return nil, nil
+}
+
 // ReplaceMissingNote returns the block of ELF notes with its GOKDUMP
 // missing-memory notes dropped and, when m is not empty, one for m
 // appended. The walk stops at zero padding or a note that overruns the
