@@ -11,7 +11,14 @@
 //
 // The Writer streams: it holds a bounded amount of memory however large
 // the dumped machine, writes through an io.WriterAt, and leaves a readable
-// file flagged incomplete when the disk fills. NewFlattenWriter and
+// file flagged incomplete when the disk fills. The bitmaps are max_mapnr
+// bits long whatever the memory present; the Writer writes the parts it
+// is given and leaves the rest as holes, so its work follows the pages
+// dumped, not the span of physical addresses. A page that cannot be read
+// is taken out of the 2nd bitmap (ExcludePage): readers then say it was
+// not dumped instead of returning zeros. Notes learnt while writing (the
+// list of missing memory, vmcore.NoteGokdump) go after the page data,
+// where the sub-header then points (ReplaceNotes). NewFlattenWriter and
 // Unflatten convert to and from makedumpfile's flattened stream (-F, -R),
 // for output to pipes.
 //

@@ -239,11 +239,17 @@ func (h *Header) encodeHeader(l layout, status uint32) []byte {
 
 // encodeSubHeader returns kdump_sub_header followed by the notes.
 func (h *Header) encodeSubHeader(l layout) []byte {
-	b := make([]byte, subHeaderSize+len(h.Notes))
+	b := h.encodeSubHeaderAt(l, l.bs+subHeaderSize)
+	return append(b, h.Notes...)
+}
+
+// encodeSubHeaderAt returns kdump_sub_header for notes at file offset
+// noteOff.
+func (h *Header) encodeSubHeaderAt(l layout, noteOff int64) []byte {
+	b := make([]byte, subHeaderSize)
 	le := binary.LittleEndian
 	le.PutUint64(b[offPhysBase:], h.PhysBase)
 	le.PutUint32(b[offDumpLevel:], uint32(h.DumpLevel))
-	noteOff := l.bs + subHeaderSize
 	if len(h.Notes) > 0 {
 		le.PutUint64(b[offOffsetNote:], uint64(noteOff))
 		le.PutUint64(b[offSizeNote:], uint64(len(h.Notes)))
@@ -253,7 +259,6 @@ func (h *Header) encodeSubHeader(l layout) []byte {
 		}
 	}
 	le.PutUint64(b[offMaxMapnr64:], h.MaxMapnr)
-	copy(b[subHeaderSize:], h.Notes)
 	return b
 }
 

@@ -61,6 +61,9 @@ type File struct {
 	descBase uint64 // rank of the file's first pfn (split dumps)
 	ndesc    uint64
 	dataOff  int64 // end of the descriptor area
+	// Where the sub-header says the notes and VMCOREINFO are, when inside
+	// the file.
+	notes, vmcoreinfo Range
 	closer   io.Closer
 
 	mu        sync.Mutex
@@ -293,6 +296,7 @@ func (f *File) readNotes(sb []byte) {
 			"notes at %#x+%#x, past the end of the file (%d bytes) or over %d bytes", noteOff, noteSize, f.size, MaxNoteSize))
 		noteSize = 0
 	default:
+		f.notes = Range{int64(noteOff), int64(noteSize)}
 		h.Notes = make([]byte, noteSize)
 		if _, err := f.r.ReadAt(h.Notes, int64(noteOff)); err != nil {
 			damaged(fmt.Errorf("diskdump: read notes at %#x: %w", noteOff, err))
@@ -318,6 +322,7 @@ func (f *File) readNotes(sb []byte) {
 		return
 	}
 	h.VMCOREINFOSize = int64(viSize)
+	f.vmcoreinfo = Range{int64(viOff), int64(viSize)}
 	if noteSize > 0 && viOff >= noteOff && viOff-noteOff <= noteSize && viSize <= noteSize-(viOff-noteOff) {
 		h.VMCOREINFOOffset = int64(viOff - noteOff)
 		if f.VMCOREINFO != nil {

@@ -26,13 +26,18 @@ type Preallocator interface {
 }
 
 // Writer writes a kdump-compressed file. Its memory use is bounded (a few
-// MiB of buffers plus 4 bytes per bitmap block) whatever the size of the
-// dumped machine. It is not safe for concurrent use: one goroutine (a
-// pipeline's ordered writer) calls it.
+// MiB of buffers plus 12 bytes per bitmap block that holds a dumpable
+// page) whatever the size of the dumped machine, and so is its work: the
+// bitmaps are max_mapnr bits long, but only the parts given to SetBitmaps
+// are written; the rest are holes in the file, as sparse as the file
+// system allows.
+//
+// It is not safe for concurrent use: one goroutine (a pipeline's ordered
+// writer) calls it.
 //
 // The call sequence: NewWriter; SetBitmaps for the bitmap chunks in pfn
-// order; StartPages; one WritePage or WriteZeroPage per dumped pfn, in pfn
-// order; Close, or Abort when writing failed.
+// order; StartPages; one WritePage, WriteZeroPage or ExcludePage per
+// dumped pfn, in pfn order; Close, or Abort when writing failed.
 type Writer struct {
 	out          io.WriterAt
 	hdr          Header
@@ -41,10 +46,10 @@ type Writer struct {
 	pfnsPerBlock uint64
 
 	// Bitmap phase.
-	bitmapEnd   uint64   // pfn after the last chunk given
-	blockCounts []uint32 // dumpable pfns per bitmap block
-	zeros       []byte   // one block of zeros
-	total       uint64   // dumpable pfns
+	bitmapEnd uint64       // pfn after the last chunk given
+	blocks    []blockCount // bitmap blocks with dumpable pfns, in order
+	zeros     []byte       // one block of zeros
+	total     uint64       // dumpable pfns
 
 	// Page phase.
 	started  bool
@@ -55,8 +60,15 @@ type Writer struct {
 	nextPFN  uint64
 	havePFN  bool
 	curBlock uint64 // bitmap block of the last page written
-	inBlock  uint32 // pages written in curBlock
+	curIdx   int    // its index in blocks
+	inBlock  uint32 // pages written or excluded in curBlock
 	written  uint64 // descriptors produced
+	excluded uint64 // pages ExcludePage took out of the 2nd bitmap
+
+	// Set for Close: the header keeps StatusIncomplete, and the notes are
+	// replaced by newNotes, written after the page data.
+	incomplete bool
+	newNotes   *Header
 
 	descs     []byte // pending descriptors, descSize each
 	descIndex uint64 // index of descs[0]
@@ -105,6 +117,12 @@ func NewWriter(out io.WriterAt, hdr Header) (*Writer, error) {
 	return w, nil
 }
 
+// blockCount is the number of dumpable pfns in one bitmap block.
+type blockCount struct {
+	blk uint64
+	n   uint32
+}
+
 func (w *Writer) writeHeader(incomplete bool) error {
 	st := w.hdr.Status
 	if incomplete {
@@ -118,10 +136,11 @@ func (w *Writer) writeHeader(incomplete bool) error {
 
 // SetBitmaps gives the bitmaps for the pfns from startPFN on: bit i of ram
 // says whether pfn startPFN+i is RAM (not a hole), bit i of dumpable
-// whether its page is in the dump. Chunks come in pfn order and start at
-// multiples of 8*BlockSize pfns (one bitmap block); pfns of blocks never
-// given are neither. Every dumpable pfn must be RAM, and no bit may be set
-// at or past MaxMapnr.
+// whether its page is in the dump. Chunks come in pfn order, without
+// overlapping, and start at multiples of 8 pfns (one bitmap byte); pfns
+// never given are neither, and cost nothing: only the bytes given are
+// written. Every dumpable pfn must be RAM, and no bit may be set at or
+// past MaxMapnr.
 func (w *Writer) SetBitmaps(startPFN uint64, ram, dumpable []byte) error {
 	if w.err != nil {
 		return w.err
@@ -129,8 +148,8 @@ func (w *Writer) SetBitmaps(startPFN uint64, ram, dumpable []byte) error {
 	if w.started {
 		return errors.New("diskdump: SetBitmaps after StartPages")
 	}
-	if startPFN%w.pfnsPerBlock != 0 {
-		return fmt.Errorf("diskdump: bitmap chunk at pfn %#x not on a %d-pfn boundary", startPFN, w.pfnsPerBlock)
+	if startPFN%8 != 0 {
+		return fmt.Errorf("diskdump: bitmap chunk at pfn %#x not on an 8-pfn boundary", startPFN)
 	}
 	if startPFN < w.bitmapEnd {
 		return fmt.Errorf("diskdump: bitmap chunk at pfn %#x overlaps or precedes pfn %#x", startPFN, w.bitmapEnd)
@@ -161,41 +180,62 @@ func (w *Writer) SetBitmaps(startPFN uint64, ram, dumpable []byte) error {
 			}
 		}
 	}
-	firstBlock := startPFN / w.pfnsPerBlock
-	for uint64(len(w.blockCounts)) < firstBlock {
-		w.blockCounts = append(w.blockCounts, 0)
-	}
-	bs := int(w.bs)
-	for i := 0; i < len(dumpable); i += bs {
-		r, d := ram[i:min(i+bs, len(ram))], dumpable[i:min(i+bs, len(dumpable))]
+	bs := uint64(w.bs)
+	for i := uint64(0); i < uint64(len(dumpable)); {
+		// The bytes of this chunk in bitmap block blk.
+		blk := (uint64(off) + i) / bs
+		e := min(uint64(len(dumpable)), (blk+1)*bs-uint64(off))
 		var n uint32
-		for j := range d {
-			if d[j]&^r[j] != 0 {
-				pfn := startPFN + uint64(i+j)*8 + uint64(bits.TrailingZeros8(d[j]&^r[j]))
+		for j := i; j < e; j++ {
+			if x := dumpable[j] &^ ram[j]; x != 0 {
+				pfn := startPFN + j*8 + uint64(bits.TrailingZeros8(x))
 				return fmt.Errorf("diskdump: pfn %#x dumpable but not RAM", pfn)
 			}
-			n += uint32(bits.OnesCount8(d[j]))
+			n += uint32(bits.OnesCount8(dumpable[j]))
 		}
-		w.blockCounts = append(w.blockCounts, n)
-		w.total += uint64(n)
-	}
-	if _, err := w.out.WriteAt(ram, w.lay.bitmap1+off); err != nil {
-		return w.fail(fmt.Errorf("diskdump: write 1st bitmap at %#x: %w", w.lay.bitmap1+off, err))
-	}
-	if _, err := w.out.WriteAt(dumpable, w.lay.bitmap2+off); err != nil {
-		return w.fail(fmt.Errorf("diskdump: write 2nd bitmap at %#x: %w", w.lay.bitmap2+off, err))
-	}
-	// Complete a partial last block, so that the bitmaps never end in a
-	// hole past the end of the file.
-	if tail := len(ram) % bs; tail != 0 {
-		for _, base := range []int64{w.lay.bitmap1, w.lay.bitmap2} {
-			at := base + off + int64(len(ram))
-			if _, err := w.out.WriteAt(w.zeroBlock()[:bs-tail], at); err != nil {
-				return w.fail(fmt.Errorf("diskdump: write bitmap at %#x: %w", at, err))
+		if n > 0 {
+			if k := len(w.blocks); k > 0 && w.blocks[k-1].blk == blk {
+				w.blocks[k-1].n += n
+			} else {
+				w.blocks = append(w.blocks, blockCount{blk, n})
 			}
+			w.total += uint64(n)
+		}
+		i = e
+	}
+	// Bytes of zeros need not be written: the file reads as zeros there,
+	// and a bitmap that is mostly holes stays sparse.
+	for _, part := range []struct {
+		name string
+		base int64
+		b    []byte
+	}{{"1st", w.lay.bitmap1, ram}, {"2nd", w.lay.bitmap2, dumpable}} {
+		for lo := 0; lo < len(part.b); {
+			for lo < len(part.b) && part.b[lo] == 0 {
+				lo++
+			}
+			hi := lo
+			// Runs of set bytes, bridging gaps shorter than a block.
+			for z := 0; hi < len(part.b) && z < int(bs); hi++ {
+				if part.b[hi] == 0 {
+					z++
+				} else {
+					z = 0
+				}
+			}
+			for hi > lo && part.b[hi-1] == 0 {
+				hi--
+			}
+			if hi > lo {
+				at := part.base + off + int64(lo)
+				if _, err := w.out.WriteAt(part.b[lo:hi], at); err != nil {
+					return w.fail(fmt.Errorf("diskdump: write %s bitmap at %#x: %w", part.name, at, err))
+				}
+			}
+			lo = hi
 		}
 	}
-	w.bitmapEnd = startPFN + uint64((len(ram)+bs-1)/bs)*w.pfnsPerBlock
+	w.bitmapEnd = startPFN + uint64(len(ram))*8
 	return nil
 }
 
@@ -225,18 +265,20 @@ func (w *Writer) StartPages() error {
 		return errors.New("diskdump: StartPages called twice")
 	}
 	w.started = true
-	if w.bitmapEnd < uint64(w.lay.bitmapLen)*8 {
-		// The last bitmap blocks were not given: write the very last one
-		// so that the file covers the bitmaps whatever follows.
-		at := w.lay.desc - w.bs
-		if _, err := w.out.WriteAt(w.zeroBlock(), at); err != nil {
+	// The file covers the bitmaps whatever follows: write the end of the
+	// 2nd bitmap (zeros) unless a chunk reached it. Only that one block;
+	// the rest of what was not given stays a hole.
+	if end := w.lay.bitmap2 + int64(w.bitmapEnd/8); end < w.lay.desc {
+		at := max(end, w.lay.desc-w.bs)
+		if _, err := w.out.WriteAt(w.zeroBlock()[:w.lay.desc-at], at); err != nil {
 			return w.fail(fmt.Errorf("diskdump: write 2nd bitmap at %#x: %w", at, err))
 		}
 	}
 	w.dataOff = w.lay.desc + int64(w.total)*descSize
 	w.dataPos, w.flushed = w.dataOff, w.dataOff
-	w.descs = make([]byte, 0, descChunk*descSize)
-	w.data = make([]byte, 0, dataBufSize)
+	// Buffers no bigger than the dump needs: a small dump costs little.
+	w.descs = make([]byte, 0, min(descChunk, w.total+1)*descSize)
+	w.data = make([]byte, 0, min(dataBufSize, (int64(w.total)+2)*w.bs))
 	if err := preallocate(w.out, w.lay.desc, w.dataOff-w.lay.desc); err != nil {
 		return w.fail(fmt.Errorf("diskdump: reserve %d bytes of descriptors at %#x: %w", w.dataOff-w.lay.desc, w.lay.desc, err))
 	}
@@ -316,14 +358,15 @@ func (w *Writer) writeDescs(n int) error {
 // descriptor area was reserved before the first page, so this needs no new
 // disk blocks. Without a zero page on disk they are left as they are.
 func (w *Writer) fillMissing() error {
-	if w.zeroOff < 0 || w.zeroOff+w.bs > w.flushed || w.descIndex >= w.total {
+	total := w.total - w.excluded
+	if w.zeroOff < 0 || w.zeroOff+w.bs > w.flushed || w.descIndex >= total {
 		return nil
 	}
 	var d [descSize]byte
 	PageDesc{Offset: w.zeroOff, Size: uint32(w.bs)}.put(d[:])
 	chunk := make([]byte, 0, descChunk*descSize)
-	for w.descIndex < w.total {
-		n := min(w.total-w.descIndex, descChunk)
+	for w.descIndex < total {
+		n := min(total-w.descIndex, descChunk)
 		chunk = chunk[:0]
 		for i := uint64(0); i < n; i++ {
 			chunk = append(chunk, d[:]...)
@@ -357,14 +400,22 @@ func (w *Writer) account(pfn uint64) error {
 	blk := pfn / w.pfnsPerBlock
 	if !w.havePFN || blk != w.curBlock {
 		if w.havePFN {
-			if err := w.checkBlock(w.curBlock, w.inBlock); err != nil {
+			if err := w.checkBlock(w.inBlock); err != nil {
 				return err
 			}
 		}
-		w.curBlock, w.inBlock = blk, 0
-		w.loadBitmapBlock(blk)
+		// Blocks come in order: the one of blk, if any, is further on.
+		i := w.curIdx
+		if !w.havePFN {
+			i = 0
+		}
+		for i < len(w.blocks) && w.blocks[i].blk < blk {
+			i++
+		}
+		w.curBlock, w.curIdx, w.inBlock = blk, i, 0
+		w.loadBitmapBlock()
 	}
-	if blk >= uint64(len(w.blockCounts)) || w.inBlock >= w.blockCounts[blk] {
+	if w.curIdx >= len(w.blocks) || w.blocks[w.curIdx].blk != blk || w.inBlock >= w.blocks[w.curIdx].n {
 		return fmt.Errorf("diskdump: pfn %#x: more pages than the 2nd bitmap sets in its block", pfn)
 	}
 	if w.bitmapOK {
@@ -378,12 +429,13 @@ func (w *Writer) account(pfn uint64) error {
 	return nil
 }
 
-// loadBitmapBlock reads back block blk of the 2nd bitmap, when the
-// output allows, so that account can check each pfn's bit. Without it
-// only the number of pages per block is checked.
-func (w *Writer) loadBitmapBlock(blk uint64) {
+// loadBitmapBlock reads back the current block of the 2nd bitmap, when
+// the output allows, so that account can check each pfn's bit. Without
+// it only the number of pages per block is checked.
+func (w *Writer) loadBitmapBlock() {
 	w.bitmapOK = false
-	if w.verify == nil || blk >= uint64(len(w.blockCounts)) || w.blockCounts[blk] == 0 {
+	blk := w.curBlock
+	if w.verify == nil || w.curIdx >= len(w.blocks) || w.blocks[w.curIdx].blk != blk {
 		return
 	}
 	if w.bitmapBuf == nil {
@@ -400,9 +452,15 @@ func (w *Writer) loadBitmapBlock(blk uint64) {
 	w.bitmapOK = true
 }
 
-// checkBlock verifies that a bitmap block got one page per set bit.
-func (w *Writer) checkBlock(blk uint64, got uint32) error {
-	if want := w.blockCounts[blk]; got != want {
+// checkBlock verifies that the current bitmap block got one page per set
+// bit.
+func (w *Writer) checkBlock(got uint32) error {
+	var want uint32
+	if w.curIdx < len(w.blocks) && w.blocks[w.curIdx].blk == w.curBlock {
+		want = w.blocks[w.curIdx].n
+	}
+	if got != want {
+		blk := w.curBlock
 		return fmt.Errorf("diskdump: %d pages written for pfns %#x–%#x, the 2nd bitmap sets %d",
 			got, blk*w.pfnsPerBlock, (blk+1)*w.pfnsPerBlock-1, want)
 	}
@@ -480,19 +538,99 @@ func (w *Writer) Close() error {
 		}
 	}
 	if w.havePFN {
-		if err := w.checkBlock(w.curBlock, w.inBlock); err != nil {
+		if err := w.checkBlock(w.inBlock); err != nil {
 			return errors.Join(err, w.Abort(err))
 		}
 	}
-	if w.written != w.total {
-		err := fmt.Errorf("diskdump: %d pages written, the 2nd bitmap sets %d", w.written, w.total)
+	if w.written+w.excluded != w.total {
+		err := fmt.Errorf("diskdump: %d pages written, the 2nd bitmap sets %d", w.written, w.total-w.excluded)
 		return errors.Join(err, w.Abort(err))
 	}
 	if err := w.flushDescs(); err != nil {
 		return w.Abort(err)
 	}
 	w.closed = true
-	return w.writeHeader(false)
+	if err := w.writeNewNotes(); err != nil {
+		// The notes in place stay valid; the file is still whole.
+		return errors.Join(err, w.writeHeader(true))
+	}
+	return w.writeHeader(w.incomplete)
+}
+
+// ExcludePage takes pfn, set in the 2nd bitmap, out of it: its page could
+// not be read, and it is missing from the dump rather than stored as
+// anything. Readers then report it as not dumped. It comes in pfn order
+// like WritePage. The bit can be cleared only in an output the Writer can
+// read back (an *os.File opened for reading and writing); otherwise the
+// page is stored as a zero page and excluded is false.
+func (w *Writer) ExcludePage(pfn uint64) (excluded bool, err error) {
+	if err := w.account(pfn); err != nil {
+		return false, err
+	}
+	if !w.bitmapOK {
+		if w.zeroOff < 0 {
+			if err := w.writeZero(); err != nil {
+				return false, err
+			}
+		}
+		return false, w.addDesc(PageDesc{Offset: w.zeroOff, Size: uint32(w.bs)})
+	}
+	i := pfn % w.pfnsPerBlock
+	w.bitmapBuf[i/8] &^= 1 << (i % 8)
+	at := w.lay.bitmap2 + int64(pfn/8)
+	if _, err := w.out.WriteAt(w.bitmapBuf[i/8:i/8+1], at); err != nil {
+		return false, w.fail(fmt.Errorf("diskdump: clear pfn %#x in the 2nd bitmap at %#x: %w", pfn, at, err))
+	}
+	w.excluded++
+	return true, nil
+}
+
+// SetIncomplete makes Close leave the header flagged incomplete
+// (StatusIncomplete): the dump is whole as a file, but the memory it was
+// to hold is not all there.
+func (w *Writer) SetIncomplete() { w.incomplete = true }
+
+// ReplaceNotes makes Close (or Abort) write notes, a block of ELF notes
+// with the VMCOREINFO descriptor at viOff (viSize bytes; -1 and 0 for
+// none), after the page data, and point the sub-header at them in place
+// of the notes NewWriter wrote. This is how notes learnt while writing
+// (the memory found missing) join a file whose layout was fixed first.
+func (w *Writer) ReplaceNotes(notes []byte, viOff, viSize int64) error {
+	h := w.hdr
+	h.Notes = append([]byte(nil), notes...)
+	h.VMCOREINFOOffset, h.VMCOREINFOSize = viOff, viSize
+	if viSize == 0 && viOff == 0 {
+		h.VMCOREINFOOffset = -1
+	}
+	if err := h.validate(); err != nil {
+		return err
+	}
+	w.newNotes = &h
+	return nil
+}
+
+// writeNewNotes writes the notes ReplaceNotes gave after the page data,
+// then the sub-header pointing at them.
+func (w *Writer) writeNewNotes() error {
+	if w.newNotes == nil {
+		return nil
+	}
+	h := w.newNotes
+	w.newNotes = nil
+	at := w.flushed
+	if w.started {
+		at = max(at, w.dataOff)
+	} else {
+		at = w.lay.desc
+	}
+	if _, err := w.out.WriteAt(h.Notes, at); err != nil {
+		return fmt.Errorf("diskdump: write notes at %#x: %w", at, err)
+	}
+	if _, err := w.out.WriteAt(h.encodeSubHeaderAt(w.lay, at), w.bs); err != nil {
+		return fmt.Errorf("diskdump: write sub-header: %w", err)
+	}
+	w.hdr.Notes, w.hdr.VMCOREINFOOffset, w.hdr.VMCOREINFOSize = h.Notes, h.VMCOREINFOOffset, h.VMCOREINFOSize
+	return nil
 }
 
 // Abort ends a dump that cannot go on (the disk filled, an I/O error, a
@@ -527,6 +665,9 @@ func (w *Writer) Abort(cause error) error {
 		} else if err := w.fillMissing(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := w.writeNewNotes(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := w.writeHeader(true); err != nil {
 		errs = append(errs, err)

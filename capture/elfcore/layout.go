@@ -183,22 +183,24 @@ func NewLayout(src *vmcore.File, keep KeepFunc, opts Options) (*Layout, error) {
 				zi++
 			}
 			inZone := zi < len(zones) && zones[zi].start < b
-			if l.kept(&pc, pfn) {
+			stored := l.stored(&pc, pfn)
+			if stored && (l.keep == nil || l.keep(pfn)) {
 				if pfn != lastKept {
 					l.stats.KeptPages++
 					lastKept = pfn
 				}
-			} else if !inZone {
+			} else if !inZone || (!stored && l.nextStored(a) > b-1) {
+				// A page the source stores nothing of is dropped even
+				// where two segments overlap: zeros there would claim
+				// contents the source lacks (a truncated copy).
 				if !inRun {
 					cur, inRun = run{merged: mi, startPFN: pfn}, true
 				}
 				// Memory the source declares but does not store is dropped
-				// in one step, however large the header says it is.
+				// in one step, however large the header says it is, and
+				// whether segments overlap there or not.
 				n := uint64(1)
 				next := min(l.nextStored(b), m.end)
-				if zi < len(zones) {
-					next = min(next, zones[zi].start)
-				}
 				if np := next / ps; np > pfn+1 {
 					n = np - pfn
 				}
@@ -357,12 +359,15 @@ func (l *Layout) KeptPages() iter.Seq[uint64] {
 // stores all of the page that its memory ranges cover. A page stored only
 // in part (a truncated file, a filtered source) is not kept.
 func (l *Layout) kept(pc *presence, pfn uint64) bool {
+	return l.stored(pc, pfn) && (l.keep == nil || l.keep(pfn))
+}
+
+// stored reports whether the source stores all of page pfn that its
+// memory ranges cover.
+func (l *Layout) stored(pc *presence, pfn uint64) bool {
 	a := pfn * l.pageSize
 	b := a + (l.pageSize - 1) // the last byte: a+pageSize may overflow
-	if !pc.stored(l.present, a, b) {
-		return false
-	}
-	return l.keep == nil || l.keep(pfn)
+	return pc.stored(l.present, a, b)
 }
 
 // nextStored returns the lowest address from a on that the source stores,

@@ -48,9 +48,13 @@ type Writer struct {
 	last    uint64 // physical address of the last page written
 	started bool
 	written uint64 // kept pages written
+	missing uint64 // kept pages given up (MissingPage)
 	end     uint64 // end of the highest byte written
 	err     error  // the first write error; later calls return it
 	closed  bool
+
+	incomplete bool   // Close sets the incomplete flag
+	newNotes   []byte // notes Close writes after the data; nil: none
 
 	// Pages that follow each other in the file are written together: one
 	// write(2) per page costs dearly under emulation.
@@ -153,11 +157,8 @@ func (w *Writer) WritePage(paddr uint64, data []byte) error {
 	if paddr%ps != 0 || uint64(len(data)) != ps {
 		return fmt.Errorf("elfcore: WritePage(%#x, %d bytes): want a whole %d-byte page", paddr, len(data), ps)
 	}
-	if w.started && paddr <= w.last {
-		return fmt.Errorf("%w: page %#x after %#x", ErrOrder, paddr, w.last)
-	}
-	if !w.l.kept(&w.pc, paddr/ps) {
-		return fmt.Errorf("%w: %#x: dropped by the KeepFunc or not stored by the source", ErrNotKept, paddr)
+	if err := w.check(paddr); err != nil {
+		return err
 	}
 	ext := w.l.extents
 	for w.ext < len(ext) && ext[w.ext].fileEnd <= paddr {
@@ -183,6 +184,71 @@ func (w *Writer) WritePage(paddr uint64, data []byte) error {
 	return nil
 }
 
+// check validates paddr as the next kept page.
+func (w *Writer) check(paddr uint64) error {
+	if w.started && paddr <= w.last {
+		return fmt.Errorf("%w: page %#x after %#x", ErrOrder, paddr, w.last)
+	}
+	if !w.l.kept(&w.pc, paddr/w.l.pageSize) {
+		return fmt.Errorf("%w: %#x: dropped by the KeepFunc or not stored by the source", ErrNotKept, paddr)
+	}
+	return nil
+}
+
+// MissingPage takes the place of WritePage for a kept page whose data
+// could not be read after the layout was fixed: nothing is written, so the
+// file holds zeros there (a hole). The file data cannot shrink any more;
+// the caller says what is missing with ReplaceNotes (a GOKDUMP note) and
+// SetIncomplete.
+func (w *Writer) MissingPage(paddr uint64) error {
+	if w.closed {
+		return ErrClosed
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if paddr%w.l.pageSize != 0 {
+		return fmt.Errorf("elfcore: MissingPage(%#x): not on a page boundary", paddr)
+	}
+	if err := w.check(paddr); err != nil {
+		return err
+	}
+	w.started, w.last = true, paddr
+	w.missing++
+	return nil
+}
+
+// SetIncomplete makes Close flag the file incomplete (e_flags bit 0): it
+// is whole as a file, but not all the memory it was to hold is there.
+func (w *Writer) SetIncomplete() { w.incomplete = true }
+
+// ReplaceNotes makes Close (or Abort) write notes, a block of ELF notes,
+// after the page data and point the PT_NOTE at them in place of the
+// source's notes written first: notes learnt while writing (the memory
+// found missing) join a file whose layout was fixed first.
+func (w *Writer) ReplaceNotes(notes []byte) { w.newNotes = append([]byte(nil), notes...) }
+
+// writeNotes writes the notes ReplaceNotes gave at the end of the file
+// and the PT_NOTE header that points at them.
+func (w *Writer) writeNotes() error {
+	if w.newNotes == nil {
+		return nil
+	}
+	at := alignUp(max(w.end, w.l.size), 8)
+	if _, err := w.out.WriteAt(w.newNotes, int64(at)); err != nil {
+		return fmt.Errorf("elfcore: write notes at %#x: %w", at, err)
+	}
+	var ph [phdrSize]byte
+	n := uint64(len(w.newNotes))
+	putPhdr(w.l.src.ByteOrder, ph[:], elf.PT_NOTE, 0, vmcore.Segment{Offset: at, FileSize: n, MemSize: n}, 4)
+	if _, err := w.out.WriteAt(ph[:], ehdrSize); err != nil {
+		return fmt.Errorf("elfcore: write PT_NOTE header: %w", err)
+	}
+	w.end = at + n
+	w.newNotes = nil
+	return nil
+}
+
 // write queues p for file offset off, writing out what was queued when p
 // does not follow it or the buffer is full.
 func (w *Writer) write(p []byte, off uint64) error {
@@ -193,7 +259,7 @@ func (w *Writer) write(p []byte, off uint64) error {
 	}
 	if len(w.buf) == 0 {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, writeBuffer)
+			w.buf = make([]byte, 0, min(writeBuffer, max(w.l.stats.KeptPages, 1)*w.l.pageSize))
 		}
 		w.bufOff = off
 	}
@@ -228,14 +294,32 @@ func (w *Writer) Close() error {
 	var cause error
 	if err := w.flush(); err != nil {
 		cause = err
-	} else if w.written < w.l.stats.KeptPages {
+	} else if w.written+w.missing < w.l.stats.KeptPages {
 		cause = fmt.Errorf("%d of %d kept pages written", w.written, w.l.stats.KeptPages)
 	}
 	if cause != nil {
 		return errors.Join(fmt.Errorf("%w: %w", ErrIncomplete, cause), w.Abort(cause))
 	}
 	w.closed = true
-	return w.extend()
+	if err := w.extend(); err != nil {
+		return err
+	}
+	if err := w.writeNotes(); err != nil {
+		return err
+	}
+	if w.incomplete {
+		return w.markIncomplete()
+	}
+	return nil
+}
+
+func (w *Writer) markIncomplete() error {
+	var flags [4]byte
+	w.l.src.ByteOrder.PutUint32(flags[:], vmcore.FlagIncomplete)
+	if _, err := w.out.WriteAt(flags[:], eFlagsOff); err != nil {
+		return fmt.Errorf("elfcore: mark incomplete: %w", err)
+	}
+	return nil
 }
 
 // Abort ends a dump that cannot go on (a full disk, an I/O error, a failed
@@ -250,12 +334,13 @@ func (w *Writer) Abort(cause error) error {
 	}
 	_ = w.flush() // a failure leaves these pages unwritten, nothing more
 	w.closed = true
-	var flags [4]byte
-	w.l.src.ByteOrder.PutUint32(flags[:], vmcore.FlagIncomplete)
-	if _, err := w.out.WriteAt(flags[:], eFlagsOff); err != nil {
-		return fmt.Errorf("elfcore: mark incomplete: %w", err)
+	if err := w.markIncomplete(); err != nil {
+		return err
 	}
-	return w.extend()
+	if err := w.extend(); err != nil {
+		return err
+	}
+	return w.writeNotes()
 }
 
 // extend gives the file its planned size: the last pages may be

@@ -74,9 +74,14 @@ func (s *Stats) count(c class, n uint64) {
 	}
 }
 
-// windowBytes bounds the struct pages read at once: one 2 MiB vmemmap
-// page on x86_64 (32768 struct pages of 64 bytes).
-const windowBytes = 2 << 20
+// windowBytes bounds the struct pages a window holds: 1024 struct pages
+// of 64 bytes. Walking memory in order, a window is a buffer and a
+// mem_map lookup: larger ones buy nothing, and cost each Classifier made.
+const windowBytes = 64 << 10
+
+// loadPages is how many struct pages of a window are read at once: one
+// 4 KiB page of them (of 64 bytes each).
+const loadPages = 64
 
 // Classifier classifies page frames by their struct page. It is not safe
 // for concurrent use.
@@ -91,11 +96,16 @@ type Classifier struct {
 
 	winPages uint64 // page frames per window, a power of two
 	win      struct {
-		start uint64 // first pfn, a multiple of winPages
-		valid bool
-		coded uint64 // the section's encoded mem_map
-		buf   []byte // winPages struct pages
-		ok    []bool // struct page i was read
+		start  uint64 // first pfn, a multiple of winPages
+		valid  bool
+		mapped bool   // the section has a mem_map
+		coded  uint64 // the section's encoded mem_map
+		buf    []byte // winPages struct pages
+		ok     []bool // struct page i was read
+		// Blocks of loadPages struct pages are read when first needed:
+		// classifying a few pfns reads their struct pages, not the
+		// window's 2 MiB.
+		loaded []bool
 	}
 	bad []span
 
@@ -149,6 +159,7 @@ func New(mem *kmem.Memory, info *vmcoreinfo.Info, opts Options) (*Classifier, er
 	}
 	c.win.buf = make([]byte, c.winPages*uint64(l.size))
 	c.win.ok = make([]bool, c.winPages)
+	c.win.loaded = make([]bool, (c.winPages+loadPages-1)/loadPages)
 	order := [...]string{orderNone: "unknown", orderField: "page[1] field", orderFlags1: "page[1].flags & 0xff"}
 	logf("filter: struct page %d bytes, compound order from %s, classes %+v", l.size, order[l.orderKind], c.en)
 	for _, d := range c.degraded {
@@ -176,7 +187,17 @@ func (c *Classifier) Degraded() []string { return append([]string(nil), c.degrad
 // that runs past a chunk's end is then excluded in full by the next call.
 // Errors are only for bad arguments; unreadable struct pages are kept.
 func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) error {
-	if n < 0 || len(excl) < (n+7)/8 {
+	return c.ClassifyUnread(startPFN, n, excl, nil, st)
+}
+
+// ClassifyUnread is Classify that also sets, when unread is not nil, bit i
+// of unread for each page frame kept only because its struct page could
+// not be read (a hole in the dump where the mem_map should be, a section
+// the kernel does not list): the pages whose classes the level asked for
+// and did not get. Like excl, bits from n on are not touched. With no
+// class to look for (Degraded lists why), nothing is read and no bit set.
+func (c *Classifier) ClassifyUnread(startPFN uint64, n int, excl, unread []byte, st *Stats) error {
+	if n < 0 || len(excl) < (n+7)/8 || (unread != nil && len(unread) < (n+7)/8) {
 		return fmt.Errorf("filter: bitmap of %d bytes for %d pages", len(excl), n)
 	}
 	if startPFN+uint64(n) < startPFN {
@@ -185,6 +206,12 @@ func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) er
 	clear(excl[:n/8])
 	if n%8 != 0 {
 		excl[n/8] &^= byte(1)<<(n%8) - 1
+	}
+	if unread != nil {
+		clear(unread[:n/8])
+		if n%8 != 0 {
+			unread[n/8] &^= byte(1)<<(n%8) - 1
+		}
 	}
 	if !c.en.any() || n == 0 {
 		return nil
@@ -200,6 +227,17 @@ func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) er
 			c.load(ws)
 		}
 		lim := min(ws+c.winPages, end)
+		// Read the struct pages this call needs in one go (and the one
+		// after, for a compound head's order).
+		c.ensure(p-ws, lim-ws+1)
+		if unread != nil {
+			for q := p; q < lim; q++ {
+				if !c.okAt(q - ws) {
+					i := q - startPFN
+					unread[i>>3] |= 1 << (i & 7)
+				}
+			}
+		}
 		for p < lim {
 			if c.pend.to > c.pend.from {
 				if c.pend.to <= p {
@@ -233,7 +271,7 @@ func (c *Classifier) Classify(startPFN uint64, n int, excl []byte, st *Stats) er
 func (c *Classifier) mark(start, from, to uint64, cls class, excl []byte, st *Stats) {
 	var k uint64
 	for p := from; p < to; p++ {
-		if !c.win.ok[p-c.win.start] {
+		if !c.okAt(p - c.win.start) {
 			continue
 		}
 		i := p - start
@@ -243,19 +281,59 @@ func (c *Classifier) mark(start, from, to uint64, cls class, excl []byte, st *St
 	st.count(cls, k)
 }
 
-// load reads the struct pages of window ws, recording which could be read.
+// load makes ws the current window: its struct pages are read as
+// needed (okAt).
 func (c *Classifier) load(ws uint64) {
 	w := &c.win
 	w.start, w.valid = ws, true
-	clear(w.ok)
-	coded, ok := c.sp.memMap(ws >> c.sp.pfnShift)
-	if !ok {
+	clear(w.loaded)
+	w.coded, w.mapped = c.sp.memMap(ws >> c.sp.pfnShift)
+}
+
+// ensure reads the struct pages [lo, hi) of the current window that
+// were not read yet, in runs as long as it can.
+func (c *Classifier) ensure(lo, hi uint64) {
+	w := &c.win
+	nb := uint64(len(w.loaded))
+	for b := lo / loadPages; b < min(ceilDiv(hi, loadPages), nb); {
+		if w.loaded[b] {
+			b++
+			continue
+		}
+		e := b
+		for e < min(ceilDiv(hi, loadPages), nb) && !w.loaded[e] {
+			w.loaded[e] = true
+			e++
+		}
+		c.loadBlock(b*loadPages, min(e*loadPages, c.winPages))
+		b = e
+	}
+}
+
+func ceilDiv(a, b uint64) uint64 { return a/b + min(a%b, 1) }
+
+// okAt reports whether struct page i of the current window was read,
+// reading its block first if that was not done yet.
+func (c *Classifier) okAt(i uint64) bool {
+	w := &c.win
+	if b := i / loadPages; !w.loaded[b] {
+		w.loaded[b] = true
+		c.loadBlock(b*loadPages, min((b+1)*loadPages, c.winPages))
+	}
+	return w.ok[i]
+}
+
+// loadBlock reads struct pages [lo, hi) of the current window, recording
+// which could be read.
+func (c *Classifier) loadBlock(lo, hi uint64) {
+	w := &c.win
+	clear(w.ok[lo:hi])
+	if !w.mapped {
 		return
 	}
-	w.coded = coded
 	size := uint64(c.l.size)
-	total := uint64(len(w.buf))
-	vstart := coded + ws*size
+	first, total := lo*size, hi*size
+	vstart := w.coded + w.start*size
 	c.bad = c.bad[:0]
 	// skip gives up on the rest of the page (of PAGESIZE) holding off.
 	skip := func(off uint64) uint64 {
@@ -263,7 +341,7 @@ func (c *Classifier) load(ws uint64) {
 		c.bad = append(c.bad, span{off, next})
 		return next
 	}
-	for off := uint64(0); off < total; {
+	for off := first; off < total; {
 		pa, cont, err := c.mem.Translate(vstart + off)
 		if err != nil || cont == 0 {
 			off = skip(off)
@@ -277,11 +355,11 @@ func (c *Classifier) load(ws uint64) {
 			off = skip(off) // a hole in the dump, or a short read
 		}
 	}
-	for i := range w.ok {
+	for i := lo; i < hi; i++ {
 		w.ok[i] = true
 	}
 	for _, b := range c.bad {
-		for i := b.lo / size; i < (b.hi+size-1)/size && i < c.winPages; i++ {
+		for i := max(b.lo/size, lo); i < (b.hi+size-1)/size && i < hi; i++ {
 			w.ok[i] = false
 		}
 	}
@@ -292,7 +370,7 @@ func (c *Classifier) load(ws uint64) {
 func (c *Classifier) page(p uint64) (class, uint64) {
 	w := &c.win
 	i := p - w.start
-	if !w.ok[i] {
+	if !c.okAt(i) {
 		return keep, 1
 	}
 	l, bo := c.l, c.mem.ByteOrder
@@ -318,7 +396,7 @@ func (c *Classifier) page(p uint64) (class, uint64) {
 	if l.headMask != 0 && flags&l.headMask != 0 {
 		// A compound head: the first tail page holds the order and,
 		// before 6.9, the hugetlb marker. It must be a tail of this head.
-		if i+1 >= c.winPages || !w.ok[i+1] {
+		if i+1 >= c.winPages || !c.okAt(i+1) {
 			return keep, 1
 		}
 		t := w.buf[(i+1)*size : (i+2)*size]

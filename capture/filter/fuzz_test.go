@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"testing"
+
+	"github.com/gokdump/gokdump/capture/kmem"
+	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
 
 // fuzzWorlds are built once per profile and restored after each input.
@@ -13,16 +16,24 @@ var fuzzWorlds = map[string]*fuzzWorld{}
 type fuzzWorld struct {
 	w    *world
 	orig []byte // section 0's first fuzzPFNs struct pages as built
+	// The inputs change struct pages and holes in the vmemmap, never page
+	// tables (all kmem caches): one view of memory serves them all.
+	mem  *kmem.Memory
+	info *vmcoreinfo.Info
 }
 
-const fuzzPFNs = 4096 // struct pages the input may overwrite: 64 vmemmap pages
+// fuzzPFNs is how many struct pages the input may overwrite: 4 vmemmap
+// pages. Each input classifies twice that many pfns: small enough that an
+// input takes tens of microseconds.
+const fuzzPFNs = 256
 
-func getFuzzWorld(pr profile) *fuzzWorld {
+func getFuzzWorld(t testing.TB, pr profile) *fuzzWorld {
 	if fw, ok := fuzzWorlds[pr.name]; ok {
 		return fw
 	}
 	w := newWorld(pr, false)
 	fw := &fuzzWorld{w: w, orig: bytes.Clone(w.phys.slice(w.secMap[0], fuzzPFNs*fakePageStruct))}
+	fw.mem, fw.info = w.memory(t)
 	fuzzWorlds[pr.name] = fw
 	return fw
 }
@@ -31,46 +42,74 @@ func getFuzzWorld(pr profile) *fuzzWorld {
 // them unreadable: Classify must not panic, must not drop a page whose
 // struct page it could not read, and must count what it drops.
 //
-// Input: profile, level, chunk size (2 bytes), a mask of 64 vmemmap pages
-// to make unreadable (8 bytes), then bytes laid over the struct pages.
+// Input: profile, level, chunk size (2 bytes), a mask of the vmemmap
+// pages of the first fuzzPFNs struct pages to make unreadable (4 bits), then
+// up to 16 records of 8 bytes, each writing into one struct page: pfn (2
+// bytes, modulo fuzzPFNs), offset in the struct page, a shift of the
+// value by 0 or 32 bits (bit 0), the value (4 bytes). A few records make
+// any struct page: inputs stay small, so minimizing one is quick.
 func FuzzClassify(f *testing.F) {
-	f.Add([]byte{0, 31, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte{3, 31, 16, 0, 0xff, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff})
-	seed := make([]byte, 12+64*8)
-	seed[0], seed[1], seed[3] = 1, 31, 7
-	for i := 12; i < len(seed); i += 64 {
-		binary.LittleEndian.PutUint64(seed[i:], 1<<16|1<<6)      // a head
-		binary.LittleEndian.PutUint64(seed[i+8:], uint64(i)|1)   // a tail
-		binary.LittleEndian.PutUint32(seed[i+48:], 0xf0000000)   // buddy (6.12)
-		binary.LittleEndian.PutUint64(seed[i+40:], uint64(i%61)) // order
+	rec := func(pfn uint16, off, shift byte, v uint32) []byte {
+		b := []byte{byte(pfn), byte(pfn >> 8), off, shift, 0, 0, 0, 0}
+		binary.LittleEndian.PutUint32(b[4:], v)
+		return b
+	}
+	f.Add([]byte{0, 31, 100, 0, 0})
+	f.Add([]byte{3, 31, 16, 0, 0xff})
+	seed := []byte{1, 31, 7, 0, 0}
+	for p := uint16(0); p < 64; p += 8 {
+		seed = append(seed, rec(p, 0, 0, 1<<16|1<<6)...)       // a head
+		seed = append(seed, rec(p+1, 8, 0, uint32(p)*64|1)...) // its tail
+		seed = append(seed, rec(p+2, 48, 0, 0xf0000000)...)    // buddy (6.12)
+		seed = append(seed, rec(p+2, 40, 0, uint32(p%11))...)  // its order
+		seed = append(seed, rec(p+3, 24, 1, 0xffff8880)...)    // a mapping
+		seed = append(seed, rec(p+4, 0, 1, 0xffffffff)...)     // all flags
 	}
 	f.Add(seed)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 12 {
+		if len(data) < 5 {
 			return
 		}
 		pr := profiles[int(data[0])%len(profiles)]
 		level := int(data[1]) % (MaxLevel + 1)
-		chunk := int(binary.LittleEndian.Uint16(data[2:]))%4096 + 1
-		holes := binary.LittleEndian.Uint64(data[4:])
-		body := data[12:]
+		chunk := int(binary.LittleEndian.Uint16(data[2:]))%(2*fuzzPFNs) + 1
+		holes := data[4]
+		recs := data[5:]
 
-		fw := getFuzzWorld(pr)
+		fw := getFuzzWorld(t, pr)
 		w := fw.w
 		region := w.phys.slice(w.secMap[0], fuzzPFNs*fakePageStruct)
-		copy(region, body)
-		for i := range 64 {
+		var touched []int // struct pages written, to restore
+		// At most 16 records: bytes past them change nothing, and the
+		// fuzzer cuts them first when it minimizes an input.
+		for ; len(recs) >= 8 && len(touched) < 16; recs = recs[8:] {
+			p := int(binary.LittleEndian.Uint16(recs)) % fuzzPFNs
+			off := int(recs[2]) % (fakePageStruct - 3)
+			v := uint64(binary.LittleEndian.Uint32(recs[4:]))
+			if recs[3]&1 != 0 {
+				v <<= 32
+			}
+			sp := region[p*fakePageStruct : (p+1)*fakePageStruct]
+			if recs[3]&1 != 0 && off <= fakePageStruct-8 {
+				binary.LittleEndian.PutUint64(sp[off:], v)
+			} else {
+				binary.LittleEndian.PutUint32(sp[off:], uint32(v))
+			}
+			touched = append(touched, p)
+		}
+		for i := range fuzzPFNs * fakePageStruct >> 12 {
 			if holes&(1<<i) != 0 {
 				w.phys.holes[w.secMap[0]>>12+uint64(i)] = true
 			}
 		}
 		defer func() {
-			copy(region, fw.orig)
+			for _, p := range touched {
+				copy(region[p*fakePageStruct:(p+1)*fakePageStruct], fw.orig[p*fakePageStruct:])
+			}
 			clear(w.phys.holes)
 		}()
 
-		mem, info := w.memory(t)
-		c, err := New(mem, info, Options{Level: Level(level)})
+		c, err := New(fw.mem, fw.info, Options{Level: Level(level)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +126,7 @@ func FuzzClassify(f *testing.F) {
 			if got[p/8]&(1<<(p%8)) == 0 {
 				continue
 			}
-			if vp := p * fakePageStruct >> 12; vp < 64 && holes&(1<<vp) != 0 {
+			if vp := p * fakePageStruct >> 12; vp < fuzzPFNs*fakePageStruct>>12 && holes&(1<<vp) != 0 {
 				t.Fatalf("pfn %d excluded, its struct page is in unreadable vmemmap page %d", p, vp)
 			}
 		}
@@ -113,27 +152,33 @@ func FuzzVMCOREINFO(f *testing.F) {
 	}
 	w := newWorld(profileByName("6.12"), false)
 	base := w.pr.vmcoreinfo(w)
+	// The machine's memory is read only: one view serves every input.
+	mem, _ := w.memory(f)
 	f.Fuzz(func(t *testing.T, extra string) {
 		info, err := reparse(base + extra)
 		if err != nil {
 			return
 		}
-		mem, _ := w.memory(t)
 		c, err := New(mem, info, Options{Level: MaxLevel})
 		if err != nil {
 			return
 		}
-		var st Stats
-		b := make([]byte, fakePFNs/8)
-		if err := c.Classify(0, fakePFNs, b, &st); err != nil {
-			t.Fatal(err)
-		}
-		n := uint64(0)
-		for _, x := range b {
-			n += uint64(bits.OnesCount8(x))
-		}
-		if n != st.Total() {
-			t.Fatalf("%d excluded, stats %+v", n, st)
+		// The start of each section (with struct pages, mapped by 4 KiB
+		// pages with a hole, present without mem_map, absent): every kind
+		// of section for a few hundred pfns, not 131072 pfns per input.
+		for sec := uint64(0); sec < fakeSections; sec++ {
+			var st Stats
+			b := make([]byte, fuzzPFNs/8)
+			if err := c.Classify(sec*fakeSecPages, fuzzPFNs, b, &st); err != nil {
+				t.Fatal(err)
+			}
+			n := uint64(0)
+			for _, x := range b {
+				n += uint64(bits.OnesCount8(x))
+			}
+			if n != st.Total() {
+				t.Fatalf("section %d: %d excluded, stats %+v", sec, n, st)
+			}
 		}
 	})
 }

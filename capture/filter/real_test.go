@@ -194,7 +194,7 @@ func userRunsAndOddSlabs(t testing.TB, d *realDump) (runs, oddSlab uint64) {
 				c.load(ws)
 			}
 			i := p - c.win.start
-			if !c.win.ok[i] {
+			if !c.okAt(i) {
 				continue
 			}
 			if cls, _ := c.page(p); cls == clUser {

@@ -8,17 +8,17 @@ import (
 	"github.com/gokdump/gokdump/capture/filter"
 )
 
-// elfKeep answers elfcore's "keep this pfn?" from the chunked bitmaps and,
-// at levels with bit 1, from the page's contents.
+// elfKeep answers elfcore's "keep this pfn?" from the windows' bitmaps
+// and, at levels with bit 1, from the page's contents.
 type elfKeep struct {
-	s                   *saver
-	start, n            uint64 // the chunk the bitmaps hold; n == 0: none
-	ram, held, dumpable []byte
-	page                []byte
-	count               bool // first pass: add to the statistics
-	err                 error
-	last                uint64 // the pfn asked last, and the answer
-	lastOK, lastValid   bool
+	s                 *saver
+	cur               int // the window the bitmaps hold; -1: none yet this pass
+	bm                *bitmaps
+	page              []byte
+	count             bool // first pass: add to the statistics
+	err               error
+	last              uint64 // the pfn asked last, and the answer
+	lastOK, lastValid bool
 }
 
 // keep is elfcore's KeepFunc. elfcore asks in passes, each in
@@ -29,27 +29,40 @@ func (k *elfKeep) keep(pfn uint64) bool {
 		return k.lastOK
 	}
 	if k.lastValid && pfn < k.last {
-		// Another pass: the statistics are complete.
-		k.count = false
+		// Another pass (of the same windows, from the first).
+		k.cur = -1
 	}
 	ok := k.decide(pfn)
 	k.last, k.lastOK, k.lastValid = pfn, ok, true
 	return ok
 }
 
-func (k *elfKeep) decide(pfn uint64) bool {
-	if k.n == 0 || pfn < k.start || pfn >= k.start+k.n {
-		cs := k.s.opts.ChunkPages
-		k.start = pfn / cs * cs
-		k.n = min(cs, k.s.stats.MaxPFN-k.start)
-		if err := k.s.chunk(k.start, k.n, k.ram, k.held, k.dumpable, k.count); err != nil {
-			k.err = err
+// advance computes the windows up to and including i, in order: every
+// pass computes the same windows, whichever pfns it asks about, so the
+// filter (which carries runs from one window into the next) answers each
+// pass alike.
+func (k *elfKeep) advance(i int) {
+	for k.cur < i {
+		k.cur++
+		if err := k.s.window(k.s.plan.wins[k.cur], k.bm, k.count); err != nil {
+			if k.err == nil {
+				k.err = err
+			}
 			// Keep what the filter could not judge.
-			copy(k.dumpable, k.held)
+			copy(k.bm.dumpable, k.bm.held)
 		}
 	}
-	i := pfn - k.start
-	if k.dumpable[i/8]&(1<<(i&7)) == 0 {
+}
+
+func (k *elfKeep) decide(pfn uint64) bool {
+	i := k.s.plan.find(pfn)
+	if i < 0 {
+		return false // beyond the bound of the machine's address bits
+	}
+	k.advance(i)
+	win := k.s.plan.wins[i]
+	j := pfn - win.start
+	if k.bm.dumpable[j/8]&(1<<(j&7)) == 0 {
 		return false
 	}
 	if k.s.opts.Level&filter.ExcludeZero != 0 {
@@ -65,17 +78,22 @@ func (k *elfKeep) decide(pfn uint64) bool {
 }
 
 func (s *saver) saveELF(out *countingWriterAt) error {
-	k := &elfKeep{
-		s: s, count: true,
-		ram:      make([]byte, s.opts.ChunkPages/8),
-		held:     make([]byte, s.opts.ChunkPages/8),
-		dumpable: make([]byte, s.opts.ChunkPages/8),
-		page:     make([]byte, s.ps),
+	k := &elfKeep{s: s, count: true, cur: -1, bm: newBitmaps(s.opts.ChunkPages), page: make([]byte, s.ps)}
+	eo := elfcore.Options{PageSize: int64(s.ps)}
+	if n := len(s.src.Segments); n >= elfcore.DefaultMaxPhdrs {
+		// Every source PT_LOAD needs its header at least: allow what the
+		// format allows rather than refuse the dump.
+		eo.MaxPhdrs = elfcore.MaxPhdrs
 	}
-	lay, err := elfcore.NewLayout(s.src, k.keep, elfcore.Options{PageSize: int64(s.ps)})
+	lay, err := elfcore.NewLayout(s.src, k.keep, eo)
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
+	// Windows the layout never asked about (no page stored) still count:
+	// their memory, and what of it is missing. The next pass starts over.
+	k.advance(len(s.plan.wins) - 1)
+	k.count, k.cur, k.lastValid = false, -1, false
+	s.noteUnfiltered()
 	if k.err != nil {
 		s.opts.Logf("filter: %v; those pages are kept", k.err)
 	}
@@ -84,28 +102,40 @@ func (s *saver) saveELF(out *countingWriterAt) error {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	buf := make([]byte, s.ps)
+	var missing uint64
 	for paddr := range lay.KeptPages() {
-		if _, err := s.src.ReadPhys(buf, paddr); err != nil {
-			s.stats.Unreadable++
-			if s.stats.Unreadable <= 10 {
-				s.opts.Logf("physical %#x unreadable, saved as zeros: %v", paddr, err)
-			}
-			clear(buf)
+		if _, rerr := s.src.ReadPhys(buf, paddr); rerr != nil {
+			// The layout is fixed: the page stays in the file data, as a
+			// hole, and the notes list it as missing.
+			s.missingPage(paddr/uint64(s.ps), rerr)
+			missing++
+			err = w.MissingPage(paddr)
+		} else {
+			s.stats.BytesIn += int64(s.ps)
+			err = w.WritePage(paddr, buf)
 		}
-		s.stats.BytesIn += int64(s.ps)
-		if err := w.WritePage(paddr, buf); err != nil {
+		if err != nil {
+			s.finishMissing(func(notes []byte, _, _ int64) error { w.ReplaceNotes(notes); return nil })
 			aerr := w.Abort(err)
 			s.stats.Incomplete = true
 			return fmt.Errorf("%w: %w", ErrIncomplete, errors.Join(err, aerr))
 		}
 	}
-	s.stats.PagesKept = lay.Stats().KeptPages
+	s.stats.PagesKept = lay.Stats().KeptPages - missing
+	why := s.finishMissing(func(notes []byte, _, _ int64) error { w.ReplaceNotes(notes); return nil })
+	if why != "" {
+		w.SetIncomplete()
+	}
 	if err := w.Close(); err != nil {
 		s.stats.Incomplete = true
 		if errors.Is(err, elfcore.ErrIncomplete) {
 			return fmt.Errorf("%w: %w", ErrIncomplete, err)
 		}
 		return err
+	}
+	if why != "" {
+		s.stats.Incomplete = true
+		return fmt.Errorf("%w: %s", ErrIncomplete, why)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gokdump/gokdump/capture/codec"
 	"github.com/gokdump/gokdump/capture/filter"
-	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
 
@@ -18,16 +17,19 @@ type SizeEstimate struct {
 	// be all zeros.
 	Pages, ZeroPages uint64
 	// Bytes is the disk space the output is expected to take: for kdump
-	// its size; for ELF the pages it stores (the zero-filled gaps
-	// between them are holes).
+	// its size but for the holes its bitmaps have where there is no
+	// memory; for ELF the pages it stores (the zero-filled gaps between
+	// them are holes).
 	Bytes int64
 	// Sampled pages were read and compressed to estimate; PerPage is the
 	// mean output bytes of a sampled non-zero page.
 	Sampled int
 	PerPage float64
 	// Degraded says what could not be filtered (every such page is
-	// counted as kept).
+	// counted as kept), as Save would say it.
 	Degraded []string
+
+	walked uint64 // pfns the walk covered: the work, for tests
 }
 
 // String is one line for the console.
@@ -47,10 +49,11 @@ type pageSample struct {
 
 // Estimate predicts the size of Save(src, out, opts) for each level, for
 // choosing the first level of a fallback list that fits the target. It
-// runs the page filter of each level (struct pages only) and reads a
-// sample of the pages each would keep, the same pages whatever the level,
-// to measure zero pages and compression. It never fails for want of
-// VMCOREINFO: unfiltered pages count as kept, as Save keeps them.
+// walks the windows Save walks (the same bound, the same skipping of the
+// span without memory, the same filter, struct pages only) and reads a
+// sample of the pages each level would keep, the same pages whatever the
+// level, to measure zero pages and compression. It never fails for want
+// of VMCOREINFO: unfiltered pages count as kept, as Save keeps them.
 func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEstimate, error) {
 	if opts.Format == "" {
 		opts.Format = FormatKdump
@@ -58,18 +61,21 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 	if opts.Format != FormatKdump && opts.Format != FormatELF {
 		return nil, fmt.Errorf("pipeline: unknown format %q", opts.Format)
 	}
-	chunk := opts.ChunkPages
-	if chunk == 0 {
-		chunk = 1 << 18
+	for _, level := range levels {
+		if !level.Valid() {
+			return nil, fmt.Errorf("pipeline: %w: %d", filter.ErrLevel, level)
+		}
 	}
-	chunk = (chunk + 63) &^ 63
+	o := opts
+	o.Level = 0
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
 	ps := uint64(src.PageSize)
-	maxPFN := src.MaxPFN()
-	ranges := src.PhysRanges()
-
+	p := newPlan(src, o.ChunkPages)
 	var held uint64
-	for _, r := range ranges {
-		if e := (r.FileEnd + ps - 1) / ps; e > r.Start/ps {
+	for _, r := range p.ranges {
+		if e := ceilDiv(r.FileEnd, ps); e > r.Start/ps {
 			held += e - r.Start/ps
 		}
 	}
@@ -85,7 +91,6 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 		}
 		cp = c
 	}
-	mem, memErr := kmem.New(src, src.VMCOREINFO, src.Machine)
 	samples := map[uint64]pageSample{}
 	page := make([]byte, ps)
 	cbuf := make([]byte, 0, 2*ps)
@@ -95,7 +100,7 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 		}
 		var s pageSample
 		if n, err := src.ReadPhys(page, pfn*ps); err != nil && n == 0 {
-			s.zero = true // unreadable: Save writes a zero page
+			s.zero = true // unreadable: Save leaves it out
 		} else {
 			clear(page[max(n, 0):])
 			s.zero = allZero(page)
@@ -110,39 +115,29 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 		return s
 	}
 
-	nb := chunk / 8
-	heldBits, excl := make([]byte, nb), make([]byte, nb)
+	bm := newBitmaps(o.ChunkPages)
 	var out []SizeEstimate
 	for _, level := range levels {
-		if !level.Valid() {
-			return nil, fmt.Errorf("pipeline: %w: %d", filter.ErrLevel, level)
-		}
 		e := SizeEstimate{Level: level}
-		var cls *filter.Classifier
-		if memErr != nil {
-			e.Degraded = append(e.Degraded, "no page filtering: "+memErr.Error())
-		} else if c, err := filter.New(mem, src.VMCOREINFO, filter.Options{Level: level &^ filter.ExcludeZero}); err != nil {
-			e.Degraded = append(e.Degraded, "no page filtering: "+err.Error())
-		} else {
-			cls = c
-			e.Degraded = append(e.Degraded, c.Degraded()...)
-		}
+		lo := o
+		lo.Level = level
+		st := &Stats{}
+		s := newSaver(src, lo, st)
 		var runs, nSampled, nZero uint64
 		var outBytes float64
 		prevSet := false
-		for start := uint64(0); start < maxPFN; start += chunk {
-			n := min(chunk, maxPFN-start)
-			b := (n + 7) / 8
-			fillHeld(heldBits[:b], start, n, ranges, ps)
-			if cls != nil {
-				if err := cls.Classify(start, int(n), excl, nil); err != nil {
-					return nil, fmt.Errorf("pipeline: estimate: %w", err)
-				}
-				for i := range heldBits[:b] {
-					heldBits[i] &^= excl[i]
-				}
+		prevEnd := uint64(0)
+		for _, win := range p.wins {
+			if err := s.window(win, bm, true); err != nil {
+				return nil, fmt.Errorf("pipeline: estimate: %w", err)
 			}
-			for _, x := range heldBits[:b] {
+			e.walked += win.n
+			b := (win.n + 7) / 8
+			if win.start != prevEnd {
+				prevSet = false // a gap between windows ends a run
+			}
+			prevEnd = win.start + win.n
+			for _, x := range bm.dumpable[:b] {
 				e.Pages += uint64(bits.OnesCount8(x))
 				var prev byte
 				if prevSet {
@@ -153,20 +148,22 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 				prevSet = x&0x80 != 0
 			}
 			// The sample: pfns ≡ 0 mod stride that this level keeps.
-			for pfn := (start + stride - 1) / stride * stride; pfn < start+n; pfn += stride {
-				i := pfn - start
-				if heldBits[i/8]&(1<<(i%8)) == 0 {
+			for pfn := (win.start + stride - 1) / stride * stride; pfn < win.start+win.n; pfn += stride {
+				i := pfn - win.start
+				if bm.dumpable[i/8]&(1<<(i%8)) == 0 {
 					continue
 				}
-				s := measure(pfn)
+				smp := measure(pfn)
 				nSampled++
-				if s.zero {
+				if smp.zero {
 					nZero++
 					continue
 				}
-				outBytes += float64(s.out)
+				outBytes += float64(smp.out)
 			}
 		}
+		s.noteUnfiltered()
+		e.Degraded = st.Degraded
 		e.Sampled = int(nSampled)
 		zeroFrac := 0.0
 		e.PerPage = float64(ps) // nothing sampled: assume the worst
@@ -182,7 +179,7 @@ func Estimate(src *vmcore.File, levels []filter.Level, opts Options) ([]SizeEsti
 		case FormatKdump:
 			bs := int64(ps)
 			size := bs + (104+int64(len(src.NoteData))+bs-1)/bs*bs // header, sub-header and notes
-			size += 2 * (((int64(maxPFN)+7)/8 + bs - 1) / bs * bs) // bitmaps
+			size += 2 * int64(p.bitmapBlocks(int(bs))) * bs        // bitmaps: holes but where memory is
 			size += int64(e.Pages) * 24                            // descriptors
 			data := nonZero * e.PerPage
 			if level&filter.ExcludeZero != 0 {
@@ -227,25 +224,4 @@ func allZero(p []byte) bool {
 		}
 	}
 	return true
-}
-
-// fillHeld sets bit i of b for each pfn start+i (i < n) whose data the
-// source holds, from its physical ranges.
-func fillHeld(b []byte, start, n uint64, ranges []vmcore.PhysRange, ps uint64) {
-	clear(b)
-	end := start + n
-	for _, r := range ranges {
-		lo := max(r.Start/ps, start)
-		hi := min((r.FileEnd+ps-1)/ps, end)
-		for p := lo; p < hi; {
-			i := p - start
-			if i%8 == 0 && hi-p >= 8 {
-				b[i/8] = 0xff
-				p += 8
-				continue
-			}
-			b[i/8] |= 1 << (i % 8)
-			p++
-		}
-	}
 }

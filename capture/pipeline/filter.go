@@ -49,10 +49,12 @@ func (f *chunkFilter) reset() error {
 }
 
 // exclude clears in dumpable the bits of pfns [start, start+n) that the
-// filter drops. Chunks must come in increasing order; a pass that starts
-// over gets a fresh classifier, as runs carried across chunks would
-// otherwise leak into it. With count set the classes are added to stats.
-func (f *chunkFilter) exclude(start, n uint64, dumpable []byte, count bool) error {
+// filter drops, and sets in unread those of pages it kept unjudged (see
+// filter.Classifier.ClassifyUnread). Windows must come in increasing
+// order; a pass that starts over gets a fresh classifier, as runs carried
+// across windows would otherwise leak into it. With count set the classes
+// are added to stats.
+func (f *chunkFilter) exclude(start, n uint64, dumpable, unread []byte, count bool) error {
 	if start < f.next {
 		if err := f.reset(); err != nil {
 			return err
@@ -62,7 +64,7 @@ func (f *chunkFilter) exclude(start, n uint64, dumpable []byte, count bool) erro
 	excl := f.excl[:(n+7)/8]
 	clear(excl)
 	var st filter.Stats
-	if err := f.c.Classify(start, int(n), excl, &st); err != nil {
+	if err := f.c.ClassifyUnread(start, int(n), excl, unread, &st); err != nil {
 		return err
 	}
 	for i := range excl {

@@ -19,10 +19,10 @@ import (
 const batchPages = 64
 
 // bitmapCacheBytes bounds the 2nd bitmap that pass 1 keeps for pass 2:
-// 1 MiB covers 32 GiB of 4 KiB pages. Past it, pass 2 runs the filter
-// again, chunk by chunk; memory stays bounded whatever the size of the
-// machine.
-var bitmapCacheBytes = 1 << 20
+// 1 MiB covers 32 GiB of 4 KiB pages in the windows that hold memory.
+// Past it, pass 2 runs the filter again, window by window; memory stays
+// bounded whatever the size of the machine.
+var bitmapCacheBytes uint64 = 1 << 20
 
 // job is a batch of consecutive dumpable pages on its way from the planner
 // through a worker, which reads and compresses them, to the writer.
@@ -37,7 +37,7 @@ type job struct {
 
 	out  []byte    // compressed pages, back to back
 	page []pageOut // per page: where its output is, or that it is zero
-	bad  []error   // per page: read error (page written as zero)
+	bad  []error   // per page: read error (page missing)
 	done chan struct{}
 }
 
@@ -53,9 +53,14 @@ type saver struct {
 	src   *vmcore.File
 	opts  Options
 	ps    int
-	pm    *pageMap
+	plan  *plan
 	filt  *chunkFilter
 	stats *Stats
+	// Missing memory: found from the headers in pass 1, and found
+	// unreadable while reading pages.
+	known, late   *vmcore.Missing
+	zeroedMissing bool // a missing page had to be stored as zeros
+	batch         int  // pages per job: batchPages, or fewer for a small dump
 }
 
 // pool is the workers and the jobs they share.
@@ -73,10 +78,10 @@ func (s *saver) startPool() *pool {
 	p.work = make(chan *job, cap(p.free))
 	for i := 0; i < cap(p.free); i++ {
 		p.free <- &job{
-			buf:  make([]byte, batchPages*s.ps),
-			out:  make([]byte, 0, batchPages*(s.ps+s.ps/8+64)),
-			page: make([]pageOut, batchPages),
-			bad:  make([]error, batchPages),
+			buf:  make([]byte, s.batch*s.ps),
+			out:  make([]byte, 0, s.batch*(s.ps+s.ps/8+64)),
+			page: make([]pageOut, s.batch),
+			bad:  make([]error, s.batch),
 			done: make(chan struct{}, 1),
 		}
 	}
@@ -128,12 +133,7 @@ func (p *pool) stop() {
 
 // runKdump writes src to out in the kdump-compressed format.
 func (s *saver) runKdump(w *diskdump.Writer) error {
-	ram := make([]byte, s.opts.ChunkPages/8)
-	held := make([]byte, len(ram))
-	dumpable := make([]byte, len(ram))
-	maxPFN := s.stats.MaxPFN
-	p := s.startPool()
-	defer p.stop()
+	bm := newBitmaps(s.opts.ChunkPages)
 	how := "read with pread"
 	if rs := s.src.PhysRanges(); len(rs) > 0 && s.src.Viewable(rs[len(rs)-1].Start) > 0 {
 		how = "used in place through mmap windows"
@@ -144,39 +144,37 @@ func (s *saver) runKdump(w *diskdump.Writer) error {
 	}
 	s.opts.Logf("%s, pages %s", workers, how)
 
-	// Pass 1: bitmaps. Zero pages stay in the 2nd bitmap: as makedumpfile
-	// writes them, they share one descriptor, so that readers find zeros
-	// there rather than an excluded page, and no page is read twice.
+	// Pass 1: bitmaps, over the windows that hold memory only: the rest
+	// of the bitmaps stay holes, and time goes only where memory is,
+	// however far apart a header puts it. Zero pages stay in the 2nd
+	// bitmap: as makedumpfile writes them, they share one descriptor, so
+	// that readers find zeros there rather than an excluded page, and no
+	// page is read twice.
 	t0 := time.Now()
 	var total uint64
-	var cache [][]byte // the 2nd bitmap, chunk by chunk, while it fits
-	cacheOK := maxPFN/8 <= uint64(bitmapCacheBytes)
-	for start := uint64(0); start < maxPFN; start += s.opts.ChunkPages {
-		n := min(s.opts.ChunkPages, maxPFN-start)
-		if s.pm.empty(start, n) {
-			// No memory here: the bitmaps stay holes, and time goes only
-			// where memory is, however far apart a header puts it.
-			if cacheOK {
-				cache = append(cache, nil)
-			}
-			continue
-		}
-		if err := s.chunk(start, n, ram, held, dumpable, true); err != nil {
+	var cache [][]byte // the 2nd bitmap, window by window, when it fits
+	cacheOK := s.plan.bytes <= bitmapCacheBytes
+	for _, win := range s.plan.wins {
+		if err := s.window(win, bm, true); err != nil {
 			return err
 		}
-		nb := (n + 7) / 8
-		if err := w.SetBitmaps(start, ram[:nb], dumpable[:nb]); err != nil {
+		nb := (win.n + 7) / 8
+		if err := w.SetBitmaps(win.start, bm.ram[:nb], bm.dumpable[:nb]); err != nil {
 			return err
 		}
-		total += popcount(dumpable[:nb])
+		total += popcount(bm.dumpable[:nb])
 		if cacheOK {
-			cache = append(cache, append([]byte(nil), dumpable[:nb]...))
+			cache = append(cache, append([]byte(nil), bm.dumpable[:nb]...))
 		}
 	}
+	s.noteUnfiltered()
 	s.stats.BitmapTime = time.Since(t0)
 	if err := w.StartPages(); err != nil {
 		return err
 	}
+	s.batch = int(min(batchPages, max(total, 1)))
+	p := s.startPool()
+	defer p.stop()
 
 	// Pass 2: pages. The planner cuts the dumpable pages into jobs,
 	// workers read and compress them, and this goroutine writes them in
@@ -191,7 +189,7 @@ func (s *saver) runKdump(w *diskdump.Writer) error {
 				planErr = fmt.Errorf("pipeline: planning pages panicked: %v", r)
 			}
 		}()
-		planErr = s.plan(p, cache, ram, held, dumpable, order, stop)
+		planErr = s.planPages(p, cache, bm, order, stop)
 	}()
 
 	var written uint64
@@ -220,21 +218,32 @@ func (s *saver) runKdump(w *diskdump.Writer) error {
 	return planErr
 }
 
-// chunk computes the bitmaps of pfns [start, start+n): ram (memory),
-// held (the source holds it) and dumpable (held and not excluded by the
-// filter's classes). With count set, it adds the chunk to the statistics.
-func (s *saver) chunk(start, n uint64, ram, held, dumpable []byte, count bool) error {
-	s.pm.fill(start, n, ram, held)
-	copy(dumpable, held)
+// window computes the bitmaps of window w: ram (memory), held (the
+// source holds it), miss (it should and does not) and dumpable (held and
+// not excluded by the filter's classes). With count set, it adds the
+// window to the statistics (the missing pages are counted from the
+// source's list, window or not).
+func (s *saver) window(w window, b *bitmaps, count bool) error {
+	nb := (w.n + 7) / 8
+	s.plan.fill(w, b)
+	copy(b.dumpable[:nb], b.held[:nb])
 	if count {
-		r, h := popcount(ram), popcount(held)
+		r, h, m := popcount(b.ram[:nb]), popcount(b.held[:nb]), popcount(b.miss[:nb])
 		s.stats.PagesTotal += r
-		s.stats.Absent += r - h
+		s.stats.Absent += r - h - m
 	}
-	if s.filt != nil {
-		if err := s.filt.exclude(start, n, dumpable, count); err != nil {
-			return err
+	if s.filt == nil {
+		return nil
+	}
+	unread := b.unread[:nb]
+	if err := s.filt.exclude(w.start, w.n, b.dumpable[:nb], unread, count); err != nil {
+		return err
+	}
+	if count && unfilteredClasses(s.opts.Level) {
+		for i := range unread {
+			unread[i] &= b.held[i]
 		}
+		s.stats.Unfiltered += popcount(unread)
 	}
 	return nil
 }
@@ -265,8 +274,8 @@ func (s *saver) batches(start, n uint64, bm []byte, emit func(pfn uint64, n int,
 		if k == 0 {
 			// A batch the mapped file holds in one window is viewed
 			// there, not copied: it must not run past the window.
-			cur, limit = pfn, batchPages
-			v := int(min(s.src.Viewable(pfn*ps)/ps, batchPages))
+			cur, limit = pfn, s.batch
+			v := int(min(s.src.Viewable(pfn*ps)/ps, uint64(s.batch)))
 			if mapped = v > 0; mapped {
 				limit = v
 			}
@@ -276,22 +285,18 @@ func (s *saver) batches(start, n uint64, bm []byte, emit func(pfn uint64, n int,
 	return k == 0 || emit(cur, k, mapped)
 }
 
-// plan cuts the pages of pass 2 into jobs, in pfn order: those of the
-// bitmaps pass 1 kept or, past the cache, of the bitmaps computed again.
-func (s *saver) plan(p *pool, cache [][]byte, ram, held, dumpable []byte, order chan<- *job, stop <-chan struct{}) error {
-	maxPFN := s.stats.MaxPFN
-	for c, start := 0, uint64(0); start < maxPFN; c, start = c+1, start+s.opts.ChunkPages {
-		n := min(s.opts.ChunkPages, maxPFN-start)
-		if s.pm.empty(start, n) {
-			continue
-		}
-		bm := dumpable
+// planPages cuts the pages of pass 2 into jobs, in pfn order: those of
+// the bitmaps pass 1 kept or, past the cache, of the bitmaps computed
+// again (the same windows in the same order: the same bits).
+func (s *saver) planPages(p *pool, cache [][]byte, b *bitmaps, order chan<- *job, stop <-chan struct{}) error {
+	for c, win := range s.plan.wins {
+		bm := b.dumpable
 		if c < len(cache) {
 			bm = cache[c]
-		} else if err := s.chunk(start, n, ram, held, dumpable, false); err != nil {
+		} else if err := s.window(win, b, false); err != nil {
 			return err
 		}
-		ok := s.batches(start, n, bm, func(pfn uint64, k int, mapped bool) bool {
+		ok := s.batches(win.start, win.n, bm, func(pfn uint64, k int, mapped bool) bool {
 			var j *job
 			select {
 			case j = <-p.free:
@@ -397,11 +402,13 @@ func (s *saver) write(w *diskdump.Writer, j *job) error {
 		var err error
 		switch {
 		case j.bad[i] != nil:
-			s.stats.Unreadable++
-			if s.stats.Unreadable <= 10 {
-				s.opts.Logf("pfn %#x unreadable, saved as a zero page: %v", pfn, j.bad[i])
+			s.stats.BytesIn -= int64(s.ps)
+			s.missingPage(pfn, j.bad[i])
+			var excluded bool
+			if excluded, err = w.ExcludePage(pfn); err == nil && !excluded && !s.zeroedMissing {
+				s.zeroedMissing = true
+				s.opts.Logf("the output cannot be read back: missing pages are stored as zero pages (the dump's list of missing memory names them)")
 			}
-			err = w.WriteZeroPage(pfn)
 		case po.zero:
 			s.stats.Zero++
 			err = w.WriteZeroPage(pfn)

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Excluded returns the pages left out, all classes together.
+// Excluded returns the pages left out, all classes together. Missing
+// pages are not excluded: they were to be kept and could not be.
 func (s *Stats) Excluded() uint64 {
 	return s.Zero + s.Cache + s.CachePriv + s.User + s.Free + s.HWPoison + s.Offline + s.Absent
 }
@@ -35,8 +36,11 @@ func (s *Stats) WriteTable(w io.Writer) error {
 		row("  Absent from the source", s.Absent)
 	}
 	row("Remaining pages", s.PagesKept)
-	if s.Unreadable > 0 {
-		row("Unreadable (saved as zero)", s.Unreadable)
+	if s.Missing > 0 {
+		row("Missing pages (not saved)", s.Missing)
+		if s.Unreadable > 0 {
+			row("  of which unreadable", s.Unreadable)
+		}
 	}
 	fmt.Fprintf(&b, "%-28s %10d\n", "Total pfns (with holes)", s.MaxPFN)
 	_, err := io.WriteString(w, b.String())
@@ -51,8 +55,14 @@ func (s *Stats) Summary() string {
 		rate = float64(s.BytesIn) / (1 << 20) / sec
 	}
 	inc := ""
+	if s.Missing > 0 {
+		inc = fmt.Sprintf(", %.1f MiB missing", float64(s.Missing)*4096/(1<<20))
+		if m := s.MissingList; m != nil {
+			inc = fmt.Sprintf(", %.1f MiB missing in %d ranges", mib(m.Bytes()), len(m.Ranges))
+		}
+	}
 	if s.Incomplete {
-		inc = " INCOMPLETE"
+		inc += " INCOMPLETE"
 	}
 	bm := ""
 	if s.BitmapTime > 0 {

@@ -21,12 +21,14 @@ type Format string
 // Formats.
 const (
 	FormatKdump Format = "kdump" // makedumpfile's kdump-compressed format
-	FormatELF   Format = "elf"   // an ELF core like /proc/vmcore, excluded pages left out
+	FormatELF   Format = "elf"   // an ELF core like /proc/vmcore, excluded pages left out or zero-filled (see package elfcore)
 )
 
-// ErrIncomplete is wrapped by Save's error when the output could not be
-// finished (a full disk, an I/O error) but was closed as a readable dump
-// flagged incomplete.
+// ErrIncomplete is wrapped by Save's error when the output was closed as
+// a readable dump flagged incomplete: it could not be finished (a full
+// disk, an I/O error), or the source lacks memory it should hold (a
+// truncated vmcore, pages whose read failed, a source itself flagged
+// incomplete), which the output lists as missing.
 var ErrIncomplete = errors.New("pipeline: incomplete")
 
 // Options control Save.
@@ -37,10 +39,10 @@ type Options struct {
 	// Workers compress pages in parallel; 0 means GOMAXPROCS. The output
 	// does not depend on it.
 	Workers int
-	// ChunkPages is how many page frames one filter cycle covers; it
-	// bounds the bitmap memory (ChunkPages/8 bytes per bitmap).
+	// ChunkPages is how many page frames one filter cycle covers at most;
+	// it bounds the bitmap memory (ChunkPages/8 bytes per bitmap).
 	ChunkPages uint64
-	// Logf receives notes (degraded filtering, unreadable pages).
+	// Logf receives notes (degraded filtering, missing memory).
 	Logf func(format string, args ...any)
 	// Progress, if set, is called now and then with pages written so far
 	// and the total to write.
@@ -59,8 +61,20 @@ type Stats struct {
 	Free       uint64 // free pages, excluded
 	HWPoison   uint64
 	Offline    uint64
-	Absent     uint64 // pages the source declares but does not hold
-	Unreadable uint64 // pages whose read failed; written as zero pages
+	Absent     uint64 // pages the source declares but does not hold (p_memsz > p_filesz)
+	// Missing pages the source should hold and does not: past the end of
+	// a truncated file, unreadable, or listed missing by the source. They
+	// are not in the output (neither zero nor kept), which lists them and
+	// is flagged incomplete.
+	Missing uint64
+	// Unreadable counts the Missing pages whose read failed.
+	Unreadable uint64
+	// MissingList is where the Missing pages are (its list is bounded;
+	// see vmcore.Missing); nil when none are.
+	MissingList *vmcore.Missing
+	// Unfiltered counts held pages kept at a level with class bits
+	// because their struct page could not be read.
+	Unfiltered uint64
 
 	BytesIn    int64 // bytes of memory read
 	BytesOut   int64 // bytes of the output file
@@ -89,66 +103,12 @@ func (o *Options) defaults() error {
 	if o.ChunkPages == 0 {
 		o.ChunkPages = 1 << 18 // 1 GiB of 4 KiB pages: 32 KiB per bitmap
 	}
-	// Bitmap chunks must start on whole bitmap blocks (8 × 4096 pfns).
-	o.ChunkPages = (o.ChunkPages + 32767) &^ 32767
+	// Windows are cut at multiples of ChunkPages: whole bitmap bytes.
+	o.ChunkPages = (min(o.ChunkPages, 1<<30) + 63) &^ 63
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
 	return nil
-}
-
-// pageMap answers, for a chunk of pfns, which are RAM and which the source
-// file holds. It is derived from the PT_LOADs.
-type pageMap struct {
-	ranges []vmcore.PhysRange
-	ps     uint64
-}
-
-func newPageMap(src *vmcore.File) *pageMap {
-	return &pageMap{ranges: src.PhysRanges(), ps: uint64(src.PageSize)}
-}
-
-// empty reports whether no memory range touches pfns [start, start+n).
-func (m *pageMap) empty(start, n uint64) bool {
-	for _, r := range m.ranges {
-		if r.Start/m.ps < start+n && (r.End+m.ps-1)/m.ps > start {
-			return false
-		}
-	}
-	return true
-}
-
-// fill sets, for pfns [start, start+n), bit i of ram when the page is
-// memory and bit i of held when the file holds (at least part of) its
-// data. Both slices hold n/8 bytes and are cleared first.
-func (m *pageMap) fill(start, n uint64, ram, held []byte) {
-	clear(ram)
-	clear(held)
-	end := start + n
-	for _, r := range m.ranges {
-		rs, re := r.Start/m.ps, (r.End+m.ps-1)/m.ps
-		fe := (r.FileEnd + m.ps - 1) / m.ps
-		setRange(ram, start, end, rs, re)
-		setRange(held, start, end, rs, fe)
-	}
-}
-
-// setRange sets bits for pfns [a, b) ∩ [start, end) in bm (bit 0 = start).
-func setRange(bm []byte, start, end, a, b uint64) {
-	a, b = max(a, start), min(b, end)
-	for p := a; p < b; {
-		i := p - start
-		if i&7 == 0 && b-p >= 8 {
-			n := (b - p) / 8
-			for j := uint64(0); j < n; j++ {
-				bm[i/8+j] = 0xff
-			}
-			p += n * 8
-			continue
-		}
-		bm[i/8] |= 1 << (i & 7)
-		p++
-	}
 }
 
 func popcount(b []byte) uint64 {
@@ -180,7 +140,7 @@ func readPages(src *vmcore.File, pfn uint64, n int, buf []byte, ps int, bad func
 	for i := 0; i < n; i++ {
 		pg := buf[i*ps : (i+1)*ps]
 		if k, err := src.ReadPhys(pg, (pfn+uint64(i))*uint64(ps)); err != nil {
-			if errors.Is(err, vmcore.ErrHole) && k > 0 {
+			if errors.Is(err, vmcore.ErrHole) && !errors.Is(err, vmcore.ErrMissing) && k > 0 {
 				// A page the file holds only in part (a segment not ending on
 				// a page boundary): the rest is not memory; zero it.
 				clear(pg[k:])

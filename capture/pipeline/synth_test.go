@@ -99,21 +99,28 @@ func openBoth(t testing.TB, path string) (pread, mapped *vmcore.File) {
 // saveFile saves src to a new file under dir and returns its bytes.
 func saveFile(t testing.TB, src *vmcore.File, dir string, opts Options) ([]byte, *Stats) {
 	t.Helper()
+	b, st, err := saveFileErr(t, src, dir, opts)
+	if err != nil {
+		t.Fatalf("Save %+v: %v", opts, err)
+	}
+	return b, st
+}
+
+// saveFileErr is saveFile returning Save's error.
+func saveFileErr(t testing.TB, src *vmcore.File, dir string, opts Options) ([]byte, *Stats, error) {
+	t.Helper()
 	f, err := os.CreateTemp(dir, "dump")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	st, err := Save(src, f, opts)
-	if err != nil {
-		t.Fatalf("Save %+v: %v", opts, err)
-	}
+	st, serr := Save(src, f, opts)
 	b, err := os.ReadFile(f.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, st
+	return b, st, serr
 }
 
 // TestParallelIdentical: the output does not depend on the number of
@@ -149,7 +156,7 @@ func TestParallelIdentical(t *testing.T) {
 				}{{pread, 2, false}, {pread, 5, false}, {mapped, 1, false}, {mapped, 3, false}, {pread, 1, true}, {mapped, 2, true}} {
 					if tc.noCache {
 						// Pass 2 then computes the bitmaps again.
-						defer func(n int) { bitmapCacheBytes = n }(bitmapCacheBytes)
+						defer func(n uint64) { bitmapCacheBytes = n }(bitmapCacheBytes)
 						bitmapCacheBytes = 0
 					}
 					got, _ := saveFile(t, tc.src, dir, Options{Level: level, Codec: c, Workers: tc.workers})
@@ -217,7 +224,7 @@ func checkPages(t *testing.T, b []byte, src *vmcore.File, level filter.Level) {
 
 // TestMappedFault: a vmcore that faults when touched (here: a mapped file
 // cut short under the reader, as a failing /proc/vmcore read would) is
-// saved to the end, the pages that fault written as zero pages.
+// saved to the end, the pages that fault left out as missing.
 func TestMappedFault(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vmcore")
@@ -236,24 +243,33 @@ func TestMappedFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, workers := range []int{1, 2} {
-		b, st := saveFile(t, src, dir, Options{Level: 1, Codec: codec.Zstd, Workers: workers})
-		if st.Unreadable == 0 {
-			t.Fatalf("%d workers: no page reported unreadable: %+v", workers, st)
+		b, st, err := saveFileErr(t, src, dir, Options{Level: 1, Codec: codec.Zstd, Workers: workers})
+		if !errors.Is(err, ErrIncomplete) {
+			t.Fatalf("%d workers: Save: %v, want ErrIncomplete", workers, err)
+		}
+		if st.Unreadable == 0 || st.Missing != st.Unreadable || st.MissingList.Ranges[0].Start != 0x100+1000 {
+			t.Fatalf("%d workers: unreadable %d, missing %d from %+v", workers, st.Unreadable, st.Missing, st.MissingList)
 		}
 		d, err := diskdump.Open(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !d.Incomplete() {
+			t.Errorf("%d workers: not flagged incomplete", workers)
+		}
 		got, want := make([]byte, synthPS), make([]byte, synthPS)
 		for _, pfn := range []uint64{0x100, 0x100 + 999, 0x100 + 1000, 40000 + 5} {
-			if err := d.ReadPage(pfn, got); err != nil {
+			err := d.ReadPage(pfn, got)
+			if pfn >= 0x100+1000 {
+				if !errors.Is(err, diskdump.ErrExcluded) {
+					t.Errorf("%d workers: missing pfn %#x reads: %v", workers, pfn, err)
+				}
+				continue
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
-			if pfn < 0x100+1000 {
-				synthPage(pfn, want)
-			} else {
-				clear(want)
-			}
+			synthPage(pfn, want)
 			if !bytes.Equal(got, want) {
 				t.Errorf("%d workers: pfn %#x: wrong contents", workers, pfn)
 			}

@@ -8,7 +8,15 @@
 // NT_PRSTATUS note per CPU and the VMCOREINFO note that describes the
 // kernel's layout.
 //
+// Memory the headers place in the file that the file does not hold (a
+// copy cut short, or pages a dump's GOKDUMP note lists: see NoteGokdump)
+// is missing: File.Missing lists it and reads of it fail with ErrMissing,
+// never returning zeros. Memory a PT_LOAD declares without file data
+// (p_memsz > p_filesz) reads as a hole (ErrHole).
+//
 // Every count and size read from the file is bounded before it sizes an
 // allocation, so a corrupt or hostile core yields an error naming what was
-// wrong and where, never a huge allocation or a panic.
+// wrong and where, never a huge allocation or a panic; a segment that
+// wraps the address space is clipped (File.Warnings), and at most a few
+// VMCOREINFO candidates are parsed in a block of notes.
 package vmcore

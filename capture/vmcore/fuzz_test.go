@@ -14,14 +14,14 @@ import (
 	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-// FuzzNewFile feeds NewFile ELF headers, program headers and notes. Seeds
-// under testdata/fuzz/FuzzNewFile include the first 7.6 KiB (ELF header,
-// program headers, PT_NOTE) of the two real dumps.
+// FuzzNewFile feeds NewFile ELF headers, program headers and notes. The
+// seeds are small (a few hundred bytes: packed data, short notes), so
+// that minimizing what the fuzzer finds is quick; the headers of real
+// dumps are checked by TestRealHeaders.
 func FuzzNewFile(f *testing.F) {
-	c := x86Core()
-	f.Add(build(c).data)
-	c.XNum = true
-	f.Add(build(c).data)
+	for _, c := range smallCores() {
+		f.Add(c.Build().Bytes())
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vf, err := NewFile(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
@@ -89,7 +89,9 @@ func checkFile(t *testing.T, f *File, data []byte) {
 		}
 	}
 	if len(ranges) > 0 {
-		if last := ranges[len(ranges)-1].End; f.MaxPFN()*uint64(f.PageSize) < last {
+		// In pages: MaxPFN*PageSize overflows for memory at the top.
+		ps := uint64(f.PageSize)
+		if last := ranges[len(ranges)-1].End; f.MaxPFN() < last/ps+min(last%ps, 1) {
 			t.Fatalf("MaxPFN %#x below %#x", f.MaxPFN(), last)
 		}
 	} else if f.MaxPFN() != 0 {
@@ -101,16 +103,73 @@ func checkFile(t *testing.T, f *File, data []byte) {
 	}
 }
 
-func FuzzParseNotes(f *testing.F) {
-	f.Add(x86Core().Notes, false)
-	f.Add(fixture.PRStatus(binary.BigEndian, elf.EM_AARCH64, 3, map[int]uint64{32: 1}), true)
-	f.Add(note(binary.LittleEndian, "X", 1, []byte{1, 2, 3, 4, 5})[:22], false)
-	names, _ := filepath.Glob(filepath.Join("..", "vmcoreinfo", "testdata", "*.notes"))
+// smallCores are x86Core's layouts at their smallest: packed data of a
+// few bytes, one short VMCOREINFO.
+func smallCores() []fixture.Core {
+	info := fixture.VMCOREINFO(le, "OSRELEASE=6.1\nPAGESIZE=4096\n")
+	var loads []fixture.Load
+	for _, l := range x86Core().Loads {
+		l.FileSize = min(l.FileSize, 16)
+		loads = append(loads, l)
+	}
+	a := fixture.Core{Notes: info, Loads: loads, Packed: true}
+	b := fixture.Core{Notes: info, Loads: loads[1:3], Packed: true, XNum: true}
+	// A PRSTATUS, a GOKDUMP note, a truncated last segment.
+	m := &Missing{PageSize: 4096}
+	m.Add(0x101, 1)
+	c := fixture.Core{Notes: AppendMissingNote(append(fixture.PRStatus(le, elf.EM_X86_64, 1, nil), info...), le, m),
+		Loads: []fixture.Load{loads[2], {Paddr: 0x200000, FileSize: 0x1000, MemSize: 0x2000}}, Packed: true}
+	return []fixture.Core{a, b, c}
+}
+
+// TestRealHeaders runs FuzzNewFile's checks on the first 7.6 KiB (ELF
+// header, program headers, PT_NOTE) of two real dumps: a copy cut short.
+func TestRealHeaders(t *testing.T) {
+	names, _ := filepath.Glob(filepath.Join("testdata", "headers", "*.core"))
+	if len(names) == 0 {
+		t.Fatal("no headers in testdata/headers")
+	}
 	for _, name := range names {
-		if b, err := os.ReadFile(name); err == nil {
-			f.Add(b, false)
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vf, err := NewFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if vf.VMCOREINFO == nil || vf.Missing.Empty() {
+			t.Errorf("%s: VMCOREINFO %v, missing %+v", name, vf.VMCOREINFO != nil, vf.Missing)
+		}
+		checkFile(t, vf, data)
+	}
+}
+
+// TestParseRealNotes parses the notes of real dumps kept by package
+// vmcoreinfo's tests.
+func TestParseRealNotes(t *testing.T) {
+	names, _ := filepath.Glob(filepath.Join("..", "vmcoreinfo", "testdata", "*.notes"))
+	if len(names) == 0 {
+		t.Fatal("no notes in ../vmcoreinfo/testdata")
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := ParseNotes(b, le, elf.EM_X86_64, 0)
+		if err != nil || ns.VMCOREINFO == nil || len(ns.PRStatus) == 0 {
+			t.Errorf("%s: %v, VMCOREINFO %v, %d PRSTATUS", name, err, ns.VMCOREINFO != nil, len(ns.PRStatus))
 		}
 	}
+}
+
+// FuzzParseNotes parses blocks of notes. Seeds are small; the notes of
+// real dumps are checked by TestParseRealNotes.
+func FuzzParseNotes(f *testing.F) {
+	f.Add(smallCores()[2].Notes, false)
+	f.Add(fixture.PRStatus(binary.BigEndian, elf.EM_AARCH64, 3, map[int]uint64{32: 1}), true)
+	f.Add(note(binary.LittleEndian, "X", 1, []byte{1, 2, 3, 4, 5})[:22], false)
 	f.Fuzz(func(t *testing.T, data []byte, big bool) {
 		var bo binary.ByteOrder = binary.LittleEndian
 		m := elf.EM_X86_64

@@ -43,6 +43,9 @@ type Segment struct {
 	PhysAddr uint64
 	FileSize uint64 // bytes present in the file
 	MemSize  uint64 // bytes of memory the segment describes
+	// Truncated is how many bytes of the header's p_filesz lie past the
+	// end of the file (a copy cut short): memory missing, not zero.
+	Truncated uint64
 }
 
 // Note is one ELF note from the PT_NOTE segment(s).
@@ -70,12 +73,36 @@ type PRStatus struct {
 // dump that could not be finished (a full disk, an interrupted capture).
 const FlagIncomplete = 1
 
+// eFlagsOff is where e_flags is in an ELF64 header.
+const eFlagsOff = 48
+
+// MarkIncomplete sets FlagIncomplete in the ELF64 header of the file rw,
+// whose byte order is bo: every reader then knows the dump is not whole.
+func MarkIncomplete(rw interface {
+	io.ReaderAt
+	io.WriterAt
+}, bo binary.ByteOrder) error {
+	var b [4]byte
+	if _, err := rw.ReadAt(b[:], eFlagsOff); err != nil {
+		return fmt.Errorf("vmcore: read e_flags: %w", err)
+	}
+	bo.PutUint32(b[:], bo.Uint32(b[:])|FlagIncomplete)
+	if _, err := rw.WriteAt(b[:], eFlagsOff); err != nil {
+		return fmt.Errorf("vmcore: write e_flags: %w", err)
+	}
+	return nil
+}
+
 // File is an open ELF vmcore.
 type File struct {
 	Class     elf.Class
 	ByteOrder binary.ByteOrder
 	Machine   elf.Machine
 	Flags     uint32 // e_flags; FlagIncomplete marks a dump left incomplete
+	// PhOff and PhNum are where the program headers are (e_phoff) and
+	// how many (PN_XNUM resolved).
+	PhOff int64
+	PhNum int
 
 	// Segments are the PT_LOADs in file order.
 	Segments []Segment
@@ -101,16 +128,29 @@ type File struct {
 	// PageSize is VMCOREINFO's PAGESIZE, or the machine's default.
 	PageSize int64
 
+	// Missing is the memory the dump lacks: the data of truncated
+	// PT_LOADs and the ranges a GOKDUMP note lists (see NoteGokdump); nil
+	// when nothing is missing. Reads of it fail with ErrMissing.
+	Missing *Missing
+	// Warnings say what of the headers NewFile clipped or could not use,
+	// one line each: a truncated file, a segment wrapping the address
+	// space, an unreadable GOKDUMP note.
+	Warnings []string
+
 	r      io.ReaderAt
 	size   int64
 	ranges []physRange // sorted, non-overlapping
 	closer io.Closer
 }
 
-// physRange maps physical [start, end) to file data.
+// physRange maps physical [start, end) to file data: [start, fileEnd) is
+// stored from offset on, [fileEnd, missEnd) is missing (the file should
+// hold it and does not), [missEnd, end) is declared only (p_memsz >
+// p_filesz).
 type physRange struct {
 	start, end uint64 // physical addresses
-	fileEnd    uint64 // physical address where file data ends (≤ end)
+	fileEnd    uint64 // physical address where file data ends (≤ missEnd)
+	missEnd    uint64 // physical address where missing data ends (≤ end)
 	offset     uint64 // file offset of start
 }
 
@@ -166,6 +206,7 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 		return nil, fmt.Errorf("%w: program headers at %#x (%d) past end of file (%d bytes)",
 			ErrCorrupt, hdr.Phoff, phnum, size)
 	}
+	f.PhOff, f.PhNum = int64(hdr.Phoff), int(phnum)
 	phbuf := make([]byte, phnum*56)
 	if err := readAt(r, phbuf, int64(hdr.Phoff)); err != nil {
 		return nil, fmt.Errorf("vmcore: read program headers at %#x: %w", hdr.Phoff, err)
@@ -189,21 +230,33 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 				return nil, fmt.Errorf("%w: PT_LOAD at %#x: p_filesz %#x > p_memsz %#x",
 					ErrCorrupt, off, ph.Filesz, ph.Memsz)
 			}
+			if ph.Memsz > ^uint64(0)-ph.Paddr {
+				// Memory up to the top of the address space and beyond
+				// is nonsense, but the rest of the dump is not: clip.
+				f.Warnings = append(f.Warnings, fmt.Sprintf(
+					"PT_LOAD at %#x: physical %#x+%#x wraps the address space; clipped to end at %#x",
+					off, ph.Paddr, ph.Memsz, ^uint64(0)))
+				ph.Memsz = ^uint64(0) - ph.Paddr
+				ph.Filesz = min(ph.Filesz, ph.Memsz)
+			}
+			var truncated uint64
 			if ph.Off > uint64(size) || ph.Filesz > uint64(size)-ph.Off {
 				// A truncated file (disk full, copy cut short): keep what
-				// is there rather than refuse the whole dump.
-				if ph.Off > uint64(size) {
-					ph.Filesz = 0
-				} else {
-					ph.Filesz = uint64(size) - ph.Off
+				// is there rather than refuse the whole dump; the rest is
+				// missing, which is not the same as zero.
+				stored := uint64(0)
+				if ph.Off <= uint64(size) {
+					stored = uint64(size) - ph.Off
 				}
-			}
-			if ph.Paddr+ph.Memsz < ph.Paddr {
-				return nil, fmt.Errorf("%w: PT_LOAD at %#x: physical range wraps", ErrCorrupt, off)
+				truncated = ph.Filesz - stored
+				ph.Filesz = stored
+				f.Warnings = append(f.Warnings, fmt.Sprintf(
+					"PT_LOAD at %#x: %d of its %d bytes of data are past the end of the file (%d bytes): missing",
+					off, truncated, truncated+stored, size))
 			}
 			f.Segments = append(f.Segments, Segment{
 				Offset: ph.Off, VirtAddr: ph.Vaddr, PhysAddr: ph.Paddr,
-				FileSize: ph.Filesz, MemSize: ph.Memsz,
+				FileSize: ph.Filesz, MemSize: ph.Memsz, Truncated: truncated,
 			})
 		case elf.PT_NOTE:
 			notes = append(notes, ph)
@@ -219,6 +272,24 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 		}
 	}
 	f.buildRanges()
+	listed := f.Missing
+	if listed != nil {
+		f.markListed(listed)
+	}
+	f.Missing = f.missingPages()
+	if listed != nil && listed.Partial {
+		// Pages the note counts but does not list: known to be missing,
+		// not where.
+		if f.Missing == nil {
+			f.Missing = &Missing{PageSize: uint64(f.PageSize)}
+		}
+		f.Missing.Partial = true
+		var n uint64
+		for _, r := range listed.Ranges {
+			n += r.Pages
+		}
+		f.Missing.Pages += (listed.Pages - n) * listed.PageSize / uint64(f.PageSize)
+	}
 	return f, nil
 }
 
@@ -290,22 +361,36 @@ func (f *File) parseNotes(seg []byte, fileOff, dataOff int64) error {
 		f.VMCOREINFOOffset = dataOff + ns.VMCOREINFOOffset
 		f.VMCOREINFOSize = ns.VMCOREINFOSize
 	}
+	if ns.MissingErr != nil {
+		f.Warnings = append(f.Warnings, ns.MissingErr.Error())
+	}
+	if ns.Missing != nil {
+		f.Missing = MergeMissing(f.Missing, ns.Missing)
+	}
 	return nil
 }
 
+// maxVMCOREINFOTries bounds the VMCOREINFO notes parsed in one block of
+// notes, and so the work a block of decoys can cause: a real dump has one.
+const maxVMCOREINFOTries = 4
+
 // findVMCOREINFO looks for a well-formed VMCOREINFO note at a 4-byte
-// aligned offset of seg at or after from.
+// aligned offset of seg at or after from. It parses at most
+// maxVMCOREINFOTries candidates, each of at most vmcoreinfo.MaxSize bytes:
+// a damaged block full of decoys costs one scan of its bytes.
 func findVMCOREINFO(seg []byte, from int, bo binary.ByteOrder, fileOff int64) (Note, bool) {
 	name := []byte(NoteVMCOREINFO + "\x00")
 	descOff := 12 + int(align4(uint64(len(name))))
-	for pos := (from + 3) &^ 3; pos+descOff <= len(seg); pos += 4 {
+	tries := 0
+	for pos := (from + 3) &^ 3; pos+descOff <= len(seg) && tries < maxVMCOREINFOTries; pos += 4 {
 		if bo.Uint32(seg[pos:]) != uint32(len(name)) || !bytes.Equal(seg[pos+12:pos+12+len(name)], name) {
 			continue
 		}
 		descsz := uint64(bo.Uint32(seg[pos+4:]))
-		if descsz == 0 || descsz > uint64(len(seg)-pos-descOff) {
+		if descsz == 0 || descsz > vmcoreinfo.MaxSize || descsz > uint64(len(seg)-pos-descOff) {
 			continue
 		}
+		tries++
 		desc := seg[pos+descOff : pos+descOff+int(descsz)]
 		if _, err := vmcoreinfo.Parse(desc); err != nil {
 			continue
@@ -357,6 +442,10 @@ type Notes struct {
 	// the parsed block, VMCOREINFOSize its length; -1 when absent.
 	VMCOREINFOOffset int64
 	VMCOREINFOSize   int64
+	// Missing is decoded from a GOKDUMP missing-memory note (nil when
+	// there is none); MissingErr says why such a note could not be.
+	Missing    *Missing
+	MissingErr error
 
 	damagedAt int // offset in the block of the damaged note; -1 if none
 }
@@ -370,6 +459,7 @@ type Notes struct {
 func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*Notes, error) {
 	ns := &Notes{VMCOREINFOOffset: -1, damagedAt: -1}
 	var firstErr error
+	tries := 0 // VMCOREINFO notes parsed
 	for pos := 0; pos+12 <= len(data); {
 		namesz := bo.Uint32(data[pos:])
 		descsz := bo.Uint32(data[pos+4:])
@@ -398,7 +488,8 @@ func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*N
 		n := Note{Name: string(name), Type: typ, Desc: desc, Offset: at}
 		ns.Notes = append(ns.Notes, n)
 		switch {
-		case n.Name == NoteVMCOREINFO && ns.VMCOREINFO == nil:
+		case n.Name == NoteVMCOREINFO && ns.VMCOREINFO == nil && tries < maxVMCOREINFOTries:
+			tries++
 			info, err := vmcoreinfo.Parse(desc)
 			if err != nil {
 				if firstErr == nil {
@@ -411,6 +502,14 @@ func ParseNotes(data []byte, bo binary.ByteOrder, m elf.Machine, base int64) (*N
 			ns.VMCOREINFOSize = int64(descsz)
 		case n.Name == "CORE" && typ == NT_PRSTATUS:
 			ns.PRStatus = append(ns.PRStatus, parsePRStatus(desc, bo, m))
+		case n.Name == NoteGokdump && typ == NT_GOKDUMP_MISSING && ns.Missing == nil && ns.MissingErr == nil:
+			// Not an error of the block: the note costs only itself.
+			mi, err := DecodeMissing(desc, bo)
+			if err != nil {
+				ns.MissingErr = fmt.Errorf("GOKDUMP note at %#x: %w", at, err)
+				break
+			}
+			ns.Missing = mi
 		}
 		if descEnd > uint64(len(data)) {
 			break
@@ -448,10 +547,12 @@ func parsePRStatus(desc []byte, bo binary.ByteOrder, m elf.Machine) PRStatus {
 // PT_LOAD also covers. Where segments overlap, an address is read from the
 // first segment in address order that stores it in the file, so the data
 // of one still serves when the other's was cut off (a truncated copy keeps
-// the kernel-text data, which comes first, after losing the RAM's).
+// the kernel-text data, which comes first, after losing the RAM's). An
+// address no segment stores is missing when one should have stored it (its
+// data is past the end of the file), else declared only.
 func (f *File) buildRanges() {
 	type seg struct {
-		start, fileEnd, end, offset uint64
+		start, fileEnd, missEnd, end, offset uint64
 	}
 	var segs []seg
 	var points []uint64
@@ -459,17 +560,18 @@ func (f *File) buildRanges() {
 		if s.MemSize == 0 {
 			continue
 		}
-		sg := seg{s.PhysAddr, s.PhysAddr + s.FileSize, s.PhysAddr + s.MemSize, s.Offset}
+		fe := s.PhysAddr + s.FileSize
+		sg := seg{s.PhysAddr, fe, fe + min(s.Truncated, s.MemSize-s.FileSize), s.PhysAddr + s.MemSize, s.Offset}
 		segs = append(segs, sg)
-		points = append(points, sg.start, sg.fileEnd, sg.end)
+		points = append(points, sg.start, sg.fileEnd, sg.missEnd, sg.end)
 	}
 	sort.SliceStable(segs, func(i, j int) bool { return segs[i].start < segs[j].start })
 	sort.Slice(points, func(i, j int) bool { return points[i] < points[j] })
-	// Sweep the intervals between boundaries, with the segments that store
-	// and that declare each one in heaps ordered by segment position.
-	var storing, declaring idxHeap
-	var out []physRange
-	last := -1 // segment of out's last range
+	// Sweep the intervals between boundaries, with the segments that
+	// store, that miss and that declare each one in heaps ordered by
+	// segment position.
+	var storing, missing, declaring idxHeap
+	var b rangeBuilder
 	next := 0
 	for k := 0; k+1 < len(points); k++ {
 		x, y := points[k], points[k+1]
@@ -480,38 +582,137 @@ func (f *File) buildRanges() {
 			if segs[next].fileEnd > segs[next].start {
 				heap.Push(&storing, next)
 			}
+			if segs[next].missEnd > segs[next].fileEnd {
+				heap.Push(&missing, next)
+			}
 			heap.Push(&declaring, next)
 		}
 		for storing.Len() > 0 && segs[storing[0]].fileEnd <= x {
 			heap.Pop(&storing)
 		}
+		for missing.Len() > 0 && segs[missing[0]].missEnd <= x {
+			heap.Pop(&missing)
+		}
 		for declaring.Len() > 0 && segs[declaring[0]].end <= x {
 			heap.Pop(&declaring)
 		}
-		n := len(out)
+		// With no segment storing x, a segment in the missing heap that
+		// has begun (all have) and not ended its missing part is past its
+		// stored part: x is missing.
 		switch {
 		case storing.Len() > 0:
 			i := storing[0]
-			s := segs[i]
-			if n > 0 && last == i && out[n-1].end == x && out[n-1].fileEnd == x {
-				out[n-1].end, out[n-1].fileEnd = y, y
-				continue
-			}
-			out = append(out, physRange{start: x, end: y, fileEnd: y, offset: s.offset + (x - s.start)})
-			last = i
+			b.add(i, kindStored, x, y, segs[i].offset+(x-segs[i].start))
+		case missing.Len() > 0:
+			b.add(missing[0], kindMissing, x, y, 0)
 		case declaring.Len() > 0:
-			i := declaring[0]
-			if n > 0 && last == i && out[n-1].end == x {
-				out[n-1].end = y
-				continue
-			}
-			s := segs[i]
-			out = append(out, physRange{start: x, end: y, fileEnd: x, offset: s.offset + (x - s.start)})
-			last = i
+			b.add(declaring[0], kindDeclared, x, y, 0)
 		}
 	}
-	f.ranges = out
+	f.ranges = b.out
 }
+
+// The kinds of memory a range holds, in the order they come in one.
+const (
+	kindStored = iota
+	kindMissing
+	kindDeclared
+)
+
+// rangeBuilder makes physRanges from intervals given in address order,
+// merging an interval into the last range when it continues it: same
+// owner, contiguous, and a kind that may follow (stored, then missing,
+// then declared).
+type rangeBuilder struct {
+	out  []physRange
+	last int // owner of out's last range
+}
+
+func (b *rangeBuilder) add(owner, kind int, x, y, offset uint64) {
+	if n := len(b.out); n > 0 && b.last == owner && b.out[n-1].end == x {
+		r := &b.out[n-1]
+		switch {
+		case kind == kindStored && r.fileEnd == x && r.offset+(x-r.start) == offset:
+			r.end, r.fileEnd, r.missEnd = y, y, y
+			return
+		case kind == kindMissing && r.missEnd == x:
+			r.end, r.missEnd = y, y
+			return
+		case kind == kindDeclared:
+			r.end = y
+			return
+		}
+	}
+	r := physRange{start: x, end: y, fileEnd: x, missEnd: x, offset: offset}
+	switch kind {
+	case kindStored:
+		r.fileEnd, r.missEnd = y, y
+	case kindMissing:
+		r.missEnd = y
+	}
+	b.out = append(b.out, r)
+	b.last = owner
+}
+
+// markListed makes the memory m lists missing: a dump that says it lacks
+// pages (its own GOKDUMP note) may still hold zeros for them in the file.
+func (f *File) markListed(m *Missing) {
+	ps := m.PageSize
+	var b rangeBuilder
+	j := 0
+	for i, r := range f.ranges {
+		// The range's parts: stored, missing, declared.
+		parts := [3]struct{ lo, hi uint64 }{{r.start, r.fileEnd}, {r.fileEnd, r.missEnd}, {r.missEnd, r.end}}
+		for kind, p := range parts {
+			for x := p.lo; x < p.hi; {
+				for j < len(m.Ranges) && m.Ranges[j].End()*ps <= x {
+					j++
+				}
+				y, k := p.hi, kind
+				if j < len(m.Ranges) {
+					lo, hi := m.Ranges[j].Start*ps, m.Ranges[j].End()*ps
+					switch {
+					case lo <= x:
+						y, k = min(y, hi), kindMissing
+					case lo < y:
+						y = lo
+					}
+				}
+				off := uint64(0)
+				if k == kindStored {
+					off = r.offset + (x - r.start)
+				}
+				b.add(i, k, x, y, off)
+				x = y
+			}
+		}
+	}
+	f.ranges = b.out
+}
+
+// missingPages lists, in pages, the memory the ranges miss: partly
+// missing pages count whole.
+func (f *File) missingPages() *Missing {
+	ps := uint64(f.PageSize)
+	var m *Missing
+	var last uint64 // pfn after the last page added
+	for _, r := range f.ranges {
+		if r.missEnd == r.fileEnd {
+			continue
+		}
+		if m == nil {
+			m = &Missing{PageSize: ps}
+		}
+		lo, hi := max(r.fileEnd/ps, last), ceilDiv(r.missEnd, ps)
+		if lo < hi {
+			m.Add(lo, hi-lo)
+			last = hi
+		}
+	}
+	return m
+}
+
+func ceilDiv(a, b uint64) uint64 { return a/b + min(a%b, 1) }
 
 // idxHeap is a min-heap of segment positions.
 type idxHeap []int
@@ -530,27 +731,31 @@ func (h *idxHeap) Pop() any {
 // PhysRange is a range of physical memory present in the dump's headers.
 type PhysRange struct {
 	Start, End uint64 // [Start, End) physical addresses
-	// FileEnd ≤ End: bytes from FileEnd to End are declared but absent
-	// (excluded pages of a filtered ELF dump).
+	// FileEnd ≤ End: bytes from FileEnd to End are not in the file. Of
+	// them, the first Missing bytes are missing (the file should hold
+	// them: a truncated copy, pages a GOKDUMP note lists); the rest are
+	// declared only (excluded pages of a filtered ELF dump).
 	FileEnd uint64
+	Missing uint64
 }
 
 // PhysRanges returns the physical memory ranges, sorted, not overlapping.
 func (f *File) PhysRanges() []PhysRange {
 	out := make([]PhysRange, len(f.ranges))
 	for i, r := range f.ranges {
-		out[i] = PhysRange{Start: r.start, End: r.end, FileEnd: r.fileEnd}
+		out[i] = PhysRange{Start: r.start, End: r.end, FileEnd: r.fileEnd, Missing: r.missEnd - r.fileEnd}
 	}
 	return out
 }
 
 // MaxPFN returns one past the highest page frame number the dump covers.
+// It cannot wrap: memory up to the top of the address space gives
+// 2^64/PageSize.
 func (f *File) MaxPFN() uint64 {
 	if len(f.ranges) == 0 {
 		return 0
 	}
-	ps := uint64(f.PageSize)
-	return (f.ranges[len(f.ranges)-1].end + ps - 1) / ps
+	return ceilDiv(f.ranges[len(f.ranges)-1].end, uint64(f.PageSize))
 }
 
 // Size returns the size of the underlying file.
@@ -581,13 +786,18 @@ func (f *File) FileOffset(addr uint64) (off int64, n uint64, ok bool) {
 
 // ReadPhys reads len(p) bytes of physical memory at addr. A read that
 // touches an address the dump does not hold fails with ErrHole after
-// reading what precedes it.
+// reading what precedes it; when the dump should hold it but does not (a
+// truncated file, a short read, a range its GOKDUMP note lists), the
+// error wraps ErrMissing as well.
 func (f *File) ReadPhys(p []byte, addr uint64) (int, error) {
 	done := 0
 	for done < len(p) {
 		a := addr + uint64(done)
 		off, n, ok := f.FileOffset(a)
 		if !ok {
+			if i := f.find(a); i >= 0 && a < f.ranges[i].missEnd {
+				return done, fmt.Errorf("%w: physical %#x: %w", ErrHole, a, ErrMissing)
+			}
 			return done, fmt.Errorf("%w: physical %#x", ErrHole, a)
 		}
 		want := uint64(len(p) - done)
@@ -600,8 +810,8 @@ func (f *File) ReadPhys(p []byte, addr uint64) (int, error) {
 			// io.ReaderAt may return io.EOF with a complete read that
 			// ends at the end of the file; only a short read is a fault.
 			if errors.Is(err, io.EOF) {
-				return done, fmt.Errorf("%w: physical %#x at file offset %#x: truncated",
-					ErrHole, a, off)
+				return done, fmt.Errorf("%w: physical %#x at file offset %#x: truncated: %w",
+					ErrHole, a, off, ErrMissing)
 			}
 			return done, fmt.Errorf("vmcore: read physical %#x at file offset %#x: %w", a, off, err)
 		}

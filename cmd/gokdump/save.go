@@ -139,6 +139,9 @@ func runSave(o saveFlags, out string, stdout, stderr io.Writer) error {
 			st.WriteTable(stdout)
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", saved, st.Summary())
+		for _, l := range st.MissingLines(8) {
+			fmt.Fprintf(stdout, "  %s\n", l)
+		}
 		for _, d := range st.Degraded {
 			fmt.Fprintf(stdout, "  warning: %s\n", d)
 		}

@@ -255,9 +255,9 @@ func rebuild(in *os.File, dir *crashdir.Dir) (*rebuilt, error) {
 	case cov.overflow:
 		r.gaps = "too many separate records to check"
 	case r.dump.KdumpFile != nil:
-		r.gaps, err = kdumpGaps(r.dump.KdumpFile, out, &cov)
+		r.gaps, err = kdumpGaps(r.dump.KdumpFile, &cov)
 	case r.dump.ELF != nil:
-		r.gaps, err = elfGaps(r.dump.ELF, out, &cov)
+		r.gaps = elfGaps(r.dump.ELF, &cov)
 	}
 	if err != nil {
 		r.gaps = err.Error()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,25 +13,6 @@ import (
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/internal/blockdev"
-)
-
-// Fields of makedumpfile's struct disk_dump_header and kdump_sub_header
-// (LP64) that capture/diskdump reads but does not export: where the
-// bitmaps end, where the notes are, and the status word. diskdump.Open has
-// checked them against the file by the time they are read here.
-const (
-	kdumpHeaderSize      = 464
-	kdumpSubHeaderSize   = 104
-	kdumpDescSize        = 24
-	kdumpStatusOff       = 424
-	kdumpSubHdrSizeOff   = 432
-	kdumpBitmapBlocksOff = 436
-	subVmcoreinfoOff     = 32 // offset_vmcoreinfo, size_vmcoreinfo (header version 3 on)
-	subNoteOff           = 48 // offset_note, size_note (header version 4 on)
-
-	elfFlagsOff = 48 // e_flags in an ELF64 header
-	elfPhoffOff = 32 // e_phoff
-	elfPhnumOff = 56 // e_phnum
 )
 
 // gapList collects what a rebuilt file lacks, the first few in detail.
@@ -63,55 +43,40 @@ func (g *gapList) String() string {
 	return s
 }
 
-// kdumpGaps says what parts of a rebuilt kdump-compressed file f (read
-// through r) the stream's records, cov, did not write: the header and
-// sub-header, VMCOREINFO and the notes, the bitmap blocks of every dumped
+// kdumpGaps says what parts of a rebuilt kdump-compressed file f
+// the stream's records, cov, did not write: the header and
+// sub-header, VMCOREINFO and the notes, the bitmap bytes of every dumped
 // page, the page descriptors and every page's data; and whether the page
 // data starts and ends where the 2nd bitmap says, which a lost bitmap
 // block would change. "" means nothing is missing.
 //
-// Bitmap blocks of memory holes are not checked: the writers leave them
+// Bitmap bytes of memory holes are not checked: the writers leave them
 // unwritten, and they read as "no RAM" either way.
-func kdumpGaps(f *diskdump.File, r io.ReaderAt, cov *extents) (string, error) {
-	le := binary.LittleEndian
-	hb := make([]byte, kdumpHeaderSize)
-	if _, err := r.ReadAt(hb, 0); err != nil {
-		return "", fmt.Errorf("read the header: %w", err)
-	}
-	bs := int64(f.Header.BlockSize)
-	sb := make([]byte, kdumpSubHeaderSize)
-	if _, err := r.ReadAt(sb, bs); err != nil {
-		return "", fmt.Errorf("read the sub-header: %w", err)
-	}
-	bitmap1 := (1 + int64(int32(le.Uint32(hb[kdumpSubHdrSizeOff:])))) * bs
-	bitmapLen := int64(le.Uint32(hb[kdumpBitmapBlocksOff:])) / 2 * bs
-	bitmap2 := bitmap1 + bitmapLen
-	desc := bitmap2 + bitmapLen
+func kdumpGaps(f *diskdump.File, cov *extents) (string, error) {
+	l := f.Layout()
+	bitmap1, bitmap2 := l.Bitmap1.Off, l.Bitmap2.Off
 
 	var g gapList
-	g.need(cov, "the header", 0, kdumpHeaderSize)
-	g.need(cov, "the sub-header", bs, kdumpSubHeaderSize)
-	if v := f.Header.HeaderVersion; v >= 3 {
-		g.need(cov, "VMCOREINFO", int64(le.Uint64(sb[subVmcoreinfoOff:])), int64(le.Uint64(sb[subVmcoreinfoOff+8:])))
-		if v >= 4 {
-			g.need(cov, "the ELF notes", int64(le.Uint64(sb[subNoteOff:])), int64(le.Uint64(sb[subNoteOff+8:])))
-		}
-	}
-	ndesc := int64(f.NumDumped())
-	g.need(cov, "the page descriptors", desc, ndesc*kdumpDescSize)
+	g.need(cov, "the header", l.Header.Off, l.Header.Len)
+	g.need(cov, "the sub-header", l.SubHeader.Off, l.SubHeader.Len)
+	g.need(cov, "VMCOREINFO", l.VMCOREINFO.Off, l.VMCOREINFO.Len)
+	g.need(cov, "the ELF notes", l.Notes.Off, l.Notes.Len)
+	g.need(cov, "the page descriptors", l.Descs.Off, l.Descs.Len)
 
-	pfnsPer := uint64(bs) * 8
-	lastBlk := uint64(math.MaxUint64)
+	// The writers leave bitmap bytes of zeros unwritten (holes read as
+	// zeros), so what must be there is the byte holding each dumped
+	// page's bits.
+	lastByte := uint64(math.MaxUint64)
 	var pages, lost uint64
 	minData, maxData := int64(math.MaxInt64), int64(0)
 	for pfn, err := range f.DumpedPFNs() {
 		if err != nil {
 			return "", err
 		}
-		if blk := pfn / pfnsPer; blk != lastBlk {
-			lastBlk = blk
-			g.need(cov, fmt.Sprintf("block %d of the 1st bitmap", blk), bitmap1+int64(blk)*bs, bs)
-			g.need(cov, fmt.Sprintf("block %d of the 2nd bitmap", blk), bitmap2+int64(blk)*bs, bs)
+		if by := pfn / 8; by != lastByte {
+			lastByte = by
+			g.need(cov, fmt.Sprintf("the 1st bitmap's bits of pfn %#x", pfn), bitmap1+int64(by), 1)
+			g.need(cov, fmt.Sprintf("the 2nd bitmap's bits of pfn %#x", pfn), bitmap2+int64(by), 1)
 		}
 		pages++
 		pd, ok, err := f.PageDesc(pfn)
@@ -130,14 +95,14 @@ func kdumpGaps(f *diskdump.File, r io.ReaderAt, cov *extents) (string, error) {
 	}
 	// The data begins right after the descriptors, with the zero page
 	// the writers put first when zero pages are excluded (used or not).
-	if want := desc + ndesc*kdumpDescSize; pages > lost && !f.Header.Split && minData != want && minData != want+bs {
+	if want := l.Descs.End(); pages > lost && !f.Header.Split && minData != want && minData != want+l.BlockSize {
 		g.add(fmt.Sprintf("the 2nd bitmap counts %d pages, but their data begins at %#x, not at %#x after their descriptors", pages, minData, want))
 	}
 	// Nothing was written past the last page's data but makedumpfile's
 	// erase info: more means pages the bitmaps no longer count.
-	end := max(maxData, desc+ndesc*kdumpDescSize+bs)
-	if h := f.Header; h.EraseInfoSize > 0 {
-		end = max(end, h.EraseInfoOffset+h.EraseInfoSize)
+	end := max(maxData, l.Descs.End()+l.BlockSize)
+	if l.EraseInfo.Len > 0 {
+		end = max(end, l.EraseInfo.End())
 	}
 	if n := len(cov.r); n > 0 && cov.r[n-1].end > end {
 		g.add(fmt.Sprintf("records reach %#x, past the data of the %d pages the 2nd bitmap counts (up to %#x)", cov.r[n-1].end, pages, end))
@@ -148,42 +113,27 @@ func kdumpGaps(f *diskdump.File, r io.ReaderAt, cov *extents) (string, error) {
 // elfGaps says what parts of a rebuilt ELF dump the stream's records did
 // not write: the ELF header and the program headers. Page data is not
 // checked: the ELF writer leaves zero pages as holes.
-func elfGaps(f *vmcore.File, r io.ReaderAt, cov *extents) (string, error) {
+func elfGaps(f *vmcore.File, cov *extents) string {
 	var g gapList
 	g.need(cov, "the ELF header", 0, 64)
-	b := make([]byte, 64)
-	if _, err := r.ReadAt(b, 0); err != nil {
-		return "", fmt.Errorf("read the ELF header: %w", err)
-	}
-	if phnum := f.ByteOrder.Uint16(b[elfPhnumOff:]); phnum != 0xffff { // else extended numbering
-		g.need(cov, "the program headers", int64(f.ByteOrder.Uint64(b[elfPhoffOff:])), int64(phnum)*56)
-	}
-	return g.String(), nil
+	g.need(cov, "the program headers", f.PhOff, int64(f.PhNum)*56)
+	return g.String()
 }
 
 // markIncomplete sets the incomplete flag of a rebuilt dump in its file
 // f: kdump's status bit, or ELF's e_flags bit, as makedumpfile does for a
 // dump it could not finish.
 func markIncomplete(d *anydump.Dump, f *os.File) error {
-	var (
-		off int64
-		bit uint32
-		bo  binary.ByteOrder = binary.LittleEndian
-	)
+	var err error
 	switch {
 	case d.KdumpFile != nil:
-		off, bit = kdumpStatusOff, diskdump.StatusIncomplete
+		err = diskdump.MarkIncomplete(f)
 	case d.ELF != nil:
-		off, bit, bo = elfFlagsOff, vmcore.FlagIncomplete, d.ELF.ByteOrder
+		err = vmcore.MarkIncomplete(f, d.ELF.ByteOrder)
 	default:
 		return nil
 	}
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], off); err != nil {
-		return fmt.Errorf("flag %s incomplete: %w", f.Name(), err)
-	}
-	bo.PutUint32(b[:], bo.Uint32(b[:])|bit)
-	if _, err := f.WriteAt(b[:], off); err != nil {
+	if err != nil {
 		return fmt.Errorf("flag %s incomplete: %w", f.Name(), err)
 	}
 	return f.Sync()

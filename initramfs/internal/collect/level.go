@@ -93,7 +93,7 @@ func saveDump(env *Env, cfg *config.Config, src *source, out io.WriterAt, free i
 			logf("%d pages the crashed kernel declared are absent from %s", st.Absent, src.path)
 		}
 		if st.Unreadable > 0 {
-			logf("%d pages could not be read and are saved as zeros", st.Unreadable)
+			logf("%d pages could not be read and are missing from the dump (listed in it)", st.Unreadable)
 		}
 		res.Bytes = st.BytesOut
 	}
