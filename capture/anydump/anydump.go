@@ -2,6 +2,7 @@ package anydump
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,12 @@ type Dump struct {
 	// Incomplete is set for dumps their writer flagged incomplete (a
 	// full disk, an interrupted capture).
 	Incomplete bool
+	// Missing is the memory the capture could not read from its source
+	// (gokdump's GOKDUMP note, or an ELF file's truncated PT_LOADs); nil
+	// when none is known missing. MissingErr says why the note was not
+	// understood.
+	Missing    *vmcore.Missing
+	MissingErr error
 
 	// ELF or KdumpFile is set, by format.
 	ELF       *vmcore.File
@@ -96,6 +103,7 @@ func Open(path string) (*Dump, error) {
 		d.Machine, d.VMCOREINFO, d.PRStatus = f.Machine, f.VMCOREINFO, f.PRStatus
 		d.PageSize, d.MaxPFN, d.Size = int(f.PageSize), f.MaxPFN(), f.Size()
 		d.Incomplete = f.Flags&vmcore.FlagIncomplete != 0
+		d.Missing = f.Missing
 	case Kdump:
 		f, err := diskdump.OpenFile(path)
 		if err != nil {
@@ -105,6 +113,7 @@ func Open(path string) (*Dump, error) {
 		d.Machine, d.VMCOREINFO, d.PRStatus = f.Machine, f.VMCOREINFO, f.PRStatus
 		d.PageSize, d.MaxPFN, d.Size = f.PageSize(), f.MaxPFN(), f.Size()
 		d.Incomplete = f.Incomplete()
+		d.Missing, d.MissingErr = vmcore.MissingFromNotes(f.Notes, binary.LittleEndian)
 	case Flattened:
 		return nil, fmt.Errorf("%s: %w", path, ErrFlattened)
 	}

@@ -42,7 +42,22 @@ type Info struct {
 	// Check is what Dump.Check found missing; nil when the file holds
 	// what its headers promise.
 	Check *CheckInfo `json:"check,omitempty"`
+	// Missing is the memory the capture could not read (Dump.Missing).
+	Missing *MissingInfo `json:"missing,omitempty"`
 }
+
+// MissingInfo is a Dump's missing memory in an Info: the first ranges of
+// it, as page frame numbers.
+type MissingInfo struct {
+	Pages   uint64            `json:"pages"`
+	Bytes   uint64            `json:"bytes"`
+	Ranges  []vmcore.PFNRange `json:"ranges"`
+	Partial bool              `json:"partial,omitempty"` // more ranges than listed
+	Error   string            `json:"error,omitempty"`   // the note could not be read
+}
+
+// maxInfoRanges bounds the missing ranges an Info lists.
+const maxInfoRanges = 16
 
 // CheckInfo is a CheckError in an Info.
 type CheckInfo struct {
@@ -84,6 +99,15 @@ func (d *Dump) Info() *Info {
 		in.Complete = false
 	case err != nil:
 		in.Check = &CheckInfo{Detail: err.Error()}
+		in.Complete = false
+	}
+	switch {
+	case d.MissingErr != nil:
+		in.Missing = &MissingInfo{Error: d.MissingErr.Error()}
+	case !d.Missing.Empty():
+		m := d.Missing
+		in.Missing = &MissingInfo{Pages: m.Pages, Bytes: m.Bytes(), Partial: m.Partial || len(m.Ranges) > maxInfoRanges,
+			Ranges: m.Ranges[:min(len(m.Ranges), maxInfoRanges)]}
 		in.Complete = false
 	}
 	if v := d.VMCOREINFO; v != nil {

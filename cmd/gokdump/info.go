@@ -91,6 +91,13 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	}
 	p("format", "%s, %s", in.Format, strings.Join(state, ", "))
 	p("size", "%.1f MiB", float64(in.Size)/(1<<20))
+	if m := in.Missing; m != nil {
+		if m.Error != "" {
+			p("missing", "unknown: %s", printk.Printable(m.Error))
+		} else {
+			p("missing", "%d pages (%.1f MiB) the capture could not read: %s", m.Pages, float64(m.Bytes)/(1<<20), missingRanges(m))
+		}
+	}
 	p("kernel", "%s %s", printk.Printable(in.Release), printk.Printable(in.Version))
 	p("machine", "%s, %d CPUs", printk.Printable(in.Machine), in.CPUs)
 	if !in.CrashTime.IsZero() {
@@ -121,4 +128,17 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	if in.NoteError != "" {
 		p("notes", "damaged: %s", printk.Printable(in.NoteError))
 	}
+}
+
+// missingRanges lists missing pfn ranges as a person reads them.
+func missingRanges(m *anydump.MissingInfo) string {
+	parts := make([]string, len(m.Ranges))
+	for i, r := range m.Ranges {
+		parts[i] = fmt.Sprintf("pfn %#x-%#x", r.Start, r.End()-1)
+	}
+	s := strings.Join(parts, ", ")
+	if m.Partial {
+		s += ", and more"
+	}
+	return s
 }

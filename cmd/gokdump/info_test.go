@@ -99,3 +99,43 @@ func TestDmesgNoLog(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
 	}
 }
+
+// TestInfoMissing: a dump saved from a cut vmcore lists the memory the
+// cut took, in both formats, and is not called complete.
+func TestInfoMissing(t *testing.T) {
+	core := testVmcore(t, 300, 1764246000)
+	// Keep the headers and 100 of the 300 pages.
+	if err := os.Truncate(core, 4096+100*4096); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"kdump", "elf"} {
+		t.Run(format, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "dump")
+			args := []string{"save", "--quiet", "-d", "0", "--format", format, "--vmcore", core}
+			if format == "elf" {
+				args = append(args, "--compress", "none")
+			}
+			args = append(args, out)
+			if code, _, stderr := gokdump(args...); code != exitIncomplete {
+				t.Fatalf("save: exit %d, want %d:\n%s", code, exitIncomplete, stderr)
+			}
+			saved := out
+			if _, err := os.Stat(saved); err != nil {
+				saved = out + ".incomplete"
+			}
+			var b bytes.Buffer
+			if err := runInfo(saved, false, false, &b); err != nil {
+				t.Fatal(err)
+			}
+			stdout := b.String()
+			for _, want := range []string{"INCOMPLETE", "missing:     200 pages (0.8 MiB) the capture could not read: pfn 0x64-0x12b"} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("info lacks %q:\n%s", want, stdout)
+				}
+			}
+			if strings.Contains(stdout, "complete\n") && !strings.Contains(stdout, "INCOMPLETE") {
+				t.Errorf("called complete:\n%s", stdout)
+			}
+		})
+	}
+}
