@@ -8,6 +8,7 @@ import (
 
 	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
+	"github.com/gokdump/gokdump/qemu-tests/matrix"
 )
 
 var repoRoot = func() string {
@@ -97,6 +98,10 @@ func keep(t *testing.T, r *harness.Run, file, kind string) {
 	if err := os.Rename(file, dst); err != nil {
 		t.Fatalf("keep %s: %v", dst, err)
 	}
+	// A dump holds the guest's secrets, as any would.
+	if err := os.Chmod(dst, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(dst+".id", []byte(r.ID+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -109,4 +114,12 @@ func keep(t *testing.T, r *harness.Run, file, kind string) {
 		}
 	}
 	t.Logf("kept %s", dst)
+}
+
+// record adds a record to the kernel table's results file.
+func record(t *testing.T, rec matrix.Record) {
+	t.Helper()
+	if err := matrix.Append(rec); err != nil {
+		t.Error(err)
+	}
 }
