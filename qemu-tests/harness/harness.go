@@ -123,10 +123,11 @@ var (
 )
 
 // Binaries builds the stage-1 init and the capture init once per process,
-// static, into root/.cache/qemu-tests/bin.
+// static, into root/bin/qemu-tests (the checkout's own: .cache may be
+// shared by several checkouts).
 func Binaries(root string) (stage1, captureInit string, err error) {
 	binOnce.Do(func() {
-		dir := filepath.Join(root, ".cache", "qemu-tests", "bin")
+		dir := filepath.Join(root, "bin", "qemu-tests")
 		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
 			return
 		}
@@ -158,7 +159,7 @@ var (
 // it on the host as a user would.
 func Gokdump(root string) (string, error) {
 	cliOnce.Do(func() {
-		dir := filepath.Join(root, ".cache", "qemu-tests", "bin")
+		dir := filepath.Join(root, "bin", "qemu-tests")
 		if cliErr = os.MkdirAll(dir, 0o755); cliErr != nil {
 			return
 		}
