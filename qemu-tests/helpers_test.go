@@ -109,6 +109,9 @@ func keep(t *testing.T, r *harness.Run, file, kind string) {
 		// The debug vmlinux, when fetched, is found in the cache by KVER.
 		e := fixture.IndexEntry{File: filepath.Base(dst), KVer: r.Kernel.KVer, Line: r.Kernel.Line,
 			Disk: r.Spec.Disk, MemMiB: r.Spec.MemMiB, ID: r.ID}
+		if r.Kernel.Name != r.Kernel.Line {
+			e.Matrix = r.Kernel.Name
+		}
 		if err := fixture.AddToIndex(dir, e); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,10 @@
 package harness
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
+)
 
 func TestDiedBeforeStage1(t *testing.T) {
 	panicLine := "[    0.647357] Kernel panic - not syncing: Attempted to kill the idle task!"
@@ -23,6 +27,21 @@ func TestDiedBeforeStage1(t *testing.T) {
 			line, got := r.diedBeforeStage1()
 			if got != tt.want || (got && line != panicLine) {
 				t.Errorf("diedBeforeStage1 = %q, %v; want %v", line, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMatrixDumpsKept checks that the QEMU tests kept a real dump of every
+// line of the kernel matrix for the unit tests, which find them by line:
+// in strict mode (make test, CI) a line without one fails here.
+func TestMatrixDumpsKept(t *testing.T) {
+	for _, l := range Lines() {
+		t.Run(l.Name, func(t *testing.T) {
+			d := fixture.MatrixDump(t, l.Name)
+			t.Logf("%s: %s (%s)", l.Name, d.Name(), d.KVer)
+			if l.Dbg {
+				d.NeedVMLinux(t)
 			}
 		})
 	}
