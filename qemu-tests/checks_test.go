@@ -51,14 +51,18 @@ func checkDump(t *testing.T, r *harness.Run, file string, w want) facts {
 		t.Error("dump has no NT_PRSTATUS note")
 	}
 	d.Close()
-	fx.pages = dumpPages(t, file)
 	if format != w.format {
 		t.Errorf("dump format %s, want %s", format, w.format)
 	}
 	if incomplete != w.incomplete {
 		t.Errorf("dump incomplete = %v, want %v", incomplete, w.incomplete)
 	}
-	if n := countMarkers(t, file, guest.MarkerPrefix("KMSG", r.ID)); n != 1 {
+	c, err := harness.TakeCensus(file, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.pages, fx.user = c.Pages, c.Markers["USER"]
+	if n := c.Markers["KMSG"]; n != 1 {
 		t.Errorf("kmsg marker found %d times (distinct), want 1", n)
 	}
 	for _, m := range []struct {
@@ -66,10 +70,7 @@ func checkDump(t *testing.T, r *harness.Run, file string, w want) facts {
 		all  bool
 		n    int
 	}{{"USER", w.userAll, r.Spec.AnonMiB}, {"CACHE", w.cacheAll, r.Spec.CacheMiB}} {
-		got := countMarkers(t, file, guest.MarkerPrefix(m.kind, r.ID))
-		if m.kind == "USER" {
-			fx.user = got
-		}
+		got := c.Markers[m.kind]
 		wantN := 0
 		if m.all {
 			wantN = m.n

@@ -793,6 +793,41 @@ func run(name string, args ...string) error {
 	return nil
 }
 
+// Census is what a dump holds of a run: its pages, and the distinct whole
+// markers of each kind (USER, CACHE, KMSG) with the run's id.
+type Census struct {
+	Pages   uint64
+	Markers map[string]int
+}
+
+// TakeCensus reads every page a dump (ELF or kdump-compressed) holds once
+// and counts its pages and the run's markers by kind.
+func TakeCensus(path, id string) (Census, error) {
+	c := Census{Markers: map[string]int{}}
+	seen := map[string]bool{}
+	kinds := []string{"USER", "CACHE", "KMSG"}
+	// After "GOKDUMP-": KIND-ID-NNNNNN.
+	whole := func(rest []byte) int {
+		for _, k := range kinds {
+			m := guest.Marker(k, id, 0)[len("GOKDUMP-"):]
+			n := len(m) - 6
+			if len(rest) >= len(m) && string(rest[:n]) == m[:n] && allDigits(rest[n:len(m)]) {
+				return len(m)
+			}
+		}
+		return 0
+	}
+	err := scanDump(path, "GOKDUMP-", whole, func(m string, _ uint64) bool {
+		if !seen[m] {
+			seen[m] = true
+			kind, _, _ := strings.Cut(m[len("GOKDUMP-"):], "-")
+			c.Markers[kind]++
+		}
+		return true
+	}, func() { c.Pages++ })
+	return c, err
+}
+
 // CountMarkers reads every page a dump (ELF or kdump-compressed) holds and
 // returns how many distinct whole markers with prefix it contains.
 func CountMarkers(path, prefix string) (int, error) {
@@ -820,6 +855,18 @@ func FindMarker(path, marker string) (uint64, error) {
 // scanMarkers calls f with each whole marker with prefix the dump holds
 // and its physical address, until f returns false.
 func scanMarkers(path, prefix string, f func(marker string, phys uint64) bool) error {
+	whole := func(rest []byte) int {
+		if len(rest) >= 6 && allDigits(rest[:6]) {
+			return 6
+		}
+		return 0
+	}
+	return scanDump(path, prefix, whole, f, func() {})
+}
+
+// scanDump calls page for each page of a dump and f with each whole marker
+// it holds: prefix followed by the whole(rest) bytes whole accepts.
+func scanDump(path, prefix string, whole func(rest []byte) int, f func(marker string, phys uint64) bool, page func()) error {
 	d, err := anydump.Open(path)
 	if err != nil {
 		return err
@@ -827,7 +874,7 @@ func scanMarkers(path, prefix string, f func(marker string, phys uint64) bool) e
 	defer d.Close()
 	p := []byte(prefix)
 	ps := d.PageSize
-	keep := len(p) + 16
+	keep := len(p) + 40 // a whole marker fits
 	// The tail of the previous page, so a marker across two consecutive
 	// pages is found whole.
 	buf := make([]byte, keep+ps) // [tail of the previous page][this page]
@@ -836,6 +883,7 @@ func scanMarkers(path, prefix string, f func(marker string, phys uint64) bool) e
 		if err != nil {
 			return err
 		}
+		page()
 		data, base := buf[keep:], pfn*uint64(ps)
 		if pfn == prev+1 {
 			copy(buf[:keep], buf[ps:ps+keep])
@@ -852,8 +900,8 @@ func scanMarkers(path, prefix string, f func(marker string, phys uint64) bool) e
 			at := i + j
 			// Only whole markers count: the guest's heap also holds the
 			// bare prefix it built them from.
-			if at+len(p)+6 <= len(data) && allDigits(data[at+len(p):at+len(p)+6]) {
-				if !f(string(data[at:at+len(p)+6]), base+uint64(at)) {
+			if n := whole(data[at+len(p):]); n > 0 {
+				if !f(string(data[at:at+len(p)+n]), base+uint64(at)) {
 					return nil
 				}
 			}
