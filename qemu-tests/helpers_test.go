@@ -72,15 +72,6 @@ func ls(t *testing.T, r *harness.Run, dir string) map[string]uint32 {
 	return m
 }
 
-func countMarkers(t *testing.T, path, prefix string) int {
-	t.Helper()
-	n, err := harness.CountMarkers(path, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // keep moves a dump into $GOKDUMP_KEEP_VMCORES, when set, as
 // <kver>-<disk>-<mem>M.<kind>, with the run id beside it, for benchmarks
 // and for developing readers against real dumps; an ELF one is recorded in
