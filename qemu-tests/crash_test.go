@@ -24,6 +24,9 @@ var dumpPathRE = regexp.MustCompile(`^/var/crash/\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d(
 // The NVMe run gives its line's row of the kernel table the boot-to-dump
 // time and the pages kept.
 func TestCrash(t *testing.T) {
+	// Every top-level test runs in parallel, so that two guests run
+	// at all times (go test -parallel), not one while a group ends.
+	t.Parallel()
 	type tc struct {
 		line harness.Line
 		disk string

@@ -13,6 +13,7 @@ import (
 // transparent huge pages off, on Debian 12's two lines: no user or
 // page-cache marker may survive it.
 func TestFilter(t *testing.T) {
+	t.Parallel()
 	type tc struct {
 		name, line, first, capture string
 		w                          want

@@ -32,6 +32,7 @@ import (
 // the others are tried, and its row of the kernel table says which could.
 // The ELF dump is kept for the unit tests (GOKDUMP_KEEP_VMCORES).
 func TestReaders(t *testing.T) {
+	t.Parallel()
 	for _, line := range harness.Lines() {
 		t.Run(line.Name, func(t *testing.T) {
 			t.Parallel()
