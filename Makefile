@@ -8,7 +8,7 @@ GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
 # QEMU crash tests take minutes each under TCG; give the whole run room.
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build test test-kernel unit qemu-test demo lint fuzz bench clean help deps install
+.PHONY: all build test test-kernel test-race unit qemu-test demo lint fuzz bench clean help deps install
 
 all: build ## build bin/gokdump and the static capture init bin/gokdump-init
 
@@ -23,9 +23,9 @@ deps: ## install missing apt packages the tests and demo need (qemu, makedumpfil
 FUZZ_SHORT ?= 5s
 FUZZTIME   ?= 2m
 
-test: deps build lint ## everything CI runs: lint, short fuzzing of every fuzz target, unit and QEMU crash tests
+test: deps build lint ## everything CI runs: lint, short fuzzing, the QEMU crash tests on the kernel matrix (keeping their vmcores), the unit tests on those (strict), -race on the save pipeline; ends with the kernel table and every skip
 	scripts/fuzz $(FUZZ_SHORT)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests
 
 fuzz: ## every fuzz target for FUZZTIME each (default 2m); failing inputs land in testdata/fuzz/ as seeds
 	scripts/fuzz $(FUZZTIME)
@@ -33,8 +33,11 @@ fuzz: ## every fuzz target for FUZZTIME each (default 2m); failing inputs land i
 unit: ## unit tests only (no QEMU)
 	$(GO) test -short -count=1 ./...
 
-qemu-test: deps build ## only the QEMU crash tests
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./qemu-tests/
+qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDUMP_LINES="6.1 latest" picks lines)
+	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests qemu
+
+test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
+	scripts/run-tests race
 
 test-kernel: deps build ## build the dedicated capture kernel (~36 min the first time on 2 cores) and run its QEMU crash test
 	scripts/build-capture-kernel
@@ -48,8 +51,8 @@ lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 	  $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
 
-demo: deps build ## crash a QEMU guest end to end and show the saved dump
-	scripts/demo
+demo: deps build ## crash a QEMU guest end to end and show the saved dump (DEMO_FLAGS='-kernel latest')
+	scripts/demo $(DEMO_FLAGS)
 
 PREFIX  ?= /usr
 DESTDIR ?=
@@ -73,4 +76,5 @@ help: ## this list
 	@echo "make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
-	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them)"
+	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them), DEMO_FLAGS,"
+	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache)"

@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"fmt"
 	"path"
 	"regexp"
 	"testing"
@@ -8,23 +9,40 @@ import (
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
+	"github.com/gokdump/gokdump/qemu-tests/matrix"
 )
 
 var dumpPathRE = regexp.MustCompile(`^/var/crash/\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d(-\d+)?/vmcore$`)
 
-// TestCrash is the main path: each kernel line × each disk type, a real
-// panic, the default capture (kdump-compressed, zstd, level 31), checked
-// from the host with our reader and drgn.
+// TestCrash is the main path on every line of the kernel matrix: a real
+// panic with NVMe as the dump disk (and virtio-blk on the oldest and
+// newest lines), the default capture (kdump-compressed, zstd, level 31),
+// checked from the host with our reader and drgn. Debian's cloud kernels
+// run with transparent huge pages always on, so this is also the filter
+// test with THP on: the user memory sits in huge pages (checked), and at
+// level 31 no user or page-cache marker may survive, the kmsg marker must.
+// The NVMe run gives its line's row of the kernel table the boot-to-dump
+// time and the pages kept.
 func TestCrash(t *testing.T) {
-	for _, tc := range []struct{ line, disk string }{
-		{"6.1", "nvme"},
-		{"6.1", "virtio"},
-		{"6.12", "nvme"},
-		{"6.12", "virtio"},
-	} {
-		t.Run(tc.line+"-"+tc.disk, func(t *testing.T) {
+	// Every top-level test runs in parallel, so that two guests run
+	// at all times (go test -parallel), not one while a group ends.
+	t.Parallel()
+	type tc struct {
+		line harness.Line
+		disk string
+	}
+	var cases []tc
+	for _, l := range harness.Lines() {
+		cases = append(cases, tc{l, "nvme"})
+	}
+	cases = append(cases, tc{harness.Oldest(), "virtio"})
+	if harness.Newest().Name != harness.Oldest().Name {
+		cases = append(cases, tc{harness.Newest(), "virtio"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.line.Name+"-"+tc.disk, func(t *testing.T) {
 			t.Parallel()
-			r := crash(t, harness.Spec{Line: tc.line, Disk: tc.disk, Dbg: true})
+			r := crash(t, harness.Spec{Line: tc.line.Name, Disk: tc.disk, Dbg: true})
 			p := savedPath(t, r)
 			t.Logf("%s %s phases:\n%s", r.Kernel.KVer, tc.disk, r.PhaseReport())
 			if !dumpPathRE.MatchString(p) {
@@ -46,7 +64,11 @@ func TestCrash(t *testing.T) {
 			checkDmesgFile(t, r, dir)
 			out := extract(t, r, p)
 			// Level 31: user memory and page cache are gone, the log stays.
-			checkDump(t, r, out, want{format: anydump.Kdump})
+			fx := checkDump(t, r, out, want{format: anydump.Kdump})
+			thp := r.AnonHugeKB()
+			if thp <= 0 {
+				failf(t, r, "no transparent huge pages in the guest before the crash (AnonHugePages %d kB)", thp)
+			}
 			in, err := anydump.ReadInfo(out)
 			if err != nil {
 				t.Fatal(err)
@@ -54,6 +76,16 @@ func TestCrash(t *testing.T) {
 			if in.Panic != "Kernel panic - not syncing: sysrq triggered crash" || in.Release != r.Kernel.KVer || !in.Complete {
 				t.Errorf("gokdump info: panic %q, release %q, complete %v", in.Panic, in.Release, in.Complete)
 			}
+			if tc.disk != "nvme" {
+				return
+			}
+			rec := r.Record(t.Name())
+			rec.Kept31, rec.THPkB = fx.pages, thp
+			rec.User = fmt.Sprintf("%d/%d", fx.user, r.Spec.AnonMiB)
+			if fx.drgn != "" {
+				rec.Readers = map[matrix.Reader]string{fx.drgn: matrix.OK}
+			}
+			record(t, rec)
 		})
 	}
 }

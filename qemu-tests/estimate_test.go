@@ -17,6 +17,7 @@ import (
 // succeeds. With GOKDUMP_CALIBRATE=1 it also searches for the smallest size
 // that works, to calibrate the estimate's terms (not run in CI).
 func TestEstimate(t *testing.T) {
+	t.Parallel()
 	for _, line := range []string{"6.1", "6.12"} {
 		t.Run(line, func(t *testing.T) {
 			t.Parallel()

@@ -299,6 +299,7 @@ func TestFaultPowerCut(t *testing.T) {
 // blocks for good in a system call mid-dump: each ends in FAILED and the
 // failure action, the hang within the time budget.
 func TestFaultPanic(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		point, line, budget, reason string
 	}{

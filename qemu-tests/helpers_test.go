@@ -8,6 +8,7 @@ import (
 
 	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
+	"github.com/gokdump/gokdump/qemu-tests/matrix"
 )
 
 var repoRoot = func() string {
@@ -71,15 +72,6 @@ func ls(t *testing.T, r *harness.Run, dir string) map[string]uint32 {
 	return m
 }
 
-func countMarkers(t *testing.T, path, prefix string) int {
-	t.Helper()
-	n, err := harness.CountMarkers(path, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // keep moves a dump into $GOKDUMP_KEEP_VMCORES, when set, as
 // <kver>-<disk>-<mem>M.<kind>, with the run id beside it, for benchmarks
 // and for developing readers against real dumps; an ELF one is recorded in
@@ -97,6 +89,10 @@ func keep(t *testing.T, r *harness.Run, file, kind string) {
 	if err := os.Rename(file, dst); err != nil {
 		t.Fatalf("keep %s: %v", dst, err)
 	}
+	// A dump holds the guest's secrets, as any would.
+	if err := os.Chmod(dst, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(dst+".id", []byte(r.ID+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +100,20 @@ func keep(t *testing.T, r *harness.Run, file, kind string) {
 		// The debug vmlinux, when fetched, is found in the cache by KVER.
 		e := fixture.IndexEntry{File: filepath.Base(dst), KVer: r.Kernel.KVer, Line: r.Kernel.Line,
 			Disk: r.Spec.Disk, MemMiB: r.Spec.MemMiB, ID: r.ID}
+		if r.Kernel.Name != r.Kernel.Line {
+			e.Matrix = r.Kernel.Name
+		}
 		if err := fixture.AddToIndex(dir, e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Logf("kept %s", dst)
+}
+
+// record adds a record to the kernel table's results file.
+func record(t *testing.T, rec matrix.Record) {
+	t.Helper()
+	if err := matrix.Append(rec); err != nil {
+		t.Error(err)
+	}
 }

@@ -22,6 +22,7 @@ import (
 // initramfs is around), the guest panics, and the capture must reach the
 // disk with only the modules host-only mode chose.
 func TestHostOnlyBuild(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("QEMU crash tests are skipped with -short")
 	}

@@ -2,11 +2,12 @@ package qemutests
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,50 +18,103 @@ import (
 	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/capture/printk"
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
+	"github.com/gokdump/gokdump/qemu-tests/matrix"
 )
 
-// TestReaders has the capture kernel write an unfiltered ELF dump, then
-// makes every output kind from it on the host and has the real readers —
-// drgn, makedumpfile — open each.
+// TestReaders has the capture kernel of every line of the kernel matrix
+// write an unfiltered ELF dump, then makes every output kind from it on
+// the host and has the real readers open them: Debian 12's drgn,
+// makedumpfile and crash, and sid's newer ones (scripts/sid-root). A line
+// fails when a reader it needs (harness.Matrix) does not read its dumps;
+// the others are tried, and its row of the kernel table says which could.
+// The ELF dump is kept for the unit tests (GOKDUMP_KEEP_VMCORES).
 func TestReaders(t *testing.T) {
-	for _, line := range []string{"6.1", "6.12"} {
-		t.Run(line, func(t *testing.T) {
+	t.Parallel()
+	for _, line := range harness.Lines() {
+		t.Run(line.Name, func(t *testing.T) {
 			t.Parallel()
-			r := crash(t, harness.Spec{Line: line, Dbg: true,
+			r := crash(t, harness.Spec{Line: line.Name, Dbg: true,
 				CaptureAppend: "gokdump.format=elf gokdump.dump_level=0"})
-			p := savedPath(t, r)
-			elfFile := extract(t, r, p)
+			// crash takes a ':' in a dump's name for an address.
+			elfFile := filepath.Join(r.Spec.Dir, "vmcore.elf")
+			if err := r.Extract(savedPath(t, r), elfFile); err != nil {
+				t.Fatal(err)
+			}
 			checkDump(t, r, elfFile, want{format: anydump.ELF, userAll: true, cacheAll: true})
 
-			ref := makedumpfileDmesg(t, elfFile)
-			if ours := ourDmesg(t, elfFile); !bytes.Equal(ours, ref) {
-				t.Errorf("gokdump dmesg on the ELF dump differs from makedumpfile --dump-dmesg:\n%s", firstDiff(ours, ref))
+			rec := r.Kernel.Record(t.Name())
+			versions, err := harness.ReaderVersions(repoRoot)
+			if err != nil {
+				fixture.Missing(t, "no sid tree for the newer readers: %v", err)
 			}
+			rec.Versions = versions
+			v := newVerdicts(t, r, &rec)
+			defer record(t, rec)
+
+			for _, rd := range []matrix.Reader{matrix.DrgnOld, matrix.DrgnNew} {
+				ok, why := drgnRead(t, rd, r, elfFile)
+				v.set(rd, "the ELF dump", ok, why)
+				ok, why = drgnPhys(t, rd, r, elfFile)
+				v.set(rd, "the ELF dump's physical memory, no symbols", ok, why)
+			}
+			ours := ourDmesg(t, elfFile)
+			for _, rd := range []matrix.Reader{matrix.MDFOld, matrix.MDFNew} {
+				ref, err := mdfDmesg(t, rd, elfFile)
+				switch {
+				case err != nil:
+					v.set(rd, "--dump-dmesg", false, err.Error())
+				case !bytes.Equal(ours, ref):
+					v.set(rd, "--dump-dmesg", false, "differs from gokdump dmesg: "+firstDiff(ours, ref))
+				default:
+					v.set(rd, "--dump-dmesg", true, "")
+				}
+			}
+			for _, rd := range []matrix.Reader{matrix.CrashOld, matrix.CrashNew} {
+				if r.Kernel.VMLinux != "" {
+					ok, why := crashRead(t, rd, r, elfFile)
+					v.set(rd, "the ELF dump", ok, why)
+				}
+			}
+
 			src, err := vmcore.Open(elfFile)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer src.Close()
-
 			for _, c := range []codec.Codec{codec.Zstd, codec.Zlib, codec.Snappy} {
 				out := save(t, src, r.Spec.Dir, pipeline.Options{Level: 31, Codec: c})
 				checkDump(t, r, out, want{format: anydump.Kdump})
 				fullRead(t, src, out)
-				if ours := ourDmesg(t, out); !bytes.Equal(ours, ref) {
-					t.Errorf("gokdump dmesg on our %v dump differs from makedumpfile on the ELF dump:\n%s", c, firstDiff(ours, ref))
+				if got := ourDmesg(t, out); !bytes.Equal(got, ours) {
+					t.Errorf("gokdump dmesg on our %v dump differs from that on the ELF dump:\n%s", c, firstDiff(got, ours))
 				}
 				if c == codec.Zlib {
-					// Debian's makedumpfile reads zlib and lzo only.
-					if b := makedumpfileDmesg(t, out); !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
-						t.Error("makedumpfile --dump-dmesg on our zlib dump lacks the kmsg marker")
+					// Debian 12's makedumpfile reads zlib and lzo only.
+					for _, rd := range []matrix.Reader{matrix.MDFOld, matrix.MDFNew} {
+						b, err := mdfDmesg(t, rd, out)
+						if err == nil && !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
+							err = errors.New("the log lacks the kmsg marker")
+						}
+						v.set(rd, "--dump-dmesg on our zlib dump", err == nil, fmt.Sprint(err))
+						refiltered := filepath.Join(r.Spec.Dir, "refiltered")
+						_, err = mdfRun(t, rd, r.Spec.Dir, "-c", "-d", "31", out, refiltered)
+						v.set(rd, "-c -d 31 on our zlib dump", err == nil, fmt.Sprint(err))
+						os.Remove(refiltered)
 					}
-					refilter := filepath.Join(r.Spec.Dir, "refiltered")
-					if b, err := exec.Command("makedumpfile", "-c", "-d", "31", out, refilter).CombinedOutput(); err != nil {
-						t.Errorf("makedumpfile -c -d 31 on our zlib dump: %v\n%s", err, b)
+				}
+				if c != codec.Snappy && r.Kernel.VMLinux != "" {
+					// crash as README shows it, on the dumps users keep:
+					// each run reads the whole vmlinux, so Debian 12's
+					// where the line needs it, sid's on the newest line.
+					for _, rd := range []matrix.Reader{matrix.CrashOld, matrix.CrashNew} {
+						if rd == matrix.CrashOld && line.Needs(rd) || rd == matrix.CrashNew && line.Name == harness.Newest().Name {
+							ok, why := crashRead(t, rd, r, out)
+							v.set(rd, fmt.Sprintf("our %v dump", c), ok, why)
+						}
 					}
-					os.Remove(refilter)
 				}
 				os.Remove(out)
 			}
@@ -70,12 +124,16 @@ func TestReaders(t *testing.T) {
 
 			out = save(t, src, r.Spec.Dir, pipeline.Options{Level: 31, Format: pipeline.FormatELF})
 			checkDump(t, r, out, want{format: anydump.ELF})
-			if b := makedumpfileDmesg(t, out); !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
-				t.Error("makedumpfile --dump-dmesg on our ELF dump lacks the kmsg marker")
+			for _, rd := range []matrix.Reader{matrix.MDFOld, matrix.MDFNew} {
+				b, err := mdfDmesg(t, rd, out)
+				if err == nil && !bytes.Contains(b, []byte(guest.Marker("KMSG", r.ID, 0))) {
+					err = errors.New("the log lacks the kmsg marker")
+				}
+				v.set(rd, "--dump-dmesg on our ELF dump", err == nil, fmt.Sprint(err))
 			}
 			os.Remove(out)
 
-			compareClasses(t, r, src, elfFile)
+			compareClasses(t, r, src, elfFile, v)
 			keep(t, r, elfFile, "elf")
 		})
 	}
@@ -154,20 +212,6 @@ func ourDmesg(t *testing.T, file string) []byte {
 	return b.Bytes()
 }
 
-func makedumpfileDmesg(t *testing.T, file string) []byte {
-	t.Helper()
-	out := file + ".dmesg"
-	if b, err := exec.Command("makedumpfile", "--dump-dmesg", file, out).CombinedOutput(); err != nil {
-		t.Fatalf("makedumpfile --dump-dmesg %s: %v\n%s", filepath.Base(file), err, b)
-	}
-	defer os.Remove(out)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func firstDiff(a, b []byte) string {
 	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
 	for i := 0; i < min(len(al), len(bl)); i++ {
@@ -180,22 +224,17 @@ func firstDiff(a, b []byte) string {
 
 var mdfRow = regexp.MustCompile(`(?m)^\s*(Pages filled with zero|Non-private cache pages|Private cache pages|User process data pages|Free pages|Hwpoison pages|Offline pages)\s*:\s*0x([0-9a-f]+)`)
 
-// compareClasses runs makedumpfile -d 31 on the ELF dump and compares its
-// page classes with ours: equal on 6.1, where makedumpfile 1.7.2 is right;
-// on 6.12 with THP it misses nearly all user memory, which we log.
-func compareClasses(t *testing.T, r *harness.Run, src *vmcore.File, elfFile string) {
+// classes are the page-class rows of makedumpfile's report, in its order.
+var classes = []string{"Pages filled with zero", "Non-private cache pages", "Private cache pages",
+	"User process data pages", "Free pages", "Hwpoison pages", "Offline pages"}
+
+// compareClasses runs makedumpfile -d 31 on the ELF dump, Debian 12's
+// and sid's, and compares their page classes and the pages their dumps
+// keep with ours; the line's SameClasses must agree, the others' numbers
+// are logged.
+func compareClasses(t *testing.T, r *harness.Run, src *vmcore.File, elfFile string, v *verdicts) {
 	t.Helper()
-	out := filepath.Join(r.Spec.Dir, "mdf")
-	b, err := exec.Command("makedumpfile", "-l", "-d", "31", "--message-level", "31", elfFile, out).CombinedOutput()
-	os.Remove(out)
-	if err != nil {
-		t.Fatalf("makedumpfile -d 31: %v\n%s", err, b)
-	}
-	theirs := map[string]uint64{}
-	for _, m := range mdfRow.FindAllStringSubmatch(string(b), -1) {
-		n, _ := strconv.ParseUint(m[2], 16, 64)
-		theirs[m[1]] = n
-	}
+	line := harness.LineNamed(r.Spec.Line)
 	tmp := filepath.Join(r.Spec.Dir, "classes")
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -203,7 +242,6 @@ func compareClasses(t *testing.T, r *harness.Run, src *vmcore.File, elfFile stri
 	}
 	st, err := pipeline.Save(src, f, pipeline.Options{Level: 31, Codec: codec.Snappy})
 	f.Close()
-	os.Remove(tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,18 +249,61 @@ func compareClasses(t *testing.T, r *harness.Run, src *vmcore.File, elfFile stri
 		"Pages filled with zero": st.Zero, "Non-private cache pages": st.Cache,
 		"Private cache pages": st.CachePriv, "User process data pages": st.User,
 		"Free pages": st.Free, "Hwpoison pages": st.HWPoison, "Offline pages": st.Offline,
+		kept: dumpPages(t, tmp),
+	}
+	os.Remove(tmp)
+	theirs := map[matrix.Reader]map[string]uint64{}
+	for _, rd := range []matrix.Reader{matrix.MDFOld, matrix.MDFNew} {
+		out := filepath.Join(r.Spec.Dir, "mdf")
+		b, err := mdfRun(t, rd, r.Spec.Dir, "-l", "-d", "31", "--message-level", "31", elfFile, out)
+		if !v.set(rd, "-d 31 on the ELF dump", err == nil, fmt.Sprint(err)) {
+			continue
+		}
+		theirs[rd] = map[string]uint64{kept: dumpPages(t, out)}
+		os.Remove(out)
+		for _, m := range mdfRow.FindAllStringSubmatch(string(b), -1) {
+			n, _ := strconv.ParseUint(m[2], 16, 64)
+			theirs[rd][m[1]] = n
+		}
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-26s %10s %12s\n", "class (pages)", "gokdump", "makedumpfile")
-	for _, k := range []string{"Pages filled with zero", "Non-private cache pages", "Private cache pages",
-		"User process data pages", "Free pages", "Hwpoison pages", "Offline pages"} {
-		fmt.Fprintf(&table, "%-26s %10d %12d\n", k, ours[k], theirs[k])
-		if r.Kernel.Line == "6.1" && ours[k] != theirs[k] {
-			t.Errorf("%s: gokdump %d, makedumpfile %d", k, ours[k], theirs[k])
+	fmt.Fprintf(&table, "%-26s %10s %12s %18s\n", "class (pages)", "gokdump", matrix.MDFOld, matrix.MDFNew)
+	for _, k := range append(classes, kept) {
+		fmt.Fprintf(&table, "%-26s %10d %12d %18d\n", k, ours[k], theirs[matrix.MDFOld][k], theirs[matrix.MDFNew][k])
+		for _, rd := range line.SameClasses {
+			if m := theirs[rd]; m != nil && ours[k] != m[k] {
+				t.Errorf("-d 31, %s: gokdump %d, %s %d", k, ours[k], rd, m[k])
+			}
 		}
 	}
 	t.Logf("%s at -d 31:\n%s", r.Kernel.KVer, table.String())
-	if r.Kernel.Line == "6.12" && ours["User process data pages"] < uint64(r.Spec.AnonMiB)*256 {
-		t.Errorf("6.12: only %d user pages found; the guest had %d MiB of user memory", ours["User process data pages"], r.Spec.AnonMiB)
+	for _, rd := range []matrix.Reader{matrix.MDFOld, matrix.MDFNew} {
+		if m := theirs[rd]; m != nil && m[kept] != ours[kept] && !slices.Contains(line.SameClasses, rd) {
+			v.note(rd, fmt.Sprintf("-d 31 keeps %d pages, gokdump %d", m[kept], ours[kept]))
+		}
 	}
+	if ours["User process data pages"] < uint64(r.Spec.AnonMiB)*256 {
+		t.Errorf("only %d user pages found; the guest had %d MiB of user memory", ours["User process data pages"], r.Spec.AnonMiB)
+	}
+}
+
+// kept is compareClasses' row of the pages a dump holds.
+const kept = "pages in the dump"
+
+// dumpPages counts the pages a dump holds.
+func dumpPages(t *testing.T, file string) uint64 {
+	t.Helper()
+	d, err := anydump.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var n uint64
+	for _, err := range d.Pages() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }

@@ -15,6 +15,7 @@ import (
 // TestTargets dumps to each filesystem gokdump supports, found by UUID and
 // by LABEL, and opens each dump with our reader and drgn.
 func TestTargets(t *testing.T) {
+	t.Parallel()
 	fsModules := map[string][]string{
 		"ext4":  nil, // built into Debian's kernels
 		"xfs":   {"xfs"},

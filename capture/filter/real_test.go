@@ -171,7 +171,11 @@ func TestRealMatchesMakedumpfile(t *testing.T) {
 				runs, oddSlab := userRunsAndOddSlabs(t, d)
 				t.Logf("-d %d: user data: ours %d pages (%d MiB); makedumpfile 1.7.2 %d = %d folios counted by their head + %d slab pages taken for anonymous",
 					level, ours.User, ours.User*4096>>20, md.User, runs, oddSlab)
-				if md.User != runs+oddSlab {
+				if _, ok := d.f.VMCOREINFO.Offset("page.compound_head"); !ok {
+					// 7.1 renamed it page.compound_info, which 1.7.2
+					// does not know: its count follows no rule here.
+					t.Logf("makedumpfile 1.7.2 knows no page.compound_head in this kernel: its user count is not explained")
+				} else if md.User != runs+oddSlab {
 					t.Errorf("makedumpfile's %d user pages not explained: %d folios + %d slab pages", md.User, runs, oddSlab)
 				}
 			}

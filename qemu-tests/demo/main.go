@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	line := flag.String("kernel", "6.12", "Debian kernel line to crash: 6.1 or 6.12")
+	line := flag.String("kernel", "6.12", "Debian kernel line to crash: 6.1, 6.12, 6.19, latest (the newest Debian serves) or another line")
 	disk := flag.String("disk", "nvme", "dump target disk: nvme or virtio")
 	mem := flag.Int("mem", 1024, "guest memory in MiB")
 	target := flag.String("target", "disk", "where the dump goes: disk (the guest's disk), ssh (OpenSSH's sshd on this\n"+
@@ -50,10 +50,15 @@ func run(line, disk string, mem int) error {
 	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
 	t0 := time.Now()
-	step("fetching the current Debian 12 %s cloud kernel (cached in .cache/kernels)", line)
+	step("fetching the current Debian %s cloud kernel (cached in .cache/kernels)", line)
 	k, err := harness.GetKernel(root, line, false)
 	if err != nil {
 		return err
+	}
+	if k.Unverified != "" {
+		step("%s %s from %s; unverified (taken from the archive's pool, not a signed index): %s", k.KVer, k.Version, k.Suite, k.Unverified)
+	} else {
+		step("%s %s from %s", k.KVer, k.Version, k.Suite)
 	}
 	fetch := time.Since(t0)
 	t1 := time.Now()

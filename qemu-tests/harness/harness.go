@@ -74,7 +74,12 @@ func runKeyValues(cmd *exec.Cmd) (map[string]string, []byte, error) {
 
 // Kernel is an unpacked Debian kernel package.
 type Kernel struct {
-	Line, KVer, Root, VMLinuz, Modules, VMLinux string
+	// Name is the line as asked for (6.1, latest); Line the kernel's own
+	// line (major.minor of its release: 7.3 for latest).
+	Name, Line                            string
+	KVer, Root, VMLinuz, Modules, VMLinux string
+	Version, Suite                        string // Debian package version, a suite serving it
+	Unverified                            string // packages fetched from the pool, unverified
 }
 
 var (
@@ -82,8 +87,10 @@ var (
 	kernels  = map[string]Kernel{}
 )
 
-// GetKernel fetches (or finds in the cache) the current Debian 12 cloud
-// kernel of line ("6.1" or "6.12"), with its debug vmlinux when dbg is set.
+// GetKernel fetches (or finds in the cache) the current Debian cloud
+// kernel of a line (see Line; "latest" is the newest Debian serves), with
+// its debug vmlinux when dbg is set: required on lines of the matrix that
+// have one, else when there is one (VMLinux is "" then).
 func GetKernel(root, line string, dbg bool) (Kernel, error) {
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
@@ -91,18 +98,19 @@ func GetKernel(root, line string, dbg bool) (Kernel, error) {
 	if k, ok := kernels[key]; ok {
 		return k, nil
 	}
-	args := []string{line}
-	if dbg {
-		args = append(args, "--dbg")
-	}
+	args := LineNamed(line).fetchArgs(dbg)
 	kv, stdout, err := runKeyValues(exec.Command(filepath.Join(root, "scripts", "fetch-kernel"), args...))
 	if err != nil {
-		return Kernel{}, fmt.Errorf("fetch-kernel %s: %w", line, err)
+		return Kernel{}, fmt.Errorf("fetch-kernel %s: %w", strings.Join(args, " "), err)
 	}
-	k := Kernel{Line: line, KVer: kv["KVER"], Root: kv["ROOT"], VMLinuz: kv["VMLINUZ"],
-		Modules: kv["MODULES"], VMLinux: kv["VMLINUX"]}
+	k := Kernel{Name: line, Line: kv["LINE"], KVer: kv["KVER"], Root: kv["ROOT"], VMLinuz: kv["VMLINUZ"],
+		Modules: kv["MODULES"], VMLinux: kv["VMLINUX"], Version: kv["VERSION"], Suite: kv["SUITE"],
+		Unverified: kv["UNVERIFIED"]}
 	if k.KVer == "" || k.VMLinuz == "" {
 		return Kernel{}, fmt.Errorf("fetch-kernel %s printed no kernel:\n%s", line, stdout)
+	}
+	if k.Line == "" {
+		k.Line = line
 	}
 	kernels[key] = k
 	return k, nil
@@ -171,7 +179,7 @@ func Gokdump(root string) (string, error) {
 
 // Spec describes one crash cycle. Zero fields take the defaults noted.
 type Spec struct {
-	Line        string // kernel line: 6.1 or 6.12
+	Line        string // kernel line (a Line's Name): 6.1, 6.19, latest
 	Disk        string // bus of the default disk: nvme (default) or virtio
 	MemMiB      int    // guest memory (1024)
 	CrashKernel string // crashkernel= (128M)
@@ -800,33 +808,104 @@ func run(name string, args ...string) error {
 	return nil
 }
 
+// Census is what a dump holds of a run: its pages, and the distinct whole
+// markers of each kind (USER, CACHE, KMSG) with the run's id.
+type Census struct {
+	Pages   uint64
+	Markers map[string]int
+}
+
+// TakeCensus reads every page a dump (ELF or kdump-compressed) holds once
+// and counts its pages and the run's markers by kind.
+func TakeCensus(path, id string) (Census, error) {
+	c := Census{Markers: map[string]int{}}
+	seen := map[string]bool{}
+	kinds := []string{"USER", "CACHE", "KMSG"}
+	// After "GOKDUMP-": KIND-ID-NNNNNN.
+	whole := func(rest []byte) int {
+		for _, k := range kinds {
+			m := guest.Marker(k, id, 0)[len("GOKDUMP-"):]
+			n := len(m) - 6
+			if len(rest) >= len(m) && string(rest[:n]) == m[:n] && allDigits(rest[n:len(m)]) {
+				return len(m)
+			}
+		}
+		return 0
+	}
+	err := scanDump(path, "GOKDUMP-", whole, func(m string, _ uint64) bool {
+		if !seen[m] {
+			seen[m] = true
+			kind, _, _ := strings.Cut(m[len("GOKDUMP-"):], "-")
+			c.Markers[kind]++
+		}
+		return true
+	}, func() { c.Pages++ })
+	return c, err
+}
+
 // CountMarkers reads every page a dump (ELF or kdump-compressed) holds and
 // returns how many distinct whole markers with prefix it contains.
 func CountMarkers(path, prefix string) (int, error) {
+	seen := map[string]bool{}
+	err := scanMarkers(path, prefix, func(m string, _ uint64) bool { seen[m] = true; return true })
+	return len(seen), err
+}
+
+// FindMarker returns the physical address of a whole marker in a dump.
+func FindMarker(path, marker string) (uint64, error) {
+	var at uint64
+	found := false
+	err := scanMarkers(path, marker[:len(marker)-6], func(m string, phys uint64) bool {
+		if m == marker {
+			at, found = phys, true
+		}
+		return !found
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%s: no %s", path, marker)
+	}
+	return at, err
+}
+
+// scanMarkers calls f with each whole marker with prefix the dump holds
+// and its physical address, until f returns false.
+func scanMarkers(path, prefix string, f func(marker string, phys uint64) bool) error {
+	whole := func(rest []byte) int {
+		if len(rest) >= 6 && allDigits(rest[:6]) {
+			return 6
+		}
+		return 0
+	}
+	return scanDump(path, prefix, whole, f, func() {})
+}
+
+// scanDump calls page for each page of a dump and f with each whole marker
+// it holds: prefix followed by the whole(rest) bytes whole accepts.
+func scanDump(path, prefix string, whole func(rest []byte) int, f func(marker string, phys uint64) bool, page func()) error {
 	d, err := anydump.Open(path)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer d.Close()
-	seen := map[string]bool{}
 	p := []byte(prefix)
 	ps := d.PageSize
-	keep := len(p) + 16
+	keep := len(p) + 40 // a whole marker fits
 	// The tail of the previous page, so a marker across two consecutive
 	// pages is found whole.
 	buf := make([]byte, keep+ps) // [tail of the previous page][this page]
 	prev := ^uint64(0)
 	for pfn, err := range d.Pages() {
 		if err != nil {
-			return 0, err
+			return err
 		}
-		data := buf[keep:]
+		page()
+		data, base := buf[keep:], pfn*uint64(ps)
 		if pfn == prev+1 {
 			copy(buf[:keep], buf[ps:ps+keep])
-			data = buf
+			data, base = buf, base-uint64(keep)
 		}
 		if _, err := d.ReadPhys(buf[keep:], pfn*uint64(ps)); err != nil {
-			return 0, fmt.Errorf("%s: pfn %#x: %w", path, pfn, err)
+			return fmt.Errorf("%s: pfn %#x: %w", path, pfn, err)
 		}
 		for i := 0; ; {
 			j := bytes.Index(data[i:], p)
@@ -836,14 +915,16 @@ func CountMarkers(path, prefix string) (int, error) {
 			at := i + j
 			// Only whole markers count: the guest's heap also holds the
 			// bare prefix it built them from.
-			if at+len(p)+6 <= len(data) && allDigits(data[at+len(p):at+len(p)+6]) {
-				seen[string(data[at:at+len(p)+6])] = true
+			if n := whole(data[at+len(p):]); n > 0 {
+				if !f(string(data[at:at+len(p)+n]), base+uint64(at)) {
+					return nil
+				}
 			}
 			i = at + 1
 		}
 		prev = pfn
 	}
-	return len(seen), nil
+	return nil
 }
 
 func allDigits(b []byte) bool {

@@ -124,6 +124,15 @@ func run() error {
 		keep = append(keep, b)
 		logf("touched %d MiB of zero-filled anonymous memory", p.ZeroMiB)
 	}
+	// Whether the user memory sits in transparent huge pages, which the
+	// filter must recognise as user pages too: the tests check it.
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "AnonHugePages:") {
+				logf("meminfo %s", strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
 	if err := os.WriteFile("/dev/kmsg", []byte(guest.Marker("KMSG", p.ID, 0)+"\n"), 0); err != nil {
 		return fmt.Errorf("write kmsg marker: %w", err)
 	}
