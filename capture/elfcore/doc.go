@@ -7,9 +7,12 @@
 // section headers (except one for PN_XNUM when there are 65535 or more
 // program headers), one PT_NOTE holding the source's notes verbatim, and
 // PT_LOADs carrying the kernel virtual addresses of the source's PT_LOADs.
-// Dropped pages are expressed as p_filesz < p_memsz: a segment's file data
-// covers its kept pages and its memory size extends over the dropped run
-// that follows, so a run in the middle of a source PT_LOAD splits it.
+// Dropped pages are left out of the PT_LOADs altogether: a run in the
+// middle of a source PT_LOAD splits it, and no output segment has
+// p_filesz < p_memsz. makedumpfile reads the memory between the two from
+// the file all the same: the next segment's data, or SIGBUS past the end
+// of the file. Readers find dropped pages absent from the dump, as they do
+// in a kdump-compressed file.
 //
 // Splitting costs a program header per run, so only runs of at least
 // Options.MinExcludedRun pages are split out (256, as makedumpfile does);
@@ -29,7 +32,7 @@
 // where two segments overlap (a truncated copy's kernel text).
 //
 // So an output holds, for the memory of its PT_LOADs, three kinds of
-// pages: kept pages, with their contents; dropped pages, past p_filesz;
+// pages: kept pages, with their contents; dropped pages, not declared;
 // and zero-filled pages, dropped pages inside the file data (runs shorter
 // than MinExcludedRun, runs past the MaxPhdrs budget, excluded pages where
 // two source PT_LOADs overlap). Readers cannot tell a zero-filled page

@@ -100,11 +100,17 @@ func cover(rs []vmcore.PhysRange) [][2]uint64 {
 }
 
 // checkPages compares every page of the source with the output: kept pages
-// equal, the others holes or zeros; and that both cover the same memory.
+// equal, the others holes, zeros or not declared; and that the output
+// declares no memory the source does not.
 func checkPages(t *testing.T, out, src *vmcore.File, keep KeepFunc) {
 	t.Helper()
-	if a, b := cover(out.PhysRanges()), cover(src.PhysRanges()); !equalSpans(a, b) {
-		t.Fatalf("output covers %#x, source %#x", a, b)
+	if a, b := cover(out.PhysRanges()), cover(src.PhysRanges()); !withinSpans(a, b) {
+		t.Fatalf("output covers %#x, outside the source's %#x", a, b)
+	}
+	for _, s := range out.Segments {
+		if s.FileSize != s.MemSize {
+			t.Fatalf("segment %+v: p_filesz %#x != p_memsz %#x (makedumpfile reads the difference from the file)", s, s.FileSize, s.MemSize)
+		}
 	}
 	// A page is kept when keep says so and the source stores all of the
 	// page that its ranges cover.
@@ -155,6 +161,23 @@ func checkPages(t *testing.T, out, src *vmcore.File, keep KeepFunc) {
 	}
 }
 
+// withinSpans reports whether every span of a lies inside one of b.
+func withinSpans(a, b [][2]uint64) bool {
+	for _, x := range a {
+		ok := false
+		for _, y := range b {
+			if x[0] >= y[0] && x[1] <= y[1] {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func equalSpans(a, b [][2]uint64) bool {
 	if len(a) != len(b) {
 		return false
@@ -184,13 +207,15 @@ func TestKeepAll(t *testing.T) {
 	if out.Flags != 0 {
 		t.Errorf("e_flags = %#x", out.Flags)
 	}
-	// One PT_LOAD per source PT_LOAD, with the same addresses and sizes.
+	// One PT_LOAD per source PT_LOAD, with the same addresses and file
+	// sizes; memory the source declares but does not store is not
+	// declared (p_memsz is p_filesz).
 	if len(out.Segments) != len(src.Segments) {
 		t.Fatalf("%d segments, want %d", len(out.Segments), len(src.Segments))
 	}
 	for i, o := range out.Segments {
 		s := src.Segments[i]
-		if o.VirtAddr != s.VirtAddr || o.PhysAddr != s.PhysAddr || o.MemSize != s.MemSize || o.FileSize != s.FileSize {
+		if o.VirtAddr != s.VirtAddr || o.PhysAddr != s.PhysAddr || o.MemSize != s.FileSize || o.FileSize != s.FileSize {
 			t.Errorf("segment %d: %+v, source %+v", i, o, s)
 		}
 	}
@@ -354,8 +379,10 @@ func TestSegmentCap(t *testing.T) {
 		if got := len(out.Segments) - 1; got != splits {
 			t.Errorf("MaxPhdrs %d: %d splits, want %d", max, got, splits)
 		}
-		for _, r := range out.PhysRanges()[:len(out.PhysRanges())-1] {
-			if l := (r.End - r.FileEnd) / 4096; l < uint64(64-splits) {
+		rs := out.PhysRanges()
+		for i, r := range rs[:len(rs)-1] {
+			// A split run is the undeclared memory between two segments.
+			if l := (rs[i+1].Start - r.End) / 4096; l < uint64(64-splits) {
 				t.Errorf("MaxPhdrs %d: split run of %d pages, want the %d longest", max, l, splits)
 			}
 		}
@@ -454,8 +481,8 @@ func TestPhysicalOnlySource(t *testing.T) {
 	m, _ := save(t, src, keep, Options{})
 	out := checkELF(t, m.Bytes(), src)
 	checkPages(t, out, src, keep)
-	// A leading dropped run (PT_LOAD with no file data), two kept parts.
-	if len(out.Segments) != 3 || out.Segments[0].FileSize != 0 || out.Segments[0].MemSize != 0x100000 {
+	// A leading dropped run (not declared), two kept parts.
+	if len(out.Segments) != 2 || out.Segments[0].PhysAddr != 0x200000 || out.Segments[1].PhysAddr != 0x400000 {
 		t.Errorf("segments %+v", out.Segments)
 	}
 	for _, s := range out.Segments {

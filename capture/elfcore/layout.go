@@ -54,7 +54,7 @@ type Options struct {
 type Stats struct {
 	KeptPages       uint64 // pages the Writer expects through WritePage
 	ZeroFilledPages uint64 // not kept, stored as zeros to avoid a split
-	DroppedPages    uint64 // not kept and not in the file (p_filesz < p_memsz)
+	DroppedPages    uint64 // not kept, not in the file and not declared by any PT_LOAD
 }
 
 // Layout is the plan of an output file: its program headers, where the
@@ -255,11 +255,17 @@ func NewLayout(src *vmcore.File, keep KeepFunc, opts Options) (*Layout, error) {
 			p := &l.pieces[i]
 			a, b := max(p.start, s.PhysAddr), min(p.end, send)
 			fe := min(max(p.fileEnd, a), b)
+			if fe == a {
+				continue // all of it dropped: not declared at all
+			}
+			// p_memsz is p_filesz: makedumpfile reads a page between them
+			// from the file all the same (the next segment's data, or
+			// SIGBUS past the end), so dropped memory is not declared.
 			l.phdrs = append(l.phdrs, vmcore.Segment{
 				VirtAddr: virtAt(s, a),
 				PhysAddr: a,
 				FileSize: fe - a,
-				MemSize:  b - a,
+				MemSize:  fe - a,
 				Offset:   uint64(i), // piece index until file offsets are known
 			})
 		}

@@ -276,20 +276,10 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	if listed != nil {
 		f.markListed(listed)
 	}
-	f.Missing = f.missingPages()
-	if listed != nil && listed.Partial {
-		// Pages the note counts but does not list: known to be missing,
-		// not where.
-		if f.Missing == nil {
-			f.Missing = &Missing{PageSize: uint64(f.PageSize)}
-		}
-		f.Missing.Partial = true
-		var n uint64
-		for _, r := range listed.Ranges {
-			n += r.Pages
-		}
-		f.Missing.Pages += (listed.Pages - n) * listed.PageSize / uint64(f.PageSize)
-	}
+	// The note's list stands even where no PT_LOAD declares the memory
+	// (gokdump's ELF output declares only what it stores), and so do the
+	// pages it counts but cannot list.
+	f.Missing = MergeMissing(f.missingPages(), listed)
 	return f, nil
 }
 
