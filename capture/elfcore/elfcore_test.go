@@ -178,18 +178,6 @@ func withinSpans(a, b [][2]uint64) bool {
 	return true
 }
 
-func equalSpans(a, b [][2]uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func save(t *testing.T, src *vmcore.File, keep KeepFunc, opts Options) (*fixture.MemFile, Stats) {
 	t.Helper()
 	var m fixture.MemFile
