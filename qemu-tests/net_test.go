@@ -11,6 +11,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -188,7 +189,7 @@ func TestNetFailures(t *testing.T) {
 		dumps := t.TempDir()
 		umount, err := harness.SmallFS(dumps, 24)
 		if err != nil {
-			t.Skipf("no small filesystem for the server: %v", err)
+			fixture.Missing(t, "no small filesystem for the server (a tmpfs mount needs root): %v", err)
 		}
 		t.Cleanup(umount)
 		spec := sshSpec(t, "latest", s, dumps, "dump_level = [1]\n", nil)
