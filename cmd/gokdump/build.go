@@ -84,7 +84,7 @@ func init() {
 		name:  "build",
 		args:  "",
 		short: "build the initramfs of the kdump capture kernel",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f buildFlags
 			fs.StringVar(&f.out, "o", "", "write the image to `PATH` (- for standard output); required unless --list")
 			fs.StringVar(&f.init, "init", "", "`PATH` of the capture init binary to pack as /init; default: gokdump-init beside gokdump,\n"+
@@ -114,12 +114,15 @@ func init() {
 				"uncompressed newc archive, for CONFIG_INITRAMFS_SOURCE) or dir (a directory tree at -o, and a\n"+
 				"gen_init_cpio list of it in PATH.list)")
 			fs.BoolVar(&f.list, "list", false, "print the image's file list (gen_init_cpio format) instead of writing it")
-			return func(args []string) error {
-				if len(args) != 0 || (f.out == "" && !f.list) {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
+				}
+				if f.out == "" && !f.list {
+					return usagef("-o PATH is required: where to write the image (- for standard output); or --list for its file list")
 				}
 				fs.Visit(func(fl *flag.Flag) { f.compressSet = f.compressSet || fl.Name == "compress" })
-				return runBuild(context.Background(), &f, os.Stdout, fs.Output())
+				return runBuild(context.Background(), &f, s.out, fs.Output())
 			}
 		},
 	})

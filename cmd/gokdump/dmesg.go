@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/printk"
@@ -16,12 +15,12 @@ func init() {
 		name:  "dmesg",
 		args:  "DUMP",
 		short: "print the crashed kernel's log from a dump (ELF or kdump-compressed), as makedumpfile --dump-dmesg does",
-		setup: func(fs *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if len(args) != 1 {
-					return errUsage
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "DUMP"); err != nil {
+					return err
 				}
-				return runDmesg(args[0], os.Stdout, os.Stderr)
+				return runDmesg(args[0], s.out, s.err)
 			}
 		},
 	})

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -19,14 +18,14 @@ func init() {
 		name:  "info",
 		args:  "DUMP",
 		short: "summarise a dump without debug symbols: kernel, crash time and reason, format, pages, completeness",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			asJSON := fs.Bool("json", false, "print JSON")
 			verify := fs.Bool("verify", false, "read (and decompress) every page, and name the first bad one; exit 1 if one is")
-			return func(args []string) error {
-				if len(args) != 1 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "DUMP"); err != nil {
+					return err
 				}
-				return runInfo(args[0], *asJSON, *verify, os.Stdout)
+				return runInfo(args[0], *asJSON, *verify, s.out)
 			}
 		},
 	})

@@ -40,7 +40,7 @@ func init() {
 	register(&command{
 		name:  "load",
 		short: "load the capture kernel that a panic boots into",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f loadFlags
 			fs.StringVar(&f.kernel, "kernel", "", "kernel image `PATH` (default the running kernel's: /boot/vmlinuz-$(uname -r), else\n"+
 				"/usr/lib/modules/$(uname -r)/vmlinuz)")
@@ -53,12 +53,12 @@ func init() {
 			fs.BoolVar(&f.noInitrd, "no-initrd", false, "load the kernel alone: a dedicated capture kernel with its initramfs built in")
 			f.config.define(fs, statusConfigPath, "configuration `FILE` whose kernel_args go on the command line, checked with the\n"+
 				"line's gokdump.KEY=VALUE overrides before anything is loaded")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
 				fs.Visit(func(fl *flag.Flag) { f.cmdlineSet = f.cmdlineSet || fl.Name == "cmdline" })
-				return runLoad(&f, os.Stdout)
+				return runLoad(&f, s.out)
 			}
 		},
 	})

@@ -29,7 +29,7 @@ kept as OUT.incomplete.
 exit codes: 0 saved, complete; 1 failed, nothing saved; 2 the command line
 is wrong, nothing done; 3 saved, but the dump is incomplete (the disk
 filled; flagged so, readable)`,
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var o saveFlags
 			fs.StringVar(&o.vmcore, "vmcore", "/proc/vmcore", "ELF vmcore to read: /proc/vmcore in a capture kernel, or a saved copy")
 			fs.IntVar(&o.level, "d", 31, "dump level 0..31, as makedumpfile's -d: 1 zero, 2 cache, 4 private cache, 8 user, 16 free pages")
@@ -39,11 +39,11 @@ filled; flagged so, readable)`,
 			fs.BoolVar(&o.stats, "stats", false, "print the page classes as makedumpfile reports them")
 			fs.BoolVar(&o.force, "f", false, "replace OUT if it exists, once the new dump is complete (until then both take space)")
 			fs.BoolVar(&o.quiet, "quiet", false, "no progress line (it is shown only when standard error is a terminal)")
-			return func(args []string) error {
-				if len(args) != 1 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "OUT"); err != nil {
+					return err
 				}
-				return runSave(o, args[0], os.Stdout, os.Stderr)
+				return runSave(o, args[0], s.out, s.err)
 			}
 		},
 	})

@@ -30,13 +30,13 @@ or missing records gives vmcore-incomplete, flagged incomplete.
 exit codes: 0 saved (or saved before), complete; 1 failed; 2 the command
 line is wrong; 3 saved, but incomplete (--clear then leaves DEVICE as it
 is); 4 no flattened stream on DEVICE: nothing to recover`,
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			clearDev := fs.Bool("clear", false, "after a complete save, erase the stream's header and log trailer on DEVICE so the dump is not saved twice")
-			return func(args []string) error {
-				if len(args) != 2 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "DEVICE", "DIR"); err != nil {
+					return err
 				}
-				return runSavecore(args[0], args[1], *clearDev, os.Stdout)
+				return runSavecore(args[0], args[1], *clearDev, s.out)
 			}
 		},
 	})

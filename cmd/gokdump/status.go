@@ -24,15 +24,15 @@ func init() {
 	register(&command{
 		name:  "status",
 		short: "tell whether a crash now would be caught (exit 0) or not (exit 1)",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			asJSON := fs.Bool("json", false, "print the status as JSON")
 			var cf configFlag
 			cf.define(fs, statusConfigPath, "configuration `FILE` to check")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				return runStatus(os.Stdout, *asJSON, &cf)
+				return runStatus(s.out, *asJSON, &cf)
 			}
 		},
 	})
