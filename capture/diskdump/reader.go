@@ -64,7 +64,7 @@ type File struct {
 	// Where the sub-header says the notes and VMCOREINFO are, when inside
 	// the file.
 	notes, vmcoreinfo Range
-	closer   io.Closer
+	closer            io.Closer
 
 	mu        sync.Mutex
 	bm1, bm2  bitmapCache
