@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/gokdump/gokdump/capture/vmcore"
+	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
 
 // An ELFView presents a kdump-compressed file as the ELF vmcore it was made
@@ -31,6 +32,7 @@ type ELFView struct {
 	size    int64
 	ps      int64
 	runs    []viewRun // by rank
+	segs    int       // PT_LOADs
 
 	cache [viewCachePages]viewPage // decompressed pages, under f.mu
 	next  int
@@ -91,7 +93,36 @@ func (f *File) ELFView() (*ELFView, error) {
 		// An old header version keeps VMCOREINFO outside any notes.
 		notes = vmcore.AppendNote(nil, binary.LittleEndian, vmcore.NoteVMCOREINFO, 0, f.VMCOREINFO.Raw())
 	}
-	phnum := 1 + len(v.runs)
+	ps := uint64(v.ps)
+	// The segments: the kernel image's mapping first, as /proc/vmcore
+	// has it, then every run, with the RAM after it declared.
+	type seg struct{ vaddr, paddr, rank, filesz, memsz uint64 }
+	var segs []seg
+	if delta, lo, hi, ok := kernelTextMap(f.VMCOREINFO, f.Machine); ok {
+		for _, r := range v.runs {
+			a, b := max(r.pfn*ps, lo), min((r.pfn+r.n)*ps, hi)
+			if a >= b || len(segs)+len(v.runs) == maxViewRuns {
+				continue
+			}
+			a, b = a/ps*ps, (b+ps-1)/ps*ps
+			segs = append(segs, seg{vaddr: a + delta, paddr: a, rank: r.rank + a/ps - r.pfn, filesz: b - a, memsz: b - a})
+		}
+	}
+	f.mu.Lock()
+	for i, r := range v.runs {
+		limit := f.maxMapnr
+		if i+1 < len(v.runs) {
+			limit = v.runs[i+1].pfn
+		}
+		tail, err := f.ramUntil(r.pfn+r.n, limit)
+		if err != nil {
+			f.mu.Unlock()
+			return nil, err
+		}
+		segs = append(segs, seg{paddr: r.pfn * ps, rank: r.rank, filesz: r.n * ps, memsz: (r.n + tail) * ps})
+	}
+	f.mu.Unlock()
+	phnum := 1 + len(segs)
 	notesOff := int64(64 + 56*phnum)
 	v.dataOff = (notesOff + int64(len(notes)) + v.ps - 1) / v.ps * v.ps
 	v.size = v.dataOff + int64(rank)*v.ps
@@ -110,37 +141,57 @@ func (f *File) ELFView() (*ELFView, error) {
 	le.PutUint16(h[52:], 64) // e_ehsize
 	le.PutUint16(h[54:], 56) // e_phentsize
 	le.PutUint16(h[56:], uint16(phnum))
-	ph := func(i int, typ elf.ProgType, off, paddr, filesz, memsz uint64) {
+	ph := func(i int, typ elf.ProgType, off, vaddr, paddr, filesz, memsz uint64) {
 		b := h[64+56*i:]
 		le.PutUint32(b[0:], uint32(typ))
 		le.PutUint32(b[4:], uint32(elf.PF_R|elf.PF_W|elf.PF_X))
 		le.PutUint64(b[8:], off)
-		// p_vaddr 0: a kdump file holds no virtual addresses; readers
-		// go through physical addresses and the page tables.
+		le.PutUint64(b[16:], vaddr)
 		le.PutUint64(b[24:], paddr)
 		le.PutUint64(b[32:], filesz)
 		le.PutUint64(b[40:], memsz)
 		if typ == elf.PT_LOAD {
-			le.PutUint64(b[48:], uint64(v.ps))
+			le.PutUint64(b[48:], ps)
 		}
 	}
-	ph(0, elf.PT_NOTE, uint64(notesOff), 0, uint64(len(notes)), uint64(len(notes)))
+	ph(0, elf.PT_NOTE, uint64(notesOff), 0, 0, uint64(len(notes)), uint64(len(notes)))
 	copy(h[notesOff:], notes)
-	ps := uint64(v.ps)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i, r := range v.runs {
-		limit := f.maxMapnr
-		if i+1 < len(v.runs) {
-			limit = v.runs[i+1].pfn
-		}
-		tail, err := f.ramUntil(r.pfn+r.n, limit)
-		if err != nil {
-			return nil, err
-		}
-		ph(i+1, elf.PT_LOAD, uint64(v.dataOff)+r.rank*ps, r.pfn*ps, r.n*ps, (r.n+tail)*ps)
+	// p_vaddr 0 for the runs: a kdump file holds no virtual addresses;
+	// readers go through physical addresses and the page tables.
+	for i, sg := range segs {
+		ph(i+1, elf.PT_LOAD, uint64(v.dataOff)+sg.rank*ps, sg.vaddr, sg.paddr, sg.filesz, sg.memsz)
 	}
+	v.segs = len(segs)
 	return v, nil
+}
+
+// x86_64's kernel image mapping: __START_KERNEL_map + (paddr - phys_base).
+const startKernelMap = 0xffffffff80000000
+
+// kernelTextMap returns how the kernel image is mapped, virtual = physical
+// + delta, for physical [lo, hi): from VMCOREINFO's _stext, phys_base and
+// KERNEL_IMAGE_SIZE on x86_64. Readers such as drgn find the page tables
+// through it (/proc/vmcore has a PT_LOAD for it). The range may reach past
+// the kernel's end; nothing reads the mapping there.
+func kernelTextMap(info *vmcoreinfo.Info, m elf.Machine) (delta, lo, hi uint64, ok bool) {
+	if m != elf.EM_X86_64 || info == nil {
+		return 0, 0, 0, false
+	}
+	stext, ok1 := info.Symbol("_stext")
+	pb, ok2 := info.Number("phys_base")
+	if !ok1 || !ok2 || stext < startKernelMap || pb < 0 {
+		return 0, 0, 0, false
+	}
+	size := int64(1 << 30)
+	if n, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && n > 0 && n <= 1<<30 {
+		size = n
+	}
+	lo = stext - startKernelMap + uint64(pb)
+	hi = uint64(pb) + uint64(size)
+	if lo >= hi {
+		return 0, 0, 0, false
+	}
+	return startKernelMap - uint64(pb), lo, hi, true
 }
 
 // ramUntil counts the pfns from pfn on, up to limit, that the 1st bitmap
@@ -169,8 +220,12 @@ func (f *File) ramUntil(pfn, limit uint64) (uint64, error) {
 // Size returns the size of the view's ELF file.
 func (v *ELFView) Size() int64 { return v.size }
 
-// Runs returns the number of PT_LOADs: runs of dumped pages.
+// Runs returns the number of runs of dumped pages, each a PT_LOAD.
 func (v *ELFView) Runs() int { return len(v.runs) }
+
+// Segments returns the number of PT_LOADs: the runs, and those that map
+// the kernel image (see kernelTextMap).
+func (v *ELFView) Segments() int { return v.segs }
 
 // ReadAt reads the view. It is safe for concurrent use; pages are
 // decompressed one at a time (the File's lock).

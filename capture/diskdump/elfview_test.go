@@ -2,6 +2,8 @@ package diskdump
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -47,8 +49,8 @@ func TestELFView(t *testing.T) {
 			if vf.Machine != kf.Machine || vf.PageSize != 4096 || vf.Missing != nil || len(vf.Warnings) > 0 {
 				t.Errorf("machine %v page size %d missing %v warnings %q", vf.Machine, vf.PageSize, vf.Missing, vf.Warnings)
 			}
-			if len(vf.Segments) != v.Runs() {
-				t.Errorf("%d PT_LOADs for %d runs", len(vf.Segments), v.Runs())
+			if len(vf.Segments) != v.Runs() || v.Segments() != v.Runs() {
+				t.Errorf("%d PT_LOADs (%d) for %d runs: no kernel image to map", len(vf.Segments), v.Segments(), v.Runs())
 			}
 			got, want := make([]byte, 4096), make([]byte, 4096)
 			var dumped, declared uint64
@@ -229,4 +231,92 @@ func TestELFViewReal(t *testing.T) {
 		t.Errorf("%d pages equal, the dump holds %d", n, kf.NumDumped())
 	}
 	t.Log(fmt.Sprintf("%s: %d pages equal through %d PT_LOADs, %d holes", d.Name(), n, v.Runs(), holes))
+}
+
+// TestELFViewKernelText: with _stext and phys_base in VMCOREINFO (x86_64),
+// the view maps the kernel image's virtual addresses too, as /proc/vmcore
+// does, over the same file data: drgn needs it to find the page tables.
+func TestELFViewKernelText(t *testing.T) {
+	m := synthMachines["holes"]
+	const info = "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(_stext)=ffffffff81000000\nNUMBER(phys_base)=0\nNUMBER(KERNEL_IMAGE_SIZE)=33554432\n"
+	le := binary.LittleEndian
+	h := testHeader(m.maxMapnr, codec.Zstd)
+	prs := fixture.PRStatus(le, elf.EM_X86_64, 1, nil)
+	h.Notes = append(prs, fixture.VMCOREINFO(le, info)...)
+	h.VMCOREINFOOffset, h.VMCOREINFOSize = int64(len(prs)+24), int64(len(info))
+	fh := fixture.CreateFile(t, "dump")
+	w, err := NewWriter(fh, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram, dump := m.bitmaps(0, m.maxMapnr)
+	if err := w.SetBitmaps(0, ram, dump); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StartPages(); err != nil {
+		t.Fatal(err)
+	}
+	page := make([]byte, 4096)
+	for pfn := uint64(0); pfn < m.maxMapnr; pfn++ {
+		if m.ram(pfn) && m.dump(pfn) {
+			m.page(pfn, page)
+			if err := w.WritePage(pfn, page, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := fh.Stat()
+	kf, err := Open(fh, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := kf.ELFView()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vf, err := vmcore.NewFile(v, v.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lo, hi = 0x1000000, 0x2000000 // _stext's physical address, phys_base + KERNEL_IMAGE_SIZE
+	var text uint64
+	got := make([]byte, 4096)
+	for _, s := range vf.Segments {
+		if s.VirtAddr == 0 {
+			continue
+		}
+		if s.VirtAddr != s.PhysAddr+0xffffffff80000000 || s.PhysAddr < lo || s.PhysAddr+s.MemSize > hi || s.FileSize != s.MemSize {
+			t.Fatalf("kernel text segment %+v", s)
+		}
+		for a := s.PhysAddr; a < s.PhysAddr+s.FileSize; a += 4096 {
+			if _, err := vf.ReaderAt().ReadAt(got, int64(s.Offset+a-s.PhysAddr)); err != nil {
+				t.Fatal(err)
+			}
+			m.page(a/4096, page)
+			if !bytes.Equal(got, page) {
+				t.Fatalf("kernel text at physical %#x is not the page's data", a)
+			}
+		}
+		text += s.FileSize / 4096
+	}
+	var want uint64
+	for pfn := uint64(lo / 4096); pfn < hi/4096; pfn++ {
+		if m.ram(pfn) && m.dump(pfn) {
+			want++
+		}
+	}
+	if text != want || v.Segments() <= v.Runs() {
+		t.Errorf("%d pages mapped as kernel text, want %d (%d segments, %d runs)", text, want, v.Segments(), v.Runs())
+	}
+	// The pages are counted once.
+	var stored uint64
+	for _, r := range vf.PhysRanges() {
+		stored += (r.FileEnd - r.Start) / 4096
+	}
+	if stored != kf.NumDumped() {
+		t.Errorf("%d pages stored, the dump holds %d", stored, kf.NumDumped())
+	}
 }

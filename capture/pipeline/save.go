@@ -54,6 +54,11 @@ type Stats struct {
 	MaxPFN     uint64 // page frames the dump spans, holes included
 	PagesTotal uint64 // pages of memory in the source ("Original pages")
 	PagesKept  uint64 // pages written with their contents ("Remaining pages")
+	// Stored is the pages the output holds, as its readers (and gokdump
+	// info) count them: the kept pages and, in a kdump file, the zero
+	// pages, which share one zero page's data; in an ELF file, the
+	// excluded pages of runs too short to split off, stored as zeros.
+	Stored uint64
 	Zero       uint64 // pages filled with zero, excluded
 	Cache      uint64 // non-private cache pages, excluded
 	CachePriv  uint64 // private cache pages, excluded

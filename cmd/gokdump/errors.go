@@ -82,6 +82,8 @@ func explainOpen(path string, err error) error {
 	case errors.Is(err, anydump.ErrFlattened), errors.Is(err, diskdump.ErrFlattened):
 		return explain(err, "%s is a flattened stream (makedumpfile -F, a raw device target): "+
 			"turn it into a dump first with gokdump savecore %s DIR, or makedumpfile -R", path, path)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return explain(err, "%s is not a crash dump: too short for a dump's header", path)
 	case errors.Is(err, anydump.ErrUnknown), errors.Is(err, vmcore.ErrNotELF):
 		return explain(err, "%s is not a crash dump: neither an ELF vmcore nor a kdump-compressed file", path)
 	case errors.Is(err, diskdump.ErrCorrupt), errors.Is(err, vmcore.ErrCorrupt), errors.Is(err, vmcore.ErrNotCore):
