@@ -161,7 +161,7 @@ func openSource(path string) (*saveSource, error) {
 // standard output.
 type dumpTo struct {
 	out      io.WriterAt
-	file     *outFile      // nil for standard output
+	file     *outFile // nil for standard output
 	flat     *diskdump.FlattenWriter
 	buf      *bufio.Writer // under flat
 	name     string        // for messages
