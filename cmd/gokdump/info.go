@@ -108,7 +108,7 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	if in.Level != nil {
 		p("dump level", "%d, %s", *in.Level, in.Codec)
 	}
-	p("pages", "%d dumped of %d page frames (%d-byte pages)", in.Pages, in.MaxPFN, in.PageSize)
+	p("pages", "%d in the dump, of %d page frames (holes included; %d-byte pages)", in.Pages, in.MaxPFN, in.PageSize)
 	if verified != "" {
 		p("verify", "%s", printk.Printable(verified))
 	}

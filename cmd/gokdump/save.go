@@ -132,10 +132,12 @@ func openSource(path string) (*saveSource, error) {
 	}
 	format, err := anydump.Detect(fh)
 	fh.Close()
-	if err != nil && path != "/proc/vmcore" {
+	switch {
+	case err != nil && path != "/proc/vmcore":
 		return nil, explainOpen(path, err)
-	}
-	if format != anydump.Kdump {
+	case format == anydump.Flattened:
+		return nil, explainOpen(path, anydump.ErrFlattened)
+	case format != anydump.Kdump:
 		f, err := vmcore.Open(path)
 		if err != nil {
 			return nil, explainOpen(path, err)
