@@ -154,9 +154,14 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	}
 	var cfg *config.Config
 	if opts.Config != nil {
+		// Checked here, where the file's name is known, so that every
+		// error names it and its line.
 		c, err := config.Parse(opts.Config, opts.ConfigSource)
+		if err == nil {
+			err = c.Validate()
+		}
 		if err != nil {
-			return err
+			return explain(err, "%s is not a valid configuration: the capture would start with it", opts.ConfigSource)
 		}
 		cfg = c
 	}

@@ -105,6 +105,8 @@ func explainLog(err error) error {
 		return explain(err, "the kernel log's pages are not in this dump")
 	case errors.Is(err, vmcore.ErrNoVMCOREINFO):
 		return explain(err, "this dump has no VMCOREINFO: nothing says where the kernel log is")
+	case strings.Contains(err.Error(), "VMCOREINFO lacks"):
+		return explain(err, "the dump's VMCOREINFO lacks what finding the kernel log takes")
 	}
 	return explain(err, "the kernel log in this dump cannot be read")
 }

@@ -134,7 +134,8 @@ func TestStatusExplicitConfig(t *testing.T) {
 	}
 	out.Reset()
 	err = runStatus(&out, false, &configFlag{path: missing})
-	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        no dump target in "+missing) {
+	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        there is no config file "+missing+", so no dump target") ||
+		!strings.Contains(out.String(), "config:         "+missing+" (does not exist") {
 		t.Errorf("missing default: err %v:\n%s", err, out.String())
 	}
 }
