@@ -100,7 +100,7 @@ func TestBuildCommand(t *testing.T) {
 	for _, want := range []string{
 		"wrote " + out,
 		"none",
-		"init: " + initPath + " (flag)",
+		"init: " + initPath + " (--init)",
 		"modules (load order): virtio_ring virtio virtio_blk",
 		"built in, skipped: ext4",
 	} {

@@ -140,7 +140,7 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "gokdump rebuild: warning: %v; keeping %s\n", detectErr, image)
 	}
 	if build {
-		args := []string{"build", "-o", image, "--drivers", want.Drivers}
+		args := []string{"build", "--force", "-o", image, "--drivers", want.Drivers}
 		if mods != "" {
 			args = append(args, "--kernel-modules", mods)
 		}
