@@ -147,7 +147,7 @@ func TestKernelHooks(t *testing.T) {
 	} {
 		os.Remove(log)
 		cmd := exec.Command("sh", append([]string{hooks + tt.hook}, tt.args...)...)
-		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "LOG=" + log}
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "LOG=" + log, "GOKDUMP=" + filepath.Join(bin, "gokdump")}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s %q: %v\n%s", tt.hook, tt.args, err, out)
 			continue
