@@ -124,6 +124,15 @@ func init() {
 				if err := needArgs(args); err != nil {
 					return err
 				}
+				var empty []string
+				fs.Visit(func(fl *flag.Flag) {
+					if fl.Value.String() == "" && slices.Contains([]string{"o", "sysroot", "config", "init", "kernel-modules", "kver", "arch"}, fl.Name) {
+						empty = append(empty, "--"+fl.Name)
+					}
+				})
+				if len(empty) > 0 {
+					return usagef("%s given empty (an unset variable?): give a value, or leave the flag out", strings.Join(empty, ", "))
+				}
 				if f.out == "" && !f.list {
 					return usagef("-o PATH is required: where to write the image (- for standard output); or --list for its file list")
 				}

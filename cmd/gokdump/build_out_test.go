@@ -119,3 +119,13 @@ func TestBuildOutputs(t *testing.T) {
 	}
 	os.RemoveAll(tmp)
 }
+
+// TestBuildEmptyFlags: --sysroot "" (an unset variable) is not the host.
+func TestBuildEmptyFlags(t *testing.T) {
+	for _, args := range [][]string{{"--sysroot", "", "--list"}, {"-o", ""}, {"--config=", "--list"}} {
+		code, _, stderr := gokdump(append([]string{"build"}, args...)...)
+		if code != exitUsage || !strings.Contains(stderr, "given empty (an unset variable?)") {
+			t.Errorf("%q: exit %d: %s", args, code, stderr)
+		}
+	}
+}
