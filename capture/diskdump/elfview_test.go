@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
@@ -230,7 +229,7 @@ func TestELFViewReal(t *testing.T) {
 	if uint64(n) != kf.NumDumped() {
 		t.Errorf("%d pages equal, the dump holds %d", n, kf.NumDumped())
 	}
-	t.Log(fmt.Sprintf("%s: %d pages equal through %d PT_LOADs, %d holes", d.Name(), n, v.Runs(), holes))
+	t.Logf("%s: %d pages equal through %d PT_LOADs, %d holes", d.Name(), n, v.Runs(), holes)
 }
 
 // TestELFViewKernelText: with _stext and phys_base in VMCOREINFO (x86_64),

@@ -27,10 +27,9 @@ import (
 var skipMark = regexp.MustCompile(`^\s*<!-- README-test: skip (destructive|slow|network): (.+) -->\s*$`)
 
 type example struct {
-	line       int // of the fence
-	text       string
-	skip, why  string
-	directives []string
+	line      int // of the fence
+	text      string
+	skip, why string
 }
 
 func readmeExamples(t *testing.T) []example {

@@ -162,12 +162,11 @@ func openSource(path string) (*saveSource, error) {
 // dumpTo is where save writes: a temporary file that becomes OUT, or
 // standard output.
 type dumpTo struct {
-	out      io.WriterAt
-	file     *outFile // nil for standard output
-	flat     *diskdump.FlattenWriter
-	buf      *bufio.Writer // under flat
-	name     string        // for messages
-	progress bool          // standard error may show progress
+	out  io.WriterAt
+	file *outFile // nil for standard output
+	flat *diskdump.FlattenWriter
+	buf  *bufio.Writer // under flat
+	name string        // for messages
 }
 
 // finish ends the flattened stream, if any.
