@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
@@ -19,6 +20,12 @@ func openView(t *testing.T, m synthMachine, c codec.Codec) (*File, *ELFView, *vm
 	if err := m.write(t, fh, c, 2); err != nil {
 		t.Fatal(err)
 	}
+	return viewOf(t, fh)
+}
+
+// viewOf opens the kdump file fh and its ELF view as a vmcore.
+func viewOf(t *testing.T, fh *os.File) (*File, *ELFView, *vmcore.File) {
+	t.Helper()
 	fi, _ := fh.Stat()
 	kf, err := Open(fh, fi.Size())
 	if err != nil {
@@ -104,10 +111,12 @@ func TestELFView(t *testing.T) {
 // lists them. (Our Writer points them at the shared zero page instead, for
 // libkdumpfile; the view, as crash does, reads those as zeros, and the
 // view is flagged incomplete as the dump is.)
-func TestELFViewIncomplete(t *testing.T) {
-	m := synthMachines["all"]
+// writeUncompressed writes m's dumped pages below pfn upTo, uncompressed,
+// with header h, and returns the writer to close or abort.
+func writeUncompressed(t *testing.T, m synthMachine, h Header, upTo uint64) (*Writer, *os.File) {
+	t.Helper()
 	fh := fixture.CreateFile(t, "dump")
-	w, err := NewWriter(fh, testHeader(m.maxMapnr, codec.Zstd))
+	w, err := NewWriter(fh, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,13 +128,22 @@ func TestELFViewIncomplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := make([]byte, 4096)
-	for pfn := uint64(0); pfn < 100; pfn++ {
-		m.page(pfn, page)
-		if err := w.WritePage(pfn, page, 0); err != nil {
-			t.Fatal(err)
+	for pfn := uint64(0); pfn < upTo; pfn++ {
+		if m.ram(pfn) && m.dump(pfn) {
+			m.page(pfn, page)
+			if err := w.WritePage(pfn, page, 0); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	return w, fh
+}
+
+func TestELFViewIncomplete(t *testing.T) {
+	m := synthMachines["all"]
+	w, fh := writeUncompressed(t, m, testHeader(m.maxMapnr, codec.Zstd), 100)
 	w.Abort(errors.New("disk full"))
+	page := make([]byte, 4096)
 	fi, _ := fh.Stat()
 	kf, err := Open(fh, fi.Size())
 	if err != nil {
@@ -139,17 +157,7 @@ func TestELFViewIncomplete(t *testing.T) {
 	if _, err := fh.WriteAt(make([]byte, (m.maxMapnr-100)*descSize), kf.lay.desc+100*descSize); err != nil {
 		t.Fatal(err)
 	}
-	if kf, err = Open(fh, fi.Size()); err != nil {
-		t.Fatal(err)
-	}
-	v, err := kf.ELFView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vf, err := vmcore.NewFile(v, v.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, vf := viewOf(t, fh)
 	if vf.Flags&vmcore.FlagIncomplete == 0 {
 		t.Error("the view is not flagged incomplete")
 	}
@@ -196,19 +204,7 @@ func TestELFViewReal(t *testing.T) {
 	if _, _, err := writeDump(t, src, fh, dumpOpts{codec: codec.Zlib, dumpLevel: 1, exclude: excl, chunk: 4}); err != nil {
 		t.Fatal(err)
 	}
-	fi, _ := fh.Stat()
-	kf, err := Open(fh, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := kf.ELFView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vf, err := vmcore.NewFile(v, v.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kf, v, vf := viewOf(t, fh)
 	got, want := make([]byte, 4096), make([]byte, 4096)
 	var n, holes int
 	for pfn := uint64(0); pfn < src.MaxPFN(); pfn++ {
@@ -243,43 +239,12 @@ func TestELFViewKernelText(t *testing.T) {
 	prs := fixture.PRStatus(le, elf.EM_X86_64, 1, nil)
 	h.Notes = append(prs, fixture.VMCOREINFO(le, info)...)
 	h.VMCOREINFOOffset, h.VMCOREINFOSize = int64(len(prs)+24), int64(len(info))
-	fh := fixture.CreateFile(t, "dump")
-	w, err := NewWriter(fh, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ram, dump := m.bitmaps(0, m.maxMapnr)
-	if err := w.SetBitmaps(0, ram, dump); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.StartPages(); err != nil {
-		t.Fatal(err)
-	}
+	w, fh := writeUncompressed(t, m, h, m.maxMapnr)
 	page := make([]byte, 4096)
-	for pfn := uint64(0); pfn < m.maxMapnr; pfn++ {
-		if m.ram(pfn) && m.dump(pfn) {
-			m.page(pfn, page)
-			if err := w.WritePage(pfn, page, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fi, _ := fh.Stat()
-	kf, err := Open(fh, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := kf.ELFView()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vf, err := vmcore.NewFile(v, v.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kf, v, vf := viewOf(t, fh)
 	const lo, hi = 0x1000000, 0x2000000 // _stext's physical address, phys_base + KERNEL_IMAGE_SIZE
 	var text uint64
 	got := make([]byte, 4096)

@@ -69,6 +69,8 @@ func TestCommandLines(t *testing.T) {
 		{[]string{"save", "out", "-d", "x"}, exitUsage, `invalid value "x" for flag -d`},
 		{[]string{"build"}, exitUsage, "-o PATH is required"},
 		{[]string{"status", "extra"}, exitUsage, `takes no arguments, got ["extra"]`},
+		{[]string{"load", "--dry-run", "--initrd", ""}, exitUsage, `--initrd "": name the image, or --no-initrd`},
+		{[]string{"load", "--dry-run", "--initrd=", "--no-initrd"}, exitUsage, "--no-initrd and --initrd: give one"},
 		{[]string{"info", filepath.Join(t.TempDir(), "nothing")}, exitFailed, "nothing does not exist\n  detail: stat "},
 	} {
 		code, stdout, stderr := gokdump(tt.args...)

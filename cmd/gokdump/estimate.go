@@ -87,34 +87,12 @@ type estimateJSON struct {
 }
 
 func runEstimate(f estimateFlags, w, stderr io.Writer) error {
-	if f.noInitrd && f.initrd.set {
-		return usagef("--no-initrd and --initrd: give one")
-	}
-	if f.initrd.set && f.initrd.value == "" {
-		return usagef(`--initrd "": name the image, or --no-initrd for a kernel with its initramfs built in`)
-	}
-	kernel, initrd := f.kernel, f.initrd.value
-	if kernel == "" || (!f.initrd.set && !f.noInitrd) {
-		rel, err := loadKernelRelease()
-		if err != nil {
-			return err
-		}
-		k, err := hostKernel(rel)
-		if err != nil {
-			return err
-		}
-		if kernel == "" {
-			if kernel, err = k.ImagePath(); err != nil {
-				return err
-			}
-		}
-		if !f.initrd.set && !f.noInitrd {
-			initrd = k.Initrd
-		}
+	kernel, initrd, err := captureFiles(f.kernel, f.initrd.value, f.initrd.set, f.noInitrd)
+	if err != nil {
+		return err
 	}
 	ram := uint64(f.ram.Size)
 	if f.ram.Text == "" {
-		var err error
 		if ram, err = memTotal(kexecProcRoot + "/meminfo"); err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ type loadFlags struct {
 	cmdlineSet     bool
 	dryRun         bool
 	noInitrd       bool
+	initrdSet      bool // --initrd given, even empty
 }
 
 func init() {
@@ -58,7 +59,10 @@ func init() {
 				if err := needArgs(args); err != nil {
 					return err
 				}
-				fs.Visit(func(fl *flag.Flag) { f.cmdlineSet = f.cmdlineSet || fl.Name == "cmdline" })
+				fs.Visit(func(fl *flag.Flag) {
+					f.cmdlineSet = f.cmdlineSet || fl.Name == "cmdline"
+					f.initrdSet = f.initrdSet || fl.Name == "initrd"
+				})
 				return runLoad(&f, s.out)
 			}
 		},
@@ -69,27 +73,9 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	if f.cmdlineSet && len(f.appends) > 0 {
 		return fmt.Errorf("--cmdline replaces the derived command line and --append adds to it: give one")
 	}
-	if f.noInitrd && f.initrd != "" {
-		return fmt.Errorf("--no-initrd and --initrd: give one")
-	}
-	kernel, initrd := f.kernel, f.initrd
-	if kernel == "" || (initrd == "" && !f.noInitrd) {
-		rel, err := loadKernelRelease()
-		if err != nil {
-			return err
-		}
-		k, err := hostKernel(rel)
-		if err != nil {
-			return err
-		}
-		if kernel == "" {
-			if kernel, err = k.ImagePath(); err != nil {
-				return err
-			}
-		}
-		if initrd == "" && !f.noInitrd {
-			initrd = k.Initrd
-		}
+	kernel, initrd, err := captureFiles(f.kernel, f.initrd, f.initrdSet || f.initrd != "", f.noInitrd)
+	if err != nil {
+		return err
 	}
 	cf := f.config
 	if cf.path == "" {
@@ -141,6 +127,40 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	printLoadPlan(w, p, drops)
 	fmt.Fprintln(w, "loaded: a crash now boots this kernel")
 	return nil
+}
+
+// captureFiles returns the capture kernel and initramfs to load or size:
+// those given, else the running kernel's image and the capture image
+// gokdump rebuild makes for it; no initramfs with noInitrd (a dedicated
+// capture kernel has its own built in). An initramfs given empty is
+// refused rather than taken for the default.
+func captureFiles(kernel, initrd string, initrdSet, noInitrd bool) (string, string, error) {
+	switch {
+	case noInitrd && initrdSet:
+		return "", "", usagef("--no-initrd and --initrd: give one")
+	case initrdSet && initrd == "":
+		return "", "", usagef(`--initrd "": name the image, or --no-initrd for a kernel with its initramfs built in`)
+	}
+	if kernel != "" && (initrdSet || noInitrd) {
+		return kernel, initrd, nil
+	}
+	rel, err := loadKernelRelease()
+	if err != nil {
+		return "", "", err
+	}
+	k, err := hostKernel(rel)
+	if err != nil {
+		return "", "", err
+	}
+	if kernel == "" {
+		if kernel, err = k.ImagePath(); err != nil {
+			return "", "", err
+		}
+	}
+	if !initrdSet && !noInitrd {
+		initrd = k.Initrd
+	}
+	return kernel, initrd, nil
 }
 
 // printLoadPlan shows what a load puts where, and what of the running
