@@ -129,3 +129,18 @@ func TestBuildEmptyFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildConfigErrorNamesTheFile: a config error, also one between two
+// keys, names the file given and its line, once.
+func TestBuildConfigErrorNamesTheFile(t *testing.T) {
+	noDefaultConfig(t)
+	bad := filepath.Join(t.TempDir(), "bad3.toml")
+	os.WriteFile(bad, []byte("target = \"LABEL=x\"\nfailure_action = \"fallback\"\n"), 0o600)
+	code, _, stderr := gokdump("build", "--init", writeTestInit(t, t.TempDir()), "--arch", "amd64", "--config", bad,
+		"--drivers", "none", "-o", filepath.Join(t.TempDir(), "img"))
+	if code != exitFailed || !strings.Contains(stderr, bad+" is not a valid configuration") ||
+		!strings.Contains(stderr, "detail: config: "+bad+":2: failure_action: \"fallback\" needs fallback_target") ||
+		strings.Contains(stderr, "gokdump.toml:") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}

@@ -19,8 +19,8 @@ import (
 func init() {
 	register(&command{
 		name:  "savecore",
-		args:  "DEVICE DIR",
-		short: "rebuild a dump written to a raw device (makedumpfile's flattened stream) as DIR/<crash time>/vmcore",
+		args:  "DEVICE|STREAM DIR",
+		short: "turn a flattened stream (a raw device target, save --flat, makedumpfile -F) back into DIR/<crash time>/vmcore",
 		long: `DIR may be, or go through, a symbolic link (/var/crash often is one): the
 path given is followed, and savecore says where it leads; links below it,
 in the dump directories, are not.
@@ -37,7 +37,7 @@ is); 4 no flattened stream on DEVICE: nothing to recover`,
 		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			clearDev := fs.Bool("clear", false, "after a complete save, erase the stream's header and log trailer on DEVICE so the dump is not saved twice")
 			return func(args []string, s streams) error {
-				if err := needArgs(args, "DEVICE", "DIR"); err != nil {
+				if err := needArgs(args, "DEVICE|STREAM", "DIR"); err != nil {
 					return err
 				}
 				return runSavecore(args[0], args[1], *clearDev, s.out)
