@@ -7,13 +7,12 @@ STATIC   := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH)
 GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
 # QEMU crash tests take minutes each under TCG; give the whole run room.
 TEST_TIMEOUT ?= 80m
-
 # What `gokdump version` prints: the VERSION and COMMIT files a `make dist`
 # tarball carries, else git's description of the checkout.
 VERSION ?= $(shell cat VERSION 2>/dev/null || git describe --tags --always --dirty 2>/dev/null || echo unknown)
 COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
-.PHONY: all build test test-kernel unit qemu-test demo lint fuzz bench clean help deps install uninstall dist deb
+.PHONY: all build test test-kernel unit qemu-test demo lint fuzz bench clean help deps install
 
 all: build ## the same as build
 
@@ -89,6 +88,7 @@ install: build ## install gokdump, its capture init, the systemd unit and kernel
 	install -m 0644 configs/gokdump.toml $(DESTDIR)$(DOCDIR)/gokdump.toml.example
 	@[ -e $(DESTDIR)$(SYSCONFDIR)/gokdump.toml ] || install -D -m 0600 configs/gokdump.toml $(DESTDIR)$(SYSCONFDIR)/gokdump.toml
 
+.PHONY: uninstall dist deb
 uninstall: ## remove what install put there (DESTDIR, PREFIX); /etc/gokdump.toml and built images stay
 	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(UNITDIR)/gokdump.service \
 		$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
@@ -121,7 +121,7 @@ clean: ## remove build output, bin/ and out/ (keeps the download cache in .cache
 help: ## this list
 	@echo "make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
-	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
-	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them),"
-	@echo "  PREFIX ($(PREFIX)), DESTDIR, BINDIR, LIBDIR, UNITDIR, DOCDIR, SYSCONFDIR, KERNELINSTALLDIR (install),"
+	@echo "install variables: PREFIX ($(PREFIX)), DESTDIR, BINDIR, LIBDIR, UNITDIR, DOCDIR, SYSCONFDIR, KERNELINSTALLDIR;"
 	@echo "  VERSION ($(VERSION)) and COMMIT (what gokdump version says)"
+	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
+	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them)"
