@@ -154,7 +154,7 @@ func captureFiles(kernel, initrd string, initrdSet, noInitrd bool) (string, stri
 	}
 	if kernel == "" {
 		if kernel, err = k.ImagePath(); err != nil {
-			return "", "", err
+			return "", "", explain(err, "the running kernel's image (%s) is not on this machine: name one with --kernel PATH", rel)
 		}
 	}
 	if !initrdSet && !noInitrd {
