@@ -7,13 +7,17 @@ STATIC   := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH)
 GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
 # QEMU crash tests take minutes each under TCG; give the whole run room.
 TEST_TIMEOUT ?= 80m
+# What `gokdump version` prints: the VERSION and COMMIT files a `make dist`
+# tarball carries, else git's description of the checkout.
+VERSION ?= $(shell cat VERSION 2>/dev/null || git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
 .PHONY: all build test test-kernel test-race unit qemu-test demo lint fuzz bench clean help deps install
 
-all: build ## build bin/gokdump and the static capture init bin/gokdump-init
+all: build ## the same as build
 
-build:
-	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump ./cmd/gokdump
+build: ## build bin/gokdump (stamped with VERSION and COMMIT) and the static capture init bin/gokdump-init
+	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/gokdump ./cmd/gokdump
 	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init ./initramfs
 
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
@@ -54,27 +58,74 @@ lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 demo: deps build ## crash a QEMU guest end to end and show the saved dump (DEMO_FLAGS='-kernel latest')
 	scripts/demo $(DEMO_FLAGS)
 
-PREFIX  ?= /usr
-DESTDIR ?=
-install: build ## install gokdump, its capture init, the systemd unit and kernel hooks (DESTDIR, PREFIX)
-	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(PREFIX)/bin/gokdump
-	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(PREFIX)/lib/gokdump/init
-	install -D -m 0644 configs/gokdump.service $(DESTDIR)/etc/systemd/system/gokdump.service
-	install -D -m 0755 scripts/kernel-hooks/postinst.d-gokdump $(DESTDIR)/etc/kernel/postinst.d/zz-gokdump
-	install -D -m 0755 scripts/kernel-hooks/postrm.d-gokdump $(DESTDIR)/etc/kernel/postrm.d/zz-gokdump
-	install -D -m 0755 scripts/kernel-hooks/60-gokdump.install $(DESTDIR)$(PREFIX)/lib/kernel/install.d/60-gokdump.install
-	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/gokdump/README.md
-	@[ -e $(DESTDIR)/etc/gokdump.toml ] || install -D -m 0600 configs/gokdump.toml $(DESTDIR)/etc/gokdump.toml
+# Where `make install` puts things, as distributions lay them out: PREFIX
+# for the programs, the unit (systemd reads PREFIX/lib/systemd/system for
+# /usr and /usr/local) and the docs; the kernel hooks where the kernel's
+# packages run them whatever PREFIX is (/etc/kernel, and kernel-install's
+# /usr/lib/kernel/install.d). The unit and the hooks are written with
+# PREFIX's gokdump in them.
+PREFIX     ?= /usr
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/gokdump
+SYSCONFDIR ?= /etc
+KERNELINSTALLDIR ?= /usr/lib/kernel/install.d
+# The installed files that name gokdump's path: the source ones say /usr/bin/gokdump.
+SUBST = sed 's|/usr/bin/gokdump|$(BINDIR)/gokdump|g; s|/usr/share/doc/gokdump|$(DOCDIR)|g'
+
+install: build ## install gokdump, its capture init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
+	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(BINDIR)/gokdump
+	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(LIBDIR)/gokdump/init
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d \
+		$(DESTDIR)$(KERNELINSTALLDIR) $(DESTDIR)$(DOCDIR)
+	$(SUBST) configs/gokdump.service >$(DESTDIR)$(UNITDIR)/gokdump.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gokdump.service
+	$(SUBST) scripts/kernel-hooks/postinst.d-gokdump >$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump
+	$(SUBST) scripts/kernel-hooks/postrm.d-gokdump >$(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump
+	$(SUBST) scripts/kernel-hooks/60-gokdump.install >$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install
+	chmod 0755 $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
+		$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 configs/gokdump.toml $(DESTDIR)$(DOCDIR)/gokdump.toml.example
+	@[ -e $(DESTDIR)$(SYSCONFDIR)/gokdump.toml ] || install -D -m 0600 configs/gokdump.toml $(DESTDIR)$(SYSCONFDIR)/gokdump.toml
+
+.PHONY: uninstall dist deb
+uninstall: ## remove what install put there (DESTDIR, PREFIX); /etc/gokdump.toml and built images stay
+	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(UNITDIR)/gokdump.service \
+		$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
+		$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/gokdump.toml.example
+	-rmdir $(DESTDIR)$(LIBDIR)/gokdump $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# make dist: the source of this commit (git archive) with VERSION and COMMIT
+# files, so that a build from the tarball says what it is.
+DIST := gokdump-$(VERSION)
+dist: ## write out/gokdump-VERSION.tar.gz, the source of HEAD (uncommitted changes are not in it)
+	@mkdir -p out
+	rm -rf out/$(DIST) out/$(DIST).tar.gz
+	git archive --format=tar --prefix=$(DIST)/ HEAD | tar -x -C out
+	echo '$(VERSION)' >out/$(DIST)/VERSION
+	echo '$(COMMIT)' >out/$(DIST)/COMMIT
+	tar -C out --sort=name --owner=0 --group=0 --numeric-owner --mtime='@$(shell git log -1 --format=%ct 2>/dev/null || echo 0)' \
+		-czf out/$(DIST).tar.gz $(DIST)
+	rm -rf out/$(DIST)
+	@echo "wrote out/$(DIST).tar.gz"
+
+deb: ## build the Debian package out/gokdump_VERSION_ARCH.deb with dpkg-buildpackage (needs debhelper, Go)
+	scripts/build-deb
 
 bench: deps build ## compare gokdump save with makedumpfile (speed, memory, size); writes BENCHMARKS.md
 	$(GO) run ./qemu-tests/bench $(BENCH_FLAGS)
 
-clean: ## remove build output (keeps the download cache in .cache/)
-	rm -rf $(BIN)
+clean: ## remove build output, bin/ and out/ (keeps the download cache in .cache/)
+	rm -rf $(BIN) out
 
 help: ## this list
 	@echo "make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "install variables: PREFIX ($(PREFIX)), DESTDIR, BINDIR, LIBDIR, UNITDIR, DOCDIR, SYSCONFDIR, KERNELINSTALLDIR;"
+	@echo "  VERSION ($(VERSION)) and COMMIT (what gokdump version says)"
 	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
 	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them), DEMO_FLAGS,"
 	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache)"

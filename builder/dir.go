@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -102,4 +103,81 @@ func (p *Plan) WriteDirList(w io.Writer, dir string) error {
 		im.entries[n] = e
 	}
 	return im.writeList(w)
+}
+
+// WriteListWith writes the image's gen_init_cpio file list, as WriteList,
+// usable as it stands: the files that have no source file of their own
+// (the module list, the network record, extra files, a compiled init), or
+// whose source no longer holds what was read and checked (a config edited
+// since), are first written into dir at their path in the image and listed
+// from there. dir must be missing or empty. It returns the in-image paths
+// of the files it wrote.
+func (p *Plan) WriteListWith(w io.Writer, dir string) ([]string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("builder: %w", err)
+	}
+	var gen []entry
+	im := &image{entries: make(map[string]entry, len(p.im.entries))}
+	for n, e := range p.im.entries {
+		if e.mode&cpio.S_IFMT == cpio.S_IFREG && e.src != "" && !strings.HasPrefix(e.src, "<") {
+			// gen_init_cpio reads relative paths from where it runs.
+			if a, err := filepath.Abs(e.src); err == nil {
+				e.src = a
+			}
+		}
+		im.entries[n] = e
+	}
+	for _, e := range im.sorted() {
+		if e.mode&cpio.S_IFMT == cpio.S_IFREG && !sameFile(e.src, e.data) {
+			if e.data == nil {
+				return nil, fmt.Errorf("builder: %w: the plan was made without compiling the init", ErrNoInit)
+			}
+			gen = append(gen, e)
+		}
+	}
+	// The list first: a path it cannot hold fails before anything is
+	// written.
+	for _, e := range gen {
+		e.src = filepath.Join(abs, filepath.FromSlash(strings.TrimPrefix(e.name, "/")))
+		im.entries[e.name] = e
+	}
+	var list strings.Builder
+	if err := im.writeList(&list); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("builder: %w", err)
+	case len(ents) > 0:
+		return nil, fmt.Errorf("builder: %s: %w", dir, ErrNotEmpty)
+	}
+	var wrote []string
+	for _, e := range gen {
+		host := im.entries[e.name].src
+		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+			return nil, fmt.Errorf("builder: %w", err)
+		}
+		if err := writeFileMode(host, e.data, os.FileMode(e.mode&0o777)); err != nil {
+			return nil, err
+		}
+		wrote = append(wrote, e.name)
+	}
+	_, err = io.WriteString(w, list.String())
+	return wrote, err
+}
+
+// sameFile reports whether the file at path holds data.
+func sameFile(path string, data []byte) bool {
+	if !filepath.IsAbs(path) {
+		return false // a placeholder such as <generated>
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(b, data)
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,5 +97,57 @@ func TestWriteDir(t *testing.T) {
 	writeFile(t, nodir, "x")
 	if _, err := p.WriteDir(nodir); err == nil {
 		t.Error("writing a tree over a file succeeded")
+	}
+}
+
+// TestWriteListWith: every file line of the list names a file that exists
+// and holds what the archive holds; the generated ones are written into
+// the directory given, nothing else is.
+func TestWriteListWith(t *testing.T) {
+	opts := baseOptions(t)
+	opts.Compress = CompressNone
+	opts.ModulesDir = filepath.Join("testdata", "6.1.0-test-amd64")
+	opts.Modules = []string{"virtio_blk", "ext4"}
+	opts.Extra = []File{{Path: "/etc/gokdump/net.json", Data: []byte(`{"interfaces":[]}`), Mode: 0o644}}
+	archive, _ := build(t, opts)
+	p, err := NewPlan(context.Background(), opts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	gen := filepath.Join(t.TempDir(), "generated")
+	var list bytes.Buffer
+	wrote, err := p.WriteListWith(&list, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for _, r := range readRecords(t, archive) {
+		if r.Mode&cpio.S_IFMT == cpio.S_IFREG {
+			b := make([]byte, r.FileSize)
+			r.ReadAt(b, 0)
+			want["/"+r.Name] = b
+		}
+	}
+	files := 0
+	for _, l := range strings.Split(strings.TrimSpace(list.String()), "\n") {
+		f := strings.Fields(l)
+		if f[0] != "file" {
+			continue
+		}
+		files++
+		got, err := os.ReadFile(f[2])
+		if err != nil || !bytes.Equal(got, want[f[1]]) {
+			t.Errorf("%s: source %s: %v, or not what the archive holds", f[1], f[2], err)
+		}
+		if strings.HasPrefix(f[2], gen) != slices.Contains(wrote, f[1]) {
+			t.Errorf("%s from %s; written into %s: %q", f[1], f[2], gen, wrote)
+		}
+	}
+	if files != len(want) || !slices.Contains(wrote, ModuleListPath) || !slices.Contains(wrote, "/etc/gokdump/net.json") {
+		t.Errorf("%d files listed, the archive has %d; wrote %q:\n%s", files, len(want), wrote, list.String())
+	}
+	if _, err := p.WriteListWith(io.Discard, gen); !errors.Is(err, ErrNotEmpty) {
+		t.Errorf("a second time into the same directory: %v", err)
 	}
 }

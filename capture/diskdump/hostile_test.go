@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/internal/fixture"
 )
 
@@ -446,6 +447,19 @@ func FuzzOpen(f *testing.F) {
 				var pe *PageError
 				if !errors.As(verr, &pe) {
 					t.Fatalf("Verify: %v", verr)
+				}
+			}
+		}
+		// The ELF view of what opened reads as a vmcore, its size what
+		// the file holds.
+		if v, err := kf.ELFView(); err == nil {
+			// A page per bit of the 2nd bitmap, at most.
+			if v.Size() > 8*int64(len(data))*int64(kf.PageSize())+1<<20 {
+				t.Fatalf("ELF view of %d bytes from a %d-byte file", v.Size(), len(data))
+			}
+			if vf, err := vmcore.NewFile(v, v.Size()); err == nil {
+				for _, r := range vf.PhysRanges()[:min(2, len(vf.PhysRanges()))] {
+					vf.ReadPhys(page[:min(len(page), 100)], r.Start)
 				}
 			}
 		}

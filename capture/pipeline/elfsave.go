@@ -122,6 +122,7 @@ func (s *saver) saveELF(out *countingWriterAt) error {
 		}
 	}
 	s.stats.PagesKept = lay.Stats().KeptPages - missing
+	s.stats.Stored = lay.Stats().KeptPages + lay.Stats().ZeroFilledPages
 	why := s.finishMissing(func(notes []byte, _, _ int64) error { w.ReplaceNotes(notes); return nil })
 	if why != "" {
 		w.SetIncomplete()

@@ -405,18 +405,24 @@ func (s *saver) write(w *diskdump.Writer, j *job) error {
 			s.stats.BytesIn -= int64(s.ps)
 			s.missingPage(pfn, j.bad[i])
 			var excluded bool
-			if excluded, err = w.ExcludePage(pfn); err == nil && !excluded && !s.zeroedMissing {
-				s.zeroedMissing = true
-				s.opts.Logf("the output cannot be read back: missing pages are stored as zero pages (the dump's list of missing memory names them)")
+			if excluded, err = w.ExcludePage(pfn); err == nil && !excluded {
+				s.stats.Stored++
+				if !s.zeroedMissing {
+					s.zeroedMissing = true
+					s.opts.Logf("the output cannot be read back: missing pages are stored as zero pages (the dump's list of missing memory names them)")
+				}
 			}
 		case po.zero:
 			s.stats.Zero++
+			s.stats.Stored++
 			err = w.WriteZeroPage(pfn)
 		case po.raw:
 			s.stats.PagesKept++
+			s.stats.Stored++
 			err = w.WritePage(pfn, j.data[i*s.ps:(i+1)*s.ps], 0)
 		default:
 			s.stats.PagesKept++
+			s.stats.Stored++
 			err = w.WritePage(pfn, j.out[po.off:po.off+po.len], po.flags)
 		}
 		if err != nil {

@@ -54,14 +54,19 @@ type Stats struct {
 	MaxPFN     uint64 // page frames the dump spans, holes included
 	PagesTotal uint64 // pages of memory in the source ("Original pages")
 	PagesKept  uint64 // pages written with their contents ("Remaining pages")
-	Zero       uint64 // pages filled with zero, excluded
-	Cache      uint64 // non-private cache pages, excluded
-	CachePriv  uint64 // private cache pages, excluded
-	User       uint64 // user process data pages, excluded
-	Free       uint64 // free pages, excluded
-	HWPoison   uint64
-	Offline    uint64
-	Absent     uint64 // pages the source declares but does not hold (p_memsz > p_filesz)
+	// Stored is the pages the output holds, as its readers (and gokdump
+	// info) count them: the kept pages and, in a kdump file, the zero
+	// pages, which share one zero page's data; in an ELF file, the
+	// excluded pages of runs too short to split off, stored as zeros.
+	Stored    uint64
+	Zero      uint64 // pages filled with zero, excluded
+	Cache     uint64 // non-private cache pages, excluded
+	CachePriv uint64 // private cache pages, excluded
+	User      uint64 // user process data pages, excluded
+	Free      uint64 // free pages, excluded
+	HWPoison  uint64
+	Offline   uint64
+	Absent    uint64 // pages the source declares but does not hold (p_memsz > p_filesz)
 	// Missing pages the source should hold and does not: past the end of
 	// a truncated file, unreadable, or listed missing by the source. They
 	// are not in the output (neither zero nor kept), which lists them and

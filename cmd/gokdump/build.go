@@ -77,6 +77,7 @@ type buildFlags struct {
 	format      string
 	drivers     string
 	noHostOnly  bool
+	force       bool
 }
 
 func init() {
@@ -84,7 +85,7 @@ func init() {
 		name:  "build",
 		args:  "",
 		short: "build the initramfs of the kdump capture kernel",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f buildFlags
 			fs.StringVar(&f.out, "o", "", "write the image to `PATH` (- for standard output); required unless --list")
 			fs.StringVar(&f.init, "init", "", "`PATH` of the capture init binary to pack as /init; default: gokdump-init beside gokdump,\n"+
@@ -113,13 +114,33 @@ func init() {
 			fs.StringVar(&f.format, "format", formatInitrd, "initrd (an archive compressed per --compress, for kexec or a boot loader), cpio (an\n"+
 				"uncompressed newc archive, for CONFIG_INITRAMFS_SOURCE) or dir (a directory tree at -o, and a\n"+
 				"gen_init_cpio list of it in PATH.list)")
-			fs.BoolVar(&f.list, "list", false, "print the image's file list (gen_init_cpio format) instead of writing it")
-			return func(args []string) error {
-				if len(args) != 0 || (f.out == "" && !f.list) {
-					return errUsage
+			fs.BoolVar(&f.list, "list", false, "print the image's file list (gen_init_cpio format) instead of writing it; the files that\n"+
+				"are not on disk as they are packed (generated, or a compiled init) are written to the directory\n"+
+				"-o names, or to a new one in $TMPDIR, and listed from there")
+			fs.BoolVar(&f.force, "force", false, "replace an existing image (or, with --format dir, an image tree gokdump wrote); without\n"+
+				"it an existing -o is an error")
+			fs.BoolVar(&f.force, "f", false, "same as --force")
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
+				}
+				var empty []string
+				fs.Visit(func(fl *flag.Flag) {
+					if fl.Value.String() == "" && slices.Contains([]string{"o", "sysroot", "config", "init", "kernel-modules", "kver", "arch"}, fl.Name) {
+						empty = append(empty, "--"+fl.Name)
+					}
+				})
+				if len(empty) > 0 {
+					return usagef("%s given empty (an unset variable?): give a value, or leave the flag out", strings.Join(empty, ", "))
+				}
+				if f.out == "" && !f.list {
+					return usagef("-o PATH is required: where to write the image (- for standard output); or --list for its file list")
+				}
+				if f.list && f.out == "-" {
+					return usagef("--list prints the list to standard output; -o names the directory for the files it generates")
 				}
 				fs.Visit(func(fl *flag.Flag) { f.compressSet = f.compressSet || fl.Name == "compress" })
-				return runBuild(context.Background(), &f, os.Stdout, fs.Output())
+				return runBuild(context.Background(), &f, s.out, fs.Output())
 			}
 		},
 	})
@@ -151,9 +172,14 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	}
 	var cfg *config.Config
 	if opts.Config != nil {
+		// Checked here, where the file's name is known, so that every
+		// error names it and its line.
 		c, err := config.Parse(opts.Config, opts.ConfigSource)
+		if err == nil {
+			err = c.Validate()
+		}
 		if err != nil {
-			return err
+			return explain(err, "%s is not a valid configuration: the capture would start with it", opts.ConfigSource)
 		}
 		cfg = c
 	}
@@ -170,21 +196,17 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	}
 	warnNoTarget(stderr, cfg, opts.ConfigSource)
 
-	p, err := builder.NewPlan(ctx, opts, !f.list)
+	p, err := builder.NewPlan(ctx, opts, true)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	if f.list {
-		if err := p.WriteList(stdout); err != nil {
-			return err
-		}
-		printModules(stderr, p.Result())
-		return nil
+		return writeList(f, p, stdout, stderr)
 	}
 	switch {
 	case f.format == formatDir:
-		return writeDirImage(f.out, p, stderr)
+		return writeDirImage(f.out, p, f.force, stderr)
 	case f.out == "-":
 		if st, ok := stdout.(*os.File); ok {
 			if fi, err := st.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -255,7 +277,47 @@ func checkBuildFlags(f *buildFlags) error {
 	default:
 		return fmt.Errorf("--format %q: want %s, %s or %s", f.format, formatInitrd, formatCPIO, formatDir)
 	}
+	switch {
+	case f.list || f.out == "-":
+	case f.format == formatDir:
+		if err := checkTree(f.out, f.force); err != nil {
+			return err
+		}
+		if err := checkOutput(strings.TrimRight(f.out, "/")+".list", f.force); err != nil {
+			return err
+		}
+	default:
+		return checkOutput(f.out, f.force)
+	}
 	return nil
+}
+
+// checkTree refuses a --format dir output that holds something, unless
+// --force and it is an image tree gokdump wrote (its /init and etc/ are
+// there, and its list beside it): nothing else is ever removed.
+func checkTree(dir string, force bool) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return checkOutDir(strings.TrimRight(dir, "/"))
+	case err != nil:
+		return err
+	case len(ents) == 0:
+		return nil
+	case !force:
+		return fmt.Errorf("%s is not empty (--force replaces an image tree gokdump wrote)", dir)
+	case !isImageTree(dir):
+		return fmt.Errorf("%s is not empty and is no image tree gokdump wrote (no init, etc/ and %s.list): not replaced",
+			dir, strings.TrimRight(dir, "/"))
+	}
+	return nil
+}
+
+func isImageTree(dir string) bool {
+	fi, err1 := os.Lstat(filepath.Join(dir, strings.TrimPrefix(builder.InitPath, "/")))
+	di, err2 := os.Lstat(filepath.Join(dir, "etc"))
+	li, err3 := os.Lstat(strings.TrimRight(dir, "/") + ".list")
+	return err1 == nil && err2 == nil && err3 == nil && fi.Mode().IsRegular() && di.IsDir() && li.Mode().IsRegular()
 }
 
 // buildInputs finds the config, the init and the modules tree: in the
@@ -487,30 +549,113 @@ func detectTargetModules(cfg *config.Config, stderr io.Writer) (required, option
 }
 
 // writeDirImage writes the image as a tree at dir and its file list beside
-// it as dir.list.
-func writeDirImage(dir string, p *builder.Plan, stderr io.Writer) error {
+// it as dir.list. With force, an image tree there (checkTree) is replaced
+// once the new one is written.
+func writeDirImage(dir string, p *builder.Plan, force bool, stderr io.Writer) error {
+	dir = strings.TrimRight(dir, "/")
 	// The list first: a path it cannot hold fails before the tree is made.
-	list := strings.TrimRight(dir, "/") + ".list"
+	list := dir + ".list"
 	var b bytes.Buffer
 	if err := p.WriteDirList(&b, dir); err != nil {
 		return err
 	}
-	skipped, err := p.WriteDir(dir)
+	into, old := dir, ""
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 && force {
+		// A new tree beside the old one, swapped in when whole.
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp) // gone once renamed
+		into = tmp
+	}
+	skipped, err := p.WriteDir(into)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(list, b.Bytes(), 0o644); err != nil {
+	if into != dir {
+		old = filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".old")
+		os.RemoveAll(old)
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+		if err := os.Rename(into, dir); err != nil {
+			os.Rename(old, dir)
+			return err
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := writeAtomic(list, &b); err != nil {
 		return err
 	}
+	if old != "" {
+		if err := os.RemoveAll(old); err != nil {
+			fmt.Fprintf(stderr, "gokdump build: warning: the old tree %s: %v\n", old, err)
+		}
+	}
 	r := p.Result()
-	fmt.Fprintf(stderr, "gokdump build: wrote %s (%d entries) and its gen_init_cpio list %s\n", dir, len(r.Files), list)
+	verb := "wrote"
+	if old != "" {
+		verb = "replaced"
+	}
+	fmt.Fprintf(stderr, "gokdump build: %s %s (%d entries) and its gen_init_cpio list %s\n", verb, dir, len(r.Files), list)
 	if len(skipped) > 0 {
 		fmt.Fprintf(stderr, "  not made without privilege: %s; the list has them: use CONFIG_INITRAMFS_SOURCE=%s\n",
 			strings.Join(skipped, " "), list)
 	}
-	fmt.Fprintf(stderr, "  init: %s\n", r.Init)
+	fmt.Fprintf(stderr, "  init: %s\n", describeInit(r.Init))
 	printModules(stderr, r)
 	return nil
+}
+
+// writeList prints the image's gen_init_cpio list, with the files it
+// generates written where -o says (a directory), else into a new one.
+func writeList(f *buildFlags, p *builder.Plan, stdout, stderr io.Writer) error {
+	dir := f.out
+	if dir == "" {
+		d, err := os.MkdirTemp("", "gokdump-list-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	} else if err := checkTree(dir, false); err != nil {
+		return fmt.Errorf("-o %s: the directory for the files the list generates: %w", dir, err)
+	}
+	var b bytes.Buffer
+	wrote, err := p.WriteListWith(&b, dir)
+	if err != nil {
+		if f.out == "" {
+			os.RemoveAll(dir)
+		}
+		return err
+	}
+	if _, err := stdout.Write(b.Bytes()); err != nil {
+		return err
+	}
+	if len(wrote) > 0 {
+		fmt.Fprintf(stderr, "gokdump build: the list takes %s from %s (%s)\n", strings.Join(wrote, ", "), dir,
+			"generated, or not on disk as packed; keep the directory as long as the list is used")
+	} else if f.out == "" {
+		os.Remove(dir)
+	}
+	fmt.Fprintf(stderr, "  init: %s\n", describeInit(p.Result().Init))
+	printModules(stderr, p.Result())
+	return nil
+}
+
+// describeInit says where the packed init came from, as the user gave it.
+func describeInit(s builder.InitSource) string {
+	switch s.How {
+	case "flag":
+		return s.Path + " (--init)"
+	case "image tree":
+		return s.Path + " (the image tree's)"
+	case "installed":
+		return s.Path + " (installed)"
+	}
+	return s.String()
 }
 
 // readConfig reads the config file to pack.
@@ -564,7 +709,7 @@ func printSummary(w io.Writer, out string, r *builder.Result) {
 	}
 	fmt.Fprintf(w, "gokdump build: wrote %s: %s %s (%s uncompressed, %d files)\n",
 		out, ibytes(r.Size), r.Compress, ibytes(r.CPIOSize), len(r.Files))
-	fmt.Fprintf(w, "  init: %s\n", r.Init)
+	fmt.Fprintf(w, "  init: %s\n", describeInit(r.Init))
 	printModules(w, r)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 // TestKernelPaths: load, estimate and rebuild find a release's kernel,
@@ -72,7 +74,7 @@ func TestKernelPaths(t *testing.T) {
 			}
 
 			out.Reset()
-			err = runEstimate(estimateFlags{ram: "4G"}, &out)
+			err = runEstimate(estimateFlags{ram: size.Flag{Size: 4 << 30, Text: "4G"}}, &out, io.Discard)
 			switch {
 			case tt.kernel == "" && !errors.Is(err, builder.ErrNoKernelImage):
 				t.Errorf("estimate: %v", err)
@@ -145,7 +147,7 @@ func TestKernelHooks(t *testing.T) {
 	} {
 		os.Remove(log)
 		cmd := exec.Command("sh", append([]string{hooks + tt.hook}, tt.args...)...)
-		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "LOG=" + log}
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "LOG=" + log, "GOKDUMP=" + filepath.Join(bin, "gokdump")}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s %q: %v\n%s", tt.hook, tt.args, err, out)
 			continue

@@ -82,7 +82,7 @@ func TestBuildSysroot(t *testing.T) {
 	}
 	for _, want := range []string{
 		"drivers: generic (building for an image tree)",
-		"init: " + filepath.Join(root, "usr", "lib", "gokdump", "init") + " (image tree)",
+		"init: " + filepath.Join(root, "usr", "lib", "gokdump", "init") + " (the image tree's)",
 		"kernel 6.1.0-test-amd64 of the image tree: image none, modules /lib/modules/6.1.0-test-amd64;" +
 			" gokdump load there reads the capture image from /var/lib/gokdump/gokdump-6.1.0-test-amd64.img",
 		"modules (load order): virtio_ring virtio virtio_blk",

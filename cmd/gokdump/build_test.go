@@ -100,7 +100,7 @@ func TestBuildCommand(t *testing.T) {
 	for _, want := range []string{
 		"wrote " + out,
 		"none",
-		"init: " + initPath + " (flag)",
+		"init: " + initPath + " (--init)",
 		"modules (load order): virtio_ring virtio virtio_blk",
 		"built in, skipped: ext4",
 	} {
@@ -191,8 +191,8 @@ func TestBuildCommandErrors(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no output", []string{"build", "--init", initPath}, 2, "usage: gokdump build"},
-		{"extra argument", []string{"build", "-o", out, "--init", initPath, "extra"}, 2, "usage"},
+		{"no output", []string{"build", "--init", initPath}, 2, "-o PATH is required"},
+		{"extra argument", []string{"build", "-o", out, "--init", initPath, "extra"}, 2, `takes no arguments, got ["extra"]`},
 		{"missing config", []string{"build", "-o", out, "--init", initPath, "--arch", "amd64", "--config", filepath.Join(dir, "nope.toml")}, 1, "nope.toml"},
 		{"config and no-config", []string{"build", "-o", out, "--init", initPath, "--config", "x", "--no-config"}, 1, "exclusive"},
 		{"missing module", []string{"build", "-o", out, "--init", initPath, "--arch", "amd64", "--kernel-modules", testModulesDir, "--module", "nosuch"}, 1, "nosuch"},

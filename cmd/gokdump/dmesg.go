@@ -14,14 +14,14 @@ import (
 func init() {
 	register(&command{
 		name:  "dmesg",
-		args:  "DUMP",
+		args:  "DUMP | DIR",
 		short: "print the crashed kernel's log from a dump (ELF or kdump-compressed), as makedumpfile --dump-dmesg does",
-		setup: func(fs *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if len(args) != 1 {
-					return errUsage
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "DUMP | DIR"); err != nil {
+					return err
 				}
-				return runDmesg(args[0], os.Stdout, os.Stderr)
+				return runDmesg(args[0], s.out, s.err)
 			}
 		},
 	})
@@ -30,14 +30,19 @@ func init() {
 // readLog opens a dump and reads its kernel log. A log of which not one
 // record reads is an error: dmesg then exits 1.
 func readLog(path string) (*anydump.Dump, *printk.Log, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if file := dumpFileIn(path); file != "" {
+			path = file
+		}
+	}
 	d, err := anydump.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, explainOpen(path, err)
 	}
 	l, err := d.Log()
 	if err != nil {
 		d.Close()
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, explainLog(err))
 	}
 	return d, l, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -11,70 +12,127 @@ import (
 
 	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/kexec"
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 func init() {
 	register(&command{
 		name:  "estimate",
 		short: "recommend a crashkernel= size for this machine, showing the formula",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		long: `The estimate adds the loaded kernel (its init_size), the initrd and kexec's
+segments, the initramfs unpacked, 28 MiB for the capture kernel and the
+capture to run, and 8 MiB per TiB of RAM (in proportion, a whole MiB at
+least), and rounds up to a multiple of 16 MiB. For a dedicated capture
+kernel with its initramfs built in, give --kernel and --no-initrd.
+
+--json prints the same as one object: kernel, initrd ("" for none),
+ram_bytes, load_bytes, unpacked_bytes, runtime_bytes, ram_term_bytes,
+sum_bytes, align_bytes, total_bytes, crashkernel (the value, "112M"), and
+reserved_bytes and enough when the running kernel has a reservation.`,
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f estimateFlags
 			fs.StringVar(&f.kernel, "kernel", "", "capture kernel `PATH` (default /boot/vmlinuz-$(uname -r), else /usr/lib/modules/$(uname -r)/vmlinuz)")
-			fs.StringVar(&f.initrd, "initrd", "", "capture initramfs `PATH` (default as gokdump load's)")
-			fs.StringVar(&f.ram, "ram", "", "the machine's memory, e.g. 64G (default: MemTotal of /proc/meminfo)")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			fs.Var(&f.initrd, "initrd", "capture initramfs `PATH` (default as gokdump load's); --no-initrd for none")
+			fs.BoolVar(&f.noInitrd, "no-initrd", false, "the kernel alone: a dedicated capture kernel with its initramfs built in")
+			fs.Var(&f.ram, "ram", "the machine's memory as a `SIZE`: 64G (or 64GiB), 1.5T, 512M; 64GB is powers of 1000\n(default: MemTotal of /proc/meminfo)")
+			fs.BoolVar(&f.json, "json", false, "print the estimate as JSON")
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				return runEstimate(f, os.Stdout)
+				return runEstimate(f, s.out, s.err)
 			}
 		},
 	})
 }
 
-type estimateFlags struct{ kernel, initrd, ram string }
+type estimateFlags struct {
+	kernel   string
+	initrd   stringFlag
+	noInitrd bool
+	ram      size.Flag
+	json     bool
+}
 
-func runEstimate(f estimateFlags, w io.Writer) error {
-	rel, err := loadKernelRelease()
+// stringFlag is a string flag that knows whether it was given, so that an
+// empty value given on purpose is not taken for the default.
+type stringFlag struct {
+	value string
+	set   bool
+}
+
+func (s *stringFlag) String() string { return s.value }
+
+func (s *stringFlag) Set(v string) error {
+	s.value, s.set = v, true
+	return nil
+}
+
+// estimateJSON is what estimate --json prints; the field names are
+// documented in the command's help and the README and do not change.
+type estimateJSON struct {
+	Kernel        string  `json:"kernel"`
+	Initrd        string  `json:"initrd"`
+	RAM           uint64  `json:"ram_bytes"`
+	Load          uint64  `json:"load_bytes"`
+	Unpacked      uint64  `json:"unpacked_bytes"`
+	Runtime       uint64  `json:"runtime_bytes"`
+	RAMTerm       uint64  `json:"ram_term_bytes"`
+	Sum           uint64  `json:"sum_bytes"`
+	Align         uint64  `json:"align_bytes"`
+	Total         uint64  `json:"total_bytes"`
+	Crashkernel   string  `json:"crashkernel"`
+	ReservedBytes *uint64 `json:"reserved_bytes,omitempty"`
+	Enough        *bool   `json:"enough,omitempty"`
+}
+
+func runEstimate(f estimateFlags, w, stderr io.Writer) error {
+	kernel, initrd, err := captureFiles(f.kernel, f.initrd.value, f.initrd.set, f.noInitrd)
 	if err != nil {
 		return err
 	}
-	k, err := hostKernel(rel)
+	ram := uint64(f.ram.Size)
+	if f.ram.Text == "" {
+		if ram, err = memTotal(kexecProcRoot + "/meminfo"); err != nil {
+			return err
+		}
+	} else if n := size.Note(f.ram.Text, f.ram.Size); n != "" {
+		fmt.Fprintf(stderr, "gokdump estimate: note: --ram %s\n", n)
+	}
+	p, err := kexec.NewPlan(kernel, initrd, "", kexecSysfsRoot)
 	if err != nil {
 		return err
 	}
-	if f.kernel == "" {
-		if f.kernel, err = k.ImagePath(); err != nil {
+	var unpacked int64
+	if initrd != "" {
+		if unpacked, err = builder.UnpackedSize(initrd); err != nil {
 			return err
 		}
 	}
-	if f.initrd == "" {
-		f.initrd = k.Initrd
-	}
-	var ram uint64
-	if f.ram != "" {
-		if ram, err = parseSize(f.ram); err != nil {
-			return fmt.Errorf("--ram: %w", err)
-		}
-	} else if ram, err = memTotal(kexecProcRoot + "/meminfo"); err != nil {
-		return err
-	}
-	p, err := kexec.NewPlan(f.kernel, f.initrd, "", kexecSysfsRoot)
-	if err != nil {
-		return err
-	}
-	unpacked, err := builder.UnpackedSize(f.initrd)
-	if err != nil {
-		return err
-	}
 	e := kexec.EstimateCrashkernel(p, ram, uint64(unpacked))
-	fmt.Fprintf(w, "kernel %s, initrd %s\n\n%s", f.kernel, f.initrd, e.Formula())
+	if f.json {
+		out := estimateJSON{Kernel: kernel, Initrd: initrd, RAM: ram, Load: e.Load, Unpacked: e.Unpacked,
+			Runtime: e.Runtime, RAMTerm: e.PerRAM, Sum: e.Sum, Align: kexec.EstimateAlign, Total: e.Total,
+			Crashkernel: e.Value()}
+		if p.ReservedKnown {
+			enough := p.Reserved >= e.Total
+			out.ReservedBytes, out.Enough = &p.Reserved, &enough
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	in := "initrd " + initrd
+	if initrd == "" {
+		in = "no initrd (its initramfs built in: counted in init_size, not unpacked)"
+	}
+	fmt.Fprintf(w, "kernel %s, %s\n\n%s", kernel, in, e.Formula())
 	if p.ReservedKnown {
 		verdict := "enough"
 		if p.Reserved < e.Total {
 			verdict = "LESS than recommended"
 		}
-		fmt.Fprintf(w, "\nreserved now: %s (%s)\n", kexec.MiB(p.Reserved), verdict)
+		fmt.Fprintf(w, "\nreserved now: %s (%s)\n", size.Size(p.Reserved), verdict)
 	}
 	fmt.Fprintf(w, "\nAdd crashkernel=%s to the kernel command line (e.g. GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub) and reboot.\n", e.Value())
 	return nil
@@ -99,27 +157,4 @@ func memTotal(path string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no MemTotal", path)
-}
-
-// parseSize parses 512M, 64G, 2T or a byte count.
-func parseSize(s string) (uint64, error) {
-	mult := uint64(1)
-	switch strings.ToUpper(s[len(s)-1:]) {
-	case "K":
-		mult = 1 << 10
-	case "M":
-		mult = 1 << 20
-	case "G":
-		mult = 1 << 30
-	case "T":
-		mult = 1 << 40
-	}
-	if mult != 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return n * mult, nil
 }

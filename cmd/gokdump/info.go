@@ -7,26 +7,42 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/printk"
+	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 func init() {
 	register(&command{
 		name:  "info",
-		args:  "DUMP",
+		args:  "DUMP | DIR",
 		short: "summarise a dump without debug symbols: kernel, crash time and reason, format, pages, completeness",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		long: `DUMP is a dump file (ELF or kdump-compressed), or a dump directory
+(/var/crash/<crash time>/, holding vmcore or vmcore-incomplete). A directory
+of dump directories (/var/crash) lists them, newest last.
+
+--json prints one object. For a dump: path, format, complete, incomplete,
+size, release, version, machine, crash_time, panic, panic_log,
+crashed_cpu, cpus, dump_level, compression, page_size, max_pfn,
+pages_dumped (pages in the dump), log_dropped, log_error, note_error,
+check {pages, beyond_end, missing, detail}, missing {pages, bytes, ranges
+[{start, pages}], partial, error}, verify. For a directory of dumps: dir,
+dumps [{name, dir, time, seq, state (complete, incomplete, in-progress,
+no-dump), file, size, dmesg, foreign}]. Fields without a value are left
+out; names do not change.`,
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			asJSON := fs.Bool("json", false, "print JSON")
 			verify := fs.Bool("verify", false, "read (and decompress) every page, and name the first bad one; exit 1 if one is")
-			return func(args []string) error {
-				if len(args) != 1 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "DUMP | DIR"); err != nil {
+					return err
 				}
-				return runInfo(args[0], *asJSON, *verify, os.Stdout)
+				return runInfo(args[0], *asJSON, *verify, s.out)
 			}
 		},
 	})
@@ -37,9 +53,19 @@ func init() {
 var errVerify = errors.New("verification failed")
 
 func runInfo(path string, asJSON, verify bool, w io.Writer) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return explainOpen(path, err)
+	}
+	if fi.IsDir() {
+		if file := dumpFileIn(path); file != "" {
+			return runInfo(file, asJSON, verify, w)
+		}
+		return listDumps(path, asJSON, w)
+	}
 	d, err := anydump.Open(path)
 	if err != nil {
-		return err
+		return explainOpen(path, err)
 	}
 	defer d.Close()
 	in := d.Info()
@@ -90,7 +116,7 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 		state = append(state, "complete")
 	}
 	p("format", "%s, %s", in.Format, strings.Join(state, ", "))
-	p("size", "%.1f MiB", float64(in.Size)/(1<<20))
+	p("size", "%s (%d bytes)", size.Size(in.Size), in.Size)
 	if m := in.Missing; m != nil {
 		if m.Error != "" {
 			p("missing", "unknown: %s", printk.Printable(m.Error))
@@ -109,7 +135,7 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 	if in.Level != nil {
 		p("dump level", "%d, %s", *in.Level, in.Codec)
 	}
-	p("pages", "%d dumped of %d page frames (%d-byte pages)", in.Pages, in.MaxPFN, in.PageSize)
+	p("pages", "%d in the dump, of %d page frames (holes included; %d-byte pages)", in.Pages, in.MaxPFN, in.PageSize)
 	if verified != "" {
 		p("verify", "%s", printk.Printable(verified))
 	}
@@ -120,7 +146,7 @@ func writeInfo(w io.Writer, in *anydump.Info, verified string) {
 			fmt.Fprintln(w, "  "+printk.Printable(l))
 		}
 	} else if in.LogError != "" {
-		p("log", "unreadable: %s", printk.Printable(in.LogError))
+		p("log", "%s (detail: %s)", logProblem(in.LogError), printk.Printable(in.LogError))
 	}
 	if in.LogDropped > 0 {
 		p("log", "%d oldest records not read (the log is larger than the reader holds)", in.LogDropped)
@@ -142,3 +168,71 @@ func missingRanges(m *anydump.MissingInfo) string {
 	}
 	return s
 }
+
+// logProblem says in a user's terms why the log was not read, from the
+// error text an Info keeps.
+func logProblem(detail string) string {
+	switch {
+	case strings.Contains(detail, "excluded"):
+		return "its pages were left out of this dump (its dump level excluded them)"
+	case strings.Contains(detail, "not in dump"), strings.Contains(detail, "missing"):
+		return "its pages are not in this dump"
+	case strings.Contains(detail, "no VMCOREINFO"):
+		return "this dump has no VMCOREINFO to find it by"
+	case strings.Contains(detail, "VMCOREINFO lacks"):
+		return "the dump's VMCOREINFO lacks what finding it takes"
+	}
+	return "unreadable"
+}
+
+// dumpFileIn returns the dump file of a dump directory, "" when dir holds
+// none: the complete one first.
+func dumpFileIn(dir string) string {
+	for _, name := range []string{crashdir.VMCore, crashdir.VMCoreIncomplete, crashdir.VMCore + ".flat", crashdir.VMCoreIncomplete + ".flat"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+}
+
+// listDumps lists the dump directories in dir, oldest first.
+func listDumps(dir string, asJSON bool, w io.Writer) error {
+	dumps, err := crashdir.Scan(dir)
+	if err != nil {
+		return explain(err, "%s cannot be read", dir)
+	}
+	if asJSON {
+		if dumps == nil {
+			dumps = []crashdir.Dump{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Dir   string          `json:"dir"`
+			Dumps []crashdir.Dump `json:"dumps"`
+		}{dir, dumps})
+	}
+	if len(dumps) == 0 {
+		return fmt.Errorf("%s holds no dump: neither a dump file (vmcore) nor dump directories (<crash time>/vmcore)", dir)
+	}
+	fmt.Fprintf(w, "%-24s %-12s %10s  %s\n", "crash time (UTC)", "state", "size", "dump")
+	for _, d := range dumps {
+		file, bytes := "-", "-"
+		if d.File != "" {
+			file, bytes = d.File, sizeOf(d.Size)
+		}
+		if !d.Dmesg {
+			file += " (no vmcore-dmesg.txt)"
+		}
+		if len(d.Foreign) > 0 {
+			file += fmt.Sprintf(" (and %d files not gokdump's)", len(d.Foreign))
+		}
+		fmt.Fprintf(w, "%-24s %-12s %10s  %s\n", d.Time.UTC().Format("2006-01-02 15:04:05"), d.State, bytes, file)
+	}
+	fmt.Fprintf(w, "\n'gokdump info %s' tells what happened.\n", filepath.Join(dir, dumps[len(dumps)-1].Name))
+	return nil
+}
+
+func sizeOf(n int64) string { return size.Size(n).String() }

@@ -82,7 +82,7 @@ func TestInfoEscapes(t *testing.T) {
 	in.Panic, in.LogError = "", "printk: "+evil
 	out.Reset()
 	writeInfo(&out, in, "")
-	if !strings.Contains(out.String(), `log:         unreadable: printk: \x1b[2J`) {
+	if !strings.Contains(out.String(), `log:         unreadable (detail: printk: \x1b[2J`) {
 		t.Errorf("log error:\n%s", out.String())
 	}
 }

@@ -22,8 +22,9 @@ var (
 )
 
 // tightHeadroom is reservation left after loading below which a capture
-// kernel with a Go init is known to run short (REFERENCE.md §4: ~20 MiB
-// left boots, ~13 MiB dies without overcommit).
+// kernel with a Go init is known to run short (measured in QEMU on Debian's
+// 6.1 and 6.12 kernels: ~20 MiB left boots, ~13 MiB dies without
+// sysctl.vm.overcommit_memory=1).
 const tightHeadroom = 24 << 20
 
 type loadFlags struct {
@@ -34,13 +35,14 @@ type loadFlags struct {
 	cmdlineSet     bool
 	dryRun         bool
 	noInitrd       bool
+	initrdSet      bool // --initrd given, even empty
 }
 
 func init() {
 	register(&command{
 		name:  "load",
 		short: "load the capture kernel that a panic boots into",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f loadFlags
 			fs.StringVar(&f.kernel, "kernel", "", "kernel image `PATH` (default the running kernel's: /boot/vmlinuz-$(uname -r), else\n"+
 				"/usr/lib/modules/$(uname -r)/vmlinuz)")
@@ -53,12 +55,15 @@ func init() {
 			fs.BoolVar(&f.noInitrd, "no-initrd", false, "load the kernel alone: a dedicated capture kernel with its initramfs built in")
 			f.config.define(fs, statusConfigPath, "configuration `FILE` whose kernel_args go on the command line, checked with the\n"+
 				"line's gokdump.KEY=VALUE overrides before anything is loaded")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				fs.Visit(func(fl *flag.Flag) { f.cmdlineSet = f.cmdlineSet || fl.Name == "cmdline" })
-				return runLoad(&f, os.Stdout)
+				fs.Visit(func(fl *flag.Flag) {
+					f.cmdlineSet = f.cmdlineSet || fl.Name == "cmdline"
+					f.initrdSet = f.initrdSet || fl.Name == "initrd"
+				})
+				return runLoad(&f, s.out)
 			}
 		},
 	})
@@ -68,27 +73,9 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	if f.cmdlineSet && len(f.appends) > 0 {
 		return fmt.Errorf("--cmdline replaces the derived command line and --append adds to it: give one")
 	}
-	if f.noInitrd && f.initrd != "" {
-		return fmt.Errorf("--no-initrd and --initrd: give one")
-	}
-	kernel, initrd := f.kernel, f.initrd
-	if kernel == "" || (initrd == "" && !f.noInitrd) {
-		rel, err := loadKernelRelease()
-		if err != nil {
-			return err
-		}
-		k, err := hostKernel(rel)
-		if err != nil {
-			return err
-		}
-		if kernel == "" {
-			if kernel, err = k.ImagePath(); err != nil {
-				return err
-			}
-		}
-		if initrd == "" && !f.noInitrd {
-			initrd = k.Initrd
-		}
+	kernel, initrd, err := captureFiles(f.kernel, f.initrd, f.initrdSet || f.initrd != "", f.noInitrd)
+	if err != nil {
+		return err
 	}
 	cf := f.config
 	if cf.path == "" {
@@ -140,6 +127,40 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	printLoadPlan(w, p, drops)
 	fmt.Fprintln(w, "loaded: a crash now boots this kernel")
 	return nil
+}
+
+// captureFiles returns the capture kernel and initramfs to load or size:
+// those given, else the running kernel's image and the capture image
+// gokdump rebuild makes for it; no initramfs with noInitrd (a dedicated
+// capture kernel has its own built in). An initramfs given empty is
+// refused rather than taken for the default.
+func captureFiles(kernel, initrd string, initrdSet, noInitrd bool) (string, string, error) {
+	switch {
+	case noInitrd && initrdSet:
+		return "", "", usagef("--no-initrd and --initrd: give one")
+	case initrdSet && initrd == "":
+		return "", "", usagef(`--initrd "": name the image, or --no-initrd for a kernel with its initramfs built in`)
+	}
+	if kernel != "" && (initrdSet || noInitrd) {
+		return kernel, initrd, nil
+	}
+	rel, err := loadKernelRelease()
+	if err != nil {
+		return "", "", err
+	}
+	k, err := hostKernel(rel)
+	if err != nil {
+		return "", "", err
+	}
+	if kernel == "" {
+		if kernel, err = k.ImagePath(); err != nil {
+			return "", "", explain(err, "the running kernel's image (%s) is not on this machine: name one with --kernel PATH", rel)
+		}
+	}
+	if !initrdSet && !noInitrd {
+		initrd = k.Initrd
+	}
+	return kernel, initrd, nil
 }
 
 // printLoadPlan shows what a load puts where, and what of the running

@@ -138,7 +138,7 @@ func TestLoadDryRunRealKernel(t *testing.T) {
 
 func TestLoadFlags(t *testing.T) {
 	var stderr bytes.Buffer
-	if rc := run([]string{"load", "extra"}, &bytes.Buffer{}, &stderr); rc != 2 || !strings.Contains(stderr.String(), "usage: gokdump load") {
+	if rc := run([]string{"load", "extra"}, &bytes.Buffer{}, &stderr); rc != 2 || !strings.Contains(stderr.String(), "takes no arguments") {
 		t.Errorf("load extra: rc %d, %q", rc, stderr.String())
 	}
 	var help bytes.Buffer

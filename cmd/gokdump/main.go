@@ -20,8 +20,16 @@ type command struct {
 	args  string // argument synopsis for usage, after the flags
 	short string // one line for the command list
 	long  string // more for the command's usage, such as its exit codes
-	// run parses args with fs (already named and wired to usage) and runs.
-	setup func(fs *flag.FlagSet) func(args []string) error
+	// setup defines the command's flags on fs and returns what runs it
+	// once they are parsed.
+	setup func(fs *flag.FlagSet) func(args []string, s streams) error
+}
+
+// streams are where a command reads and writes: run's, never os.Stdout
+// directly, so that tests see everything a command prints.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
 }
 
 var commands = map[string]*command{}
@@ -47,8 +55,6 @@ command line is wrong, nothing done; 3 saved, but the dump is incomplete
 (flagged so, readable); 4 savecore found no dump to recover`
 
 var (
-	// errUsage asks main to print the command's usage and exit 2.
-	errUsage = errors.New("usage")
 	// errIncomplete is wrapped by a command that saved a dump flagged
 	// incomplete: exit 3.
 	errIncomplete = errors.New("saved, but incomplete")
@@ -58,7 +64,7 @@ var (
 )
 
 // usageError is a flag value or argument that cannot work: exit 2, with
-// the message and not the whole usage.
+// the message and a pointer to the command's help.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
@@ -67,13 +73,27 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
+// needArgs checks that args are exactly the arguments names: a usage
+// error saying which is missing or too many otherwise.
+func needArgs(args []string, names ...string) error {
+	switch {
+	case len(args) < len(names):
+		return usagef("missing %s", strings.Join(names[len(args):], " "))
+	case len(args) > len(names) && len(names) == 0:
+		return usagef("takes no arguments, got %q", args)
+	case len(args) > len(names):
+		return usagef("takes %s, got %d arguments: %q", strings.Join(names, " "), len(args), args)
+	}
+	return nil
+}
+
 // exitCode maps what a command returned to the process's exit code.
 func exitCode(err error) int {
 	var ue *usageError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errUsage), errors.As(err, &ue):
+	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, errNoDump):
 		return exitNoDump
@@ -88,53 +108,97 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				fs := newFlagSet(c, stderr)
-				c.setup(fs)
-				fs.SetOutput(stdout)
-				fs.Usage()
-				return 0
-			}
+	return runWith(args, streams{os.Stdin, stdout, stderr})
+}
+
+func runWith(args []string, s streams) int {
+	if len(args) == 0 {
+		usage(s.err)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) == 1 {
+			usage(s.out)
+			return exitOK
 		}
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
+		c, ok := commands[args[1]]
+		if !ok {
+			fmt.Fprintf(s.err, "gokdump help: no command %q; 'gokdump help' lists them\n", args[1])
+			return exitUsage
 		}
-		return 0
+		fs := newFlagSet(c, s.out)
+		c.setup(fs)
+		fs.Usage()
+		return exitOK
+	case "-V", "-version", "--version":
+		args = []string{"version"}
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "gokdump: unknown command %q\n", args[0])
-		usage(stderr)
-		return 2
-	}
-	fs := newFlagSet(c, stderr)
-	do := c.setup(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	err := do(fs.Args())
-	if err == errUsage {
-		fs.Usage()
+		fmt.Fprintf(s.err, "gokdump: unknown command %q; 'gokdump help' lists them\n", args[0])
 		return exitUsage
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "gokdump %s: %v\n", c.name, err)
-		if code := exitCode(err); code == exitUsage {
-			fmt.Fprintf(stderr, "'gokdump help %s' shows its flags.\n", c.name)
+	fs := newFlagSet(c, s.err)
+	do := c.setup(fs)
+	fs.SetOutput(io.Discard) // parse errors are printed below, briefly
+	if err := fs.Parse(interspersed(fs, args[1:])); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(s.out)
+			fs.Usage()
+			return exitOK
 		}
+		printError(s.err, c.name, usagef("%s", strings.Replace(err.Error(), "flag provided but not defined", "unknown flag", 1)))
+		return exitUsage
+	}
+	fs.SetOutput(s.err)
+	err := do(fs.Args(), s)
+	if err != nil {
+		printError(s.err, c.name, err)
 	}
 	return exitCode(err)
 }
 
-func newFlagSet(c *command, stderr io.Writer) *flag.FlagSet {
+// interspersed reorders args so that the flags come first and the
+// arguments after a "--", as flag.Parse wants them: `info DUMP --json`
+// and `save OUT -d 1` mean what they say. A flag that takes a value takes
+// the next word with it; "--" ends the flags, and "-" is an argument
+// (standard output or input).
+func interspersed(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // Parse says it is unknown
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return append(append(flags, "--"), rest...)
+}
+
+func newFlagSet(c *command, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gokdump "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(out)
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "usage: gokdump %s [flags] %s\n\n%s\n", c.name, c.args, c.short)
@@ -144,7 +208,7 @@ func newFlagSet(c *command, stderr io.Writer) *flag.FlagSet {
 		var any bool
 		fs.VisitAll(func(*flag.Flag) { any = true })
 		if any {
-			fmt.Fprintln(w, "\nflags:")
+			fmt.Fprintln(w, "\nflags (before or after the arguments):")
 			fs.PrintDefaults()
 		}
 	}
@@ -162,7 +226,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].short)
 	}
-	fmt.Fprintln(w, "\n'gokdump help COMMAND' shows a command's flags.")
+	fmt.Fprintln(w, "\n'gokdump help COMMAND' shows a command's flags; 'gokdump --version' the version.")
 	fmt.Fprintln(w, "\n"+exitCodesHelp)
 }
 

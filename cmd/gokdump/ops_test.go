@@ -13,20 +13,6 @@ import (
 	"github.com/gokdump/gokdump/internal/crashdir"
 )
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]uint64{"512M": 512 << 20, "64G": 64 << 30, "2T": 2 << 40, "4096": 4096, "1k": 1024} {
-		got, err := parseSize(in)
-		if err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"M", "x", "1.5G", "-1G"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) accepted", bad)
-		}
-	}
-}
-
 func TestMemTotal(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "meminfo")
 	os.WriteFile(p, []byte("MemFree:  100 kB\nMemTotal:       2048000 kB\n"), 0o644)

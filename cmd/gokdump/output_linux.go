@@ -40,7 +40,8 @@ func checkOutput(out string, replace bool, inputs ...string) error {
 	}
 	switch {
 	case ofi.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("%s is a symbolic link: name the file itself, or remove the link", out)
+		to, _ := os.Readlink(out)
+		return fmt.Errorf("%s is a symbolic link to %s: not written through; name the file itself, or remove the link", out, to)
 	case !ofi.Mode().IsRegular():
 		return fmt.Errorf("%s exists and is not a regular file", out)
 	case !replace:

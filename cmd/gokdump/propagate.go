@@ -44,22 +44,22 @@ public key to the server's ~/.ssh/authorized_keys; logs in again with the key
 alone; checks that the dump directory can be written; records the host key
 in known_hosts. Then rebuild the capture image (gokdump rebuild) to pack
 both.`,
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var cf configFlag
 			var f propagateFlags
 			cf.define(fs, config.DefaultPath, "configuration `FILE`")
 			fs.StringVar(&f.identity, "identity", "", "private key `FILE` to log in with the first time (as ssh -i)")
 			fs.BoolVar(&f.yes, "yes", false, "trust the server's host key without asking when none is pinned yet")
 			fs.DurationVar(&f.timeout, "timeout", 20*time.Second, "connection `TIMEOUT`")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
 				cfg, err := cf.load()
 				if err != nil {
 					return err
 				}
-				return runPropagate(cfg, &f, os.Stdin, os.Stdout)
+				return runPropagate(cfg, &f, s.in, s.out)
 			}
 		},
 	})

@@ -25,7 +25,7 @@ machine, taken from KVER's modules) when the config names a target, else
 generic. What it was built as is recorded beside it in IMG.json, and
 --if-needed rebuilds an image whose mode, target or drivers are not what
 is wanted now, as well as one older than what it is built from.`,
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f rebuildFlags
 			fs.BoolVar(&f.ifNeeded, "if-needed", false, "build only when the image is missing, older than the kernel, config or init, or built\n"+
 				"for other drivers than wanted now; load only when not loaded with this image")
@@ -36,11 +36,11 @@ is wanted now, as well as one older than what it is built from.`,
 			fs.StringVar(&f.drivers, "drivers", driversAuto, "`MODE`: hostonly, generic, none, or auto: hostonly when the config names a target, else\n"+
 				"generic (none when the running kernel has no modules tree)")
 			fs.BoolVar(&f.noLoad, "no-load", false, "build only (a kernel being installed is not the running one)")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				return runRebuild(f, os.Stdout, os.Stderr)
+				return runRebuild(f, s.out, s.err)
 			}
 		},
 	})
@@ -140,7 +140,7 @@ func runRebuild(f rebuildFlags, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "gokdump rebuild: warning: %v; keeping %s\n", detectErr, image)
 	}
 	if build {
-		args := []string{"build", "-o", image, "--drivers", want.Drivers}
+		args := []string{"build", "--force", "-o", image, "--drivers", want.Drivers}
 		if mods != "" {
 			args = append(args, "--kernel-modules", mods)
 		}

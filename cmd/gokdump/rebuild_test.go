@@ -96,7 +96,7 @@ func TestRebuildIfNeededComparesDrivers(t *testing.T) {
 	rebuild("")
 	// A generic image put in its place, newer than every input: rebuilt.
 	later := time.Now().Add(time.Minute)
-	if code, _, stderr := gokdump(append([]string{"build", "-o", img, "--config", cfg, "--drivers", "generic"}, rebuildBuildArgs...)...); code != 0 {
+	if code, _, stderr := gokdump(append([]string{"build", "--force", "-o", img, "--config", cfg, "--drivers", "generic"}, rebuildBuildArgs...)...); code != 0 {
 		t.Fatal(stderr)
 	}
 	os.Chtimes(img, later, later)

@@ -101,7 +101,7 @@ func TestSaveChecksBeforeWriting(t *testing.T) {
 		{[]string{"-f", "--compress", "lz4"}, exitUsage, "--compress: "},
 		{[]string{"-f", "--format", "elf", "--compress", "zlib"}, exitUsage, "not compressed"},
 		{[]string{"-f", "--vmcore", filepath.Join(dir, "absent")}, exitFailed, "no such file"},
-		{[]string{"-f", "--vmcore", notCore}, exitFailed, "vmcore"},
+		{[]string{"-f", "--vmcore", notCore}, exitFailed, notCore + " is not a crash dump"},
 		{nil, exitFailed, "exists (-f replaces it"},
 	} {
 		args := append([]string{"save", "--quiet", "--vmcore", core}, tt.args...)

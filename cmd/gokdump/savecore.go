@@ -19,9 +19,13 @@ import (
 func init() {
 	register(&command{
 		name:  "savecore",
-		args:  "DEVICE DIR",
-		short: "rebuild a dump written to a raw device (makedumpfile's flattened stream) as DIR/<crash time>/vmcore",
-		long: `The directory is named for the crash time the dump holds (VMCOREINFO
+		args:  "DEVICE|STREAM DIR",
+		short: "turn a flattened stream (a raw device target, save --flat, makedumpfile -F) back into DIR/<crash time>/vmcore",
+		long: `DIR may be, or go through, a symbolic link (/var/crash often is one): the
+path given is followed, and savecore says where it leads; links below it,
+in the dump directories, are not.
+
+The directory is named for the crash time the dump holds (VMCOREINFO
 CRASHTIME). The kernel log comes from the device's log trailer when it is
 of the same crash, else from the dump. Run again on the same device, it
 finds the dump already saved and makes no second copy. A stream cut short
@@ -30,13 +34,13 @@ or missing records gives vmcore-incomplete, flagged incomplete.
 exit codes: 0 saved (or saved before), complete; 1 failed; 2 the command
 line is wrong; 3 saved, but incomplete (--clear then leaves DEVICE as it
 is); 4 no flattened stream on DEVICE: nothing to recover`,
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			clearDev := fs.Bool("clear", false, "after a complete save, erase the stream's header and log trailer on DEVICE so the dump is not saved twice")
-			return func(args []string) error {
-				if len(args) != 2 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args, "DEVICE|STREAM", "DIR"); err != nil {
+					return err
 				}
-				return runSavecore(args[0], args[1], *clearDev, os.Stdout)
+				return runSavecore(args[0], args[1], *clearDev, s.out)
 			}
 		},
 	})
@@ -101,11 +105,7 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		}
 	}
 
-	abs, err := filepath.Abs(base)
-	if err != nil {
-		return err
-	}
-	b, err := crashdir.OpenBase("/", abs)
+	b, err := openDumpBase(base, w)
 	if err != nil {
 		return err
 	}
@@ -196,6 +196,39 @@ func runSavecore(device, base string, clearDev bool, w io.Writer) error {
 		return clearDevice(device, size, useTrailer, w)
 	}
 	return nil
+}
+
+// openDumpBase opens DIR, the base directory savecore puts dump
+// directories in, creating what is missing of it (0700). The path typed on
+// the command line is trusted: symbolic links on it are followed, as
+// /var/crash often is one (to /var/lib/crash or a bigger disk), and where
+// it leads is said. Below it nothing is followed: the dump directory and
+// its files are reached with O_NOFOLLOW (crashdir).
+func openDumpBase(dir string, w io.Writer) (*crashdir.Base, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	// The part that exists is the trusted root; the rest is created.
+	root, rel := abs, ""
+	for {
+		fi, err := os.Stat(root)
+		if err == nil {
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("%s is not a directory", root)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) || root == filepath.Dir(root) {
+			return nil, err
+		}
+		rel = filepath.Join(filepath.Base(root), rel)
+		root = filepath.Dir(root)
+	}
+	if real, err := filepath.EvalSymlinks(root); err == nil && real != root {
+		fmt.Fprintf(w, "%s leads to %s (a symbolic link on the path given is followed): the dump goes there\n", root, real)
+	}
+	return crashdir.OpenBase(root, rel)
 }
 
 // problem says why a rebuilt dump is not complete.

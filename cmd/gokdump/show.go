@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/sshdump"
@@ -17,15 +16,15 @@ func init() {
 		name:  "show",
 		args:  "",
 		short: "print the effective capture configuration and where each value comes from",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var cf configFlag
 			cf.define(fs, config.DefaultPath, "configuration `FILE` (the default one may be missing: then the defaults)")
 			cmdline := fs.String("cmdline", "", "capture kernel command `LINE` whose gokdump.KEY=VALUE overrides to apply")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				return runShow(os.Stdout, &cf, *cmdline)
+				return runShow(s.out, &cf, *cmdline)
 			}
 		},
 	})

@@ -24,15 +24,15 @@ func init() {
 	register(&command{
 		name:  "status",
 		short: "tell whether a crash now would be caught (exit 0) or not (exit 1)",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			asJSON := fs.Bool("json", false, "print the status as JSON")
 			var cf configFlag
 			cf.define(fs, statusConfigPath, "configuration `FILE` to check")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				return runStatus(os.Stdout, *asJSON, &cf)
+				return runStatus(s.out, *asJSON, &cf)
 			}
 		},
 	})
@@ -64,12 +64,13 @@ var (
 // dump target, and whether the loaded image is older than what it was
 // built from.
 type setupStatus struct {
-	Config       string     `json:"config"`
-	ConfigError  string     `json:"config_error,omitempty"`
-	Target       string     `json:"target,omitempty"`
-	TargetDevice string     `json:"target_device,omitempty"`
-	TargetError  string     `json:"target_error,omitempty"`
-	Loaded       *loadState `json:"loaded,omitempty"`
+	Config        string     `json:"config"`
+	ConfigMissing bool       `json:"config_missing,omitempty"`
+	ConfigError   string     `json:"config_error,omitempty"`
+	Target        string     `json:"target,omitempty"`
+	TargetDevice  string     `json:"target_device,omitempty"`
+	TargetError   string     `json:"target_error,omitempty"`
+	Loaded        *loadState `json:"loaded,omitempty"`
 	// DumpDir is where the target's dumps are when it is mounted here,
 	// LastDump the newest of them; Leftovers are cut-short dumps.
 	DumpDir   string         `json:"dump_dir,omitempty"`
@@ -89,6 +90,10 @@ func checkSetup(cf *configFlag) setupStatus {
 	if err != nil {
 		st.ConfigError = err.Error()
 		st.Problems = append(st.Problems, err.Error()) // config errors say "config:"
+	} else if _, err := os.Stat(cf.path); errors.Is(err, os.ErrNotExist) {
+		st.ConfigMissing = true
+		st.Problems = append(st.Problems, fmt.Sprintf("there is no config file %s, so no dump target: write one with at least "+
+			"target = \"LABEL=…\" (configs/gokdump.toml documents every key)", cf.path))
 	} else if cfg.Target == "" {
 		st.Problems = append(st.Problems, fmt.Sprintf("no dump target in %s (target = \"LABEL=…\")", cf.path))
 	} else if t, _ := config.ParseTarget(cfg.Target); t.Network() {
@@ -167,8 +172,11 @@ func runStatus(w io.Writer, asJSON bool, cf *configFlag) error {
 
 func printSetup(w io.Writer, st setupStatus, ready bool) {
 	fmt.Fprintf(w, "config:         %s", st.Config)
-	if st.ConfigError != "" {
+	switch {
+	case st.ConfigError != "":
 		fmt.Fprintf(w, " (INVALID)")
+	case st.ConfigMissing:
+		fmt.Fprintf(w, " (does not exist: the defaults, no target)")
 	}
 	fmt.Fprintln(w)
 	if st.Target != "" {

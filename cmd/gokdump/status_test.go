@@ -114,7 +114,7 @@ func TestStatusErrors(t *testing.T) {
 		t.Errorf("no sysfs: %v", err)
 	}
 	var stderr bytes.Buffer
-	if rc := run([]string{"status", "extra"}, io.Discard, &stderr); rc != 2 || !strings.Contains(stderr.String(), "usage: gokdump status") {
+	if rc := run([]string{"status", "extra"}, io.Discard, &stderr); rc != 2 || !strings.Contains(stderr.String(), "takes no arguments") {
 		t.Errorf("status extra: rc %d, stderr %q", rc, stderr.String())
 	}
 }
@@ -134,7 +134,8 @@ func TestStatusExplicitConfig(t *testing.T) {
 	}
 	out.Reset()
 	err = runStatus(&out, false, &configFlag{path: missing})
-	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        no dump target in "+missing) {
+	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        there is no config file "+missing+", so no dump target") ||
+		!strings.Contains(out.String(), "config:         "+missing+" (does not exist") {
 		t.Errorf("missing default: err %v:\n%s", err, out.String())
 	}
 }

@@ -16,13 +16,13 @@ func init() {
 	register(&command{
 		name:  "test",
 		short: "check that a crash would be caught, then crash this machine for real (needs --yes)",
-		setup: func(fs *flag.FlagSet) func([]string) error {
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			yes := fs.Bool("yes", false, "really crash the machine")
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
-				return runTest(*yes, os.Stdout)
+				return runTest(*yes, s.out)
 			}
 		},
 	})

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 
 	"github.com/gokdump/gokdump/internal/kexec"
 )
@@ -12,15 +11,15 @@ func init() {
 	register(&command{
 		name:  "unload",
 		short: "unload the capture kernel (a crash is then not caught)",
-		setup: func(fs *flag.FlagSet) func([]string) error {
-			return func(args []string) error {
-				if len(args) != 0 {
-					return errUsage
+		setup: func(fs *flag.FlagSet) func([]string, streams) error {
+			return func(args []string, s streams) error {
+				if err := needArgs(args); err != nil {
+					return err
 				}
 				if err := kexec.UnloadCrash(); err != nil {
 					return err
 				}
-				fmt.Fprintln(os.Stdout, "unloaded: a crash now is not caught")
+				fmt.Fprintln(s.out, "unloaded: a crash now is not caught")
 				return nil
 			}
 		},

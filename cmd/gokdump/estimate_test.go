@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// estimateFixture is a fake machine with 1 GiB of RAM and 128 MiB
+// reserved, its kernel (40 MiB init_size) and a 6 MiB newc initrd.
+func estimateFixture(t *testing.T) (kernel, initrd string) {
+	t.Helper()
+	root := kexecFixture(t, map[string]string{
+		"vmlinuz":                     fakeVmlinuz(),
+		"initrd.img":                  "070701" + strings.Repeat("0", 6<<20-6),
+		"sys/kernel/kexec_crash_size": "134217728",
+		"proc/cmdline":                "crashkernel=128M",
+		"proc/meminfo":                "MemTotal:        1048576 kB\n",
+	})
+	return filepath.Join(root, "vmlinuz"), filepath.Join(root, "initrd.img")
+}
+
+func TestEstimateSizes(t *testing.T) {
+	kernel, initrd := estimateFixture(t)
+	base := []string{"estimate", "--kernel", kernel, "--initrd", initrd}
+	for _, tt := range []struct {
+		args         []string
+		code         int
+		stdout, errs []string
+	}{
+		{nil, exitOK, []string{"8 MiB per TiB of RAM, for 1 GiB ", "1.0 MiB", "rounded up to a multiple of 16 MiB: crashkernel=96M",
+			"reserved now: 128 MiB (enough)", "initrd " + initrd}, nil},
+		{[]string{"--ram", "64GiB"}, exitOK, []string{"for 64 GiB ", "crashkernel=96M"}, nil},
+		{[]string{"--ram", "64G"}, exitOK, []string{"for 64 GiB "}, nil},
+		{[]string{"--ram", "64GB"}, exitOK, []string{"for 59.6 GiB "}, []string{"64GB is 64000000000 bytes (59.6 GiB)", "64G or 64GiB"}},
+		{[]string{"--ram", "1.5T"}, exitOK, []string{"for 1.5 TiB ", "12.0 MiB", "94.0 MiB", "crashkernel=96M"}, nil},
+		{[]string{"--ram", "0"}, exitUsage, nil, []string{"a size of zero"}},
+		{[]string{"--ram", "100"}, exitUsage, nil, []string{"no unit", "100G for GiB"}},
+		{[]string{"--ram", "64Q"}, exitUsage, nil, []string{"64G, 64GiB, 1.5T"}},
+	} {
+		code, stdout, stderr := gokdump(append(base, tt.args...)...)
+		if code != tt.code {
+			t.Errorf("%q: exit %d, want %d\n%s%s", tt.args, code, tt.code, stdout, stderr)
+		}
+		for _, w := range tt.stdout {
+			if !strings.Contains(stdout, w) {
+				t.Errorf("%q: stdout lacks %q:\n%s", tt.args, w, stdout)
+			}
+		}
+		for _, w := range tt.errs {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%q: stderr lacks %q:\n%s", tt.args, w, stderr)
+			}
+		}
+	}
+}
+
+// A dedicated capture kernel is estimated alone: --no-initrd, and an
+// --initrd "" is not taken for the default image.
+func TestEstimateNoInitrd(t *testing.T) {
+	kernel, initrd := estimateFixture(t)
+	code, stdout, stderr := gokdump("estimate", "--kernel", kernel, "--no-initrd", "--ram", "1G")
+	// 40 MiB init_size + 2 MiB of kexec segments + 28 + 1 = 71 → 80M.
+	if code != exitOK || !strings.Contains(stdout, "no initrd") || !strings.Contains(stdout, "no separate initramfs to unpack") ||
+		!strings.Contains(stdout, "crashkernel=80M") {
+		t.Errorf("--no-initrd: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, args := range [][]string{{"--initrd", ""}, {"--initrd=", "--no-initrd"}, {"--initrd", initrd, "--no-initrd"}} {
+		code, _, stderr := gokdump(append([]string{"estimate", "--kernel", kernel}, args...)...)
+		if code != exitUsage || !strings.Contains(stderr, "--no-initrd") {
+			t.Errorf("%q: exit %d: %s", args, code, stderr)
+		}
+	}
+}
+
+func TestEstimateJSON(t *testing.T) {
+	kernel, initrd := estimateFixture(t)
+	// Flags after arguments-free commands' flags, in any order.
+	code, stdout, stderr := gokdump("estimate", "--kernel", kernel, "--initrd", initrd, "--json", "--ram", "2T")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, stdout)
+	}
+	want := map[string]any{
+		"kernel": kernel, "initrd": initrd, "ram_bytes": float64(2 << 40), "unpacked_bytes": float64(6 << 20),
+		"runtime_bytes": float64(28 << 20), "ram_term_bytes": float64(16 << 20), "align_bytes": float64(16 << 20),
+		"total_bytes": float64(112 << 20), "crashkernel": "112M", "reserved_bytes": float64(128 << 20), "enough": true,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	for _, k := range []string{"load_bytes", "sum_bytes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("no %s in\n%s", k, stdout)
+		}
+	}
+	if len(got) != len(want)+2 {
+		t.Errorf("fields changed:\n%s", stdout)
+	}
+}
