@@ -15,6 +15,7 @@ type Compressor struct {
 	bound   int    // worst-case output size for one page
 	scratch []byte // output when the caller's dst is too small
 	zstd    *zstd.Encoder
+	zpage   *zstdPageEnc
 	zlib    *zlib.Writer
 	zbuf    appendWriter
 }
@@ -29,7 +30,14 @@ func NewCompressor(c Codec, pageSize int) (*Compressor, error) {
 	case None:
 		return cp, nil
 	case Zstd:
-		// Fastest level, no CRC (each page is one tiny frame and the
+		if pageSize <= zstdMaxPage {
+			// The page encoder (zstdenc.go), built for one frame a page.
+			cp.zpage = newZstdPageEnc(pageSize)
+			cp.bound = pageSize
+			break
+		}
+		// Pages past 64 KiB (no Linux page is that large): klauspost's
+		// encoder at its fastest level, no CRC (each page is one tiny frame and the
 		// descriptor already bounds its size), one goroutine, small
 		// tables: the capture kernel has little memory to spare.
 		// Literals are entropy-coded even in a page without matches, as
@@ -90,6 +98,14 @@ func (c *Compressor) Compress(dst, page []byte) (out []byte, ok bool) {
 	}
 	switch c.codec {
 	case Zstd:
+		if c.zpage != nil {
+			out = c.zpage.encode(page)
+			if out == nil {
+				return nil, false
+			}
+			out = append(buf, out...)
+			break
+		}
 		out = c.zstd.EncodeAll(page, buf)
 	case Snappy:
 		out = s2.EncodeSnappy(buf, page)
