@@ -139,8 +139,18 @@ func (e *zstdPageEnc) load32(i int) uint32 {
 func zhash(v uint32) uint32 { return v * prime4bytes >> (32 - zHashLog) }
 
 // matchLen returns how many bytes at a and b (b < a) agree, up to end.
+// The first eight bytes are compared inline: most matches in a page are
+// shorter.
 func (e *zstdPageEnc) matchLen(a, b, end int) int {
-	n := 0
+	if d := e.load64(a) ^ e.load64(b); d != 0 {
+		return min(bits.TrailingZeros64(d)>>3, end-a)
+	}
+	return e.matchLenLong(a, b, end)
+}
+
+//go:noinline
+func (e *zstdPageEnc) matchLenLong(a, b, end int) int {
+	n := 8
 	for a+n < end {
 		if d := e.load64(a+n) ^ e.load64(b+n); d != 0 {
 			n += bits.TrailingZeros64(d) >> 3
@@ -152,14 +162,24 @@ func (e *zstdPageEnc) matchLen(a, b, end int) int {
 }
 
 // copyLits appends src[from:to] to the literals at d and returns the new
-// end. It copies 16 bytes at a time: both buffers have the slack.
+// end. It copies 16 bytes at a time, the first 16 inline: both buffers
+// have the slack.
 func (e *zstdPageEnc) copyLits(d, from, to int) int {
-	for k := 0; k < to-from; k += 16 {
+	binary.LittleEndian.PutUint64(e.lits[d&zMask:], e.load64(from))
+	binary.LittleEndian.PutUint64(e.lits[(d+8)&zMask:], e.load64(from+8))
+	if to-from > 16 {
+		e.copyLitsLong(d, from, to)
+	}
+	return d + to - from
+}
+
+//go:noinline
+func (e *zstdPageEnc) copyLitsLong(d, from, to int) {
+	for k := 16; k < to-from; k += 16 {
 		v0, v1 := e.load64(from+k), e.load64(from+k+8)
 		binary.LittleEndian.PutUint64(e.lits[(d+k)&zMask:], v0)
 		binary.LittleEndian.PutUint64(e.lits[(d+k+8)&zMask:], v1)
 	}
-	return d + to - from
 }
 
 // parse finds the matches in the page, e.src[:n], and fills
@@ -186,12 +206,15 @@ func (e *zstdPageEnc) parse(n int) (nseq, nlit int) {
 		// else what the table remembers for these four bytes. This
 		// loop is where literal bytes go by: it keeps few values live.
 		var cand int
+		rep := false
 		for {
 			cv := e.load64(s)
 			if uint32(cv>>8) == e.load32(s+1-r0) {
 				// r0 never exceeds the position: it is always a
 				// match's offset or 1.
-				cand = -1
+				s++
+				cand = s - r0
+				rep = true
 				break
 			}
 			h := zhash(uint32(cv))
@@ -205,32 +228,41 @@ func (e *zstdPageEnc) parse(n int) (nseq, nlit int) {
 				return nseq, e.copyLits(nlit, nextEmit, n)
 			}
 		}
-		if cand < 0 {
-			// With literals before it (there is at least the byte at
-			// s), this is repeat offset 1, which leaves the offsets as
-			// they are.
-			m := s + 1
-			ml := 4 + e.matchLen(m+4, m+4-r0, n)
-			nlit = e.copyLits(nlit, nextEmit, m)
-			seqs[nseq] = zseq{litLen: uint32(m - nextEmit), matchLen: uint32(ml), offVal: 1}
-			nseq++
-			s = m + ml
-			nextEmit = s
-			continue
+		if !rep {
+			for s > nextEmit && cand > 0 && e.src[(s-1)&zMask] == e.src[(cand-1)&zMask] {
+				s--
+				cand--
+			}
 		}
-		for s > nextEmit && cand > 0 && e.src[(s-1)&zMask] == e.src[(cand-1)&zMask] {
-			s--
-			cand--
+		// The match's length and its literals, with the common short
+		// cases inline (matchLen and copyLits are too big to inline).
+		var ml int
+		if d := e.load64(s+4) ^ e.load64(cand+4); d != 0 {
+			ml = 4 + min(bits.TrailingZeros64(d)>>3, n-s-4)
+		} else {
+			ml = 4 + e.matchLenLong(s+4, cand+4, n)
 		}
-		ml := 4 + e.matchLen(s+4, cand+4, n)
 		ll := s - nextEmit
-		nlit = e.copyLits(nlit, nextEmit, s)
-		var ov uint32
-		ov, r0, r1, r2 = offsetValue(s-cand, ll, r0, r1, r2)
+		binary.LittleEndian.PutUint64(e.lits[nlit&zMask:], e.load64(nextEmit))
+		binary.LittleEndian.PutUint64(e.lits[(nlit+8)&zMask:], e.load64(nextEmit+8))
+		if ll > 16 {
+			e.copyLitsLong(nlit, nextEmit, s)
+		}
+		nlit += ll
+		// With literals before it (there is at least the byte before
+		// s), a match at the last offset is repeat offset 1, which
+		// leaves the offsets as they are.
+		ov := uint32(1)
+		if !rep {
+			ov, r0, r1, r2 = offsetValue(s-cand, ll, r0, r1, r2)
+		}
 		seqs[nseq] = zseq{litLen: uint32(ll), matchLen: uint32(ml), offVal: ov}
 		nseq++
 		s += ml
 		nextEmit = s
+		if rep {
+			continue
+		}
 		if s >= sLimit {
 			break
 		}
@@ -448,10 +480,20 @@ func (e *zstdPageEnc) writeSequences(buf []byte, pos, limit int, seqs []zseq) in
 	clear(cof[:])
 	clear(cml[:])
 	for i, q := range seqs {
-		l, o, m := llCode(q.litLen)&63, uint8(bits.Len32(q.offVal)-1)&63, mlCode(q.matchLen-3)&63
-		lb, mb, ob := llBits[l], mlBits[m], o
-		x := uint64(q.litLen)&lowMask[lb&63] | (uint64(q.matchLen-3)&lowMask[mb&63])<<(lb&63) | (uint64(q.offVal)&lowMask[ob&63])<<((lb+mb)&63)
-		sc[i] = seqCode{ll: l, of: o, ml: m, nExtra: lb + mb + ob, extra: x}
+		o := uint8(bits.Len32(q.offVal)-1) & 63
+		var l, m uint8
+		x, nx := uint64(q.offVal)&lowMask[o], o
+		if q.litLen < 16 && q.matchLen-3 < 32 {
+			// The common short sequence: its lengths are their own
+			// codes, without extra bits.
+			l, m = uint8(q.litLen), uint8(q.matchLen-3)
+		} else {
+			l, m = llCode(q.litLen)&63, mlCode(q.matchLen-3)&63
+			lb, mb := llBits[l], mlBits[m]
+			x = uint64(q.litLen)&lowMask[lb&63] | (uint64(q.matchLen-3)&lowMask[mb&63])<<(lb&63) | x<<((lb+mb)&63)
+			nx += lb + mb
+		}
+		sc[i] = seqCode{ll: l, of: o, ml: m, nExtra: nx, extra: x}
 		cll[l]++
 		cof[o]++
 		cml[m]++
@@ -494,17 +536,17 @@ func (e *zstdPageEnc) writeSequences(buf []byte, pos, limit int, seqs []zseq) in
 		// Offset, match length, literal length states.
 		tt := to.sym[q.of&63]
 		k := (vo + tt.deltaNbBits) >> 16
-		acc |= uint64(vo&(1<<(k&31)-1)) << (nbits & 63)
+		acc |= (uint64(vo) & lowMask[k&63]) << (nbits & 63)
 		nbits += uint(k)
 		vo = uint32(to.state[(int32(vo>>(k&31))+tt.deltaFindState)&(1<<maxFSELog-1)])
 		tt = tm.sym[q.ml&63]
 		k = (vm + tt.deltaNbBits) >> 16
-		acc |= uint64(vm&(1<<(k&31)-1)) << (nbits & 63)
+		acc |= (uint64(vm) & lowMask[k&63]) << (nbits & 63)
 		nbits += uint(k)
 		vm = uint32(tm.state[(int32(vm>>(k&31))+tt.deltaFindState)&(1<<maxFSELog-1)])
 		tt = tl.sym[q.ll&63]
 		k = (vl + tt.deltaNbBits) >> 16
-		acc |= uint64(vl&(1<<(k&31)-1)) << (nbits & 63)
+		acc |= (uint64(vl) & lowMask[k&63]) << (nbits & 63)
 		nbits += uint(k)
 		vl = uint32(tl.state[(int32(vl>>(k&31))+tt.deltaFindState)&(1<<maxFSELog-1)])
 		// At most 7+26 bits are pending: room for 31 extra bits.

@@ -35,33 +35,31 @@ type huffEnc struct {
 }
 
 // histogram counts lits and returns the largest count and the largest
-// symbol present.
+// symbol present. It also notes, for build's sort, the symbols present
+// and how many have each count.
 func (h *huffEnc) histogram(lits []byte) (maxCount uint32, maxSym int) {
-	// Two tables, so that runs of one byte do not wait on each other's
-	// increments; eight bytes a load.
-	var c [2][256]uint32
+	// Eight bytes a load into one table: runs of a byte are rare in
+	// literals (the match finder takes them).
+	c := &h.count
+	*c = [256]uint32{}
 	i := 0
 	for ; i+8 <= len(lits); i += 8 {
 		v := binary.LittleEndian.Uint64(lits[i:])
-		c[0][uint8(v)]++
-		c[1][uint8(v>>8)]++
-		c[0][uint8(v>>16)]++
-		c[1][uint8(v>>24)]++
-		c[0][uint8(v>>32)]++
-		c[1][uint8(v>>40)]++
-		c[0][uint8(v>>48)]++
-		c[1][uint8(v>>56)]++
+		c[uint8(v)]++
+		c[uint8(v>>8)]++
+		c[uint8(v>>16)]++
+		c[uint8(v>>24)]++
+		c[uint8(v>>32)]++
+		c[uint8(v>>40)]++
+		c[uint8(v>>48)]++
+		c[uint8(v>>56)]++
 	}
 	for ; i < len(lits); i++ {
-		c[0][lits[i]]++
+		c[lits[i]]++
 	}
-	// Merge the tables, and note the symbols present and how many
-	// have each count, for build's sort.
 	h.bucket = [256]uint16{}
 	np := 0
-	for s := range h.count {
-		n := c[0][s] + c[1][s]
-		h.count[s] = n
+	for s, n := range c {
 		if n > 0 {
 			h.present[np] = uint8(s)
 			np++
