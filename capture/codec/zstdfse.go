@@ -170,18 +170,13 @@ func (st *fseState) init(t *fseCTable, sym uint8) {
 	st.value = uint32(t.state[int32(v>>nbBitsOut)+tt.deltaFindState])
 }
 
-// encode writes the bits that move the state on to sym.
-func (st *fseState) encode(w *bitWriter, sym uint8) {
-	st.value = st.t.encode(w, st.value, sym)
-}
-
-// encode writes the bits that move state v on to sym and returns the new
-// state.
-func (t *fseCTable) encode(w *bitWriter, v uint32, sym uint8) uint32 {
+// encodeBits writes the bits that move state v on to sym into a bit
+// accumulator in the caller's locals, and returns the new state.
+func (t *fseCTable) encodeBits(acc *uint64, nbits *uint, v uint32, sym uint8) uint32 {
 	tt := t.sym[sym&63]
 	nb := (v + tt.deltaNbBits) >> 16
-	w.bits |= uint64(v&(1<<(nb&31)-1)) << (w.nbits & 63)
-	w.nbits += uint(nb)
+	*acc |= (uint64(v) & lowMask[nb&63]) << (*nbits & 63)
+	*nbits += uint(nb)
 	return uint32(t.state[(int32(v>>(nb&31))+tt.deltaFindState)&(1<<maxFSELog-1)])
 }
 

@@ -28,6 +28,7 @@ type huffEnc struct {
 	weights [256]uint8
 	maxSym  int
 	maxLen  int
+	perLen  [32]int // codes of each length
 	// The FSE table for the weights.
 	wcount [huffMaxBits + 1]uint32
 	wnorm  [huffMaxBits + 1]int16
@@ -57,16 +58,23 @@ func (h *huffEnc) histogram(lits []byte) (maxCount uint32, maxSym int) {
 	for ; i < len(lits); i++ {
 		c[lits[i]]++
 	}
-	h.bucket = [256]uint16{}
+	// Without branches: the symbols present come in any pattern.
+	b := &h.bucket
+	*b = [256]uint16{}
 	np := 0
 	for s, n := range c {
-		if n > 0 {
-			h.present[np] = uint8(s)
-			np++
-			h.bucket[min(n, 255)]++
-			maxSym = s
-			maxCount = max(maxCount, n)
+		h.present[np&255] = uint8(s)
+		nz := 0
+		if n != 0 {
+			nz = 1
 		}
+		np += nz
+		b[min(n, 255)]++
+		maxCount = max(maxCount, n)
+	}
+	b[0] = 0
+	if np > 0 {
+		maxSym = int(h.present[(np-1)&255])
 	}
 	h.npres = np
 	h.maxCnt = maxCount
@@ -162,7 +170,8 @@ func (h *huffEnc) build(maxSym int) (nbits int) {
 	// Limit the lengths: count codes per length, fold the longer ones
 	// into the longest allowed, then split shorter codes until the code
 	// is complete again (the Kraft sum is exactly one).
-	var perLen [32]int
+	perLen := &h.perLen
+	*perLen = [32]int{}
 	for _, d := range a {
 		perLen[min(d, huffMaxBits)]++
 	}
@@ -256,52 +265,74 @@ func (h *huffEnc) writeTable(dst []byte, fb *fseBuilder) ([]byte, bool) {
 
 // writeWeightsFSE appends the FSE-coded weights with their header byte.
 func (h *huffEnc) writeWeightsFSE(dst []byte, w []uint8, fb *fseBuilder) ([]byte, bool) {
+	// The weights' histogram is the code lengths': weight k is length
+	// maxLen+1-k; zero for the absent symbols; less the last symbol,
+	// whose weight is implied.
+	n := len(w)
 	clear(h.wcount[:])
 	maxW := 0
-	for _, x := range w {
-		h.wcount[x]++
-		maxW = max(maxW, int(x))
+	present := 0
+	for l := 1; l <= h.maxLen; l++ {
+		k := h.maxLen + 1 - l
+		h.wcount[k] = uint32(h.perLen[l])
+		present += h.perLen[l]
+		if h.perLen[l] > 0 {
+			maxW = max(maxW, k)
+		}
+	}
+	h.wcount[h.weights[h.maxSym]]--
+	h.wcount[0] = uint32(n - (present - 1))
+	for maxW > 0 && h.wcount[maxW] == 0 {
+		maxW--
 	}
 	maxCount := uint32(0)
 	for _, c := range h.wcount[:maxW+1] {
 		maxCount = max(maxCount, c)
 	}
-	if int(maxCount) == len(w) || maxCount == 1 {
+	if int(maxCount) == n || maxCount == 1 {
 		return dst, false
 	}
-	log := fseOptimalLog(huffWeightLog, len(w), maxW)
+	log := fseOptimalLog(huffWeightLog, n, maxW)
 	norm := h.wnorm[:maxW+1]
-	if !fseNormalize(norm, h.wcount[:maxW+1], len(w), log) {
+	if !fseNormalize(norm, h.wcount[:maxW+1], n, log) {
 		return dst, false
 	}
 	hdr := len(dst)
 	dst = append(dst, 0)
 	dst = fseWriteNCount(dst, norm, log)
-	fb.buildTable(&h.wtab, norm, log)
+	t := &h.wtab
+	fb.buildTable(t, norm, log)
 	// Two interleaved states: even weights on the first, odd on the
 	// second; encoded backwards, the first state flushed last.
 	var buf [128 + 16]byte
-	bw := bitWriter{buf: buf[:]}
 	var st [2]fseState
-	n := len(w)
-	st[(n-1)&1].init(&h.wtab, w[n-1])
-	st[(n-2)&1].init(&h.wtab, w[n-2])
+	st[(n-1)&1].init(t, w[n-1])
+	st[(n-2)&1].init(t, w[n-2])
+	v0, v1 := st[0].value, st[1].value
+	var acc uint64
+	var nbits uint
 	i := n - 3
 	if i&1 == 0 {
-		st[0].encode(&bw, w[i])
+		v0 = t.encodeBits(&acc, &nbits, v0, w[i])
 		i--
 	}
-	t := &h.wtab
-	v0, v1 := st[0].value, st[1].value
+	pos := 0
 	for ; i > 0; i -= 2 {
-		// At most 7 bits pending and two weights of at most six.
-		v1 = t.encode(&bw, v1, w[i])
-		v0 = t.encode(&bw, v0, w[i-1])
-		bw.flush()
-		if bw.pos > 127 {
-			return dst[:hdr], false
+		if nbits >= 40 {
+			// At most 6 bits a weight: flush before 64.
+			binary.LittleEndian.PutUint64(buf[pos&127:], acc)
+			pos += int(nbits >> 3)
+			acc >>= (nbits >> 3 << 3) & 63
+			nbits &= 7
+			if pos > 120 {
+				return dst[:hdr], false
+			}
 		}
+		v1 = t.encodeBits(&acc, &nbits, v1, w[i])
+		v0 = t.encodeBits(&acc, &nbits, v0, w[i-1])
 	}
+	bw := bitWriter{bits: acc, nbits: nbits, pos: pos, buf: buf[:]}
+	bw.flush()
 	st[0].value, st[1].value = v0, v1
 	st[1].flush(&bw)
 	st[0].flush(&bw)
