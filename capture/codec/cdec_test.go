@@ -14,9 +14,11 @@ import (
 
 // cDecoder decodes pages with the C libraries the readers of dumps use:
 // libzstd's ZSTD_decompress (crash, libkdumpfile, makedumpfile) and
-// liblzo2's lzo1x_decompress_safe (makedumpfile, crash). The test binary
-// stays free of cgo: a python3 process calls the libraries through
-// ctypes, one request a page over a pipe, fast enough to fuzz with.
+// liblzo2's lzo1x_decompress_safe (makedumpfile, crash); it also
+// compresses with lzo1x_1_compress, as makedumpfile -l does. The test
+// binary stays free of cgo: a python3 process calls the libraries
+// through ctypes, one request a page over a pipe, fast enough to fuzz
+// with.
 type cDecoder struct {
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -33,6 +35,7 @@ zstd.ZSTD_isError.argtypes = [ctypes.c_size_t]
 lzo = ctypes.CDLL("liblzo2.so.2")
 if lzo.__lzo_init_v2(lzo.lzo_version(), 2, 4, 8, 4, 8, 8, 8, 8, 48) != 0:
     sys.exit("lzo_init failed")
+wrkmem = ctypes.create_string_buffer(1 << 20)
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 out.write(b"ready\n"); out.flush()
 while True:
@@ -45,6 +48,10 @@ while True:
     if kind == 1:
         n = zstd.ZSTD_decompress(dst, dlen, src, slen)
         st = -1 if zstd.ZSTD_isError(n) else 0
+    elif kind == 3:
+        outlen = ctypes.c_size_t(dlen)
+        st = lzo.lzo1x_1_compress(src, ctypes.c_size_t(slen), dst, ctypes.byref(outlen), wrkmem)
+        n = outlen.value
     else:
         outlen = ctypes.c_size_t(dlen)
         st = lzo.lzo1x_decompress_safe(src, ctypes.c_size_t(slen), dst, ctypes.byref(outlen), None)
@@ -69,6 +76,7 @@ func startCDecoder() (*cDecoder, error) {
 			cDecErr = fmt.Errorf("python3 is missing: %w", err)
 			return
 		}
+		keepFDsFromChildren()
 		cmd := exec.Command(py, "-c", cDecoderScript)
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -109,12 +117,22 @@ func needCDecoder(t testing.TB) *cDecoder {
 // decode decodes src, a zstd frame (zstd true) or an LZO1X block, into
 // at most size bytes, and returns them or the library's error.
 func (d *cDecoder) decode(zstd bool, src []byte, size int) ([]byte, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	kind := byte(2)
 	if zstd {
 		kind = 1
 	}
+	return d.call(kind, src, size)
+}
+
+// compressLZO returns liblzo2's lzo1x_1_compress of page, as makedumpfile
+// -l calls it.
+func (d *cDecoder) compressLZO(page []byte) ([]byte, error) {
+	return d.call(3, page, len(page)+len(page)/16+64+3)
+}
+
+func (d *cDecoder) call(kind byte, src []byte, size int) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	hdr := make([]byte, 9, 9+len(src))
 	hdr[0] = kind
 	binary.LittleEndian.PutUint32(hdr[1:], uint32(size))

@@ -16,6 +16,7 @@ type Compressor struct {
 	scratch []byte // output when the caller's dst is too small
 	zstd    *zstd.Encoder
 	zpage   *zstdPageEnc
+	lzo     *lzoEnc
 	zlib    *zlib.Writer
 	zbuf    appendWriter
 }
@@ -65,6 +66,14 @@ func NewCompressor(c Codec, pageSize int) (*Compressor, error) {
 		cp.bound = pageSize + pageSize/8 + 64
 	case Snappy:
 		cp.bound = s2.MaxEncodedLen(pageSize)
+	case LZO:
+		if pageSize > zstdMaxPage {
+			return nil, fmt.Errorf("%w: lzo pages of %d bytes (at most %d)", ErrUnsupported, pageSize, zstdMaxPage)
+		}
+		// LZO1X-1, byte for byte what liblzo2 and makedumpfile -l
+		// write (lzoenc.go).
+		cp.lzo = &lzoEnc{}
+		cp.bound = pageSize
 	default:
 		return nil, fmt.Errorf("%w: cannot compress with %v", ErrUnsupported, c)
 	}
@@ -107,6 +116,12 @@ func (c *Compressor) Compress(dst, page []byte) (out []byte, ok bool) {
 			break
 		}
 		out = c.zstd.EncodeAll(page, buf)
+	case LZO:
+		out = c.lzo.encode(page)
+		if out == nil {
+			return nil, false
+		}
+		out = append(buf, out...)
 	case Snappy:
 		out = s2.EncodeSnappy(buf, page)
 	case Zlib:

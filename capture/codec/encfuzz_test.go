@@ -71,3 +71,38 @@ func FuzzZstdPage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLZOPage encodes pages made of arbitrary data and checks that every
+// block decodes to the page with the package's decoder and with liblzo2's
+// lzo1x_decompress_safe (see cDecoder; skipped when python3 or the
+// library is missing).
+func FuzzLZOPage(f *testing.F) {
+	for _, p := range zstdTestPages(512) {
+		f.Add(p, uint8(0))
+	}
+	f.Add([]byte("0123456789abcdef"), uint8(1|4))
+	cdec, _ := startCDecoder()
+	e := &lzoEnc{}
+	d := NewDecompressor()
+	f.Fuzz(func(t *testing.T, data []byte, sel uint8) {
+		size := fuzzSizes[sel&3]
+		page := fuzzPage(data, size, sel&4 != 0)
+		block := e.encode(page)
+		if block == nil {
+			return
+		}
+		if len(block) >= size {
+			t.Fatalf("block of %d bytes for a page of %d", len(block), size)
+		}
+		got := make([]byte, size)
+		if err := d.Decompress(got, block, FlagLZO); err != nil || !bytes.Equal(got, page) {
+			t.Fatalf("decode: %v", err)
+		}
+		if cdec != nil {
+			got, err := cdec.decode(false, block, size)
+			if err != nil || !bytes.Equal(got, page) {
+				t.Fatalf("lzo1x_decompress_safe: %v (%d bytes)", err, len(got))
+			}
+		}
+	})
+}

@@ -33,7 +33,7 @@ filled; flagged so, readable)`,
 			var o saveFlags
 			fs.StringVar(&o.vmcore, "vmcore", "/proc/vmcore", "ELF vmcore to read: /proc/vmcore in a capture kernel, or a saved copy")
 			fs.IntVar(&o.level, "d", 31, "dump level 0..31, as makedumpfile's -d: 1 zero, 2 cache, 4 private cache, 8 user, 16 free pages")
-			fs.StringVar(&o.compress, "compress", "zstd", "page compression: zstd, zlib, snappy or none (kdump format only)")
+			fs.StringVar(&o.compress, "compress", "zstd", "page compression: zstd, lzo (makedumpfile -l's), zlib, snappy or none (kdump format only)")
 			fs.StringVar(&o.format, "format", "kdump", "output format: kdump (makedumpfile's kdump-compressed) or elf")
 			fs.IntVar(&o.workers, "workers", 0, fmt.Sprintf("compression workers, at most %d (0: one per CPU); the output does not depend on it", maxWorkers()))
 			fs.BoolVar(&o.stats, "stats", false, "print the page classes as makedumpfile reports them")
