@@ -51,8 +51,10 @@ func tools(gokdump, upstream string) []tool {
 	mkd := func(bin, flag string) func(in, level, out string) []string {
 		return func(in, level, out string) []string {
 			// Message level 20: errors, and the report whose STEP lines
-			// time the page filter.
-			return []string{bin, flag, "--message-level", "20", "-d", level, in, out}
+			// time the page filter. Then the output is synced (sync FILE
+			// fsyncs it): gokdump fsyncs the dump before it names it, and
+			// a capture must have it on disk before it reboots.
+			return []string{"sh", "-c", `"$0" "$@" && exec sync "$7"`, bin, flag, "--message-level", "20", "-d", level, in, out}
 		}
 	}
 	ts := []tool{
