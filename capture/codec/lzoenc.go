@@ -36,8 +36,13 @@ const (
 	lzoOutMask  = 2*zstdMaxPage - 1
 )
 
-func (e *lzoEnc) load32(i int) uint32 { return binary.LittleEndian.Uint32(e.src[i&zMask:]) }
-func (e *lzoEnc) load64(i int) uint64 { return binary.LittleEndian.Uint64(e.src[i&zMask:]) }
+// lzoSrcMask bounds indexes into src. Only reads past a page's end can
+// reach past it, to bytes that are copied but not used (a literal copy of
+// 16 bytes at the page's end).
+const lzoSrcMask = zstdMaxPage - 1
+
+func (e *lzoEnc) load32(i int) uint32 { return binary.LittleEndian.Uint32(e.src[i&lzoSrcMask:]) }
+func (e *lzoEnc) load64(i int) uint64 { return binary.LittleEndian.Uint64(e.src[i&lzoSrcMask:]) }
 
 // copy16 copies 16 bytes from src[from] to out[op].
 func (e *lzoEnc) copy16(op, from int) {

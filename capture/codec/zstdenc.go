@@ -17,9 +17,9 @@ import (
 type zstdPageEnc struct {
 	pageSize int
 	// src holds the page and lits its literals, each with slack for
-	// loads and stores past the end.
-	src   [zstdMaxPage + 16]byte
-	lits  [zstdMaxPage + 16]byte
+	// loads and stores past the end; indexes masked by zMask never wrap.
+	src   [zMask + 1 + 16]byte
+	lits  [zMask + 1 + 16]byte
 	table [1 << zHashLog]uint32
 	// base biases the positions stored in table: an entry below it is
 	// from an earlier page.
@@ -122,9 +122,10 @@ func (e *zstdPageEnc) encode(page []byte) []byte {
 const zHashLog = 14
 
 // zMask bounds indexes into the page and literal buffers: masking them
-// lets the compiler drop its bounds checks from the hot loops, and the
-// buffers' slack lets loads run up to 16 bytes past the page.
-const zMask = zstdMaxPage - 1
+// lets the compiler drop its bounds checks from the hot loops. It is
+// twice the largest page, so that the copies that run up to 16 bytes
+// past a page's end, or past its literals', never wrap to the start.
+const zMask = 2*zstdMaxPage - 1
 
 const prime4bytes = 2654435761
 

@@ -90,6 +90,16 @@ func zstdTestPages(n int) map[string][]byte {
 			}
 		}
 	})
+	fill("unique", func(p []byte) {
+		// A de Bruijn sequence of 16 symbols, from its middle (no runs
+		// there): no four bytes repeat, but Huffman codes take four
+		// bits. One match of four bytes after 8 literals, then literals
+		// to the page's end: on a 64 KiB page the last 16-byte copies of
+		// those reach just past 64 KiB of literals.
+		db := deBruijn16x4()
+		copy(p, append(db[30000:], db[:30000]...))
+		copy(p[8:12], p[0:4])
+	})
 	fill("fewlits", func(p []byte) {
 		// A few scattered bytes in zeros: few literals, raw.
 		for k := 0; k < 6; k++ {
@@ -97,6 +107,35 @@ func zstdTestPages(n int) map[string][]byte {
 		}
 	})
 	return pages
+}
+
+// deBruijn16x4 returns the de Bruijn sequence of order 4 over 16 symbols
+// (65536 bytes, every four-symbol string once), the symbols spread over
+// the byte's bits.
+func deBruijn16x4() []byte {
+	const k, n = 16, 4
+	a := make([]byte, k*n)
+	var seq []byte
+	var db func(t, p int)
+	db = func(t, p int) {
+		if t > n {
+			if n%p == 0 {
+				seq = append(seq, a[1:p+1]...)
+			}
+			return
+		}
+		a[t] = a[t-p]
+		db(t+1, p)
+		for j := a[t-p] + 1; j < k; j++ {
+			a[t] = j
+			db(t+1, t)
+		}
+	}
+	db(1, 1)
+	for i, s := range seq {
+		seq[i] = s*17 ^ 0x5a
+	}
+	return seq
 }
 
 // decodeFrame decodes a frame with klauspost's decoder.

@@ -354,7 +354,7 @@ func (h *huffEnc) writeWeightsFSE(dst []byte, w []uint8, fb *fseBuilder) ([]byte
 // left-aligned with its length in the low byte, goes in with one shift
 // and one or; the length's bits fall out below the pending ones, and nb
 // counts in its low byte only.
-func (h *huffEnc) encode1(out *[2*zstdMaxPage + 16]byte, pos int, lits *[zstdMaxPage + 16]byte, lo, hi int) int {
+func (h *huffEnc) encode1(out *[2*zstdMaxPage + 16]byte, pos int, lits *[zMask + 1 + 16]byte, lo, hi int) int {
 	code := &h.code
 	var acc, nb uint64
 	i := hi
@@ -392,7 +392,7 @@ func (h *huffEnc) encode1(out *[2*zstdMaxPage + 16]byte, pos int, lits *[zstdMax
 
 // encode4 writes lits[:n] as four Huffman bitstreams after a jump table
 // of the first three's sizes.
-func (h *huffEnc) encode4(out *[2*zstdMaxPage + 16]byte, pos int, lits *[zstdMaxPage + 16]byte, n int) int {
+func (h *huffEnc) encode4(out *[2*zstdMaxPage + 16]byte, pos int, lits *[zMask + 1 + 16]byte, n int) int {
 	seg := (n + 3) / 4
 	jump := pos
 	pos += 6
