@@ -476,6 +476,7 @@ func (e *zstdPageEnc) writeSequences(buf []byte, pos, limit int, seqs []zseq) in
 		return pos
 	}
 	sc := e.senc[:nb]
+	extraBits := 0
 	cll, cof, cml := &e.cnt[0], &e.cnt[1], &e.cnt[2]
 	clear(cll[:])
 	clear(cof[:])
@@ -495,6 +496,7 @@ func (e *zstdPageEnc) writeSequences(buf []byte, pos, limit int, seqs []zseq) in
 			nx += lb + mb
 		}
 		sc[i] = seqCode{ll: l, of: o, ml: m, nExtra: nx, extra: x}
+		extraBits += int(nx)
 		cll[l]++
 		cof[o]++
 		cml[m]++
@@ -512,7 +514,9 @@ func (e *zstdPageEnc) writeSequences(buf []byte, pos, limit int, seqs []zseq) in
 		mode |= m << (6 - 2*k)
 	}
 	buf[modes] = mode
-	if pos > limit {
+	// The bitstream takes at most 27 bits of states a sequence and the
+	// extra bits: when that fits in out, the loop need not check.
+	if pos > limit || pos+(27*nb+extraBits)/8+64 > len(e.out) {
 		return -1
 	}
 
@@ -563,9 +567,6 @@ func (e *zstdPageEnc) writeSequences(buf []byte, pos, limit int, seqs []zseq) in
 		wp += int(nbits >> 3)
 		acc >>= (nbits >> 3 << 3) & 63
 		nbits &= 7
-		if wp > limit {
-			return -1
-		}
 	}
 	w.bits, w.nbits, w.pos = acc, nbits, wp
 	sll.value, sof.value, sml.value = vl, vo, vm
