@@ -311,7 +311,7 @@ func offsetValue(offset, ll, r0, r1, r2 int) (ov uint32, n0, n1, n2 int) {
 
 // zSkipShift sets how fast the match finder skips ahead through bytes
 // that do not match: one more byte a step for every 2^zSkipShift.
-const zSkipShift = 7
+const zSkipShift = 6
 
 // Literals shorter than this are stored raw: a Huffman table costs more
 // than it saves.
