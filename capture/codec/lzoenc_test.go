@@ -107,7 +107,7 @@ func TestLZOEncodeReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads thousands of pages of a real vmcore")
 	}
-	pages := realTestPages(t, 4000)
+	pages := realPages(t, 4000)
 	c := needCDecoder(t)
 	e := &lzoEnc{}
 	ours, theirs := 0, 0

@@ -591,6 +591,8 @@ func (e *zstdPageEnc) chooseTable(k, nb int, buf []byte, pos int) (byte, *fseCTa
 		}
 	}
 	t := &e.tabs[k]
+	// Every code a page of up to 64 KiB has is in the predefined tables
+	// (offset codes go to 16 of their 28); the check is for safety's sake.
 	predefCost := math.MaxInt
 	if maxSym <= kind.maxSym {
 		predefCost = 0

@@ -254,32 +254,6 @@ func TestZstdPageDeterministic(t *testing.T) {
 	}
 }
 
-// realTestPages returns up to n non-zero pages spread over the real 6.1
-// vmcore (fixture.RealDump).
-func realTestPages(t testing.TB, n int) [][]byte {
-	t.Helper()
-	f := fixture.RealDump(t, "6.1").Open(t)
-	var total uint64
-	for _, r := range f.PhysRanges() {
-		total += (r.FileEnd - r.Start) / pageSize
-	}
-	stride := max(total/uint64(2*n), 1)
-	zero := make([]byte, pageSize)
-	var pages [][]byte
-	for _, r := range f.PhysRanges() {
-		for a := r.Start; a+pageSize <= r.FileEnd && len(pages) < n; a += stride * pageSize {
-			p := make([]byte, pageSize)
-			if _, err := f.ReadPhys(p, a); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(p, zero) {
-				pages = append(pages, p)
-			}
-		}
-	}
-	return pages
-}
-
 // checkLibzstd decodes the frames of pages with C libzstd (the zstd
 // tool), as crash, libkdumpfile and makedumpfile read them: the tool
 // decodes concatenated frames into the concatenation of the pages.
@@ -335,7 +309,7 @@ func TestZstdPageLibzstdReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads thousands of pages of a real vmcore")
 	}
-	pages := realTestPages(t, 4000)
+	pages := realPages(t, 4000)
 	checkLibzstd(t, pageSize, pages)
 	d := needCDecoder(t)
 	e := newZstdPageEnc(pageSize)
@@ -357,7 +331,7 @@ func TestZstdPageNotLarger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads thousands of pages of a real vmcore")
 	}
-	pages := realTestPages(t, 4000)
+	pages := realPages(t, 4000)
 	old, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderCRC(false), zstd.WithAllLitEntropyCompression(true))
 	if err != nil {
