@@ -9,7 +9,7 @@ import (
 
 // realPages returns up to n non-zero pages spread over the real 6.1
 // vmcore (fixture.RealDump).
-func realPages(b *testing.B, n int) [][]byte {
+func realPages(b testing.TB, n int) [][]byte {
 	b.Helper()
 	f := fixture.RealDump(b, "6.1").Open(b)
 	var total uint64

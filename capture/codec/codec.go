@@ -9,8 +9,7 @@ import (
 // Codec names a per-page compression method.
 type Codec uint8
 
-// The codecs. LZO can be decoded only: Debian's makedumpfile writes it
-// (-l), but no pure-Go LZO compressor is worth carrying for writing.
+// The codecs.
 const (
 	None Codec = iota
 	Zlib
@@ -34,7 +33,7 @@ const (
 // Errors, wrapped with detail.
 var (
 	// ErrUnsupported is returned for an unknown codec name or flag value,
-	// and for compressing with a decode-only codec.
+	// and for a page size a codec cannot compress.
 	ErrUnsupported = errors.New("codec: unsupported compression")
 	// ErrCorrupt is returned for compressed data that does not decode.
 	ErrCorrupt = errors.New("codec: corrupt compressed page")
@@ -66,14 +65,14 @@ func (c Codec) Flag() uint32 {
 // CanCompress reports whether NewCompressor accepts c.
 func (c Codec) CanCompress() bool {
 	switch c {
-	case None, Zlib, Snappy, Zstd:
+	case None, Zlib, LZO, Snappy, Zstd:
 		return true
 	}
 	return false
 }
 
-// Parse returns the codec named s: "zstd", "zlib", "snappy" or "none"
-// (any case). "lzo" is refused: it can be read, not written.
+// Parse returns the codec named s: "zstd", "lzo", "zlib", "snappy" or
+// "none" (any case).
 func Parse(s string) (Codec, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "none", "":
@@ -85,9 +84,9 @@ func Parse(s string) (Codec, error) {
 	case "zstd":
 		return Zstd, nil
 	case "lzo":
-		return None, fmt.Errorf("%w: lzo can be read but not written", ErrUnsupported)
+		return LZO, nil
 	}
-	return None, fmt.Errorf("%w: %q (want zstd, zlib, snappy or none)", ErrUnsupported, s)
+	return None, fmt.Errorf("%w: %q (want zstd, lzo, zlib, snappy or none)", ErrUnsupported, s)
 }
 
 // FromFlags returns the codec a page descriptor's flags name: None for 0,

@@ -28,7 +28,7 @@ func TestParse(t *testing.T) {
 		{" snappy ", Snappy, false},
 		{"none", None, false},
 		{"", None, false},
-		{"lzo", None, true},
+		{"lzo", LZO, false},
 		{"gzip", None, true},
 		{"lz4", None, true},
 	} {
@@ -65,8 +65,8 @@ func TestFlags(t *testing.T) {
 			t.Errorf("FromFlags(%#x) = %v, %v; want ErrUnsupported", f, c, err)
 		}
 	}
-	if _, err := NewCompressor(LZO, pageSize); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("NewCompressor(LZO) error %v", err)
+	if _, err := NewCompressor(Codec(99), pageSize); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("NewCompressor(99) error %v", err)
 	}
 }
 

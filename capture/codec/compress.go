@@ -15,6 +15,8 @@ type Compressor struct {
 	bound   int    // worst-case output size for one page
 	scratch []byte // output when the caller's dst is too small
 	zstd    *zstd.Encoder
+	zpage   *zstdPageEnc
+	lzo     *lzoEnc
 	zlib    *zlib.Writer
 	zbuf    appendWriter
 }
@@ -29,7 +31,14 @@ func NewCompressor(c Codec, pageSize int) (*Compressor, error) {
 	case None:
 		return cp, nil
 	case Zstd:
-		// Fastest level, no CRC (each page is one tiny frame and the
+		if pageSize <= zstdMaxPage {
+			// The page encoder (zstdenc.go), built for one frame a page.
+			cp.zpage = newZstdPageEnc(pageSize)
+			cp.bound = pageSize
+			break
+		}
+		// Pages past 64 KiB (no Linux page is that large): klauspost's
+		// encoder at its fastest level, no CRC (each page is one tiny frame and the
 		// descriptor already bounds its size), one goroutine, small
 		// tables: the capture kernel has little memory to spare.
 		// Literals are entropy-coded even in a page without matches, as
@@ -57,6 +66,14 @@ func NewCompressor(c Codec, pageSize int) (*Compressor, error) {
 		cp.bound = pageSize + pageSize/8 + 64
 	case Snappy:
 		cp.bound = s2.MaxEncodedLen(pageSize)
+	case LZO:
+		if pageSize > zstdMaxPage {
+			return nil, fmt.Errorf("%w: lzo pages of %d bytes (at most %d)", ErrUnsupported, pageSize, zstdMaxPage)
+		}
+		// LZO1X-1, byte for byte what liblzo2 and makedumpfile -l
+		// write (lzoenc.go).
+		cp.lzo = &lzoEnc{}
+		cp.bound = pageSize
 	default:
 		return nil, fmt.Errorf("%w: cannot compress with %v", ErrUnsupported, c)
 	}
@@ -90,7 +107,21 @@ func (c *Compressor) Compress(dst, page []byte) (out []byte, ok bool) {
 	}
 	switch c.codec {
 	case Zstd:
+		if c.zpage != nil {
+			out = c.zpage.encode(page)
+			if out == nil {
+				return nil, false
+			}
+			out = append(buf, out...)
+			break
+		}
 		out = c.zstd.EncodeAll(page, buf)
+	case LZO:
+		out = c.lzo.encode(page)
+		if out == nil {
+			return nil, false
+		}
+		out = append(buf, out...)
 	case Snappy:
 		out = s2.EncodeSnappy(buf, page)
 	case Zlib:

@@ -25,7 +25,7 @@ func runDrgn(t *testing.T, dump string, d fixture.Dump, kmsg bool) {
 	t.Logf("drgn read %s in %v", filepath.Base(dump), time.Since(start).Round(time.Millisecond))
 }
 
-// TestDrgnReadsOurs: drgn opens our zstd, zlib and snappy dumps.
+// TestDrgnReadsOurs: drgn opens our zstd, zlib, snappy and lzo dumps.
 func TestDrgnReadsOurs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes whole dumps")
@@ -33,7 +33,7 @@ func TestDrgnReadsOurs(t *testing.T) {
 	var _ interface {
 		ReadPhys([]byte, uint64) (int, error)
 	} = (*File)(nil)
-	for _, tc := range realCases(t, codec.Zstd, codec.Zlib, codec.Snappy) {
+	for _, tc := range realCases(t, codec.Zstd, codec.Zlib, codec.Snappy, codec.LZO) {
 		t.Run(tc.name(), func(t *testing.T) {
 			fh := fixture.CreateFile(t, "dump")
 			if _, _, err := writeDump(t, tc.d.Open(t), fh, dumpOpts{codec: tc.c, dumpLevel: 1, chunk: 16}); err != nil {
@@ -45,30 +45,36 @@ func TestDrgnReadsOurs(t *testing.T) {
 }
 
 // TestMakedumpfileReadsOurs: makedumpfile finds the kernel log in our
-// zlib dump and re-filters it; the re-filtered file holds the same pages.
+// zlib and lzo dumps (the codecs Debian's reads) and re-filters them
+// with the same codec; the re-filtered file holds the same pages.
 func TestMakedumpfileReadsOurs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes whole dumps")
 	}
 	fixture.EachDump(t, func(t *testing.T, d fixture.Dump) {
-		src := d.Open(t)
-		marker := d.Marker("KMSG", 0)
-		fh := fixture.CreateFile(t, "dump")
-		if _, _, err := writeDump(t, src, fh, dumpOpts{codec: codec.Zlib, dumpLevel: 1, chunk: 16}); err != nil {
-			t.Fatal(err)
+		for _, c := range []struct {
+			codec codec.Codec
+			flag  string
+		}{{codec.Zlib, "-c"}, {codec.LZO, "-l"}} {
+			src := d.Open(t)
+			marker := d.Marker("KMSG", 0)
+			fh := fixture.CreateFile(t, "dump")
+			if _, _, err := writeDump(t, src, fh, dumpOpts{codec: c.codec, dumpLevel: 1, chunk: 16}); err != nil {
+				t.Fatal(err)
+			}
+			if log := fixture.MakedumpfileDmesg(t, fh.Name()); !bytes.Contains(log, []byte(marker)) {
+				t.Errorf("%v: kernel log (%d bytes) lacks %s", c.codec, len(log), marker)
+			}
+			refiltered := filepath.Join(t.TempDir(), "refiltered")
+			fixture.Makedumpfile(t, c.flag, "-d", "31", fh.Name(), refiltered)
+			kf, err := OpenFile(refiltered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := comparePages(t, kf, src)
+			kf.Close()
+			t.Logf("%v re-filtered with %s: %d pages equal the vmcore", c.codec, c.flag, n)
 		}
-		if log := fixture.MakedumpfileDmesg(t, fh.Name()); !bytes.Contains(log, []byte(marker)) {
-			t.Errorf("kernel log (%d bytes) lacks %s", len(log), marker)
-		}
-		refiltered := filepath.Join(t.TempDir(), "refiltered")
-		fixture.Makedumpfile(t, "-c", "-d", "31", fh.Name(), refiltered)
-		kf, err := OpenFile(refiltered)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer kf.Close()
-		n := comparePages(t, kf, src)
-		t.Logf("re-filtered: %d pages equal the vmcore", n)
 	})
 }
 

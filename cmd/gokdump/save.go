@@ -53,7 +53,7 @@ filled, or the source was; flagged so, readable)`,
 			var o saveFlags
 			fs.StringVar(&o.vmcore, "vmcore", "/proc/vmcore", "the dump to read: /proc/vmcore in a capture kernel, a saved ELF vmcore, or a kdump-compressed dump")
 			fs.IntVar(&o.level, "d", 31, "dump level 0..31, as makedumpfile's -d: 1 zero, 2 cache, 4 private cache, 8 user, 16 free pages")
-			fs.StringVar(&o.compress, "compress", "zstd", "page compression: zstd, zlib, snappy or none (kdump format only)")
+			fs.StringVar(&o.compress, "compress", "zstd", "page compression: zstd, lzo (makedumpfile -l's), zlib, snappy or none (kdump format only)")
 			fs.StringVar(&o.format, "format", "kdump", "output format: kdump (makedumpfile's kdump-compressed) or elf")
 			fs.BoolVar(&o.flat, "flat", false, "write makedumpfile's flattened stream (its -F), to OUT or, with OUT -, to standard output")
 			fs.IntVar(&o.workers, "workers", 0, fmt.Sprintf("compression workers, at most %d (0: one per CPU); the output does not depend on it", maxWorkers()))

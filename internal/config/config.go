@@ -20,6 +20,7 @@ type Compression string
 
 const (
 	CompressZstd   Compression = "zstd"
+	CompressLZO    Compression = "lzo"
 	CompressZlib   Compression = "zlib"
 	CompressSnappy Compression = "snappy"
 	CompressNone   Compression = "none"

@@ -192,7 +192,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad failure action", "failure_action = \"explode\"\n", ErrValue, []string{"t.toml:1", "failure_action", `"explode" is not one of "reboot", "poweroff", "halt", "fallback"`}},
 		{"fallback as final", "final_action = \"fallback\"\n", ErrValue, []string{"final_action", `"fallback" is not one of`}},
 		{"action type", "final_action = true\n", ErrType, []string{"final_action", "the boolean true"}},
-		{"compress", "compress = \"lzo\"\n", ErrValue, []string{"compress", `"lzo"`}},
+		{"compress", "compress = \"lz4\"\n", ErrValue, []string{"compress", `"lz4"`}},
 		{"format", "format = \"ELF\"\n", ErrValue, []string{"format", `"ELF" is not one of "kdump", "elf"`}},
 		{"fstype", "fstype = \"ntfs\"\n", ErrValue, []string{"fstype", `"ntfs"`}},
 		{"target kind", "target = \"FOO=bar\"\n", ErrValue, []string{"t.toml:1", "target", "unknown kind"}},

@@ -19,7 +19,7 @@
 //	mount_options   = ""
 //	path            = "/var/crash"  # dumps go to <path>/<YYYY-MM-DD-HH:MM:SS>/vmcore
 //	dump_level      = [31]          # 0..31, or a list tried in order
-//	compress        = "zstd"        # zstd, zlib, snappy, none
+//	compress        = "zstd"        # zstd, lzo, zlib, snappy, none
 //	format          = "kdump"       # kdump, elf
 //	failure_action  = "reboot"      # reboot, poweroff, halt, fallback
 //	fallback_target = ""

@@ -98,7 +98,7 @@ var keyDefs = []keyDef{
 			c.DumpLevel = ok
 		},
 	},
-	enumKey("compress", func(c *Config) *Compression { return &c.Compress }, CompressZstd, CompressZlib, CompressSnappy, CompressNone),
+	enumKey("compress", func(c *Config) *Compression { return &c.Compress }, CompressZstd, CompressLZO, CompressZlib, CompressSnappy, CompressNone),
 	enumKey("format", func(c *Config) *Format { return &c.Format }, FormatKdump, FormatELF),
 	enumKey("failure_action", func(c *Config) *Action { return &c.FailureAction }, ActionReboot, ActionPoweroff, ActionHalt, ActionFallback),
 	stringKey("fallback_target", func(c *Config) *string { return &c.FallbackTarget }, checkTargetValue),

@@ -22,6 +22,9 @@ type input struct {
 	// MaxRuns caps the runs on this input (0: no cap): makedumpfile
 	// takes minutes on the sparse one at -d 1.
 	MaxRuns int
+	// Only31 runs only -d 31: at -d 1 the tools would read terabytes of
+	// zeros.
+	Only31 bool
 }
 
 // sparseExtraGiB is the free, zero RAM the sparse input adds to the 1 GiB
@@ -91,7 +94,7 @@ func ensureInputs(root string, only []string) ([]input, error) {
 			// Not in .cache/vmcores: tests take every vmcore there for a
 			// real one.
 			sp := filepath.Join(root, ".cache", "bench",
-				strings.TrimSuffix(filepath.Base(p), ".elf")+fmt.Sprintf("+%dG-free.elf", sparseExtraGiB))
+				strings.TrimSuffix(filepath.Base(p), ".elf")+fmt.Sprintf("+%dG-free.2.elf", sparseExtraGiB))
 			if err := os.MkdirAll(filepath.Dir(sp), 0o700); err != nil {
 				return nil, err
 			}
@@ -115,8 +118,40 @@ func ensureInputs(root string, only []string) ([]input, error) {
 			return nil, err
 		}
 	}
+	for _, tb := range []struct {
+		key  string
+		tib  uint64
+		name string
+	}{{"1T", 1, "1 TiB, all free but 1 GiB (sparse)"}, {"4T", 4, "4 TiB, all free but 1 GiB (sparse)"}} {
+		if !want[tb.key] {
+			continue
+		}
+		p, err := guest(1024)
+		if err != nil {
+			return nil, err
+		}
+		// The new RAM runs from 4 GiB to the terabyte: past the first
+		// root of mem_section, it must end at a root's boundary.
+		extra := tb.tib<<40 - 4<<30
+		sp := filepath.Join(root, ".cache", "bench",
+			strings.TrimSuffix(filepath.Base(p), ".elf")+fmt.Sprintf("+to-%dT-free.elf", tb.tib))
+		if err := os.MkdirAll(filepath.Dir(sp), 0o700); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(sp); err != nil {
+			fmt.Printf("==> %s missing: adding RAM up to %d TiB to %s\n", filepath.Base(sp), tb.tib, filepath.Base(p))
+			if err := makeSparse(p, sp, extra); err != nil {
+				return nil, err
+			}
+		}
+		if err := add(tb.name, sp); err != nil {
+			return nil, err
+		}
+		ins[len(ins)-1].MaxRuns = 3
+		ins[len(ins)-1].Only31 = true
+	}
 	if len(ins) == 0 {
-		return nil, fmt.Errorf("no inputs among %q (want 1G, 2G, sparse)", only)
+		return nil, fmt.Errorf("no inputs among %q (want 1G, 2G, sparse, 1T, 4T)", only)
 	}
 	return ins, nil
 }

@@ -1,12 +1,15 @@
-// Command bench compares gokdump's save with Debian's makedumpfile on real
-// vmcores and writes the table into BENCHMARKS.md: `make bench` runs it.
+// Command bench compares gokdump's save with Debian's makedumpfile, and
+// with an upstream makedumpfile when MAKEDUMPFILE names one, on real
+// vmcores and writes the tables into BENCHMARKS.md: `make bench` runs it.
 //
 // Inputs, made when missing and kept in .cache/vmcores: ELF vmcores of a
 // 1 GiB and a 2 GiB QEMU guest (the capture kernel writes them unfiltered,
-// as the QEMU tests keep theirs with GOKDUMP_KEEP_VMCORES), and a sparse
-// synthetic one in .cache/bench: the 1 GiB dump with 16 GiB of free, zero
-// RAM added above 4 GiB (see sparse.go). Each tool runs on each input at -d 31 and -d 1, input
-// hot in the page cache, several times in turn; the table shows medians.
+// as the QEMU tests keep theirs with GOKDUMP_KEEP_VMCORES), and sparse
+// synthetic ones in .cache/bench: the 1 GiB dump with 16 GiB of free, zero
+// RAM added above 4 GiB, and with RAM up to 1 TiB and 4 TiB (see
+// sparse.go). Each tool runs on each input at -d 31 and -d 1 (the
+// terabyte inputs -d 31 only), input hot in the page cache, several times
+// in turn; the tables show medians.
 // One default QEMU crash cycle is timed as well (panic → QEMU exit, and
 // the capture's own rate as its console reports it).
 package main
@@ -30,7 +33,7 @@ func main() {
 	qemu := flag.Bool("qemu", true, "time a default 1 GiB crash cycle in QEMU")
 	cycles := flag.Int("cycles", 1, "QEMU crash cycles to time (the report shows the median)")
 	update := flag.Bool("update", true, "write the table into BENCHMARKS.md")
-	only := flag.String("inputs", "1G,2G,sparse", "inputs to run, comma-separated: 1G, 2G, sparse; none: only the QEMU cycle")
+	only := flag.String("inputs", "1G,2G,sparse,1T,4T", "inputs to run, comma-separated: 1G, 2G, sparse, 1T, 4T; none: only the QEMU cycle")
 	flag.Parse()
 	if !*qemu {
 		*cycles = 0
@@ -67,7 +70,16 @@ func run(runs, cycles int, update bool, only []string) error {
 			return err
 		}
 	}
-	m := describeMachine()
+	upstream := os.Getenv("MAKEDUMPFILE")
+	if upstream != "" {
+		if _, err := exec.LookPath(upstream); err != nil {
+			return fmt.Errorf("MAKEDUMPFILE=%s: %w", upstream, err)
+		}
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return fmt.Errorf("taskset (util-linux) runs the one-CPU rows: %w", err)
+	}
+	m := describeMachine(upstream)
 	fmt.Printf("==> %s\n", m)
 
 	var inputs []input
@@ -103,12 +115,16 @@ func run(runs, cycles int, update bool, only []string) error {
 		if err := warm(in.Path); err != nil {
 			return err
 		}
-		for _, level := range []int{31, 1} {
+		levels := []int{31, 1}
+		if in.Only31 {
+			levels = levels[:1]
+		}
+		for _, level := range levels {
 			n := runs
 			if in.MaxRuns > 0 {
 				n = min(n, in.MaxRuns)
 			}
-			rows, err := measure(gokdump, in, level, n, work)
+			rows, err := measure(tools(gokdump, upstream), in, level, n, work)
 			if err != nil {
 				return err
 			}
