@@ -16,9 +16,10 @@ COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
 all: build ## the same as build
 
-build: ## build bin/gokdump (stamped with VERSION and COMMIT) and the static capture init bin/gokdump-init
+build: ## build bin/gokdump (stamped with VERSION and COMMIT), the static capture init bin/gokdump-init and gokdump vmtest's first-kernel init bin/gokdump-vmtest-init
 	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/gokdump ./cmd/gokdump
 	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init ./initramfs
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-vmtest-init ./qemu-tests/stage1
 
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
 	scripts/install-deps
@@ -75,9 +76,10 @@ KERNELINSTALLDIR ?= /usr/lib/kernel/install.d
 # The installed files that name gokdump's path: the source ones say /usr/bin/gokdump.
 SUBST = sed 's|/usr/bin/gokdump|$(BINDIR)/gokdump|g; s|/usr/share/doc/gokdump|$(DOCDIR)|g'
 
-install: build ## install gokdump, its capture init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
+install: build ## install gokdump, its capture init and vmtest's first-kernel init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
 	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(BINDIR)/gokdump
 	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(LIBDIR)/gokdump/init
+	install -D -m 0755 $(BIN)/gokdump-vmtest-init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d \
 		$(DESTDIR)$(KERNELINSTALLDIR) $(DESTDIR)$(DOCDIR)
 	$(SUBST) configs/gokdump.service >$(DESTDIR)$(UNITDIR)/gokdump.service
@@ -93,7 +95,7 @@ install: build ## install gokdump, its capture init, the systemd unit and kernel
 
 .PHONY: uninstall dist deb
 uninstall: ## remove what install put there (DESTDIR, PREFIX); /etc/gokdump.toml and built images stay
-	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(UNITDIR)/gokdump.service \
+	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init $(DESTDIR)$(UNITDIR)/gokdump.service \
 		$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
 		$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/gokdump.toml.example
 	-rmdir $(DESTDIR)$(LIBDIR)/gokdump $(DESTDIR)$(DOCDIR) 2>/dev/null

@@ -123,15 +123,16 @@ var (
 func binDir(root string) string { return filepath.Join(root, "out", "qemu-tests", "bin") }
 
 // Binaries builds the stage-1 init and the capture init once per process,
-// static, into binDir(root).
+// static, into binDir(root), named as make names them in bin/: a gokdump
+// built there (Gokdump) finds them as an installed one does.
 func Binaries(root string) (stage1, captureInit string, err error) {
 	binOnce.Do(func() {
 		dir := binDir(root)
 		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
 			return
 		}
-		stage1Bin = filepath.Join(dir, "stage1")
-		initBin = filepath.Join(dir, "init")
+		stage1Bin = filepath.Join(dir, "gokdump-vmtest-init")
+		initBin = filepath.Join(dir, "gokdump-init")
 		for _, b := range []struct{ pkg, out string }{
 			{"./qemu-tests/stage1", stage1Bin},
 			{"./initramfs", initBin},

@@ -28,6 +28,13 @@ func drgnCheck(ctx context.Context, drgn, dump, vmlinux, dir, release, marker st
 	if err := os.WriteFile(script, drgnScript, 0o600); err != nil {
 		return "", err
 	}
+	// Real paths: a drgn run in a chroot or container (a wrapper that
+	// binds its file arguments) finds them where they are.
+	for _, p := range []*string{&script, &dump, &vmlinux} {
+		if real, err := filepath.EvalSymlinks(*p); err == nil {
+			*p = real
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, drgnTimeout)
 	defer cancel()
 	argv := append(strings.Fields(drgn), "-q", "-c", dump, "-s", vmlinux, script, marker, strings.Join(reasons, "|"))
