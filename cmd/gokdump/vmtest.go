@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -167,7 +166,7 @@ func runVMTest(f vmtestFlags, s streams) error {
 	if f.junit != "" {
 		// Refused before a run of minutes, not after it.
 		if err := canCreate(f.junit); err != nil {
-			return explain(err, "--junit %s cannot be written", f.junit)
+			return explain(fmt.Errorf("%w: %w", errSetup, err), "--junit %s cannot be written", f.junit)
 		}
 	}
 	o.Log = func(format string, args ...any) {
@@ -178,7 +177,7 @@ func runVMTest(f vmtestFlags, s streams) error {
 	rep, runErr := vmtest.Run(ctx, o)
 	if f.junit != "" {
 		if err := writeJUnit(f.junit, rep); err != nil {
-			return explain(errors.Join(errSetup, err), "--junit %s cannot be written", f.junit)
+			return explain(fmt.Errorf("%w: %w", errSetup, err), "--junit %s cannot be written", f.junit)
 		}
 	}
 	var werr error
@@ -202,7 +201,7 @@ func runVMTest(f vmtestFlags, s streams) error {
 func runCheckConfig(f vmtestFlags, s streams) error {
 	c, err := vmtest.ReadKConfig(f.checkConfig)
 	if err != nil {
-		return explain(errors.Join(errSetup, err), "%s cannot be read as a kernel configuration", f.checkConfig)
+		return explain(fmt.Errorf("%w: %w", errSetup, err), "%s cannot be read as a kernel configuration", f.checkConfig)
 	}
 	o, err := f.options(s)
 	if err != nil {

@@ -143,6 +143,14 @@ func writeJSON(w io.Writer, v any) error {
 // WriteText writes the report for a reader.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
+	if r.Result == Error {
+		if r.Kernel.Path != "" {
+			fmt.Fprintf(&b, "kernel   %s\n", r.Kernel.Path)
+		}
+		fmt.Fprintf(&b, "ERROR: the test could not run: %s\n", r.Error)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(&b, "kernel   %s (%s, %s)\n", r.Kernel.Release, r.Kernel.Arch, r.Kernel.Path)
 	if r.Accel != "" {
 		fmt.Fprintf(&b, "accel    %s: %s\n", r.Accel, r.AccelReason)
@@ -183,13 +191,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	switch r.Result {
 	case Pass:
 		fmt.Fprintf(&b, "PASS: kdump works on %s (%.0fs)\n", r.Kernel.Release, r.Seconds)
-	case Fail:
+	default:
 		if r.SerialTail != "" {
 			fmt.Fprintf(&b, "--- serial console (end) ---\n%s\n", r.SerialTail)
 		}
 		fmt.Fprintf(&b, "FAIL: kdump failed in phase %s: %s\n", r.FailedPhase, r.Error)
-	default:
-		fmt.Fprintf(&b, "ERROR: the test could not run: %s\n", r.Error)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

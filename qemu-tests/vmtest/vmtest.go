@@ -243,16 +243,11 @@ func run(ctx context.Context, o *Options, r *Report) (err error) {
 		}
 		r.Kernel.VMLinux = o.VMLinux
 	}
-	for _, tool := range []string{arch.QEMU, "mkfs.ext4", "debugfs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not installed (qemu-system-x86 or qemu-system-arm, e2fsprogs)", tool)
-		}
-	}
 	w := &work{o: o, r: r, arch: arch, id: vm.NewID()}
 	r.RunID = w.id
 
 	// The kernel's configuration: a kernel that cannot work is a kdump
-	// failure found before anything boots.
+	// failure found before anything boots (or needs QEMU).
 	if !o.NoKConfig {
 		path := o.KConfig
 		if path == "" {
@@ -284,6 +279,11 @@ func run(ctx context.Context, o *Options, r *Report) (err error) {
 		}
 	}
 
+	for _, tool := range []string{arch.QEMU, "mkfs.ext4", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (qemu-system-x86 or qemu-system-arm, e2fsprogs)", tool)
+		}
+	}
 	if o.Dir != "" {
 		w.dir = o.Dir
 	} else {

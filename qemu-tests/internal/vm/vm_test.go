@@ -2,7 +2,9 @@ package vm
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
@@ -74,5 +76,81 @@ func TestCensus(t *testing.T) {
 	}
 	if n, err := CountMarkers(path, guest.MarkerPrefix("USER", id)); err != nil || n != 2 {
 		t.Errorf("CountMarkers USER = %d, %v", n, err)
+	}
+}
+
+func TestMachineArgs(t *testing.T) {
+	disks := []DiskDev{{Bus: "nvme", Image: "/w/d0.img"}, {Bus: "virtio", Image: "/w/d1.img", ReadOnly: true}, {Bus: "nvme", Image: "/w/d2.img"}}
+	tests := []struct {
+		name string
+		m    Machine
+		want string
+	}{
+		{"x86 tcg", Machine{Arch: Arches["amd64"], MemMiB: 1024, Kernel: "/k", Initrd: "/i", Append: "console=ttyS0 ", Disks: disks},
+			"-accel tcg -m 1024M -smp 1 -nodefaults -display none -serial stdio -no-reboot -kernel /k -initrd /i -append console=ttyS0" +
+				" -drive file=/w/d0.img,if=none,id=d0,format=raw -device nvme,drive=d0,serial=d0" +
+				" -drive file=/w/d1.img,if=none,id=d1,format=raw,readonly=on -device virtio-blk-pci,drive=d1" +
+				" -drive file=/w/d2.img,if=none,id=d2,format=raw -device nvme,drive=d2,serial=d2"},
+		{"x86 kvm, no initrd, extra", Machine{Arch: Arches["amd64"], Accel: KVM, MemMiB: 512, CPUs: 2, Kernel: "/k", Append: "a", Extra: []string{"-netdev", "user"}},
+			"-accel kvm -cpu max -m 512M -smp 2 -nodefaults -display none -serial stdio -no-reboot -kernel /k -append a -netdev user"},
+		{"arm64", Machine{Arch: Arches["arm64"], MemMiB: 1024, Kernel: "/Image", Append: "console=ttyAMA0"},
+			"-accel tcg -machine virt,gic-version=3 -cpu max -m 1024M -smp 1 -nodefaults -display none -serial stdio -no-reboot -kernel /Image -append console=ttyAMA0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, err := tt.m.Args()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(args, " "); got != tt.want {
+				t.Errorf("args\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	for _, d := range []DiskDev{{Bus: "scsi", Image: "/d"}, {Bus: "nvme", Image: "/a,b"}} {
+		if _, err := (Machine{Arch: Arches["amd64"], Disks: []DiskDev{d}}).Args(); err == nil {
+			t.Errorf("disk %+v accepted", d)
+		}
+	}
+	if _, err := ArchOf("riscv64"); err == nil {
+		t.Error("riscv64 has an Arch")
+	}
+}
+
+func TestDevicePath(t *testing.T) {
+	buses := []string{"nvme", "virtio", "nvme", "virtio", "virtio"}
+	want := []string{"/dev/nvme0n1", "/dev/vda", "/dev/nvme1n1", "/dev/vdb", "/dev/vdc"}
+	for i := range buses {
+		if got := DevicePath(buses, i); got != want[i] {
+			t.Errorf("disk %d: %s, want %s", i, got, want[i])
+		}
+	}
+}
+
+func TestParseOutcomeAndPhases(t *testing.T) {
+	at := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	log := Log{
+		{at(1), "[    0.5] Linux version 6.1"},
+		{at(2.5), "stage1: [1.91] start, kernel 6.1.0-57-cloud-amd64"},
+		{at(3.5), "stage1: [2.90] capture kernel loaded in 0.9s"},
+		{at(5), "stage1: [4.20] crashing now (sysrq c)"},
+		{at(6), "gokdump: saved /var/crash/x/vmcore bytes=1 seconds=0.1 level=31 format=kdump status=0"}, // the first kernel's: not counted
+		{at(10), "gokdump: [0.1] starting"},
+		{at(14), "gokdump: saved /var/crash/2026/vmcore bytes=123 seconds=3.1 level=31 format=kdump status=0"},
+		{at(14.2), "gokdump: ACTION poweroff"},
+	}
+	o := ParseOutcome(log)
+	if o.Status != "saved" || o.Path != "/var/crash/2026/vmcore" || o.Bytes != 123 || o.Level != 31 || o.Code != 0 || o.Action != "poweroff" {
+		t.Errorf("outcome %s", o)
+	}
+	var names []string
+	for _, p := range Phases(log, at(15)) {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, ","); got != "stage1 init,capture kernel loaded,crash,capture init,dump saved,qemu exit" {
+		t.Errorf("phases %s", got)
+	}
+	if r := PhaseReport(log, at(15)); !strings.Contains(r, "panic → QEMU exit: 10.00s") {
+		t.Errorf("report:\n%s", r)
 	}
 }
