@@ -44,14 +44,14 @@ test could not run (a tool, file or build missing): nothing is known of
 the kernel.`,
 		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f vmtestFlags
-			fs.StringVar(&f.kernel, "kernel", "", "the kernel boot image to test (`IMAGE`: bzImage, vmlinuz, arm64 Image)")
+			fs.StringVar(&f.kernel, "kernel", "", "the kernel boot image to test (`IMAGE`: an x86-64 bzImage or vmlinuz; arm64 is not supported yet)")
 			fs.StringVar(&f.modules, "modules", "", "its modules (`DIR`, /lib/modules/RELEASE); none when everything is built in")
 			fs.StringVar(&f.vmlinux, "vmlinux", "", "its vmlinux with debug info (`FILE`): drgn must open the dump with it")
 			fs.StringVar(&f.drgn, "drgn", "drgn", "the drgn `COMMAND` for --vmlinux")
 			fs.StringVar(&f.kconfig, "kconfig", "", "its .config (`FILE`; default: found beside IMAGE or in --modules)")
 			fs.BoolVar(&f.noKConfig, "no-kconfig", false, "do not check the kernel's configuration")
 			fs.StringVar(&f.checkConfig, "check-config", "", "only check the kernel configuration `FILE` for kdump (with --arch, --disk, --crash, --modules), boot nothing")
-			fs.StringVar(&f.arch, "arch", "", "the kernel's architecture: amd64 (x86_64) or arm64 (aarch64); default: what IMAGE is")
+			fs.StringVar(&f.arch, "arch", "", "the kernel's architecture: amd64 (x86_64), or arm64 (aarch64) for --check-config only; default: what IMAGE (or the configuration) is")
 			fs.Var(&f.mem, "mem", "guest memory, a `SIZE` (default 1G)")
 			fs.IntVar(&f.cpus, "cpus", 1, "guest CPUs")
 			fs.StringVar(&f.disk, "disk", "nvme", "the dump disk's bus: nvme or virtio")

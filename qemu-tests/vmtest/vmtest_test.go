@@ -151,6 +151,8 @@ func TestRunSetupErrors(t *testing.T) {
 	os.WriteFile(kernel, fixture.BzImage("6.9.0-test (me@here) #1 SMP"), 0o644)
 	vmlinux := filepath.Join(dir, "vmlinux")
 	os.WriteFile(vmlinux, append([]byte("\x7fELF\x02\x01\x01"), make([]byte, 100)...), 0o644)
+	arm64 := filepath.Join(dir, "Image")
+	os.WriteFile(arm64, arm64Image(1<<16, 0x9000, "6.12.0-test (me@here) #1 SMP"), 0o644)
 	mods := filepath.Join(dir, "lib", "modules", "6.8.0-other")
 	os.MkdirAll(mods, 0o755)
 	tests := []struct {
@@ -162,6 +164,8 @@ func TestRunSetupErrors(t *testing.T) {
 		{"missing kernel", Options{Kernel: filepath.Join(dir, "none")}, "no such file"},
 		{"vmlinux as kernel", Options{Kernel: vmlinux}, "--vmlinux"},
 		{"wrong arch", Options{Kernel: kernel, Arch: "arm64"}, "amd64 kernel, not arm64"},
+		{"arm64", Options{Kernel: arm64}, "arm64 kernel: architecture not supported yet"},
+		{"arm64 asked for", Options{Kernel: arm64, Arch: "arm64"}, "--check-config --arch arm64"},
 		{"other modules", Options{Kernel: kernel, Modules: mods}, "not the kernel's"},
 		{"bad disk", Options{Kernel: kernel, Disk: "scsi"}, "disk \"scsi\""},
 		{"bad crash", Options{Kernel: kernel, Crash: "reboot"}, "crash \"reboot\""},
@@ -174,6 +178,9 @@ func TestRunSetupErrors(t *testing.T) {
 			r, err := Run(context.Background(), tt.o)
 			if !errors.Is(err, ErrSetup) || r == nil || r.Result != Error || !strings.Contains(r.Error, tt.msg) {
 				t.Fatalf("Run: %v; report %+v; want ErrSetup with %q", err, r, tt.msg)
+			}
+			if strings.HasPrefix(tt.name, "arm64") != errors.Is(err, ErrUnsupportedArch) {
+				t.Errorf("Run: %v: ErrUnsupportedArch %v", err, errors.Is(err, ErrUnsupportedArch))
 			}
 			if r.Passed() || r.FailedPhase != "" {
 				t.Errorf("report %+v", r)
