@@ -470,6 +470,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 
 // boot runs the guest and keeps what it left in r.
 func (r *Run) boot(m vm.Machine) error {
+	defer Guest()()
 	res, err := m.Boot(context.Background(), filepath.Join(r.Spec.Dir, "serial.log"))
 	if res != nil {
 		r.Log, r.Err, r.Killed, r.Elapsed = res.Log, res.Err, res.Killed, res.Elapsed
