@@ -93,12 +93,12 @@ const (
 var ErrSetup = errors.New("vmtest: setup")
 
 // ErrUnsupportedArch is wrapped by Run's error (with ErrSetup) for a kernel
-// of an architecture not in Arches.
+// of an architecture Run cannot test yet (all but amd64).
 var ErrUnsupportedArch = errors.New("architecture not supported yet")
 
-// Arches are the kernels' architectures (GOARCH) Run tests. CheckConfig
+// arches are the kernels' architectures (GOARCH) Run tests; CheckConfig
 // also knows arm64.
-var Arches = []string{"amd64"}
+var arches = []string{"amd64"}
 
 // Level returns a pointer to l, for Options.DumpLevel.
 func Level(l filter.Level) *filter.Level { return &l }
@@ -230,7 +230,7 @@ func run(ctx context.Context, o *Options, r *Report) (err error) {
 	if o.Arch != "" && o.Arch != k.Arch {
 		return fmt.Errorf("%s is an %s kernel, not %s (--arch)", o.Kernel, k.Arch, o.Arch)
 	}
-	if !slices.Contains(Arches, k.Arch) {
+	if !slices.Contains(arches, k.Arch) {
 		// QEMU boots an arm64 guest and the stage-1 init runs there (the
 		// loader then needs CONFIG_KEXEC_FILE, which Debian's arm64
 		// kernels lack); but the capture could neither filter the dump nor
@@ -425,6 +425,9 @@ func (w *work) setup(ctx context.Context) (string, error) {
 		return "", err
 	}
 	w.r.CaptureInit = res.Init.String()
+	if o.CaptureInit != "" {
+		w.r.CaptureInit = o.CaptureInit + " (given)"
+	}
 
 	init, how, err := findStage1(ctx, o.Stage1Init, executable(), ".", w.arch.GOARCH, w.dir)
 	if err != nil {
