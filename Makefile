@@ -44,9 +44,19 @@ qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDU
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
 	scripts/run-tests race
 
-test-kernel: deps build ## build the dedicated capture kernel (~36 min the first time on 2 cores) and run its QEMU crash test
-	scripts/build-capture-kernel
-	GOKDUMP_TEST_KERNEL=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run TestEmbeddedCaptureKernel ./qemu-tests/
+# make test-kernel's gokdump vmtest run: build-capture-kernel's output,
+# the JUnit file and what --keep keeps (serial.log, vmcore, report.json).
+KERNEL_RESULTS ?= $(or $(GOKDUMP_CACHE),.cache)/test-results/test-kernel
+
+test-kernel: deps build ## build the dedicated capture kernel with configs/kdump.config (~36 min the first time on 2 cores), run gokdump vmtest on it (no --modules) and its QEMU crash test
+	rm -rf $(KERNEL_RESULTS) && mkdir -p $(KERNEL_RESULTS)
+	scripts/build-capture-kernel --fragment configs/kdump.config >$(KERNEL_RESULTS)/build.env
+	@# The kernel crashes into itself: every driver built in, no --modules.
+	rc=0; $(BIN)/gokdump vmtest --kernel "$$(sed -n 's/^KERNEL=//p' $(KERNEL_RESULTS)/build.env)" \
+		--kconfig "$$(sed -n 's/^CONFIG=//p' $(KERNEL_RESULTS)/build.env)" \
+		--junit $(KERNEL_RESULTS)/junit.xml --keep $(KERNEL_RESULTS)/keep || rc=$$?; \
+	GOKDUMP_TEST_KERNEL=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run TestEmbeddedCaptureKernel ./qemu-tests/ || rc=1; \
+	exit $$rc
 
 lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -3,6 +3,7 @@ package vmtest
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -297,4 +298,40 @@ func FuzzParseKConfig(f *testing.F) {
 		}
 		CheckConfig(c, ConfigFor{Disk: "virtio", Crash: guest.CrashSoftlockup, Modules: true})
 	})
+}
+
+// TestKdumpFragment: configs/kdump.config, the fragment README's CI job
+// and make test-kernel build with, has every option a run without
+// --modules needs, on its own and merged after the dedicated capture
+// kernel's fragment (what make test-kernel builds).
+func TestKdumpFragment(t *testing.T) {
+	frag, err := ReadKConfig(filepath.Join("..", "..", "configs", "kdump.config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	capture, err := ReadKConfig(filepath.Join("..", "..", "configs", "capture-kernel.config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := KConfig{}
+	maps.Copy(merged, capture)
+	maps.Copy(merged, frag)
+	for name, c := range map[string]KConfig{"kdump.config": frag, "capture-kernel.config + kdump.config": merged} {
+		for _, disk := range []string{"nvme", "virtio"} {
+			for _, crash := range []string{guest.CrashSysrq, guest.CrashPanic} {
+				r := CheckConfig(c, ConfigFor{Arch: "amd64", Disk: disk, Crash: crash})
+				if !r.OK() || len(r.Warnings) > 0 {
+					t.Errorf("%s, --disk %s --crash %s: missing %q, warnings %q", name, disk, crash, r.Missing, r.Warnings)
+				}
+			}
+		}
+	}
+	// Without the fragment the dedicated capture kernel cannot be the
+	// first kernel: the check says so rather than booting it.
+	alone := maps.Clone(capture)
+	alone["CONFIG_X86_64"] = "y" // what CONFIG_64BIT=y gives
+	r := CheckConfig(alone, ConfigFor{Arch: "amd64"})
+	if !slices.Contains(r.Missing, "CONFIG_KEXEC_FILE") || !slices.Contains(r.Missing, "CONFIG_MAGIC_SYSRQ") {
+		t.Errorf("capture-kernel.config alone: missing %q, want CONFIG_KEXEC_FILE and CONFIG_MAGIC_SYSRQ", r.Missing)
+	}
 }
