@@ -140,4 +140,6 @@ help: ## this list
 	@echo "  VERSION ($(VERSION)) and COMMIT (what gokdump version says)"
 	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
 	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them), DEMO_FLAGS,"
-	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache)"
+	@echo "  KERNEL_RESULTS (make test-kernel's vmtest output, default $(KERNEL_RESULTS))"
+	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache),"
+	@echo "  QEMU_PARALLEL (QEMU guests at a time in the tests, default 2)"
