@@ -37,9 +37,11 @@
 // running program as gokdump-vmtest-init and gokdump-init, as make build
 // leaves them in bin/; in ../lib/gokdump/ beside it; or in
 // /usr/lib/gokdump/, as make install and the Debian package put them), or
-// compiled from a gokdump checkout at or above the working directory; a
-// program of another module sets Options.Stage1Init and
-// Options.CaptureInit, or installs gokdump.
+// compiled (Go installed) from a gokdump checkout at or above the working
+// directory, else from the gokdump module that the Go module there
+// requires: a test suite of another module that imports this package
+// needs nothing more (Options.Stage1Init and Options.CaptureInit name
+// prebuilt ones).
 //
 // Only amd64 kernels can be tested yet (an arm64 Image is refused with
 // ErrUnsupportedArch); CheckConfig also checks arm64 configurations. Each

@@ -31,6 +31,32 @@ func Stage1Paths(exe string) []string {
 	return append(p, "/usr/lib/gokdump/vmtest-init")
 }
 
+// sourceDir returns where to compile the inits from when none is
+// installed: the checkout at or above dir, else the gokdump module that
+// the Go module at dir requires (a program of another module that imports
+// this package: go list -m names its directory in the module cache, or
+// where a replace directive points), else dir (the builder and findStage1
+// then say what they looked for).
+func sourceDir(ctx context.Context, dir string) string {
+	if root, err := builder.FindModuleRoot(dir); err == nil {
+		return root
+	}
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		return dir
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "list", "-m", "-f", "{{.Dir}}", builder.ModulePath)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return dir
+	}
+	if root, err := builder.FindModuleRoot(strings.TrimSpace(string(out))); err == nil {
+		return root
+	}
+	return dir
+}
+
 // ErrNoStage1 means no stage-1 init was found and none could be compiled.
 var ErrNoStage1 = errors.New("no stage-1 init found")
 

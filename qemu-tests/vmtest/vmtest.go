@@ -63,7 +63,8 @@ type Options struct {
 	Keep string
 	// Stage1Init and CaptureInit are the inits to use; "" finds installed
 	// ones (Stage1Paths, builder.InstalledInitPaths) or compiles them from
-	// the checkout at or above the working directory.
+	// the checkout at or above the working directory, else from the
+	// gokdump module the Go module there requires.
 	Stage1Init, CaptureInit string
 	// Dir is the work directory (images, disk); "" makes a temporary one
 	// and removes it at the end.
@@ -411,10 +412,15 @@ func (w *work) setup(ctx context.Context) (string, error) {
 			mods = append(mods, "nvme")
 		}
 	}
+	src := "."
+	if o.CaptureInit == "" || o.Stage1Init == "" {
+		src = sourceDir(ctx, ".")
+	}
 	capture := filepath.Join(w.dir, "capture.cpio.zst")
 	o.logf("building the capture initramfs")
 	res, err := vm.WriteImage(ctx, capture, builder.Options{
 		Init:            o.CaptureInit,
+		Dir:             src,
 		Arch:            w.arch.GOARCH,
 		ModulesDir:      o.Modules,
 		OptionalModules: mods,
@@ -429,7 +435,7 @@ func (w *work) setup(ctx context.Context) (string, error) {
 		w.r.CaptureInit = o.CaptureInit + " (given)"
 	}
 
-	init, how, err := findStage1(ctx, o.Stage1Init, executable(), ".", w.arch.GOARCH, w.dir)
+	init, how, err := findStage1(ctx, o.Stage1Init, executable(), src, w.arch.GOARCH, w.dir)
 	if err != nil {
 		return "", err
 	}
