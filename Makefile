@@ -16,9 +16,10 @@ COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
 all: build ## the same as build
 
-build: ## build bin/gokdump (stamped with VERSION and COMMIT) and the static capture init bin/gokdump-init
+build: ## build bin/gokdump (stamped with VERSION and COMMIT), the static capture init bin/gokdump-init and gokdump vmtest's first-kernel init bin/gokdump-vmtest-init
 	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/gokdump ./cmd/gokdump
 	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init ./initramfs
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-vmtest-init ./qemu-tests/stage1
 
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
 	scripts/install-deps
@@ -43,9 +44,19 @@ qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDU
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
 	scripts/run-tests race
 
-test-kernel: deps build ## build the dedicated capture kernel (~36 min the first time on 2 cores) and run its QEMU crash test
-	scripts/build-capture-kernel
-	GOKDUMP_TEST_KERNEL=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run TestEmbeddedCaptureKernel ./qemu-tests/
+# make test-kernel's gokdump vmtest run: build-capture-kernel's output,
+# the JUnit file and what --keep keeps (serial.log, vmcore, report.json).
+KERNEL_RESULTS ?= $(or $(GOKDUMP_CACHE),.cache)/test-results/test-kernel
+
+test-kernel: deps build ## build the dedicated capture kernel with configs/kdump.config (~36 min the first time on 2 cores), run gokdump vmtest on it (no --modules) and its QEMU crash test
+	rm -rf $(KERNEL_RESULTS) && mkdir -p $(KERNEL_RESULTS)
+	scripts/build-capture-kernel --fragment configs/kdump.config >$(KERNEL_RESULTS)/build.env
+	@# The kernel crashes into itself: every driver built in, no --modules.
+	rc=0; $(BIN)/gokdump vmtest --kernel "$$(sed -n 's/^KERNEL=//p' $(KERNEL_RESULTS)/build.env)" \
+		--kconfig "$$(sed -n 's/^CONFIG=//p' $(KERNEL_RESULTS)/build.env)" \
+		--junit $(KERNEL_RESULTS)/junit.xml --keep $(KERNEL_RESULTS)/keep || rc=$$?; \
+	GOKDUMP_TEST_KERNEL=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v -run TestEmbeddedCaptureKernel ./qemu-tests/ || rc=1; \
+	exit $$rc
 
 lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -75,9 +86,10 @@ KERNELINSTALLDIR ?= /usr/lib/kernel/install.d
 # The installed files that name gokdump's path: the source ones say /usr/bin/gokdump.
 SUBST = sed 's|/usr/bin/gokdump|$(BINDIR)/gokdump|g; s|/usr/share/doc/gokdump|$(DOCDIR)|g'
 
-install: build ## install gokdump, its capture init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
+install: build ## install gokdump, its capture init and vmtest's first-kernel init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
 	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(BINDIR)/gokdump
 	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(LIBDIR)/gokdump/init
+	install -D -m 0755 $(BIN)/gokdump-vmtest-init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d \
 		$(DESTDIR)$(KERNELINSTALLDIR) $(DESTDIR)$(DOCDIR)
 	$(SUBST) configs/gokdump.service >$(DESTDIR)$(UNITDIR)/gokdump.service
@@ -93,7 +105,7 @@ install: build ## install gokdump, its capture init, the systemd unit and kernel
 
 .PHONY: uninstall dist deb
 uninstall: ## remove what install put there (DESTDIR, PREFIX); /etc/gokdump.toml and built images stay
-	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(UNITDIR)/gokdump.service \
+	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init $(DESTDIR)$(UNITDIR)/gokdump.service \
 		$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
 		$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/gokdump.toml.example
 	-rmdir $(DESTDIR)$(LIBDIR)/gokdump $(DESTDIR)$(DOCDIR) 2>/dev/null
@@ -128,4 +140,6 @@ help: ## this list
 	@echo "  VERSION ($(VERSION)) and COMMIT (what gokdump version says)"
 	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
 	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them), DEMO_FLAGS,"
-	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache)"
+	@echo "  KERNEL_RESULTS (make test-kernel's vmtest output, default $(KERNEL_RESULTS))"
+	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache),"
+	@echo "  QEMU_PARALLEL (QEMU guests at a time in the tests, default 2)"

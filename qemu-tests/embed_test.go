@@ -19,8 +19,9 @@ const embedCrashKernel = "48M"
 
 // TestEmbeddedCaptureKernel boots Debian's kernel as the first kernel and
 // loads, as the capture kernel, a small kernel built from linux-source
-// with configs/capture-kernel.config and the capture initramfs built in:
-// one file, no initrd. The dump must be saved and open in drgn (with the
+// with configs/capture-kernel.config (and configs/kdump.config, which make
+// test-kernel's gokdump vmtest run needs of the same build) and the
+// capture initramfs built in: one file, no initrd. The dump must be saved and open in drgn (with the
 // crashed Debian kernel's vmlinux).
 //
 // Building that kernel the first time takes about half an hour here, so

@@ -48,11 +48,13 @@ const (
 	exitUsage      = 2 // the command line is wrong; nothing was done
 	exitIncomplete = 3 // a dump was saved, but it is incomplete (flagged so, readable)
 	exitNoDump     = 4 // savecore: no dump stream on the device, nothing to recover
+	exitSetup      = 5 // vmtest: the test could not run; nothing is known of the kernel
 )
 
 const exitCodesHelp = `exit codes: 0 done (a dump saved is complete); 1 failed, nothing saved; 2 the
 command line is wrong, nothing done; 3 saved, but the dump is incomplete
-(flagged so, readable); 4 savecore found no dump to recover`
+(flagged so, readable); 4 savecore found no dump to recover; 5 vmtest could
+not run its test (a tool, file or build missing)`
 
 var (
 	// errIncomplete is wrapped by a command that saved a dump flagged
@@ -97,6 +99,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, errNoDump):
 		return exitNoDump
+	case errors.Is(err, errSetup):
+		return exitSetup
 	case errors.Is(err, errIncomplete):
 		return exitIncomplete
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"archive/tar"
 	"compress/gzip"
+	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -44,6 +46,7 @@ func TestMakeInstallPrefix(t *testing.T) {
 	for p, mode := range map[string]os.FileMode{
 		"/usr/local/bin/gokdump":                            0o755,
 		"/usr/local/lib/gokdump/init":                       0o755,
+		"/usr/local/lib/gokdump/vmtest-init":                0o755,
 		"/usr/local/lib/systemd/system/gokdump.service":     0o644,
 		"/etc/kernel/postinst.d/zz-gokdump":                 0o755,
 		"/etc/kernel/postrm.d/zz-gokdump":                   0o755,
@@ -86,6 +89,30 @@ func TestMakeInstallPrefix(t *testing.T) {
 		"-o", filepath.Join(t.TempDir(), "gen")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "init: "+at("/usr/local/lib/gokdump/init")+" (installed)") {
 		t.Errorf("installed build --list: %v\n%s", err, out)
+	}
+	// The installed gokdump vmtest finds both installed inits: a run that
+	// is cut short after a second of boot has built its images with them.
+	if qemu, err := exec.LookPath("qemu-system-x86_64"); err == nil && qemu != "" {
+		kernel := fixture.KernelImages(t)[0]
+		cmd := exec.Command(at("/usr/local/bin/gokdump"), "vmtest", "--kernel", kernel, "--no-kconfig",
+			"--accel", "tcg", "--timeout", "1s", "--json")
+		cmd.Dir = t.TempDir() // no checkout to compile from
+		out, err := cmd.Output()
+		var rep struct {
+			FailedPhase string `json:"failed_phase"`
+			Stage1Init  string `json:"stage1_init"`
+			CaptureInit string `json:"capture_init"`
+		}
+		var ee *exec.ExitError
+		if jerr := json.Unmarshal(out, &rep); jerr != nil || !errors.As(err, &ee) || ee.ExitCode() != exitFailed || rep.FailedPhase != "boot" {
+			t.Errorf("installed vmtest: %v, %v, failed phase %q\n%s", err, jerr, rep.FailedPhase, out)
+		}
+		if rep.Stage1Init != at("/usr/local/lib/gokdump/vmtest-init")+" (installed)" ||
+			rep.CaptureInit != at("/usr/local/lib/gokdump/init")+" (installed)" {
+			t.Errorf("installed vmtest used %q and %q", rep.Stage1Init, rep.CaptureInit)
+		}
+	} else {
+		fixture.Missing(t, "qemu-system-x86_64 is not installed: gokdump vmtest's inits not tried")
 	}
 	// A second install keeps the admin's config.
 	os.WriteFile(at("/etc/gokdump.toml"), []byte("target = \"LABEL=MINE\"\n"), 0o600)

@@ -25,6 +25,55 @@ type Params struct {
 	CacheFile   string     // file on it to read into the page cache
 	Commands    [][]string // programs to run after loading, before the crash
 	NoCrash     bool       // power off instead of crashing
+	// Crash is how the first kernel dies: one of Crashes ("" is
+	// CrashSysrq).
+	Crash string
+}
+
+// How the stage-1 init crashes the first kernel. The host adds the
+// command-line parameters each needs (CrashArgs); the LKDTM ones need
+// CONFIG_LKDTM (built in, or the lkdtm module in the image) and debugfs.
+const (
+	CrashSysrq      = "sysrq"      // write c to /proc/sysrq-trigger: panic("sysrq triggered crash")
+	CrashPanic      = "panic"      // PID 1 exits: panic("Attempted to kill init!")
+	CrashOops       = "oops"       // LKDTM EXCEPTION: a NULL write in the kernel; panic_on_oops=1
+	CrashBUG        = "bug"        // LKDTM BUG: BUG(); panic_on_oops=1
+	CrashSoftlockup = "softlockup" // LKDTM SOFTLOCKUP: a CPU spins; softlockup_panic=1
+)
+
+// Crashes are the crash methods, the default first.
+var Crashes = []string{CrashSysrq, CrashPanic, CrashOops, CrashBUG, CrashSoftlockup}
+
+// LKDTMDirect is the LKDTM file a crash type is written to, under
+// debugfs.
+const LKDTMDirect = "/sys/kernel/debug/provoke-crash/DIRECT"
+
+// LKDTMType is the LKDTM crash type of a method; "" for those that need
+// no LKDTM.
+func LKDTMType(crash string) string {
+	switch crash {
+	case CrashOops:
+		return "EXCEPTION"
+	case CrashBUG:
+		return "BUG"
+	case CrashSoftlockup:
+		return "SOFTLOCKUP"
+	}
+	return ""
+}
+
+// CrashArgs are the first kernel's command-line parameters a crash
+// method needs: an oops or BUG in process context only kills the task
+// without panic_on_oops, and a soft lockup only warns without
+// softlockup_panic (watchdog_thresh=5 has it found in 10 s, not 20).
+func CrashArgs(crash string) string {
+	switch crash {
+	case CrashOops, CrashBUG:
+		return "panic_on_oops=1"
+	case CrashSoftlockup:
+		return "softlockup_panic=1 watchdog_thresh=5"
+	}
+	return ""
 }
 
 // Marker returns GOKDUMP-<kind>-<id>-<n>. Kinds: USER (anonymous memory,

@@ -28,9 +28,13 @@ func CaptureKernelCached(root string) bool {
 
 // BuildCaptureKernel runs scripts/build-capture-kernel to build a
 // dedicated capture kernel with initramfs (an uncompressed newc archive)
-// built in, and writes it to out.
+// built in, and writes it to out. It merges configs/kdump.config, as make
+// test-kernel does for gokdump vmtest (which boots the kernel as the first
+// kernel too): the two builds share one configuration and object tree, so
+// a new initramfs only relinks.
 func BuildCaptureKernel(root, initramfs, out string) (BuiltKernel, error) {
-	kv, stdout, err := runKeyValues(exec.Command(filepath.Join(root, "scripts", "build-capture-kernel"), "--initramfs", initramfs, "-o", out))
+	kv, stdout, err := runKeyValues(exec.Command(filepath.Join(root, "scripts", "build-capture-kernel"),
+		"--fragment", filepath.Join(root, "configs", "kdump.config"), "--initramfs", initramfs, "-o", out))
 	if err != nil {
 		return BuiltKernel{}, fmt.Errorf("build-capture-kernel: %w", err)
 	}

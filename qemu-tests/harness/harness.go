@@ -5,15 +5,10 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +18,8 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/builder"
-	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
+	"github.com/gokdump/gokdump/qemu-tests/internal/vm"
 )
 
 // RepoRoot finds the checkout: the nearest parent of the working directory
@@ -128,15 +123,16 @@ var (
 func binDir(root string) string { return filepath.Join(root, "out", "qemu-tests", "bin") }
 
 // Binaries builds the stage-1 init and the capture init once per process,
-// static, into binDir(root).
+// static, into binDir(root), named as make names them in bin/: a gokdump
+// built there (Gokdump) finds them as an installed one does.
 func Binaries(root string) (stage1, captureInit string, err error) {
 	binOnce.Do(func() {
 		dir := binDir(root)
 		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
 			return
 		}
-		stage1Bin = filepath.Join(dir, "stage1")
-		initBin = filepath.Join(dir, "init")
+		stage1Bin = filepath.Join(dir, "gokdump-vmtest-init")
+		initBin = filepath.Join(dir, "gokdump-init")
 		for _, b := range []struct{ pkg, out string }{
 			{"./qemu-tests/stage1", stage1Bin},
 			{"./initramfs", initBin},
@@ -249,7 +245,7 @@ type Run struct {
 	ID      string   // run id in every marker
 	Disk    string   // the first disk's image
 	Disks   []string // every disk's image, in Spec.Disks order
-	Log     []LogLine
+	Log     vm.Log
 	Elapsed time.Duration
 	Err     error // QEMU's exit status
 	Killed  bool  // KillOn matched and QEMU was killed
@@ -259,10 +255,7 @@ type Run struct {
 }
 
 // LogLine is a serial console line, timestamped on arrival.
-type LogLine struct {
-	At   time.Duration // since QEMU started
-	Text string
-}
+type LogLine = vm.Line
 
 func (s *Spec) defaults() {
 	if s.MemMiB == 0 {
@@ -348,108 +341,27 @@ func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 	if !spec.NoConfig {
 		opts.Config = []byte(spec.Config)
 	}
-	return writeImage(path, opts)
+	_, err := vm.WriteImage(context.Background(), path, opts)
+	return err
 }
 
 // NewID returns a random run id.
-func NewID() string {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
-}
+func NewID() string { return vm.NewID() }
 
-// devicePath is the guest's name for disk i: NVMe controllers and virtio
-// disks are numbered in command-line order, each bus on its own.
+// devicePath is the guest's name for disk i.
 func devicePath(disks []Disk, i int) string {
-	n := 0
-	for j := 0; j < i; j++ {
-		if disks[j].Bus == disks[i].Bus {
-			n++
-		}
+	buses := make([]string, len(disks))
+	for j, d := range disks {
+		buses[j] = d.Bus
 	}
-	if disks[i].Bus == "virtio" {
-		return "/dev/vd" + string(rune('a'+n))
-	}
-	return fmt.Sprintf("/dev/nvme%dn1", n)
-}
-
-// makeDisk creates the image of d at path, with the page-cache file in it
-// when stage is not empty.
-func makeDisk(d Disk, path, stage string) error {
-	size := fmt.Sprintf("%dM", d.SizeMiB)
-	var args []string
-	switch d.FS {
-	case "ext4":
-		args = []string{"mkfs.ext4", "-q", "-F"}
-		if d.Label != "" {
-			args = append(args, "-L", d.Label)
-		}
-		if d.UUID != "" {
-			args = append(args, "-U", d.UUID)
-		}
-		if stage != "" {
-			args = append(args, "-d", stage)
-		}
-		args = append(args, path, size)
-	case "btrfs", "xfs", "vfat", "raw":
-		if err := os.Truncate(path, int64(d.SizeMiB)<<20); err != nil {
-			if f, cerr := os.Create(path); cerr != nil {
-				return cerr
-			} else {
-				f.Close()
-			}
-			if err := os.Truncate(path, int64(d.SizeMiB)<<20); err != nil {
-				return err
-			}
-		}
-		switch d.FS {
-		case "btrfs":
-			args = []string{"mkfs.btrfs", "-q", "-f"}
-			if d.Label != "" {
-				args = append(args, "-L", d.Label)
-			}
-			if d.UUID != "" {
-				args = append(args, "-U", d.UUID)
-			}
-			if stage != "" {
-				args = append(args, "--rootdir", stage)
-			}
-			args = append(args, path)
-		case "xfs":
-			args = []string{"mkfs.xfs", "-q", "-f"}
-			if d.Label != "" {
-				args = append(args, "-L", d.Label)
-			}
-			if d.UUID != "" {
-				args = append(args, "-m", "uuid="+d.UUID)
-			}
-			args = append(args, path)
-		case "vfat":
-			args = []string{"mkfs.vfat"}
-			if d.Label != "" {
-				args = append(args, "-n", d.Label)
-			}
-			if d.UUID != "" {
-				// blkid shows a FAT serial as XXXX-XXXX; mkfs takes it bare.
-				args = append(args, "-i", strings.ReplaceAll(d.UUID, "-", ""))
-			}
-			args = append(args, path)
-		case "raw":
-			return nil
-		}
-	default:
-		return fmt.Errorf("harness: unknown filesystem %q", d.FS)
-	}
-	return run(args[0], args[1:]...)
+	return vm.DevicePath(buses, i)
 }
 
 // Crash builds both images and the disks, boots QEMU and waits for it to
 // exit. The error is for harness failures only; what the capture did is
 // for the caller to check in the Run.
 func Crash(root string, spec Spec) (*Run, error) {
-	if err := NeedTools("qemu-system-x86_64", "mkfs.ext4", "debugfs", "timeout"); err != nil {
+	if err := NeedTools("qemu-system-x86_64", "mkfs.ext4", "debugfs"); err != nil {
 		return nil, err
 	}
 	spec.defaults()
@@ -473,7 +385,6 @@ func Crash(root string, spec Spec) (*Run, error) {
 
 	params := guest.Params{
 		ID:      r.ID,
-		Kernel:  "/capture/vmlinuz",
 		Append:  spec.CaptureAppend,
 		Cmdline: spec.CaptureCmdline,
 		AnonMiB: spec.AnonMiB,
@@ -489,12 +400,12 @@ func Crash(root string, spec Spec) (*Run, error) {
 				if err := os.MkdirAll(stage, 0o755); err != nil {
 					return nil, err
 				}
-				if err := writeCacheFile(filepath.Join(stage, "cachefile"), r.ID, spec.CacheMiB); err != nil {
+				if err := vm.WriteCacheFile(filepath.Join(stage, "cachefile"), r.ID, spec.CacheMiB); err != nil {
 					return nil, err
 				}
 				params.CacheDevice, params.CacheFSType, params.CacheFile = devicePath(spec.Disks, i), d.FS, "cachefile"
 			}
-			if err := makeDisk(d, img, stage); err != nil {
+			if err := vm.MakeDisk(vm.Disk{Bus: d.Bus, FS: d.FS, Label: d.Label, UUID: d.UUID, SizeMiB: d.SizeMiB}, img, stage); err != nil {
 				return nil, err
 			}
 		}
@@ -505,184 +416,76 @@ func Crash(root string, spec Spec) (*Run, error) {
 	}
 	params.Commands = spec.Commands
 
-	pj, err := json.Marshal(params)
-	if err != nil {
-		return nil, err
-	}
-	kernelPath := k.VMLinuz
+	captureKernel := k.VMLinuz
 	if spec.CaptureKernel != "" {
-		kernelPath = spec.CaptureKernel
-	}
-	vmlinuz, err := os.ReadFile(kernelPath)
-	if err != nil {
-		return nil, err
-	}
-	extra := append([]builder.File{
-		{Path: guest.ParamsPath, Data: pj, Mode: 0o644},
-		{Path: "/capture/vmlinuz", Data: vmlinuz, Mode: 0o644},
-	}, spec.Stage1Extra...)
-	if captureImg != "" {
-		capture, err := os.ReadFile(captureImg)
-		if err != nil {
-			return nil, err
-		}
-		extra = append(extra, builder.File{Path: "/capture/initrd.img", Data: capture, Mode: 0o644})
-		params.Initrd = "/capture/initrd.img"
-		if pj, err = json.Marshal(params); err != nil {
-			return nil, err
-		}
-		extra[0].Data = pj
+		captureKernel = spec.CaptureKernel
 	}
 	stage1Img := filepath.Join(spec.Dir, "stage1.cpio")
-	if err := writeImage(stage1Img, builder.Options{
-		Init:       stage1,
-		ModulesDir: k.Modules,
-		Modules:    spec.Stage1Modules,
-		Compress:   builder.CompressNone,
-		Extra:      extra,
+	if _, err := vm.WriteStage1(context.Background(), stage1Img, vm.Stage1{
+		Init:          stage1,
+		Arch:          "amd64",
+		ModulesDir:    k.Modules,
+		Modules:       spec.Stage1Modules,
+		Params:        params,
+		CaptureKernel: captureKernel,
+		CaptureInitrd: captureImg,
+		Extra:         spec.Stage1Extra,
 	}); err != nil {
 		return nil, err
 	}
 
-	args := []string{"--kill-after=5", fmt.Sprint(int(spec.Timeout.Seconds())),
-		"qemu-system-x86_64", "-accel", "tcg", "-m", fmt.Sprintf("%dM", spec.MemMiB), "-smp", "1",
-		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", k.VMLinuz, "-initrd", stage1Img,
-		"-append", strings.TrimSpace("console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend),
+	m := vm.Machine{
+		Arch:    vm.Arches["amd64"],
+		Accel:   vm.TCG,
+		MemMiB:  spec.MemMiB,
+		Kernel:  k.VMLinuz,
+		Initrd:  stage1Img,
+		Append:  "console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend,
+		Timeout: spec.Timeout,
+		KillOn:  spec.KillOn,
 	}
 	for i, d := range spec.Disks {
-		ro := ""
-		if d.ReadOnly {
-			ro = ",readonly=on"
-		}
-		switch d.Bus {
-		case "nvme":
-			args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw%s", r.Disks[i], i, ro),
-				"-device", fmt.Sprintf("nvme,drive=d%d,serial=d%d", i, i))
-		case "virtio":
-			args = append(args, "-drive", fmt.Sprintf("file=%s,if=virtio,format=raw%s", r.Disks[i], ro))
-		default:
-			return nil, fmt.Errorf("harness: unknown disk bus %q", d.Bus)
-		}
+		m.Disks = append(m.Disks, vm.DiskDev{Bus: d.Bus, Image: r.Disks[i], ReadOnly: d.ReadOnly})
 	}
-	nargs, err := netArgs(root, spec.Net)
-	if err != nil {
+	if m.Extra, err = netArgs(root, spec.Net); err != nil {
 		return nil, err
 	}
-	args = append(args, nargs...)
-	if err := r.boot(args); err != nil {
+	if err := r.boot(m); err != nil {
 		return nil, err
 	}
 	// A first kernel that dies before the stage-1 init prints anything
-	// has run nothing of ours, and its disks are as made. TCG does this
-	// now and then (an IRETQ in text_poke_early faulting with garbage
-	// flags, seen on 6.12): boot once more rather than fail the test,
-	// keeping the first log beside the second.
-	if panicLine, ok := r.diedBeforeStage1(); ok {
+	// has run nothing of ours, and its disks are as made: boot once more
+	// rather than fail the test, keeping the first log beside the second.
+	if panicLine, ok := vm.DiedBeforeStage1(r.Log); ok {
 		if err := os.Rename(filepath.Join(spec.Dir, "serial.log"), filepath.Join(spec.Dir, "serial-first-boot.log")); err != nil {
 			return nil, err
 		}
-		r.Log, r.Err, r.Killed, r.Rebooted = nil, nil, false, panicLine
-		if err := r.boot(args); err != nil {
+		r.Rebooted = panicLine
+		if err := r.boot(m); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
 }
 
-// diedBeforeStage1 reports whether the first kernel panicked before the
-// stage-1 init printed its first line, and the panic line.
-func (r *Run) diedBeforeStage1() (string, bool) {
-	for _, l := range r.Log {
-		if strings.HasPrefix(l.Text, "stage1: ") {
-			return "", false
-		}
-		if strings.Contains(l.Text, "Kernel panic - not syncing") {
-			return strings.TrimSpace(l.Text), true
-		}
+// boot runs the guest and keeps what it left in r.
+func (r *Run) boot(m vm.Machine) error {
+	defer Guest()()
+	res, err := m.Boot(context.Background(), filepath.Join(r.Spec.Dir, "serial.log"))
+	if res != nil {
+		r.Log, r.Err, r.Killed, r.Elapsed = res.Log, res.Err, res.Killed, res.Elapsed
 	}
-	return "", false
-}
-
-// boot runs QEMU, timestamping each serial line as it arrives, and kills
-// it when a line matches Spec.KillOn.
-func (r *Run) boot(args []string) error {
-	cmd := exec.Command("timeout", args...)
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := strings.TrimRight(sc.Text(), "\r")
-			r.Log = append(r.Log, LogLine{time.Since(start), line})
-			if r.Spec.KillOn != nil && !r.Killed && r.Spec.KillOn.MatchString(line) {
-				// timeout(1) runs QEMU as its child: kill the group we
-				// started, QEMU included, as a power cut would.
-				r.Killed = true
-				cmd.Process.Signal(os.Kill)
-				killChildren(cmd.Process.Pid)
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	r.Err = cmd.Wait()
-	pw.Close()
-	<-done
-	r.Elapsed = time.Since(start)
-	return os.WriteFile(filepath.Join(r.Spec.Dir, "serial.log"), []byte(r.Serial()), 0o644)
-}
-
-// killChildren SIGKILLs the children of pid (QEMU under timeout).
-func killChildren(pid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return
-	}
-	for _, f := range strings.Fields(string(b)) {
-		var c int
-		if _, err := fmt.Sscan(f, &c); err == nil {
-			if p, err := os.FindProcess(c); err == nil {
-				p.Kill()
-			}
-		}
-	}
+	return err
 }
 
 // Serial returns the whole console log with arrival times.
-func (r *Run) Serial() string {
-	var b strings.Builder
-	for _, l := range r.Log {
-		fmt.Fprintf(&b, "[%7.2f] %s\n", l.At.Seconds(), l.Text)
-	}
-	return b.String()
-}
+func (r *Run) Serial() string { return r.Log.String() }
 
 // Tail returns the last n lines of the console log.
-func (r *Run) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(r.Serial(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (r *Run) Tail(n int) string { return r.Log.Tail(n) }
 
 // Find returns the first log line matching re, and its submatches.
-func (r *Run) Find(re *regexp.Regexp) (LogLine, []string, bool) {
-	for _, l := range r.Log {
-		if m := re.FindStringSubmatch(l.Text); m != nil {
-			return l, m, true
-		}
-	}
-	return LogLine{}, nil, false
-}
+func (r *Run) Find(re *regexp.Regexp) (LogLine, []string, bool) { return r.Log.Find(re) }
 
 var (
 	savedRE  = regexp.MustCompile(`gokdump: saved (\S+) bytes=(\d+) seconds=([0-9.]+)`)
@@ -701,237 +504,46 @@ func (r *Run) SavedPath() (string, error) {
 }
 
 // Phase is a named point of the crash cycle.
-type Phase struct {
-	Name string
-	At   time.Duration
-}
+type Phase = vm.Phase
 
 // Phases extracts the timing of each phase of the cycle from the log.
-func (r *Run) Phases() []Phase {
-	marks := []struct{ name, re string }{
-		{"stage1 init", `stage1: \[.*\] start`},
-		{"capture kernel loaded", `capture kernel loaded`},
-		{"crash", `stage1: \[.*\] crashing now`},
-		{"capture init", `gokdump: \[`},
-		{"dump saved", `gokdump: saved`},
-	}
-	var out []Phase
-	for _, m := range marks {
-		if l, _, ok := r.Find(regexp.MustCompile(m.re)); ok {
-			out = append(out, Phase{m.name, l.At})
-		}
-	}
-	return append(out, Phase{"qemu exit", r.Elapsed})
-}
+func (r *Run) Phases() []Phase { return vm.Phases(r.Log, r.Elapsed) }
 
 // PhaseReport formats Phases with the time each took.
-func (r *Run) PhaseReport() string {
-	var b strings.Builder
-	prev := time.Duration(0)
-	var crash time.Duration
-	for _, p := range r.Phases() {
-		fmt.Fprintf(&b, "  %-22s at %6.2fs (+%5.2fs)\n", p.Name, p.At.Seconds(), (p.At - prev).Seconds())
-		prev = p.At
-		if p.Name == "crash" {
-			crash = p.At
-		}
-	}
-	if crash > 0 {
-		fmt.Fprintf(&b, "  panic → QEMU exit: %.2fs\n", (r.Elapsed - crash).Seconds())
-	}
-	return b.String()
-}
+func (r *Run) PhaseReport() string { return vm.PhaseReport(r.Log, r.Elapsed) }
 
-// Extract copies a file out of the disk image with debugfs (no root
-// needed) into dst.
-func (r *Run) Extract(path, dst string) error {
-	cmd := exec.Command("debugfs", "-R", fmt.Sprintf("dump %s %s", path, dst), r.Disk)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("debugfs dump %s: %v\n%s", path, err, b)
-	}
-	if st, err := os.Stat(dst); err != nil || st.Size() == 0 {
-		return fmt.Errorf("debugfs could not extract %s from %s (%v)", path, r.Disk, err)
-	}
-	return nil
-}
+// Extract copies a file out of the first disk's image with debugfs (no
+// root needed) into dst.
+func (r *Run) Extract(path, dst string) error { return vm.ExtractFrom(r.Disk, path, dst) }
 
-// Ls lists a directory in the disk image with debugfs: name → mode.
+// Ls lists a directory in the first disk's image with debugfs: name →
+// mode.
 func (r *Run) Ls(dir string) (map[string]uint32, error) {
-	b, err := exec.Command("debugfs", "-R", "ls -p "+dir, r.Disk).Output()
+	entries, err := vm.LsFrom(r.Disk, dir)
 	if err != nil {
-		return nil, fmt.Errorf("debugfs ls %s: %v", dir, err)
+		return nil, err
 	}
-	// Lines: /inode/mode/uid/gid/name/size/
-	out := map[string]uint32{}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Split(l, "/")
-		if len(f) < 7 || f[5] == "." || f[5] == ".." {
-			continue
-		}
-		var mode uint32
-		fmt.Sscanf(f[2], "%o", &mode)
-		out[f[5]] = mode
+	out := make(map[string]uint32, len(entries))
+	for name, e := range entries {
+		out[name] = e.Mode
 	}
 	return out, nil
 }
 
-func writeImage(path string, opts builder.Options) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := builder.Build(context.Background(), f, opts); err != nil {
-		f.Close()
-		return fmt.Errorf("build %s: %v", filepath.Base(path), err)
-	}
-	return f.Close()
-}
-
-// writeCacheFile writes mib MiB of random data with a CACHE marker per MiB.
-func writeCacheFile(path, id string, mib int) error {
-	b := make([]byte, mib<<20)
-	if _, err := rand.Read(b); err != nil {
-		return err
-	}
-	for i := 0; i < mib; i++ {
-		copy(b[i<<20+200:], guest.Marker("CACHE", id, i))
-	}
-	return os.WriteFile(path, b, 0o644)
-}
-
-func run(name string, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
+// run runs a program that must succeed within two minutes.
+func run(name string, args ...string) error { return vm.Run(name, args...) }
 
 // Census is what a dump holds of a run: its pages, and the distinct whole
 // markers of each kind (USER, CACHE, KMSG) with the run's id.
-type Census struct {
-	Pages   uint64
-	Markers map[string]int
-}
+type Census = vm.Census
 
 // TakeCensus reads every page a dump (ELF or kdump-compressed) holds once
 // and counts its pages and the run's markers by kind.
-func TakeCensus(path, id string) (Census, error) {
-	c := Census{Markers: map[string]int{}}
-	seen := map[string]bool{}
-	kinds := []string{"USER", "CACHE", "KMSG"}
-	// After "GOKDUMP-": KIND-ID-NNNNNN.
-	whole := func(rest []byte) int {
-		for _, k := range kinds {
-			m := guest.Marker(k, id, 0)[len("GOKDUMP-"):]
-			n := len(m) - 6
-			if len(rest) >= len(m) && string(rest[:n]) == m[:n] && allDigits(rest[n:len(m)]) {
-				return len(m)
-			}
-		}
-		return 0
-	}
-	err := scanDump(path, "GOKDUMP-", whole, func(m string, _ uint64) bool {
-		if !seen[m] {
-			seen[m] = true
-			kind, _, _ := strings.Cut(m[len("GOKDUMP-"):], "-")
-			c.Markers[kind]++
-		}
-		return true
-	}, func() { c.Pages++ })
-	return c, err
-}
+func TakeCensus(path, id string) (Census, error) { return vm.TakeCensus(path, id) }
 
 // CountMarkers reads every page a dump (ELF or kdump-compressed) holds and
 // returns how many distinct whole markers with prefix it contains.
-func CountMarkers(path, prefix string) (int, error) {
-	seen := map[string]bool{}
-	err := scanMarkers(path, prefix, func(m string, _ uint64) bool { seen[m] = true; return true })
-	return len(seen), err
-}
+func CountMarkers(path, prefix string) (int, error) { return vm.CountMarkers(path, prefix) }
 
 // FindMarker returns the physical address of a whole marker in a dump.
-func FindMarker(path, marker string) (uint64, error) {
-	var at uint64
-	found := false
-	err := scanMarkers(path, marker[:len(marker)-6], func(m string, phys uint64) bool {
-		if m == marker {
-			at, found = phys, true
-		}
-		return !found
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("%s: no %s", path, marker)
-	}
-	return at, err
-}
-
-// scanMarkers calls f with each whole marker with prefix the dump holds
-// and its physical address, until f returns false.
-func scanMarkers(path, prefix string, f func(marker string, phys uint64) bool) error {
-	whole := func(rest []byte) int {
-		if len(rest) >= 6 && allDigits(rest[:6]) {
-			return 6
-		}
-		return 0
-	}
-	return scanDump(path, prefix, whole, f, func() {})
-}
-
-// scanDump calls page for each page of a dump and f with each whole marker
-// it holds: prefix followed by the whole(rest) bytes whole accepts.
-func scanDump(path, prefix string, whole func(rest []byte) int, f func(marker string, phys uint64) bool, page func()) error {
-	d, err := anydump.Open(path)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	p := []byte(prefix)
-	ps := d.PageSize
-	keep := len(p) + 40 // a whole marker fits
-	// The tail of the previous page, so a marker across two consecutive
-	// pages is found whole.
-	buf := make([]byte, keep+ps) // [tail of the previous page][this page]
-	prev := ^uint64(0)
-	for pfn, err := range d.Pages() {
-		if err != nil {
-			return err
-		}
-		page()
-		data, base := buf[keep:], pfn*uint64(ps)
-		if pfn == prev+1 {
-			copy(buf[:keep], buf[ps:ps+keep])
-			data, base = buf, base-uint64(keep)
-		}
-		if _, err := d.ReadPhys(buf[keep:], pfn*uint64(ps)); err != nil {
-			return fmt.Errorf("%s: pfn %#x: %w", path, pfn, err)
-		}
-		for i := 0; ; {
-			j := bytes.Index(data[i:], p)
-			if j < 0 {
-				break
-			}
-			at := i + j
-			// Only whole markers count: the guest's heap also holds the
-			// bare prefix it built them from.
-			if n := whole(data[at+len(p):]); n > 0 {
-				if !f(string(data[at:at+len(p)+n]), base+uint64(at)) {
-					return nil
-				}
-			}
-			i = at + 1
-		}
-		prev = pfn
-	}
-	return nil
-}
-
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+func FindMarker(path, marker string) (uint64, error) { return vm.FindMarker(path, marker) }

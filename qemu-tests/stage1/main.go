@@ -1,14 +1,18 @@
 // Command stage1 is the init of the first (to-be-crashed) kernel in the
-// QEMU crash tests. It loads the capture kernel through gokdump's own
-// loader, leaves recognisable markers in memory, and panics the kernel.
+// QEMU crash tests and gokdump vmtest. It loads the capture kernel through
+// gokdump's own loader, leaves recognisable markers in memory, and crashes
+// the kernel the way its parameters say (guest.Crashes).
 //
-// Its parameters come from /stage1.json, written by the test harness into
-// the stage-1 initramfs. Every marker string is assembled at run time from
+// Its parameters come from /stage1.json, written by the host into the
+// stage-1 initramfs. make builds it as bin/gokdump-vmtest-init and make
+// install puts it in PREFIX/lib/gokdump/vmtest-init, where an installed
+// gokdump vmtest finds it. Every marker string is assembled at run time from
 // the run id, so the full marker never appears in this binary's text.
 package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -137,12 +141,45 @@ func run() error {
 		return fmt.Errorf("write kmsg marker: %w", err)
 	}
 	unix.Sync()
-	logf("crashing now")
-	if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0); err != nil {
-		return fmt.Errorf("sysrq-trigger: %w", err)
-	}
+	err = crash(p.Crash)
 	runtime.KeepAlive(keep)
-	return fmt.Errorf("still alive after sysrq c")
+	return err
+}
+
+// crash kills the kernel the way the method says; it returns only when
+// that did not work.
+func crash(method string) error {
+	switch method {
+	case "", guest.CrashSysrq:
+		logf("crashing now (sysrq c)")
+		if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0); err != nil {
+			return fmt.Errorf("sysrq-trigger (CONFIG_MAGIC_SYSRQ): %w", err)
+		}
+		return fmt.Errorf("still alive after sysrq c")
+	case guest.CrashPanic:
+		// The kernel panics when PID 1 exits, before it takes the
+		// process's memory down: the markers are still there.
+		logf("crashing now (PID 1 exits)")
+		os.Exit(1)
+	}
+	typ := guest.LKDTMType(method)
+	if typ == "" {
+		return fmt.Errorf("unknown crash method %q", method)
+	}
+	if err := os.MkdirAll("/sys/kernel/debug", 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("debugfs", "/sys/kernel/debug", "debugfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount debugfs (CONFIG_DEBUG_FS): %w", err)
+	}
+	if _, err := os.Stat(guest.LKDTMDirect); err != nil {
+		return fmt.Errorf("no LKDTM in this kernel (CONFIG_LKDTM, built in or the lkdtm module): %w", err)
+	}
+	logf("crashing now (LKDTM %s)", typ)
+	if err := os.WriteFile(guest.LKDTMDirect, []byte(typ), 0); err != nil {
+		return fmt.Errorf("LKDTM %s: %w", typ, err)
+	}
+	return fmt.Errorf("still alive after LKDTM %s", typ)
 }
 
 func anon(mib int) ([]byte, error) {
