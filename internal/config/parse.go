@@ -304,6 +304,17 @@ func (c *Config) Validate() error {
 	if c.DeviceTimeout > c.TimeBudget {
 		bad("device_timeout", valueErr("%s is longer than time_budget (%s)", formatDuration(c.DeviceTimeout), formatDuration(c.TimeBudget)))
 	}
+	hooks := c.HasHooks()
+	if hooks && c.HookTimeout > c.TimeBudget {
+		bad("hook_timeout", valueErr("%s is longer than time_budget (%s)", formatDuration(c.HookTimeout), formatDuration(c.TimeBudget)))
+	}
+	if !hooks {
+		for _, k := range []string{"hook_timeout", "hook_failure"} {
+			if c.explicit(k) {
+				bad(k, valueErr("does not apply: no pre_hooks, post_hooks or failure_hook"))
+			}
+		}
+	}
 	if c.Format == FormatELF && c.Compress != CompressNone && c.explicit("compress") {
 		bad("compress", valueErr(`%s does not apply: format "elf" is not compressed; use compress = "none" or format = "kdump"`, quote(string(c.Compress))))
 	}
@@ -357,7 +368,8 @@ func (c *Config) Validate() error {
 // Sanitize makes c usable whatever a bad file or command line put in it:
 // every value that fails its check is put back to its default (a dump
 // level list keeps its good levels, a module list its good names), and
-// device_timeout is cut to time_budget. It returns the keys it changed.
+// device_timeout (and hook_timeout, with hooks) is cut to time_budget. It
+// returns the keys it changed.
 // The capture calls it after reporting Validate's errors, so that a
 // mistake in the config costs a default, never the dump.
 func (c *Config) Sanitize() []string {
@@ -373,7 +385,16 @@ func (c *Config) Sanitize() []string {
 		c.DeviceTimeout = min(d.DeviceTimeout, c.TimeBudget)
 		changed = append(changed, "device_timeout")
 	}
+	if c.HasHooks() && c.HookTimeout > c.TimeBudget {
+		c.HookTimeout = min(d.HookTimeout, c.TimeBudget)
+		changed = append(changed, "hook_timeout")
+	}
 	return changed
+}
+
+// HasHooks reports whether any hook is configured.
+func (c *Config) HasHooks() bool {
+	return len(c.PreHooks)+len(c.PostHooks) > 0 || c.FailureHook != ""
 }
 
 // WriteTOML writes the effective configuration as TOML that Parse reads back,
