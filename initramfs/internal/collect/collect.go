@@ -69,6 +69,17 @@ func capture(env *Env, cfg *config.Config) Result {
 	if env.Hooks.Start != nil {
 		env.Hooks.Start()
 	}
+	var src *source
+	res := captureAll(env, cfg, &src)
+	if res.Status == StatusFailed && cfg.FailureHook != "" {
+		runHook(env, cfg, HookFailure, cfg.FailureHook, hookVars(cfg, src, HookFailure, nil, &res, ""))
+	}
+	return res
+}
+
+// captureAll saves the dump to the first target that takes it, after
+// the pre hooks; *srcp is set once /proc/vmcore is open.
+func captureAll(env *Env, cfg *config.Config, srcp **source) Result {
 	if _, err := os.Stat(env.Vmcore); err != nil {
 		return Failedf("no %s: this kernel was not booted by a crash (%v)", env.Vmcore, err)
 	}
@@ -81,6 +92,16 @@ func capture(env *Env, cfg *config.Config) Result {
 	}
 	src := openSource(env, cfg)
 	defer src.close()
+	*srcp = src
+	if len(cfg.PreHooks) > 0 {
+		stop := cfg.HookFailure == config.HookFail
+		if err := runHooks(env, cfg, HookPre, cfg.PreHooks, hookVars(cfg, src, HookPre, nil, nil, ""), stop); err != nil {
+			if stop {
+				return Failedf("%v; hook_failure = %q: nothing was saved", err, cfg.HookFailure)
+			}
+			env.logf("going on with the dump (hook_failure = %q)", cfg.HookFailure)
+		}
+	}
 	var best *Result
 	var reasons []string
 	nw := &netState{}
@@ -116,6 +137,9 @@ type source struct {
 	parseErr  error
 	crashTime time.Time
 	dmesg     []byte // the kernel log, nil when it cannot be read
+	// release is the crashed kernel's (VMCOREINFO OSRELEASE), panic the
+	// panic line of its log; "" when unknown.
+	release, panic string
 	// logBusy is set while a kernel log reader left behind at its
 	// deadline may still read f: f then stays open.
 	logBusy *atomic.Bool
@@ -141,12 +165,18 @@ func openSource(env *Env, cfg *config.Config) *source {
 	if t, ok := info.CrashTime(); ok {
 		s.crashTime = time.Unix(t, 0)
 	}
-	env.logf("crashed kernel %s, %d MiB of memory", info.OSRelease(), s.f.MaxPFN()*uint64(s.f.PageSize)>>20)
-	if cfg.Dmesg {
+	s.release = info.OSRelease()
+	env.logf("crashed kernel %s, %d MiB of memory", s.release, s.f.MaxPFN()*uint64(s.f.PageSize)>>20)
+	if cfg.Dmesg || cfg.HasHooks() {
 		// The log first: it is small and tells the story even if the dump
 		// does not fit. It is read under a budget of its own, so a
-		// corrupt ring costs the log and never the dump.
-		s.dmesg, s.logBusy = readDmesg(env, cfg, s.f)
+		// corrupt ring costs the log and never the dump. Hooks get the
+		// panic line from it.
+		var text []byte
+		text, s.panic, s.logBusy = readDmesg(env, cfg, s.f)
+		if cfg.Dmesg {
+			s.dmesg = text
+		}
 	}
 	return s
 }
