@@ -808,3 +808,22 @@ func TestLoadPartial(t *testing.T) {
 		t.Errorf("unreadable file: %v, %v", c, err)
 	}
 }
+
+// TestSet: a key set from text as the console's save flags set it, with
+// its source; a bad value changes nothing.
+func TestSet(t *testing.T) {
+	c := Default()
+	if err := c.Set("dump-level", "1,31", "console"); err != nil || !reflect.DeepEqual(c.DumpLevel, []filter.Level{1, 31}) || c.Source("dump_level") != "console" {
+		t.Errorf("Set dump-level: %v, %v from %q", err, c.DumpLevel, c.Source("dump_level"))
+	}
+	if err := c.Set("max_size", "2G", "console"); err != nil || c.MaxSize != 2<<30 {
+		t.Errorf("Set max_size: %v, %v", err, c.MaxSize)
+	}
+	err := c.Set("compress", "lz4", "console")
+	if !errors.Is(err, ErrValue) || !strings.Contains(err.Error(), "config: console: compress:") || c.Compress != CompressZstd {
+		t.Errorf("Set compress lz4: %v, compress %q", err, c.Compress)
+	}
+	if err := c.Set("nope", "1", "console"); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("Set of an unknown key: %v", err)
+	}
+}

@@ -217,32 +217,42 @@ func (c *Config) ApplyCmdline(cmdline string) error {
 		if !ok {
 			continue
 		}
-		key = strings.ReplaceAll(key, "-", "_")
-		def := lookupKey(key)
-		if def == nil {
-			errs = append(errs, &Error{Source: SourceCmdline, Key: key, Err: unknownKeyErr(key)})
-			continue
+		if err := c.set(strings.ReplaceAll(key, "-", "_"), value, hasValue, SourceCmdline); err != nil {
+			errs = append(errs, err)
 		}
-		if !hasValue {
-			if !def.isBool {
-				errs = append(errs, &Error{Source: SourceCmdline, Key: key, Err: valueErr("needs a value: gokdump.%s=VALUE", key)})
-				continue
-			}
-			value = "true"
-		}
-		saved := c.Clone()
-		err := def.fromText(c, value)
-		if err == nil {
-			err = def.check(c)
-		}
-		if err != nil {
-			*c = *saved
-			errs = append(errs, &Error{Source: SourceCmdline, Key: key, Err: err})
-			continue
-		}
-		c.setSource(key, SourceCmdline)
 	}
 	return errors.Join(errs...)
+}
+
+// Set sets key ("-" and "_" alike) from text as the command line would
+// (lists comma-separated), checks the value and records source as where
+// it came from. A bad value leaves c as it was. The error is an *Error.
+func (c *Config) Set(key, value, source string) error {
+	return c.set(strings.ReplaceAll(key, "-", "_"), value, true, source)
+}
+
+func (c *Config) set(key, value string, hasValue bool, source string) error {
+	def := lookupKey(key)
+	if def == nil {
+		return &Error{Source: source, Key: key, Err: unknownKeyErr(key)}
+	}
+	if !hasValue {
+		if !def.isBool {
+			return &Error{Source: source, Key: key, Err: valueErr("needs a value: gokdump.%s=VALUE", key)}
+		}
+		value = "true"
+	}
+	saved := c.Clone()
+	err := def.fromText(c, value)
+	if err == nil {
+		err = def.check(c)
+	}
+	if err != nil {
+		*c = *saved
+		return &Error{Source: source, Key: key, Err: err}
+	}
+	c.setSource(key, source)
+	return nil
 }
 
 // splitCmdline splits a kernel command line into parameters as the

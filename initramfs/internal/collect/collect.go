@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -102,9 +103,15 @@ func captureAll(env *Env, cfg *config.Config, srcp **source) Result {
 			env.logf("going on with the dump (hook_failure = %q)", cfg.HookFailure)
 		}
 	}
+	return saveAll(env, cfg, targets, src, &netState{})
+}
+
+// saveAll saves the dump to the first of targets that takes it whole;
+// else the result is the first incomplete dump, or a failure naming why
+// each target failed.
+func saveAll(env *Env, cfg *config.Config, targets []config.Target, src *source, nw *netState) Result {
 	var best *Result
 	var reasons []string
-	nw := &netState{}
 	for i, t := range targets {
 		if i > 0 {
 			env.logf("trying the fallback target %s", t)
@@ -143,6 +150,9 @@ type source struct {
 	// logBusy is set while a kernel log reader left behind at its
 	// deadline may still read f: f then stays open.
 	logBusy *atomic.Bool
+	// ctx, when set, stops a dump being written once it is done (the
+	// console's ^C).
+	ctx context.Context
 }
 
 func openSource(env *Env, cfg *config.Config) *source {

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,33 +84,57 @@ func room(free int64, maxSize size.Size) (int64, string) {
 // ErrMaxSize is why a dump stopped at max_size.
 var ErrMaxSize = errors.New("max_size reached")
 
-// capWriter keeps a dump within max_size bytes: a write that would end
-// past it is refused whole, as a full disk refuses it, so that the dump
-// writer closes what it wrote as an incomplete dump. Its header and page
-// descriptors lie before the pages, within the limit, and are finished in
-// place.
-type capWriter struct {
-	w   io.WriterAt
-	max int64
+// guardWriter is the dump's output with a check before every write: a
+// write that check refuses is refused whole, as a full disk refuses it,
+// so that the dump writer closes what it wrote as an incomplete dump. Its
+// header and page descriptors lie before the pages and are finished in
+// place, so a limit on the size (max_size) still leaves room for them.
+type guardWriter struct {
+	w     io.WriterAt
+	check func(off, n int64) error
 }
 
-func (c *capWriter) WriteAt(p []byte, off int64) (int, error) {
-	if off+int64(len(p)) > c.max {
-		return 0, fmt.Errorf("%w: %d bytes written, limit %d (%w)", ErrMaxSize, off, c.max, unix.EFBIG)
+// capWriter keeps a dump within max bytes.
+func capWriter(w io.WriterAt, max int64) *guardWriter {
+	return &guardWriter{w: w, check: func(off, n int64) error {
+		if off+n > max {
+			return fmt.Errorf("%w: %d bytes written, limit %d (%w)", ErrMaxSize, off, max, unix.EFBIG)
+		}
+		return nil
+	}}
+}
+
+// ErrStopped is why a dump stopped when the console's ^C (or its
+// time_budget) stopped it.
+var ErrStopped = errors.New("stopped on the console")
+
+// stopWriter ends a dump once ctx is done.
+func stopWriter(ctx context.Context, w io.WriterAt) *guardWriter {
+	return &guardWriter{w: w, check: func(int64, int64) error {
+		if ctx.Err() != nil {
+			return ErrStopped
+		}
+		return nil
+	}}
+}
+
+func (g *guardWriter) WriteAt(p []byte, off int64) (int, error) {
+	if err := g.check(off, int64(len(p))); err != nil {
+		return 0, err
 	}
-	return c.w.WriteAt(p, off)
+	return g.w.WriteAt(p, off)
 }
 
 // Preallocate and ReadAt pass the dump writer's reservation and reads on.
-func (c *capWriter) Preallocate(off, size int64) error {
-	if off+size > c.max {
-		return fmt.Errorf("%w: reserve %d bytes at %d, limit %d", ErrMaxSize, size, off, c.max)
+func (g *guardWriter) Preallocate(off, size int64) error {
+	if err := g.check(off, size); err != nil {
+		return err
 	}
-	return diskdump.Preallocate(c.w, off, size)
+	return diskdump.Preallocate(g.w, off, size)
 }
 
-func (c *capWriter) ReadAt(p []byte, off int64) (int, error) {
-	r, ok := c.w.(io.ReaderAt)
+func (g *guardWriter) ReadAt(p []byte, off int64) (int, error) {
+	r, ok := g.w.(io.ReaderAt)
 	if !ok {
 		return 0, errors.New("output cannot be read")
 	}
@@ -128,7 +153,10 @@ func saveDump(env *Env, cfg *config.Config, src *source, out io.WriterAt, free i
 	opts := pipeline.Options{Codec: c, Format: pipeline.Format(format), Logf: logf}
 	room, what := room(free, cfg.MaxSize)
 	if cfg.MaxSize > 0 {
-		out = &capWriter{w: out, max: int64(min(uint64(cfg.MaxSize), math.MaxInt64))}
+		out = capWriter(out, int64(min(uint64(cfg.MaxSize), math.MaxInt64)))
+	}
+	if src.ctx != nil {
+		out = stopWriter(src.ctx, out)
 	}
 	level, why := chooseLevel(cfg.DumpLevel, room, what, func() ([]pipeline.SizeEstimate, error) {
 		t := env.Clock.Now()
@@ -163,7 +191,9 @@ func saveDump(env *Env, cfg *config.Config, src *source, out io.WriterAt, free i
 		res.Status = StatusSaved
 	case errors.Is(err, pipeline.ErrIncomplete):
 		res.Status, res.Reason = StatusIncomplete, err.Error()
-		if errors.Is(err, ErrMaxSize) {
+		if errors.Is(err, ErrStopped) {
+			res.Reason = "stopped on the console: " + err.Error()
+		} else if errors.Is(err, ErrMaxSize) {
 			res.Reason = fmt.Sprintf("the dump reached max_size (%s) and was cut there: %v", cfg.MaxSize, err)
 		} else if errors.Is(err, unix.ENOSPC) {
 			res.Reason = "the target is full: " + err.Error()

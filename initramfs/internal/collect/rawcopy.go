@@ -44,7 +44,7 @@ func rawCopy(env *Env, cfg *config.Config, vmcorePath string, out io.WriterAt, f
 	res := Result{Format: "raw-copy", Level: 0}
 	if cfg.MaxSize > 0 {
 		// Holes take no room: only what is written counts.
-		out = &capWriter{w: out, max: int64(min(uint64(cfg.MaxSize), math.MaxInt64))}
+		out = capWriter(out, int64(min(uint64(cfg.MaxSize), math.MaxInt64)))
 	}
 	prog := newProgress(env.Console, env.Clock.Now, rawCopyPage, cfg.Progress)
 	defer prog.end()
