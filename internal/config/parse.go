@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -405,6 +406,18 @@ func (c *Config) Sanitize() []string {
 // HasHooks reports whether any hook is configured.
 func (c *Config) HasHooks() bool {
 	return len(c.PreHooks)+len(c.PostHooks) > 0 || c.FailureHook != ""
+}
+
+// HookPaths lists every hook once, in the order pre_hooks, post_hooks,
+// failure_hook: the files an image must carry.
+func (c *Config) HookPaths() []string {
+	var ps []string
+	for _, p := range slices.Concat(c.PreHooks, c.PostHooks, []string{c.FailureHook}) {
+		if p != "" && !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // WriteTOML writes the effective configuration as TOML that Parse reads back,
