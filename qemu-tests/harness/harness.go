@@ -24,6 +24,7 @@ import (
 
 	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/capture/anydump"
+	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 )
 
@@ -223,6 +224,10 @@ type Spec struct {
 	CaptureExtra []builder.File
 	// KillOn ends QEMU (a power cut) when a console line matches it.
 	KillOn *regexp.Regexp
+	// Typing is typed on the serial console, step by step: each step's
+	// Keys once a console line matches its After (and the previous step
+	// was typed), as an operator would.
+	Typing []Keys
 	// Dir is the work directory (images, disks, serial log); it must exist.
 	Dir string
 }
@@ -241,6 +246,16 @@ type Disk struct {
 	// second crash onto the same disk).
 	Image string
 }
+
+// Keys is a step of Spec.Typing.
+type Keys struct {
+	After *regexp.Regexp
+	Keys  string // "\r" is the Enter key
+}
+
+// typingPause is how long the harness waits after a step's line before
+// it types, so that the program that printed it is reading by then.
+const typingPause = 500 * time.Millisecond
 
 // Run is what one crash cycle left behind.
 type Run struct {
@@ -347,6 +362,12 @@ func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 	}
 	if !spec.NoConfig {
 		opts.Config = []byte(spec.Config)
+		// The hooks the config names are packed as gokdump build packs
+		// them (static only, 0700), from the host paths it names. A
+		// config a test breaks on purpose packs none.
+		if cfg, err := config.Parse(opts.Config, "test config"); err == nil {
+			opts.Hooks = cfg.HookPaths()
+		}
 	}
 	return writeImage(path, opts)
 }
@@ -611,6 +632,16 @@ func (r *Run) boot(args []string) error {
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = pw
+	var keys io.WriteCloser
+	if len(r.Spec.Typing) > 0 {
+		var err error
+		if keys, err = cmd.StdinPipe(); err != nil {
+			return err
+		}
+		defer keys.Close()
+	}
+	typed := 0
+	var typeMu sync.Mutex // steps are typed from timers
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -623,6 +654,16 @@ func (r *Run) boot(args []string) error {
 		for sc.Scan() {
 			line := strings.TrimRight(sc.Text(), "\r")
 			r.Log = append(r.Log, LogLine{time.Since(start), line})
+			if typed < len(r.Spec.Typing) && r.Spec.Typing[typed].After.MatchString(line) {
+				k := r.Spec.Typing[typed].Keys
+				typed++
+				time.AfterFunc(typingPause, func() {
+					typeMu.Lock()
+					defer typeMu.Unlock()
+					// QEMU may be gone; the run's log tells.
+					keys.Write([]byte(k))
+				})
+			}
 			if r.Spec.KillOn != nil && !r.Killed && r.Spec.KillOn.MatchString(line) {
 				// timeout(1) runs QEMU as its child: kill the group we
 				// started, QEMU included, as a power cut would.
