@@ -164,10 +164,12 @@ func loadConfig(con *collect.Console, report bool) *config.Config {
 	return cfg
 }
 
-// captureMain is the capture process.
-func captureMain() {
+// startChild is how a child of PID 1 (the capture, the console) starts:
+// its result pipe (perr when it has none), a small heap, its console on
+// the supervisor's clock, the config and the capture kernel's world.
+func startChild() (pipe *os.File, con *collect.Console, cfg *config.Config, env *collect.Env, perr error) {
 	// The result pipe first: close-on-exec before anything can inherit it.
-	pipe, perr := supervise.ResultPipe()
+	pipe, perr = supervise.ResultPipe()
 	debug.SetGCPercent(50)
 	// The capture kernel has tens of MiB: keep the heap small and let the
 	// GC run early rather than grow.
@@ -176,12 +178,17 @@ func captureMain() {
 	if !ok {
 		start = time.Now()
 	}
-	con := collect.NewConsole(os.Stdout, start, time.Now)
+	con = collect.NewConsole(os.Stdout, start, time.Now)
 	if perr != nil {
 		con.Logf("%v", perr)
 	}
-	cfg := loadConfig(con, false)
-	env := collect.System(con)
+	cfg = loadConfig(con, false)
+	return pipe, con, cfg, collect.System(con), perr
+}
+
+// captureMain is the capture process.
+func captureMain() {
+	pipe, con, cfg, env, perr := startChild()
 	armFaults(env, cfg)
 	res := collect.Capture(env, cfg)
 	if perr == nil {
@@ -194,19 +201,7 @@ func captureMain() {
 
 // shellMain is the console process.
 func shellMain() {
-	pipe, perr := supervise.ResultPipe()
-	debug.SetGCPercent(50)
-	debug.SetMemoryLimit(24 << 20)
-	start, ok := supervise.Start()
-	if !ok {
-		start = time.Now()
-	}
-	con := collect.NewConsole(os.Stdout, start, time.Now)
-	if perr != nil {
-		con.Logf("%v", perr)
-	}
-	cfg := loadConfig(con, false)
-	env := collect.System(con)
+	pipe, con, cfg, env, perr := startChild()
 	var mu sync.Mutex // leases come from the console's reader and its loop
 	lease := func(d time.Duration) {
 		if perr == nil {

@@ -37,11 +37,7 @@ func TestCMAReservation(t *testing.T) {
 	spec.CrashKernel = strconv.Itoa(stdMiB) + "M"
 	spec.FirstAppend = "crashkernel=" + strconv.Itoa(cmaMiB) + "M,cma"
 	r := crash(t, spec)
-	o := r.Outcome()
-	t.Logf("outcome: %s", o)
-	if o.Status != "saved" {
-		failf(t, r, "status %q, want saved", o.Status)
-	}
+	o := outcome(t, r, "saved")
 	wantAction(t, o, "poweroff", "Power down")
 	lineAt(t, r, `crashkernel CMA reserved: `+strconv.Itoa(cmaMiB)+` MB in \d+ range`)
 	// The kernel's "Memory: free/total available" line: the crashed

@@ -38,11 +38,7 @@ func TestConsole(t *testing.T) {
 		{After: regexp.MustCompile(`^gokdump: saved `), Keys: "reboot\r"},
 	}
 	r := crash(t, spec)
-	o := r.Outcome()
-	t.Logf("outcome: %s", o)
-	if o.Status != "saved" {
-		failf(t, r, "the console's save: status %q, want saved", o.Status)
-	}
+	o := outcome(t, r, "saved")
 	wantAction(t, o, "reboot", "Restarting system")
 	// Nothing was saved before the console opened.
 	consoleAt := lineAt(t, r, `^gokdump: the operator's console: gokdump.shell=1`)
@@ -79,11 +75,7 @@ func TestConsoleTimeout(t *testing.T) {
 	spec := faultSpec("6.1", "target = \"LABEL=NOSUCH\"\ndevice_timeout = \"3s\"\nfailure_action = \"shell\"\n"+
 		"shell_timeout = \"5s\"\nfinal_action = \"poweroff\"\nfailure_hook = \""+hook+"\"\n")
 	r := crash(t, spec)
-	o := r.Outcome()
-	t.Logf("outcome: %s", o)
-	if o.Status != "FAILED" {
-		failf(t, r, "status %q, want FAILED", o.Status)
-	}
+	o := outcome(t, r, "FAILED")
 	wantAction(t, o, "poweroff", "Power down")
 	lineAt(t, r, `hook hook: HOOK failure ok .*status=failed`)
 	opened := lineAt(t, r, `^gokdump: the operator's console: the capture failed`)
@@ -109,11 +101,7 @@ func TestHooksMaxSize(t *testing.T) {
 	spec := faultSpec("6.12", "target = \"LABEL=GOKDUMP\"\nmax_size = \"4M\"\nfinal_action = \"poweroff\"\n"+
 		"hook_timeout = \"30s\"\npre_hooks = [\""+hook+"\"]\npost_hooks = [\""+hook+"\"]\n")
 	r := crash(t, spec)
-	o := r.Outcome()
-	t.Logf("outcome: %s", o)
-	if o.Status != "INCOMPLETE" {
-		failf(t, r, "status %q, want INCOMPLETE (max_size)", o.Status)
-	}
+	o := outcome(t, r, "INCOMPLETE")
 	wantAction(t, o, "poweroff", "Power down")
 	if !strings.HasSuffix(o.Path, "/"+crashdir.VMCoreIncomplete) || !strings.Contains(o.Reason, "max_size") {
 		t.Errorf("INCOMPLETE line: path %q reason %q", o.Path, o.Reason)
