@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -69,6 +70,11 @@ type Options struct {
 	// CompressNone.
 	Compress string
 
+	// Hooks are the config's pre_hooks, post_hooks and failure_hook:
+	// each is read from the host (or Sysroot), must be a static
+	// executable for Arch, and is packed at the same path, mode 0700.
+	Hooks []string
+
 	// Extra are more files to pack, for images that carry more than the
 	// capture init (the QEMU tests' first-stage image carries a kernel).
 	Extra []File
@@ -93,6 +99,7 @@ type Result struct {
 	Builtin     []string // requested modules that are built in, skipped
 	Missing     []string // optional modules the tree lacks
 	Notes       []string // soft dependencies skipped, and why
+	Hooks       []string // in-image paths of the hooks packed
 	Compress    string
 	CPIOSize    int64 // uncompressed archive size
 	Size        int64 // bytes written
@@ -242,6 +249,12 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 			adds = append(adds, fileEntry(ModuleListPath, 0o644, []byte(list.String()), "<generated>"))
 		}
 	}
+	hooks, err := hookEntries(opts.Hooks, opts.Sysroot, opts.Arch)
+	if err != nil {
+		return nil, err
+	}
+	adds = append(adds, hooks...)
+	p.res.Hooks = slices.Clone(opts.Hooks)
 	for _, f := range opts.Extra {
 		adds = append(adds, fileEntry(f.Path, f.Mode&0o7777, f.Data, "<extra>"))
 	}

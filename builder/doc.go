@@ -1,7 +1,9 @@
 // Package builder packs the initramfs that the kdump capture kernel boots:
 // the capture init as /init, the few directories and device nodes it needs
 // before it has mounted anything, its configuration, and the kernel modules
-// the capture kernel lacks to reach the dump target.
+// the capture kernel lacks to reach the dump target, and the user's hooks
+// (Options.Hooks: static executables only, checked when the image is
+// built, packed 0700).
 //
 // The archive is a newc cpio, the format the kernel unpacks into rootfs,
 // compressed with zstd or gzip (the kernel must have been built with

@@ -180,20 +180,27 @@ func CheckInit(path, arch string) error {
 }
 
 func checkInitELF(path string, r io.ReaderAt, arch string) error {
+	return checkStaticELF(path, r, arch, ErrBadInit, "build it with CGO_ENABLED=0")
+}
+
+// checkStaticELF checks that r is an ELF executable for arch with no
+// program interpreter; failures wrap bad, and a dynamic one is told how
+// to fix it (fix).
+func checkStaticELF(path string, r io.ReaderAt, arch string, bad error, fix string) error {
 	f, err := elf.NewFile(r)
 	if err != nil {
-		return fmt.Errorf("%s: %w: %w", path, ErrBadInit, err)
+		return fmt.Errorf("%s: %w: %w", path, bad, err)
 	}
 	defer f.Close()
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return fmt.Errorf("%s: %w: ELF type %v is not an executable", path, ErrBadInit, f.Type)
+		return fmt.Errorf("%s: %w: ELF type %v is not an executable", path, bad, f.Type)
 	}
 	if want, ok := elfMachine[arch]; ok && f.Machine != want {
-		return fmt.Errorf("%s: %w: built for %v, want %v (GOARCH %s)", path, ErrBadInit, f.Machine, want, arch)
+		return fmt.Errorf("%s: %w: built for %v, want %v (GOARCH %s)", path, bad, f.Machine, want, arch)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s: %w: dynamically linked; build it with CGO_ENABLED=0", path, ErrBadInit)
+			return fmt.Errorf("%s: %w: dynamically linked (program interpreter) and the capture image has no libc; %s", path, bad, fix)
 		}
 	}
 	return nil

@@ -195,6 +195,9 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		return err
 	}
 	warnNoTarget(stderr, cfg, opts.ConfigSource)
+	if cfg != nil {
+		opts.Hooks = cfg.HookPaths()
+	}
 
 	p, err := builder.NewPlan(ctx, opts, true)
 	if err != nil {
@@ -710,6 +713,9 @@ func printSummary(w io.Writer, out string, r *builder.Result) {
 	fmt.Fprintf(w, "gokdump build: wrote %s: %s %s (%s uncompressed, %d files)\n",
 		out, ibytes(r.Size), r.Compress, ibytes(r.CPIOSize), len(r.Files))
 	fmt.Fprintf(w, "  init: %s\n", describeInit(r.Init))
+	if len(r.Hooks) > 0 {
+		fmt.Fprintf(w, "  hooks (mode 0700): %s\n", strings.Join(r.Hooks, " "))
+	}
 	printModules(w, r)
 }
 

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,5 +145,59 @@ func TestBuildConfigErrorNamesTheFile(t *testing.T) {
 		!strings.Contains(stderr, "detail: config: "+bad+":2: failure_action: \"fallback\" needs fallback_target") ||
 		strings.Contains(stderr, "gokdump.toml:") {
 		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestBuildPacksHooks: build packs every hook the config names (once,
+// even when it is both a pre and a post hook) at its path, mode 0700, and
+// refuses a dynamically linked one before writing anything.
+func TestBuildPacksHooks(t *testing.T) {
+	noDefaultConfig(t)
+	initPath := writeTestInit(t, t.TempDir())
+	hookDir := t.TempDir()
+	hook := filepath.Join(hookDir, "notify")
+	os.WriteFile(hook, mustRead(t, writeTestInit(t, t.TempDir())), 0o755)
+	fail := filepath.Join(hookDir, "on-failure")
+	os.WriteFile(fail, mustRead(t, writeTestInit(t, t.TempDir())), 0o755)
+	cfg := filepath.Join(t.TempDir(), "gokdump.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("target = \"LABEL=DUMPS\"\npre_hooks = [%q]\npost_hooks = [%q]\nfailure_hook = %q\n", hook, hook, fail)), 0o600)
+	img := filepath.Join(t.TempDir(), "capture.img")
+	args := []string{"build", "--init", initPath, "--arch", "amd64", "--config", cfg, "--drivers", "none", "--compress", "none", "-o", img}
+	code, _, stderr := gokdump(args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "hooks (mode 0700): "+hook+" "+fail+"\n") {
+		t.Errorf("summary does not list the hooks:\n%s", stderr)
+	}
+	files := archiveFiles(t, mustRead(t, img))
+	for _, h := range []string{hook, fail} {
+		r, ok := files[h]
+		if !ok {
+			t.Errorf("%s not packed", h)
+			continue
+		}
+		if r.Mode&0o7777 != 0o700 {
+			t.Errorf("%s: mode %#o, want 0700", h, r.Mode&0o7777)
+		}
+	}
+
+	// A dynamic executable (the host's own ls) cannot run in the image.
+	ls, err := exec.LookPath("ls")
+	if err != nil {
+		t.Skip("no ls on this machine to stand for a dynamic executable")
+	}
+	if out, _ := exec.Command("file", "-L", ls).Output(); len(out) > 0 && !bytes.Contains(out, []byte("dynamically linked")) {
+		t.Skipf("%s is not dynamically linked here", ls)
+	}
+	os.WriteFile(cfg, []byte(fmt.Sprintf("target = \"LABEL=DUMPS\"\npost_hooks = [%q]\n", ls)), 0o600)
+	img2 := filepath.Join(t.TempDir(), "capture.img")
+	code, _, stderr = gokdump(append(args[:len(args)-1], img2)...)
+	if code != exitFailed || !strings.Contains(stderr, ls+": not a usable hook: dynamically linked") ||
+		!strings.Contains(stderr, "CGO_ENABLED=0") {
+		t.Errorf("dynamic hook: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(img2); err == nil {
+		t.Error("an image was written with a hook that cannot run")
 	}
 }

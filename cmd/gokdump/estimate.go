@@ -28,7 +28,12 @@ kernel with its initramfs built in, give --kernel and --no-initrd.
 --json prints the same as one object: kernel, initrd ("" for none),
 ram_bytes, load_bytes, unpacked_bytes, runtime_bytes, ram_term_bytes,
 sum_bytes, align_bytes, total_bytes, crashkernel (the value, "112M"), and
-reserved_bytes and enough when the running kernel has a reservation.`,
+reserved_bytes and enough when the running kernel has a reservation, and cma
+(std_bytes, cma_bytes, crashkernel) when it can reserve part of it as CMA.
+
+On a kernel that can (Linux 6.17+ on x86_64, built with CONFIG_CMA), it
+also recommends a split: crashkernel=X for what is loaded and
+crashkernel=Y,cma for the rest, lent to the running system until a crash.`,
 		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f estimateFlags
 			fs.StringVar(&f.kernel, "kernel", "", "capture kernel `PATH` (default /boot/vmlinuz-$(uname -r), else /usr/lib/modules/$(uname -r)/vmlinuz)")
@@ -84,6 +89,15 @@ type estimateJSON struct {
 	Crashkernel   string  `json:"crashkernel"`
 	ReservedBytes *uint64 `json:"reserved_bytes,omitempty"`
 	Enough        *bool   `json:"enough,omitempty"`
+	// CMA is the split for a running kernel that can reserve part of it
+	// as CMA (crashkernel=…,cma, Linux 6.17+ on x86_64).
+	CMA *cmaSplitJSON `json:"cma,omitempty"`
+}
+
+type cmaSplitJSON struct {
+	StdBytes    uint64 `json:"std_bytes"`
+	CMABytes    uint64 `json:"cma_bytes"`
+	Crashkernel string `json:"crashkernel"` // "crashkernel=80M crashkernel=48M,cma"
 }
 
 func runEstimate(f estimateFlags, w, stderr io.Writer) error {
@@ -110,10 +124,18 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 		}
 	}
 	e := kexec.EstimateCrashkernel(p, ram, uint64(unpacked))
+	var split *cmaSplitJSON
+	// Only for a running kernel that can: elsewhere ,cma is ignored.
+	if st, err := kexec.ReadStatus(kexecSysfsRoot, kexecProcRoot); err == nil && st.CMACapable {
+		if std, cma, ok := e.CMASplit(); ok {
+			split = &cmaSplitJSON{StdBytes: std, CMABytes: cma,
+				Crashkernel: fmt.Sprintf("crashkernel=%dM crashkernel=%dM,cma", std>>20, cma>>20)}
+		}
+	}
 	if f.json {
 		out := estimateJSON{Kernel: kernel, Initrd: initrd, RAM: ram, Load: e.Load, Unpacked: e.Unpacked,
 			Runtime: e.Runtime, RAMTerm: e.PerRAM, Sum: e.Sum, Align: kexec.EstimateAlign, Total: e.Total,
-			Crashkernel: e.Value()}
+			Crashkernel: e.Value(), CMA: split}
 		if p.ReservedKnown {
 			enough := p.Reserved >= e.Total
 			out.ReservedBytes, out.Enough = &p.Reserved, &enough
@@ -135,6 +157,14 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 		fmt.Fprintf(w, "\nreserved now: %s (%s)\n", size.Size(p.Reserved), verdict)
 	}
 	fmt.Fprintf(w, "\nAdd crashkernel=%s to the kernel command line (e.g. GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub) and reboot.\n", e.Value())
+	if split != nil {
+		fmt.Fprintf(w, "\nThis kernel can lend most of it to the running system as CMA: %s\n"+
+			"reserves %s for what is loaded (kernel, initrd) and %s as CMA, which the running system uses\n"+
+			"for movable memory until a crash. What it keeps there is not in a dump (fine at dump_level 31),\n"+
+			"and a device still doing DMA into it at the crash can corrupt the capture kernel: the kernel's\n"+
+			"documentation calls it less reliable, for machines that cannot spare the whole reservation.\n",
+			split.Crashkernel, size.Size(split.StdBytes), size.Size(split.CMABytes))
+	}
 	return nil
 }
 

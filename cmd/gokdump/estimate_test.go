@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,5 +103,43 @@ func TestEstimateJSON(t *testing.T) {
 	}
 	if len(got) != len(want)+2 {
 		t.Errorf("fields changed:\n%s", stdout)
+	}
+}
+
+// TestEstimateCMASplit: on a running kernel that can reserve a CMA part
+// (7.3, CONFIG_CMA), estimate also recommends the split; on one that
+// cannot (the fixture's default: no release, no CmaTotal), it does not.
+func TestEstimateCMASplit(t *testing.T) {
+	kernel, initrd := estimateFixture(t)
+	code, stdout, _ := gokdump("estimate", "--kernel", kernel, "--initrd", initrd)
+	if code != exitOK || strings.Contains(stdout, ",cma") {
+		t.Errorf("a split for a kernel that cannot reserve CMA: exit %d\n%s", code, stdout)
+	}
+	os.WriteFile(filepath.Join(kexecProcRoot, "meminfo"), []byte("MemTotal:        1048576 kB\nCmaTotal:          65536 kB\n"), 0o600)
+	os.MkdirAll(filepath.Join(kexecProcRoot, "sys/kernel"), 0o755)
+	os.WriteFile(filepath.Join(kexecProcRoot, "sys/kernel/osrelease"), []byte("7.3.4+deb13-cloud-amd64\n"), 0o600)
+	// 40 MiB init_size + 6 MiB initrd + 2 MiB of segments = 48 loaded;
+	// + 6 unpacked + 28 + 1 = 83 → 96M: 48M standard, 48M CMA.
+	code, stdout, stderr := gokdump("estimate", "--kernel", kernel, "--initrd", initrd)
+	if code != exitOK || !strings.Contains(stdout, "crashkernel=96M to the kernel command line") ||
+		!strings.Contains(stdout, "as CMA: crashkernel=48M crashkernel=48M,cma\nreserves 48 MiB for what is loaded") ||
+		!strings.Contains(stdout, "not in a dump") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = gokdump("estimate", "--kernel", kernel, "--initrd", initrd, "--json")
+	var got struct {
+		Total uint64 `json:"total_bytes"`
+		CMA   *struct {
+			Std         uint64 `json:"std_bytes"`
+			CMA         uint64 `json:"cma_bytes"`
+			Crashkernel string `json:"crashkernel"`
+		} `json:"cma"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil || code != exitOK {
+		t.Fatalf("exit %d, %v:\n%s", code, err, stdout)
+	}
+	if got.CMA == nil || got.CMA.Std != 48<<20 || got.CMA.CMA != 48<<20 || got.CMA.Std+got.CMA.CMA != got.Total ||
+		got.CMA.Crashkernel != "crashkernel=48M crashkernel=48M,cma" {
+		t.Errorf("json cma %+v, total %d", got.CMA, got.Total)
 	}
 }

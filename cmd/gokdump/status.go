@@ -45,6 +45,7 @@ type statusJSON struct {
 	Ready    bool        `json:"ready"`
 	Problems []string    `json:"problems"`
 	Warnings []string    `json:"warnings"`
+	Notes    []string    `json:"notes"`
 }
 
 // statusConfigPath is the config status checks, and statusFindTarget
@@ -157,7 +158,7 @@ func runStatus(w io.Writer, asJSON bool, cf *configFlag) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(statusJSON{Status: s, Setup: setup, Ready: len(problems) == 0,
-			Problems: problems, Warnings: append([]string{}, setup.Warnings...)}); err != nil {
+			Problems: problems, Warnings: append([]string{}, setup.Warnings...), Notes: append([]string{}, s.Notes()...)}); err != nil {
 			return err
 		}
 	} else {
@@ -217,6 +218,21 @@ func printStatus(w io.Writer, s kexec.Status) {
 			reserved = fmt.Sprintf("%s (%d bytes)", kexec.MiB(s.CrashSize), s.CrashSize)
 		}
 		fmt.Fprintf(w, "reserved:       %s\n", reserved)
+		switch {
+		case s.CMAReserved > 0:
+			fmt.Fprintf(w, "cma part:       %s reserved as CMA of %s asked (crashkernel=…,cma), lent to the running system until a crash\n",
+				kexec.MiB(s.CMAReserved), kexec.MiB(s.CMARequested))
+			fmt.Fprintf(w, "capture memory: %s (the reservation and its CMA part)\n", kexec.MiB(s.CrashSize+s.CMAReserved))
+		case s.CMARequested > 0:
+			fmt.Fprintf(w, "cma part:       none reserved (%s asked with crashkernel=…,cma)\n", kexec.MiB(s.CMARequested))
+		}
+		if s.ElfcorehdrSize > 0 {
+			fmt.Fprintf(w, "elfcorehdr:     %d bytes kept for the capture's ELF headers\n", s.ElfcorehdrSize)
+		}
+		if s.CrashHotplugCPU != nil || s.CrashHotplugMemory != nil {
+			fmt.Fprintf(w, "crash hotplug:  cpu %s, memory %s (yes: the kernel updates the loaded capture on hotplug)\n",
+				yesNo(s.CrashHotplugCPU), yesNo(s.CrashHotplugMemory))
+		}
 	}
 	ck := "not on the kernel command line"
 	if len(s.Crashkernel) > 0 {
@@ -239,6 +255,19 @@ func printStatus(w io.Writer, s kexec.Status) {
 	for _, p := range s.Problems() {
 		fmt.Fprintf(w, "problem:        %s\n", p)
 	}
+	for _, n := range s.Notes() {
+		fmt.Fprintf(w, "note:           %s\n", n)
+	}
+}
+
+func yesNo(b *bool) string {
+	switch {
+	case b == nil:
+		return "unknown"
+	case *b:
+		return "yes"
+	}
+	return "no"
 }
 
 // netTargetProblems checks what a network target needs on this machine

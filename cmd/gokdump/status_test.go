@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStatusCommand(t *testing.T) {
@@ -137,5 +142,147 @@ func TestStatusExplicitConfig(t *testing.T) {
 	if !errors.Is(err, errNotCaught) || !strings.Contains(out.String(), "problem:        there is no config file "+missing+", so no dump target") ||
 		!strings.Contains(out.String(), "config:         "+missing+" (does not exist") {
 		t.Errorf("missing default: err %v:\n%s", err, out.String())
+	}
+}
+
+// TestStatusReservation: status on fake trees of a kernel with a CMA
+// part (as the QEMU CMA test's guest shows it), a kernel that ignores
+// ,cma, and one locked down with hotplug updates off; JSON carries the
+// same facts.
+func TestStatusReservation(t *testing.T) {
+	cmaPages := strconv.Itoa((128 << 20) / os.Getpagesize())
+	common := map[string]string{
+		"sys/kernel/kexec_crash_size":   "83886080\n",
+		"sys/kernel/kexec_crash_loaded": "1\n",
+		"proc/meminfo":                  "MemTotal:         388488 kB\nCmaTotal:         131072 kB\n",
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+		json  map[string]any
+	}{
+		{
+			"cma",
+			map[string]string{
+				"proc/cmdline":                              "crashkernel=80M crashkernel=128M,cma\n",
+				"proc/sys/kernel/osrelease":                 "7.3.4+deb13-cloud-amd64\n",
+				"sys/kernel/mm/cma/crashkernel/total_pages": cmaPages + "\n",
+				"sys/kernel/crash_elfcorehdr_size":          "917616\n",
+				"sys/devices/system/cpu/crash_hotplug":      "1\n",
+				"sys/devices/system/memory/crash_hotplug":   "1\n",
+			},
+			[]string{
+				"reserved:       80.0 MiB (83886080 bytes)",
+				"cma part:       128.0 MiB reserved as CMA of 128.0 MiB asked",
+				"capture memory: 208.0 MiB",
+				"elfcorehdr:     917616 bytes",
+				"crash hotplug:  cpu yes, memory yes",
+				"note:           what the running system keeps in the CMA part",
+				"verdict:        a crash now would be caught",
+			},
+			map[string]any{"cma_reserved": float64(128 << 20), "cma_requested": float64(128 << 20), "crash_hotplug_cpu": true, "elfcorehdr_size": float64(917616)},
+		},
+		{
+			"cma ignored",
+			map[string]string{
+				"proc/cmdline":              "crashkernel=80M crashkernel=128M,cma\n",
+				"proc/sys/kernel/osrelease": "6.12.118+deb12-cloud-amd64\n",
+			},
+			[]string{"cma part:       none reserved (128.0 MiB asked with crashkernel=…,cma)", "note:           crashkernel=…,cma asks for 128 MiB, but this kernel (6.12.118+deb12-cloud-amd64) cannot reserve it"},
+			map[string]any{"cma_requested": float64(128 << 20), "cma_capable": false},
+		},
+		{
+			"lockdown, hotplug off",
+			map[string]string{
+				"proc/cmdline":                         "crashkernel=80M\n",
+				"sys/kernel/security/lockdown":         "none [integrity] confidentiality\n",
+				"sys/devices/system/cpu/crash_hotplug": "0\n",
+			},
+			[]string{"lockdown:       integrity", "crash hotplug:  cpu no, memory unknown",
+				"note:           CPU hotplug does not update the loaded capture's ELF headers",
+				"note:           kernel lockdown (integrity): kexec_load of any kernel is refused", "an unsigned one"},
+			map[string]any{"lockdown": "integrity", "crash_hotplug_cpu": false},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := maps.Clone(common)
+			maps.Copy(files, tt.files)
+			kexecFixture(t, files)
+			var out bytes.Buffer
+			if err := runStatus(&out, false, &configFlag{path: statusConfigPath}); err != nil {
+				t.Fatalf("%v:\n%s", err, out.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if tt.name != "cma" && strings.Contains(out.String(), "capture memory:") {
+				t.Errorf("a capture memory line without a CMA part:\n%s", out.String())
+			}
+			out.Reset()
+			if err := runStatus(&out, true, &configFlag{path: statusConfigPath}); err != nil {
+				t.Fatal(err)
+			}
+			var j map[string]any
+			if err := json.Unmarshal(out.Bytes(), &j); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.json {
+				if j[k] != v {
+					t.Errorf("json %s = %#v, want %#v", k, j[k], v)
+				}
+			}
+			if n, ok := j["notes"].([]any); !ok || len(n) == 0 {
+				t.Errorf("json notes %#v", j["notes"])
+			}
+		})
+	}
+}
+
+// TestStatusStaleImage: the loaded image is older than the config (or the
+// kernel) it was built from: status says rebuild.
+func TestStatusStaleImage(t *testing.T) {
+	root := kexecFixture(t, map[string]string{
+		"sys/kernel/kexec_crash_size":   "134217728",
+		"sys/kernel/kexec_crash_loaded": "1",
+		"proc/cmdline":                  "crashkernel=128M",
+	})
+	kernel, initrd := filepath.Join(root, "vmlinuz"), filepath.Join(root, "capture.img")
+	os.WriteFile(kernel, []byte("k"), 0o600)
+	os.WriteFile(initrd, []byte("i"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{kernel, initrd} {
+		os.Chtimes(p, old, old)
+	}
+	fi, _ := os.Stat(initrd)
+	write := func() {
+		b, _ := json.Marshal(loadState{Kernel: kernel, Initrd: initrd, InitrdTime: fi.ModTime().UTC(), LoadedAt: old})
+		os.MkdirAll(filepath.Dir(loadStatePath), 0o700)
+		os.WriteFile(loadStatePath, b, 0o600)
+	}
+	write()
+	os.Chtimes(statusConfigPath, old.Add(-time.Minute), old.Add(-time.Minute))
+	var out bytes.Buffer
+	runStatus(&out, false, &configFlag{path: statusConfigPath})
+	if strings.Contains(out.String(), "is older than") {
+		t.Errorf("an image newer than its inputs is called stale:\n%s", out.String())
+	}
+	// The config changes after the image was built.
+	os.Chtimes(statusConfigPath, time.Now(), time.Now())
+	out.Reset()
+	runStatus(&out, false, &configFlag{path: statusConfigPath})
+	if !strings.Contains(out.String(), "warning:        "+initrd+" is older than the kernel or "+statusConfigPath+": run gokdump rebuild") {
+		t.Errorf("a config newer than the loaded image:\n%s", out.String())
+	}
+	// So does the kernel (a new package of the same release).
+	os.Chtimes(statusConfigPath, old.Add(-time.Minute), old.Add(-time.Minute))
+	os.Chtimes(kernel, time.Now(), time.Now())
+	out.Reset()
+	runStatus(&out, false, &configFlag{path: statusConfigPath})
+	if !strings.Contains(out.String(), initrd+" is older than the kernel") {
+		t.Errorf("a kernel newer than the loaded image:\n%s", out.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/capture/filter"
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 // DefaultPath is where the host's CLI and the capture init look for the
@@ -46,6 +47,20 @@ const (
 	// ActionFallback, for failure_action only, retries the dump on
 	// fallback_target; if that fails too, final_action is taken.
 	ActionFallback Action = "fallback"
+	// ActionShell, for failure_action only, opens the operator's console
+	// (a shell with gokdump's commands); leaving it, or shell_timeout
+	// without a keystroke, takes final_action.
+	ActionShell Action = "shell"
+)
+
+// HookFailure is what a pre hook that fails does to the capture.
+type HookFailure string
+
+const (
+	// HookContinue logs the failure and goes on with the dump.
+	HookContinue HookFailure = "continue"
+	// HookFail stops the capture: nothing is saved, failure_action.
+	HookFail HookFailure = "fail"
 )
 
 // Where the image (and gokdump propagate on the host) keeps the SSH key
@@ -91,6 +106,16 @@ type Config struct {
 	FallbackTarget string
 	// FinalAction is taken once the dump is saved.
 	FinalAction Action
+	// Shell opens the operator's console before anything is saved
+	// (gokdump.shell=1 on the capture command line); ShellTimeout is how
+	// long the console waits for a keystroke before it takes
+	// final_action.
+	Shell        bool
+	ShellTimeout time.Duration
+	// MaxSize caps the size of the dump file (makedumpfile's -L): the
+	// level is chosen to fit, and a dump that would grow past it is cut
+	// there, flagged incomplete. 0 is no cap.
+	MaxSize size.Size
 	// Keep is how many dumps to keep under Path, the new one included;
 	// older ones are removed first. 0 keeps all.
 	Keep int
@@ -102,6 +127,17 @@ type Config struct {
 	TimeBudget time.Duration
 	// DeviceTimeout bounds the wait for the target device to appear.
 	DeviceTimeout time.Duration
+	// PreHooks run, in order, before the dump is saved; PostHooks after
+	// a dump is saved (whole or incomplete), with the target still
+	// mounted; FailureHook when nothing could be saved. Each is a static
+	// executable that gokdump build packs into the image at the same
+	// path. HookTimeout bounds each run; HookFailure says whether a pre
+	// hook that fails stops the capture.
+	PreHooks    []string
+	PostHooks   []string
+	FailureHook string
+	HookTimeout time.Duration
+	HookFailure HookFailure
 	// KernelArgs is appended to the capture kernel's command line when
 	// it is loaded.
 	KernelArgs string
@@ -145,6 +181,9 @@ func Default() Config {
 		Format:        FormatKdump,
 		FailureAction: ActionReboot,
 		FinalAction:   ActionReboot,
+		ShellTimeout:  5 * time.Minute,
+		HookTimeout:   time.Minute,
+		HookFailure:   HookContinue,
 		TimeBudget:    10 * time.Minute,
 		DeviceTimeout: 30 * time.Second,
 		Dmesg:         true,
@@ -195,6 +234,8 @@ func (c *Config) Clone() *Config {
 	n.DumpLevel = slices.Clone(c.DumpLevel)
 	n.Modules = slices.Clone(c.Modules)
 	n.DNS = slices.Clone(c.DNS)
+	n.PreHooks = slices.Clone(c.PreHooks)
+	n.PostHooks = slices.Clone(c.PostHooks)
 	if c.src != nil {
 		n.src = make(map[string]string, len(c.src))
 		for k, v := range c.src {

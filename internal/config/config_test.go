@@ -39,6 +39,7 @@ func TestDefault(t *testing.T) {
 	}
 	want := Config{Path: "/var/crash", DumpLevel: []filter.Level{31}, Compress: CompressZstd, Format: FormatKdump,
 		FailureAction: ActionReboot, FinalAction: ActionReboot, TimeBudget: 10 * time.Minute,
+		ShellTimeout: 5 * time.Minute, HookTimeout: time.Minute, HookFailure: HookContinue,
 		DeviceTimeout: 30 * time.Second, Dmesg: true, Progress: true,
 		SSHKey: DefaultSSHKey, KnownHosts: DefaultKnownHosts, IP: IPDHCP}
 	if !reflect.DeepEqual(c, want) {
@@ -76,6 +77,19 @@ func TestParseKeys(t *testing.T) {
 		{"failure_action", `"fallback"`, func(c *Config) bool { return c.FailureAction == ActionFallback }},
 		{"fallback_target", `"LABEL=SPARE"`, func(c *Config) bool { return c.FallbackTarget == "LABEL=SPARE" }},
 		{"final_action", `"halt"`, func(c *Config) bool { return c.FinalAction == ActionHalt }},
+		{"failure_action", `"shell"`, func(c *Config) bool { return c.FailureAction == ActionShell }},
+		{"shell", `true`, func(c *Config) bool { return c.Shell }},
+		{"shell_timeout", `"90s"`, func(c *Config) bool { return c.ShellTimeout == 90*time.Second }},
+		{"max_size", `"10G"`, func(c *Config) bool { return c.MaxSize == 10<<30 }},
+		{"max_size", `"1.5GiB"`, func(c *Config) bool { return c.MaxSize == 3<<29 }},
+		{"max_size", `""`, func(c *Config) bool { return c.MaxSize == 0 }},
+		{"pre_hooks", `["/etc/gokdump/hooks/a", "/usr/local/bin/b"]`, func(c *Config) bool {
+			return reflect.DeepEqual(c.PreHooks, []string{"/etc/gokdump/hooks/a", "/usr/local/bin/b"})
+		}},
+		{"post_hooks", `["/etc/gokdump/hooks/notify"]`, func(c *Config) bool { return reflect.DeepEqual(c.PostHooks, []string{"/etc/gokdump/hooks/notify"}) }},
+		{"failure_hook", `"/etc/gokdump/hooks/alarm"`, func(c *Config) bool { return c.FailureHook == "/etc/gokdump/hooks/alarm" }},
+		{"hook_timeout", `"10s"`, func(c *Config) bool { return c.HookTimeout == 10*time.Second }},
+		{"hook_failure", `"fail"`, func(c *Config) bool { return c.HookFailure == HookFail }},
 		{"keep", `3`, func(c *Config) bool { return c.Keep == 3 }},
 		{"modules", `["virtio_blk", "nvme-core"]`, func(c *Config) bool { return reflect.DeepEqual(c.Modules, []string{"virtio_blk", "nvme-core"}) }},
 		{"modules", `[]`, func(c *Config) bool { return len(c.Modules) == 0 }},
@@ -376,6 +390,13 @@ func TestValidate(t *testing.T) {
 		{"gateway with dhcp", "target = \"ssh://srv/d\"\ngateway = \"192.0.2.1\"\n", "",
 			[]string{"t.toml:2: gateway: goes with a static ip"}},
 		{"static", "target = \"ssh://srv/d\"\nip = \"192.0.2.5/24\"\ngateway = \"192.0.2.1\"\ndns = [\"192.0.2.53\"]\n", "", nil},
+		{"hooks", "pre_hooks = [\"/h/a\"]\nhook_timeout = \"5s\"\nhook_failure = \"fail\"\n", "", nil},
+		{"hook timeout", "failure_hook = \"/h/a\"\ntime_budget = \"20s\"\n", "",
+			[]string{"default: hook_timeout", "1m is longer than time_budget (20s)"}},
+		{"hook keys without hooks", "hook_timeout = \"5s\"\nhook_failure = \"fail\"\n", "",
+			[]string{"t.toml:1: hook_timeout: does not apply", "t.toml:2: hook_failure: does not apply"}},
+		{"hooks from cmdline", "", "gokdump.post_hooks=/h/a,/h/b gokdump.hook_failure=fail", nil},
+		{"shell from cmdline", "failure_action = \"shell\"\n", "gokdump.shell gokdump.shell_timeout=30s", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -725,6 +746,11 @@ func TestSanitize(t *testing.T) {
 		{"path", func(c *Config) { c.Path = "relative/../x" }, []string{"path"}, func(c *Config) bool { return c.Path == d.Path }},
 		{"modules keep the good ones", func(c *Config) { c.Modules = []string{"nvme", "../evil.ko", "virtio_blk"} }, []string{"modules"},
 			func(c *Config) bool { return reflect.DeepEqual(c.Modules, []string{"nvme", "virtio_blk"}) }},
+		{"hooks keep the good ones", func(c *Config) { c.PostHooks = []string{"/h/a", "relative", "/h/a", "/h/../b", "/h/c"} }, []string{"post_hooks"},
+			func(c *Config) bool { return reflect.DeepEqual(c.PostHooks, []string{"/h/a", "/h/c"}) }},
+		{"hook timeout past the budget", func(c *Config) { c.PreHooks, c.TimeBudget = []string{"/h/a"}, 30*time.Second },
+			[]string{"hook_timeout"}, func(c *Config) bool { return c.HookTimeout == 30*time.Second }},
+		{"tiny max_size", func(c *Config) { c.MaxSize = 4096 }, []string{"max_size"}, func(c *Config) bool { return c.MaxSize == 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -780,5 +806,24 @@ func TestLoadPartial(t *testing.T) {
 	c, err = LoadPartial(dir)
 	if c == nil || err == nil {
 		t.Errorf("unreadable file: %v, %v", c, err)
+	}
+}
+
+// TestSet: a key set from text as the console's save flags set it, with
+// its source; a bad value changes nothing.
+func TestSet(t *testing.T) {
+	c := Default()
+	if err := c.Set("dump-level", "1,31", "console"); err != nil || !reflect.DeepEqual(c.DumpLevel, []filter.Level{1, 31}) || c.Source("dump_level") != "console" {
+		t.Errorf("Set dump-level: %v, %v from %q", err, c.DumpLevel, c.Source("dump_level"))
+	}
+	if err := c.Set("max_size", "2G", "console"); err != nil || c.MaxSize != 2<<30 {
+		t.Errorf("Set max_size: %v, %v", err, c.MaxSize)
+	}
+	err := c.Set("compress", "lz4", "console")
+	if !errors.Is(err, ErrValue) || !strings.Contains(err.Error(), "config: console: compress:") || c.Compress != CompressZstd {
+		t.Errorf("Set compress lz4: %v, compress %q", err, c.Compress)
+	}
+	if err := c.Set("nope", "1", "console"); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("Set of an unknown key: %v", err)
 	}
 }

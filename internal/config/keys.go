@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/gokdump/gokdump/capture/filter"
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 // A keyDef knows how to read one key from TOML and from command-line text,
@@ -100,9 +101,11 @@ var keyDefs = []keyDef{
 	},
 	enumKey("compress", func(c *Config) *Compression { return &c.Compress }, CompressZstd, CompressLZO, CompressZlib, CompressSnappy, CompressNone),
 	enumKey("format", func(c *Config) *Format { return &c.Format }, FormatKdump, FormatELF),
-	enumKey("failure_action", func(c *Config) *Action { return &c.FailureAction }, ActionReboot, ActionPoweroff, ActionHalt, ActionFallback),
+	enumKey("failure_action", func(c *Config) *Action { return &c.FailureAction }, ActionReboot, ActionPoweroff, ActionHalt, ActionFallback, ActionShell),
 	stringKey("fallback_target", func(c *Config) *string { return &c.FallbackTarget }, checkTargetValue),
 	enumKey("final_action", func(c *Config) *Action { return &c.FinalAction }, ActionReboot, ActionPoweroff, ActionHalt),
+	boolKey("shell", func(c *Config) *bool { return &c.Shell }),
+	durationKey("shell_timeout", func(c *Config) *time.Duration { return &c.ShellTimeout }),
 	{
 		name: "keep",
 		fromTOML: func(c *Config, v any) error {
@@ -130,6 +133,7 @@ var keyDefs = []keyDef{
 		toTOML: func(c *Config) string { return strconv.Itoa(c.Keep) },
 		reset:  func(c, d *Config) { c.Keep = d.Keep },
 	},
+	sizeKey("max_size", func(c *Config) *size.Size { return &c.MaxSize }, MinMaxSize),
 	{
 		name: "modules",
 		fromTOML: func(c *Config, v any) error {
@@ -173,6 +177,11 @@ var keyDefs = []keyDef{
 	},
 	durationKey("time_budget", func(c *Config) *time.Duration { return &c.TimeBudget }),
 	durationKey("device_timeout", func(c *Config) *time.Duration { return &c.DeviceTimeout }),
+	pathListKey("pre_hooks", func(c *Config) *[]string { return &c.PreHooks }),
+	pathListKey("post_hooks", func(c *Config) *[]string { return &c.PostHooks }),
+	stringKey("failure_hook", func(c *Config) *string { return &c.FailureHook }, checkHookPath),
+	durationKey("hook_timeout", func(c *Config) *time.Duration { return &c.HookTimeout }),
+	enumKey("hook_failure", func(c *Config) *HookFailure { return &c.HookFailure }, HookContinue, HookFail),
 	stringKey("kernel_args", func(c *Config) *string { return &c.KernelArgs }, checkPrintable),
 	boolKey("dmesg", func(c *Config) *bool { return &c.Dmesg }),
 	boolKey("progress", func(c *Config) *bool { return &c.Progress }),
@@ -304,6 +313,131 @@ func durationKey(name string, field func(*Config) *time.Duration) keyDef {
 		toTOML: func(c *Config) string { return quote(formatDuration(*field(c))) },
 		reset:  func(c, d *Config) { *field(c) = *field(d) },
 	}
+}
+
+// sizeKey is a size such as "10G" (internal/size), at least min; "" or
+// 0 is none.
+func sizeKey(name string, field func(*Config) *size.Size, min size.Size) keyDef {
+	set := func(c *Config, s string) error {
+		if strings.TrimSpace(s) == "" || strings.TrimSpace(s) == "0" {
+			*field(c) = 0
+			return nil
+		}
+		v, err := size.Parse(s)
+		if err != nil {
+			return valueErr("%s is not a size such as \"10G\" or \"512M\": %v", quote(s), err)
+		}
+		*field(c) = v
+		return nil
+	}
+	return keyDef{
+		name: name,
+		fromTOML: func(c *Config, v any) error {
+			s, ok := v.(string)
+			if !ok {
+				return typeErr("a size string such as \"10G\"", v)
+			}
+			return set(c, s)
+		},
+		fromText: set,
+		check: func(c *Config) error {
+			if v := *field(c); v != 0 && v < min {
+				return valueErr("%s is smaller than a dump's headers may be; give at least %s, or \"\" for no limit", v, min)
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string { return quote(exactSize(*field(c))) },
+		reset:  func(c, d *Config) { *field(c) = *field(d) },
+	}
+}
+
+// exactSize writes n in the largest binary unit that divides it, so that
+// it reads back the same: "10G", "1025M", "4097B"; "" for 0.
+func exactSize(n size.Size) string {
+	if n == 0 {
+		return ""
+	}
+	for _, u := range []struct {
+		name string
+		mult size.Size
+	}{{"E", 1 << 60}, {"P", 1 << 50}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n%u.mult == 0 {
+			return strconv.FormatUint(uint64(n/u.mult), 10) + u.name
+		}
+	}
+	return strconv.FormatUint(uint64(n), 10) + "B"
+}
+
+// pathListKey is a list of absolute file paths (hooks): a TOML array of
+// strings, or comma-separated on the command line.
+func pathListKey(name string, field func(*Config) *[]string) keyDef {
+	return keyDef{
+		name: name,
+		fromTOML: func(c *Config, v any) error {
+			ss, err := tomlStrings(v, "a list of absolute file paths")
+			if err != nil {
+				return err
+			}
+			*field(c) = ss
+			return nil
+		},
+		fromText: func(c *Config, s string) error {
+			*field(c) = nil
+			for _, f := range strings.Split(s, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					*field(c) = append(*field(c), f)
+				}
+			}
+			return nil
+		},
+		check: func(c *Config) error {
+			for i, p := range *field(c) {
+				if err := checkHookPath(p); err != nil {
+					return err
+				}
+				if slices.Contains((*field(c))[:i], p) {
+					return valueErr("%s is listed twice", quote(p))
+				}
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string {
+			parts := make([]string, len(*field(c)))
+			for i, p := range *field(c) {
+				parts[i] = quote(p)
+			}
+			return "[" + strings.Join(parts, ", ") + "]"
+		},
+		reset: func(c, d *Config) {
+			// A bad path costs only itself.
+			var ok []string
+			for _, p := range *field(c) {
+				if checkHookPath(p) == nil && !slices.Contains(ok, p) {
+					ok = append(ok, p)
+				}
+			}
+			*field(c) = ok
+		},
+	}
+}
+
+// MinMaxSize is the smallest max_size: below it a dump's headers and
+// bitmaps may not fit.
+const MinMaxSize = 1 << 20
+
+// checkHookPath checks a hook's path: absolute, clean, printable, no
+// comma (the command line separates hooks with commas). "" is none.
+func checkHookPath(p string) error {
+	if p == "" {
+		return nil
+	}
+	if err := checkAbsFile(p); err != nil {
+		return err
+	}
+	if path.Clean(p) != p || strings.Contains(p, ",") {
+		return valueErr("%s is not a clean absolute path (no \"..\", \"//\" or comma)", quote(p))
+	}
+	return nil
 }
 
 func boolKey(name string, field func(*Config) *bool) keyDef {

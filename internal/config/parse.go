@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -217,32 +218,42 @@ func (c *Config) ApplyCmdline(cmdline string) error {
 		if !ok {
 			continue
 		}
-		key = strings.ReplaceAll(key, "-", "_")
-		def := lookupKey(key)
-		if def == nil {
-			errs = append(errs, &Error{Source: SourceCmdline, Key: key, Err: unknownKeyErr(key)})
-			continue
+		if err := c.set(strings.ReplaceAll(key, "-", "_"), value, hasValue, SourceCmdline); err != nil {
+			errs = append(errs, err)
 		}
-		if !hasValue {
-			if !def.isBool {
-				errs = append(errs, &Error{Source: SourceCmdline, Key: key, Err: valueErr("needs a value: gokdump.%s=VALUE", key)})
-				continue
-			}
-			value = "true"
-		}
-		saved := c.Clone()
-		err := def.fromText(c, value)
-		if err == nil {
-			err = def.check(c)
-		}
-		if err != nil {
-			*c = *saved
-			errs = append(errs, &Error{Source: SourceCmdline, Key: key, Err: err})
-			continue
-		}
-		c.setSource(key, SourceCmdline)
 	}
 	return errors.Join(errs...)
+}
+
+// Set sets key ("-" and "_" alike) from text as the command line would
+// (lists comma-separated), checks the value and records source as where
+// it came from. A bad value leaves c as it was. The error is an *Error.
+func (c *Config) Set(key, value, source string) error {
+	return c.set(strings.ReplaceAll(key, "-", "_"), value, true, source)
+}
+
+func (c *Config) set(key, value string, hasValue bool, source string) error {
+	def := lookupKey(key)
+	if def == nil {
+		return &Error{Source: source, Key: key, Err: unknownKeyErr(key)}
+	}
+	if !hasValue {
+		if !def.isBool {
+			return &Error{Source: source, Key: key, Err: valueErr("needs a value: gokdump.%s=VALUE", key)}
+		}
+		value = "true"
+	}
+	saved := c.Clone()
+	err := def.fromText(c, value)
+	if err == nil {
+		err = def.check(c)
+	}
+	if err != nil {
+		*c = *saved
+		return &Error{Source: source, Key: key, Err: err}
+	}
+	c.setSource(key, source)
+	return nil
 }
 
 // splitCmdline splits a kernel command line into parameters as the
@@ -304,6 +315,17 @@ func (c *Config) Validate() error {
 	if c.DeviceTimeout > c.TimeBudget {
 		bad("device_timeout", valueErr("%s is longer than time_budget (%s)", formatDuration(c.DeviceTimeout), formatDuration(c.TimeBudget)))
 	}
+	hooks := c.HasHooks()
+	if hooks && c.HookTimeout > c.TimeBudget {
+		bad("hook_timeout", valueErr("%s is longer than time_budget (%s)", formatDuration(c.HookTimeout), formatDuration(c.TimeBudget)))
+	}
+	if !hooks {
+		for _, k := range []string{"hook_timeout", "hook_failure"} {
+			if c.explicit(k) {
+				bad(k, valueErr("does not apply: no pre_hooks, post_hooks or failure_hook"))
+			}
+		}
+	}
 	if c.Format == FormatELF && c.Compress != CompressNone && c.explicit("compress") {
 		bad("compress", valueErr(`%s does not apply: format "elf" is not compressed; use compress = "none" or format = "kdump"`, quote(string(c.Compress))))
 	}
@@ -357,7 +379,8 @@ func (c *Config) Validate() error {
 // Sanitize makes c usable whatever a bad file or command line put in it:
 // every value that fails its check is put back to its default (a dump
 // level list keeps its good levels, a module list its good names), and
-// device_timeout is cut to time_budget. It returns the keys it changed.
+// device_timeout (and hook_timeout, with hooks) is cut to time_budget. It
+// returns the keys it changed.
 // The capture calls it after reporting Validate's errors, so that a
 // mistake in the config costs a default, never the dump.
 func (c *Config) Sanitize() []string {
@@ -373,7 +396,28 @@ func (c *Config) Sanitize() []string {
 		c.DeviceTimeout = min(d.DeviceTimeout, c.TimeBudget)
 		changed = append(changed, "device_timeout")
 	}
+	if c.HasHooks() && c.HookTimeout > c.TimeBudget {
+		c.HookTimeout = min(d.HookTimeout, c.TimeBudget)
+		changed = append(changed, "hook_timeout")
+	}
 	return changed
+}
+
+// HasHooks reports whether any hook is configured.
+func (c *Config) HasHooks() bool {
+	return len(c.PreHooks)+len(c.PostHooks) > 0 || c.FailureHook != ""
+}
+
+// HookPaths lists every hook once, in the order pre_hooks, post_hooks,
+// failure_hook: the files an image must carry.
+func (c *Config) HookPaths() []string {
+	var ps []string
+	for _, p := range slices.Concat(c.PreHooks, c.PostHooks, []string{c.FailureHook}) {
+		if p != "" && !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // WriteTOML writes the effective configuration as TOML that Parse reads back,

@@ -328,7 +328,7 @@ func (b *Base) remove(name string) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range []string{VMCore, VMCoreIncomplete, DmesgFile} {
+	for _, n := range []string{VMCore, VMCoreIncomplete, DmesgFile, KexecDmesgFile} {
 		if err := unix.Unlinkat(fd, n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			unix.Close(fd)
 			return fmt.Errorf("crashdir: remove %s/%s: %w", path, n, err)

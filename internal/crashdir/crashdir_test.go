@@ -262,7 +262,7 @@ func TestScanPrune(t *testing.T) {
 	os.WriteFile(filepath.Join(outside, VMCore), []byte("not ours"), 0o600)
 	base := filepath.Join(root, "crash")
 	layout(t, base, map[string][]string{
-		"2026-01-01-00:00:00":   {VMCore, DmesgFile},
+		"2026-01-01-00:00:00":   {VMCore, DmesgFile, KexecDmesgFile},
 		"2026-01-02-00:00:00":   {VMCoreIncomplete, DmesgFile},
 		"2026-01-02-00:00:00-1": {DmesgFile},
 		"2026-01-03-00:00:00":   {VMCore, "notes.txt"},                    // foreign

@@ -14,6 +14,9 @@ const (
 	VMCore           = "vmcore"
 	VMCoreIncomplete = "vmcore-incomplete"
 	DmesgFile        = "vmcore-dmesg.txt"
+	// KexecDmesgFile is the capture kernel's own log, written last (as
+	// kdump-utils names it).
+	KexecDmesgFile = "kexec-dmesg.log"
 )
 
 // TimeLayout names dump directories, as kdumpctl does (minus the IP
@@ -97,7 +100,7 @@ func parseIn(layout, name string) (t time.Time, seq int, ok bool) {
 
 // ours reports whether a file name in a dump directory is one we write.
 func ours(name string) bool {
-	return name == VMCore || name == VMCoreIncomplete || name == DmesgFile
+	return name == VMCore || name == VMCoreIncomplete || name == DmesgFile || name == KexecDmesgFile
 }
 
 // State is what a dump directory holds.

@@ -81,3 +81,17 @@ func (e Estimate) Formula() string {
 	fmt.Fprintf(&b, "  rounded up to a multiple of %s: crashkernel=%s\n", size.Size(EstimateAlign), e.Value())
 	return b.String()
 }
+
+// CMASplit divides the estimate for a kernel that can reserve part of it
+// as CMA (crashkernel=SIZE,cma, Status.CMACapable): the standard part
+// must hold what is loaded (kernel, initrd, kexec's segments), rounded
+// up to EstimateAlign; the rest, which the capture kernel needs only once
+// it runs, can be CMA, lent to the running system until a crash. ok is
+// false when nothing would be left for CMA.
+func (e Estimate) CMASplit() (std, cma uint64, ok bool) {
+	std = alignUp(e.Load, EstimateAlign)
+	if std >= e.Total {
+		return e.Total, 0, false
+	}
+	return std, e.Total - std, true
+}

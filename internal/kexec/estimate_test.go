@@ -44,3 +44,26 @@ func TestEstimateCrashkernel(t *testing.T) {
 		t.Errorf("no initrd: unpacked %d", e.Unpacked)
 	}
 }
+
+func TestCMASplit(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		e        Estimate
+		std, cma uint64
+		ok       bool
+	}{
+		// The QEMU CMA test's guest: 7.3's 60.2 MiB init_size, a 3.5 MiB
+		// initrd, 3.8 MiB of segments: 67.5 MiB loaded → 80M + 48M.
+		{"7.3 cloud", Estimate{Load: 67<<20 + 512<<10, Total: 128 << 20}, 80 << 20, 48 << 20, true},
+		{"exact multiple", Estimate{Load: 64 << 20, Total: 112 << 20}, 64 << 20, 48 << 20, true},
+		{"nothing left", Estimate{Load: 90 << 20, Total: 96 << 20}, 96 << 20, 0, false},
+	} {
+		std, cma, ok := tt.e.CMASplit()
+		if std != tt.std || cma != tt.cma || ok != tt.ok {
+			t.Errorf("%s: CMASplit() = %d MiB, %d MiB, %v; want %d, %d, %v", tt.name, std>>20, cma>>20, ok, tt.std>>20, tt.cma>>20, tt.ok)
+		}
+		if ok && std+cma != tt.e.Total {
+			t.Errorf("%s: the parts do not add up to the estimate", tt.name)
+		}
+	}
+}

@@ -32,6 +32,23 @@ type Status struct {
 	// KexecLoadDisabled: kernel.kexec_load_disabled is set, so no kernel
 	// can be loaded (or unloaded) until reboot.
 	KexecLoadDisabled bool `json:"kexec_load_disabled"`
+	// Release is the running kernel's (/proc/sys/kernel/osrelease).
+	Release string `json:"release,omitempty"`
+	// CMARequested is what crashkernel=SIZE,cma asks for; CMAReserved
+	// what the kernel reserved as CMA for the capture kernel, beside
+	// CrashSize (reservation.go); CMACapable whether this kernel can.
+	CMARequested uint64 `json:"cma_requested,omitempty"`
+	CMAReserved  uint64 `json:"cma_reserved,omitempty"`
+	CMACapable   bool   `json:"cma_capable"`
+	// ElfcorehdrSize is the room kept for the capture's ELF headers
+	// (/sys/kernel/crash_elfcorehdr_size), 0 when the kernel does not say.
+	ElfcorehdrSize uint64 `json:"elfcorehdr_size,omitempty"`
+	// CrashHotplugCPU and CrashHotplugMemory say whether the kernel
+	// updates the loaded capture's headers itself on hotplug
+	// (/sys/devices/system/{cpu,memory}/crash_hotplug); nil when it
+	// does not say.
+	CrashHotplugCPU    *bool `json:"crash_hotplug_cpu,omitempty"`
+	CrashHotplugMemory *bool `json:"crash_hotplug_memory,omitempty"`
 }
 
 // Ready reports whether a crash now would boot a capture kernel.
@@ -96,7 +113,7 @@ func ReadStatus(sysfsRoot, procRoot string) (Status, error) {
 	if err != nil {
 		return s, err
 	}
-	return s, nil
+	return s, s.readReservation(sysfsRoot, procRoot)
 }
 
 // crashkernelArgs returns the values of the crashkernel= parameters on a

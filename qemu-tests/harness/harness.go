@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/internal/vm"
 )
@@ -219,6 +220,10 @@ type Spec struct {
 	CaptureExtra []builder.File
 	// KillOn ends QEMU (a power cut) when a console line matches it.
 	KillOn *regexp.Regexp
+	// Typing is typed on the serial console, step by step: each step's
+	// Keys once a console line matches its After (and the previous step
+	// was typed), as an operator would.
+	Typing []Keys
 	// Dir is the work directory (images, disks, serial log); it must exist.
 	Dir string
 }
@@ -237,6 +242,9 @@ type Disk struct {
 	// second crash onto the same disk).
 	Image string
 }
+
+// Keys is a step of Spec.Typing.
+type Keys = vm.Keys
 
 // Run is what one crash cycle left behind.
 type Run struct {
@@ -340,6 +348,12 @@ func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 	}
 	if !spec.NoConfig {
 		opts.Config = []byte(spec.Config)
+		// The hooks the config names are packed as gokdump build packs
+		// them (static only, 0700), from the host paths it names. A
+		// config a test breaks on purpose packs none.
+		if cfg, err := config.Parse(opts.Config, "test config"); err == nil {
+			opts.Hooks = cfg.HookPaths()
+		}
 	}
 	_, err := vm.WriteImage(context.Background(), path, opts)
 	return err
@@ -443,6 +457,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 		Append:  "console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend,
 		Timeout: spec.Timeout,
 		KillOn:  spec.KillOn,
+		Typing:  spec.Typing,
 	}
 	for i, d := range spec.Disks {
 		m.Disks = append(m.Disks, vm.DiskDev{Bus: d.Bus, Image: r.Disks[i], ReadOnly: d.ReadOnly})

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -69,6 +70,17 @@ func capture(env *Env, cfg *config.Config) Result {
 	if env.Hooks.Start != nil {
 		env.Hooks.Start()
 	}
+	var src *source
+	res := captureAll(env, cfg, &src)
+	if res.Status == StatusFailed && cfg.FailureHook != "" {
+		runHook(env, cfg, HookFailure, cfg.FailureHook, hookVars(cfg, src, HookFailure, nil, &res, ""))
+	}
+	return res
+}
+
+// captureAll saves the dump to the first target that takes it, after
+// the pre hooks; *srcp is set once /proc/vmcore is open.
+func captureAll(env *Env, cfg *config.Config, srcp **source) Result {
 	if _, err := os.Stat(env.Vmcore); err != nil {
 		return Failedf("no %s: this kernel was not booted by a crash (%v)", env.Vmcore, err)
 	}
@@ -81,9 +93,25 @@ func capture(env *Env, cfg *config.Config) Result {
 	}
 	src := openSource(env, cfg)
 	defer src.close()
+	*srcp = src
+	if len(cfg.PreHooks) > 0 {
+		stop := cfg.HookFailure == config.HookFail
+		if err := runHooks(env, cfg, HookPre, cfg.PreHooks, hookVars(cfg, src, HookPre, nil, nil, ""), stop); err != nil {
+			if stop {
+				return Failedf("%v; hook_failure = %q: nothing was saved", err, cfg.HookFailure)
+			}
+			env.logf("going on with the dump (hook_failure = %q)", cfg.HookFailure)
+		}
+	}
+	return saveAll(env, cfg, targets, src, &netState{})
+}
+
+// saveAll saves the dump to the first of targets that takes it whole;
+// else the result is the first incomplete dump, or a failure naming why
+// each target failed.
+func saveAll(env *Env, cfg *config.Config, targets []config.Target, src *source, nw *netState) Result {
 	var best *Result
 	var reasons []string
-	nw := &netState{}
 	for i, t := range targets {
 		if i > 0 {
 			env.logf("trying the fallback target %s", t)
@@ -116,9 +144,15 @@ type source struct {
 	parseErr  error
 	crashTime time.Time
 	dmesg     []byte // the kernel log, nil when it cannot be read
+	// release is the crashed kernel's (VMCOREINFO OSRELEASE), panic the
+	// panic line of its log; "" when unknown.
+	release, panic string
 	// logBusy is set while a kernel log reader left behind at its
 	// deadline may still read f: f then stays open.
 	logBusy *atomic.Bool
+	// ctx, when set, stops a dump being written once it is done (the
+	// console's ^C).
+	ctx context.Context
 }
 
 func openSource(env *Env, cfg *config.Config) *source {
@@ -141,12 +175,18 @@ func openSource(env *Env, cfg *config.Config) *source {
 	if t, ok := info.CrashTime(); ok {
 		s.crashTime = time.Unix(t, 0)
 	}
-	env.logf("crashed kernel %s, %d MiB of memory", info.OSRelease(), s.f.MaxPFN()*uint64(s.f.PageSize)>>20)
-	if cfg.Dmesg {
+	s.release = info.OSRelease()
+	env.logf("crashed kernel %s, %d MiB of memory", s.release, s.f.MaxPFN()*uint64(s.f.PageSize)>>20)
+	if cfg.Dmesg || cfg.HasHooks() {
 		// The log first: it is small and tells the story even if the dump
 		// does not fit. It is read under a budget of its own, so a
-		// corrupt ring costs the log and never the dump.
-		s.dmesg, s.logBusy = readDmesg(env, cfg, s.f)
+		// corrupt ring costs the log and never the dump. Hooks get the
+		// panic line from it.
+		var text []byte
+		text, s.panic, s.logBusy = readDmesg(env, cfg, s.f)
+		if cfg.Dmesg {
+			s.dmesg = text
+		}
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -19,7 +20,13 @@ type Console struct {
 	start time.Time
 	now   func() time.Time
 	open  bool // a progress line is on the console, not ended
+	// kept is the newest keepMax bytes of the notes and result lines
+	// (not the progress line), for kexec-dmesg.log.
+	kept []byte
 }
+
+// keepMax bounds what the console keeps of what it printed.
+const keepMax = 1 << 20
 
 // NewConsole returns a console writing to w whose notes are stamped with
 // the seconds since start, as now tells them. The supervisor and the
@@ -46,7 +53,29 @@ func (c *Console) Logf(format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.endLocked()
-	fmt.Fprintf(c.w, "gokdump: [%7.3f] %s\n", c.Elapsed().Seconds(), fmt.Sprintf(format, args...))
+	c.printLocked(fmt.Sprintf("gokdump: [%7.3f] %s\n", c.Elapsed().Seconds(), fmt.Sprintf(format, args...)))
+}
+
+// printLocked writes a whole line and keeps it.
+func (c *Console) printLocked(line string) {
+	io.WriteString(c.w, line)
+	if len(c.kept)+len(line) > keepMax {
+		// Drop the oldest half, from a line's start.
+		cut := len(c.kept) / 2
+		if i := bytes.IndexByte(c.kept[cut:], '\n'); i >= 0 {
+			cut += i + 1
+		}
+		c.kept = append(c.kept[:0], c.kept[cut:]...)
+	}
+	c.kept = append(c.kept, line[:min(len(line), keepMax)]...)
+}
+
+// Text returns the notes and result lines printed so far (the newest
+// MiB of them).
+func (c *Console) Text() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.kept)
 }
 
 // Result prints one of the machine-readable lines README documents:
@@ -55,7 +84,7 @@ func (c *Console) Result(format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.endLocked()
-	fmt.Fprintf(c.w, "gokdump: "+format+"\n", args...)
+	c.printLocked(fmt.Sprintf("gokdump: "+format+"\n", args...))
 }
 
 // Break ends whatever line another process may have left open on the

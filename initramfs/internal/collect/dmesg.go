@@ -72,11 +72,11 @@ func (b *budgetReader) ReadPhys(p []byte, addr uint64) (int, error) {
 }
 
 // readDmesg returns the crashed kernel's log in makedumpfile --dump-dmesg's
-// format, nil when it cannot be read within its budget. It says on the
-// console what it got and, when it got nothing, that the dump is saved
-// without it. The returned flag stays set while a reader it stopped
-// waiting for may still read f.
-func readDmesg(env *Env, cfg *config.Config, f *vmcore.File) ([]byte, *atomic.Bool) {
+// format, nil when it cannot be read within its budget, and its panic
+// line. It says on the console what it got and, when it got nothing, that
+// the dump is saved without it. The returned flag stays set while a
+// reader it stopped waiting for may still read f.
+func readDmesg(env *Env, cfg *config.Config, f *vmcore.File) ([]byte, string, *atomic.Bool) {
 	budget := LogBudget(cfg.TimeBudget)
 	br := &budgetReader{pr: f, now: env.Clock.Now, deadline: env.Clock.Now().Add(budget), max: LogReadMax}
 	type logOut struct {
@@ -127,12 +127,12 @@ func readDmesg(env *Env, cfg *config.Config, f *vmcore.File) ([]byte, *atomic.Bo
 		case o = <-done:
 		case <-env.Clock.After(logGrace):
 			env.logf("kernel log: not read within its budget of %v; the dump is saved without it", budget)
-			return nil, busy
+			return nil, "", busy
 		}
 	}
 	if o.err != nil {
 		env.logf("kernel log: %v; the dump is saved without it", o.err)
-		return nil, busy
+		return nil, "", busy
 	}
 	if cut := br.cut.Load(); cut != nil {
 		env.logf("kernel log: %v after %v and %.1f MiB read: %d records kept, the rest skipped",
@@ -146,7 +146,7 @@ func readDmesg(env *Env, cfg *config.Config, f *vmcore.File) ([]byte, *atomic.Bo
 	if o.reason != "" {
 		env.logf("crash reason: %s", printk.Printable(o.reason))
 	}
-	return o.text, busy
+	return o.text, o.reason, busy
 }
 
 // keepNewest drops the oldest records of l until their text fits in max

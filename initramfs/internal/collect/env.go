@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"context"
 	"debug/elf"
 	"io"
 	"io/fs"
@@ -68,6 +69,15 @@ type Env struct {
 	// Act carries out the final action. In the capture kernel it does
 	// not return.
 	Act func(a config.Action)
+
+	// Exec runs a program (a hook) with exactly the environment vars and
+	// its output to out, and returns how it ended; cancelling ctx kills
+	// it and whatever it started. It passes the program no descriptor
+	// but its standard input (/dev/null), output and error.
+	Exec func(ctx context.Context, path string, vars []string, out io.Writer) error
+	// KernelLog returns the capture kernel's own kernel log, as dmesg
+	// prints it, for kexec-dmesg.log.
+	KernelLog func() ([]byte, error)
 
 	// Hooks are optional calls at points of the capture, for fault
 	// injection; all nil in production.

@@ -129,6 +129,8 @@ func newWorld(t *testing.T, core string, disks ...*disk) (*Env, *world) {
 			w.actions = append(w.actions, a)
 			w.mu.Unlock()
 		},
+		Exec:      ExecProgram,
+		KernelLog: func() ([]byte, error) { return []byte("[    0.000000] Linux version capture\n"), nil },
 	}
 	return env, w
 }

@@ -109,9 +109,9 @@ func captureSSH(env *Env, cfg *config.Config, t config.Target, src *source, nw *
 		env.logf("keep = %d is not applied on an ssh target: older dumps on the server are left alone", cfg.Keep)
 	}
 	if !conn.HasSFTP() {
-		return streamSSH(env, cfg, conn, base, src)
+		return streamSSH(env, cfg, &t, conn, base, src)
 	}
-	return saveSFTP(env, cfg, conn, base, src)
+	return saveSFTP(env, cfg, &t, conn, base, src)
 }
 
 // reportRemoteLeftovers prints a LEFTOVER line for each earlier dump on
@@ -172,7 +172,7 @@ func remoteDumpDir(conn Remote, base string, t time.Time) (string, error) {
 	return "", fmt.Errorf("%s: 1000 dumps of the same second already", base)
 }
 
-func saveSFTP(env *Env, cfg *config.Config, conn Remote, base string, src *source) Result {
+func saveSFTP(env *Env, cfg *config.Config, t *config.Target, conn Remote, base string, src *source) (res Result) {
 	if err := conn.MkdirAll(base); err != nil {
 		return Failedf("%v", err)
 	}
@@ -182,6 +182,11 @@ func saveSFTP(env *Env, cfg *config.Config, conn Remote, base string, src *sourc
 		return Failedf("%v", err)
 	}
 	env.logf("saving to %s on the server", dir)
+	defer func() {
+		afterTarget(env, cfg, src, t, &res, place{write: func(name string, data []byte) error {
+			return writeRemote(conn, spath.Join(dir, name), data)
+		}})
+	}()
 	if src.dmesg != nil {
 		if err := writeRemote(conn, spath.Join(dir, crashdir.DmesgFile), src.dmesg); err != nil {
 			env.logf("%s: %v", crashdir.DmesgFile, err)
@@ -197,7 +202,6 @@ func saveSFTP(env *Env, cfg *config.Config, conn Remote, base string, src *sourc
 		env.logf("free space on the server: %v", err)
 		free = -1
 	}
-	var res Result
 	if src.f == nil {
 		res = rawCopy(env, cfg, src.path, f, free, nil)
 	} else {
@@ -259,7 +263,7 @@ const (
 // streamSSH writes the dump through shell commands on a server without
 // SFTP: mkdir, then cat into files. The dump is makedumpfile's flattened
 // stream (cat cannot seek), renamed to vmcore.flat when complete.
-func streamSSH(env *Env, cfg *config.Config, conn Remote, base string, src *source) Result {
+func streamSSH(env *Env, cfg *config.Config, t *config.Target, conn Remote, base string, src *source) (res Result) {
 	env.logf("the server has no SFTP subsystem: streaming the flattened format into cat (gokdump savecore FILE DIR reassembles it)")
 	q := sshdump.Quote
 	var dir string
@@ -280,6 +284,11 @@ func streamSSH(env *Env, cfg *config.Config, conn Remote, base string, src *sour
 		return Failedf("%s: 1000 dumps of the same second already", base)
 	}
 	env.logf("saving to %s on the server", dir)
+	defer func() {
+		afterTarget(env, cfg, src, t, &res, place{write: func(name string, data []byte) error {
+			return conn.Run(fmt.Sprintf("umask 077 && cat > %s", q(spath.Join(dir, name))), strings.NewReader(string(data)))
+		}})
+	}()
 	if src.dmesg != nil {
 		if err := conn.Run(fmt.Sprintf("umask 077 && cat > %s", q(spath.Join(dir, crashdir.DmesgFile))), strings.NewReader(string(src.dmesg))); err != nil {
 			env.logf("%s: %v", crashdir.DmesgFile, err)
@@ -295,7 +304,6 @@ func streamSSH(env *Env, cfg *config.Config, conn Remote, base string, src *sour
 	}()
 	bw := bufio.NewWriterSize(pw, 1<<20)
 	fw := diskdump.NewFlattenWriter(bw)
-	var res Result
 	if src.f == nil {
 		res = rawCopy(env, cfg, src.path, fw, -1, nil)
 	} else {
@@ -430,7 +438,7 @@ func captureNFS(env *Env, cfg *config.Config, t config.Target, src *source, nw *
 	// apply.
 	at := cfg.Clone()
 	at.Path = "/"
-	res := saveToAs(env, at, mnt, src, func(f *os.File) io.WriterAt { return zeroReserve{f} })
+	res := saveToAs(env, at, &t, mnt, src, func(f *os.File) io.WriterAt { return zeroReserve{f} })
 	if res.Status == StatusIncomplete && strings.Contains(res.Reason, "full") {
 		res.Reason = "the NFS server's filesystem is full: " + strings.TrimPrefix(res.Reason, "the target is full: ")
 	}

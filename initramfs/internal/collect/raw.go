@@ -84,6 +84,8 @@ func captureRaw(env *Env, cfg *config.Config, t config.Target, dev *blockdev.Dev
 	}
 	res.Path = config.RawPrefix + dev.Path
 	res.Bytes = fw.Bytes
+	// No directory beside the dump: no kexec-dmesg.log.
+	afterTarget(env, cfg, src, &t, &res, place{})
 	return res
 }
 

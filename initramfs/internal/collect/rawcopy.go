@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/gokdump/gokdump/internal/config"
@@ -41,6 +42,10 @@ func rawCopy(env *Env, cfg *config.Config, vmcorePath string, out io.WriterAt, f
 	size := st.Size()
 	logf("saving a raw copy of %s: %.1f MiB, %.1f MiB free", vmcorePath, float64(size)/(1<<20), float64(free)/(1<<20))
 	res := Result{Format: "raw-copy", Level: 0}
+	if cfg.MaxSize > 0 {
+		// Holes take no room: only what is written counts.
+		out = capWriter(out, int64(min(uint64(cfg.MaxSize), math.MaxInt64)))
+	}
 	prog := newProgress(env.Console, env.Clock.Now, rawCopyPage, cfg.Progress)
 	defer prog.end()
 
@@ -91,6 +96,8 @@ func rawCopy(env *Env, cfg *config.Config, vmcorePath string, out io.WriterAt, f
 				res.Reason = fmt.Sprintf("raw copy cut at %#x of %#x: %v", off+int64(p), size, err)
 				if errors.Is(err, unix.ENOSPC) {
 					res.Reason = "the target is full: " + res.Reason
+				} else if errors.Is(err, ErrMaxSize) {
+					res.Reason = fmt.Sprintf("the copy reached max_size (%s): %s", cfg.MaxSize, res.Reason)
 				}
 				return res
 			}

@@ -20,6 +20,9 @@ const (
 	StatusIncomplete Status = "incomplete"
 	// StatusFailed: no dump was saved.
 	StatusFailed Status = "failed"
+	// StatusLeft: the operator's console was left; Result.Action says
+	// for what. (Each dump saved there had its own result line.)
+	StatusLeft Status = "left"
 )
 
 // The codes of the three outcomes, printed as status=N at the end of the
@@ -52,6 +55,8 @@ type Result struct {
 	Format string       `json:"format,omitempty"`
 	// Reason says why the dump is incomplete or the capture failed.
 	Reason string `json:"reason,omitempty"`
+	// Action is what the operator's console was left for (StatusLeft).
+	Action config.Action `json:"action,omitempty"`
 }
 
 // Failedf returns a failed Result.
@@ -113,8 +118,13 @@ func FailureAction(cfg *config.Config) config.Action {
 // Finish prints res's result line, then "ACTION a", and carries out the
 // action a that follows it. In the capture kernel it does not return.
 func Finish(env *Env, cfg *config.Config, res Result) {
-	env.Console.Result("%s", res.Line(env.since(env.Console.Start()).Seconds()))
+	PrintResult(env, res)
 	Act(env, Action(cfg, res))
+}
+
+// PrintResult prints res's result line.
+func PrintResult(env *Env, res Result) {
+	env.Console.Result("%s", res.Line(env.since(env.Console.Start()).Seconds()))
 }
 
 // Act announces an action and takes it.

@@ -35,7 +35,7 @@ func captureTo(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 		return Failedf("%v", err)
 	}
 	defer unmount(env, mnt)
-	return saveTo(env, cfg, mnt, src)
+	return saveToAs(env, cfg, &t, mnt, src, nil)
 }
 
 // unmount syncs and unmounts the target, so that its filesystem is
@@ -71,11 +71,13 @@ func mountTarget(env *Env, cfg *config.Config, t config.Target, dev *blockdev.De
 // saveTo writes the dump into a new dated directory under cfg.Path on the
 // filesystem mounted at mnt.
 func saveTo(env *Env, cfg *config.Config, mnt string, src *source) Result {
-	return saveToAs(env, cfg, mnt, src, nil)
+	return saveToAs(env, cfg, nil, mnt, src, nil)
 }
 
-// saveToAs is saveTo writing the dump through out(f) when out is set.
-func saveToAs(env *Env, cfg *config.Config, mnt string, src *source, out func(*os.File) io.WriterAt) Result {
+// saveToAs is saveTo for target t (nil: none named), writing the dump
+// through out(f) when out is set. The post hooks and kexec-dmesg.log
+// follow the dump, the target still mounted.
+func saveToAs(env *Env, cfg *config.Config, t *config.Target, mnt string, src *source, out func(*os.File) io.WriterAt) (res Result) {
 	base, err := crashdir.OpenBase(mnt, cfg.Path)
 	if err != nil {
 		return Failedf("%v", err)
@@ -89,6 +91,11 @@ func saveToAs(env *Env, cfg *config.Config, mnt string, src *source, out func(*o
 		return Failedf("%v", err)
 	}
 	defer dir.Close()
+	defer func() {
+		afterTarget(env, cfg, src, t, &res, place{dir: dir.Path(), write: func(name string, data []byte) error {
+			return writeFile(dir, name, data)
+		}})
+	}()
 	f, err := dir.CreateFile(crashdir.VMCoreIncomplete)
 	if err != nil {
 		return Failedf("%v", err)
@@ -111,7 +118,7 @@ func saveToAs(env *Env, cfg *config.Config, mnt string, src *source, out func(*o
 	if src.dmesg != nil {
 		// The log first: it is small and tells the story even if the dump
 		// does not fit.
-		if err := writeDmesg(dir, src.dmesg); err != nil {
+		if err := writeFile(dir, crashdir.DmesgFile, src.dmesg); err != nil {
 			env.logf("%s: %v", crashdir.DmesgFile, err)
 		}
 	}
@@ -120,7 +127,6 @@ func saveToAs(env *Env, cfg *config.Config, mnt string, src *source, out func(*o
 		env.logf("free space on %s: %v", mnt, err)
 		free = -1
 	}
-	var res Result
 	if src.f == nil {
 		res = rawCopy(env, cfg, src.path, f, free, f.Truncate)
 	} else {
@@ -185,9 +191,9 @@ func reportLeftovers(env *Env, base *crashdir.Base, rel func(string) string) {
 	}
 }
 
-// writeDmesg writes the log to vmcore-dmesg.txt in dir, synced.
-func writeDmesg(dir *crashdir.Dir, text []byte) error {
-	f, err := dir.CreateFile(crashdir.DmesgFile)
+// writeFile writes a small file (a log) in dir, 0600, synced.
+func writeFile(dir *crashdir.Dir, name string, text []byte) error {
+	f, err := dir.CreateFile(name)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/size"
 )
 
 func TestChooseLevel(t *testing.T) {
@@ -35,19 +36,24 @@ func TestChooseLevel(t *testing.T) {
 		name   string
 		levels []filter.Level
 		free   int64
+		max    int64 // max_size
 		est    func() ([]pipeline.SizeEstimate, error)
 		want   filter.Level
 		why    string
 	}{
-		{"one level", []filter.Level{1}, 10 * mib, never, 1, "level 1, 10.0 MiB free"},
-		{"free unknown", []filter.Level{1, 31}, -1, never, 1, "free space is unknown"},
-		{"first fits", []filter.Level{1, 31}, 200 * mib, est(1, 100*mib, 31, 10*mib), 1, "level 1 chosen: ~100.0 MiB expected, 200.0 MiB free"},
-		{"fallback", []filter.Level{1, 31}, 50 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 31 chosen: ~10.0 MiB expected, 50.0 MiB free; level 1 needs ~107.2 MiB"},
-		{"headroom", []filter.Level{1, 31}, 100 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 1 needs"},
-		{"none fits", []filter.Level{0, 31, 1}, 5 * mib, est(0, 300*mib, 31, 10*mib, 1, 100*mib), 31, "level 31 chosen, the smallest, though no level fits in 5.0 MiB free"},
-		{"estimate fails", []filter.Level{1, 31}, 5 * mib, func() ([]pipeline.SizeEstimate, error) { return nil, errors.New("boom") }, 1, "no size estimate (boom)"},
+		{"one level", []filter.Level{1}, 10 * mib, 0, never, 1, "level 1, 10.0 MiB free"},
+		{"free unknown", []filter.Level{1, 31}, -1, 0, never, 1, "free space is unknown"},
+		{"first fits", []filter.Level{1, 31}, 200 * mib, 0, est(1, 100*mib, 31, 10*mib), 1, "level 1 chosen: ~100.0 MiB expected, 200.0 MiB free"},
+		{"fallback", []filter.Level{1, 31}, 50 * mib, 0, est(1, 100*mib, 31, 10*mib), 31, "level 31 chosen: ~10.0 MiB expected, 50.0 MiB free; level 1 needs ~107.2 MiB"},
+		{"headroom", []filter.Level{1, 31}, 100 * mib, 0, est(1, 100*mib, 31, 10*mib), 31, "level 1 needs"},
+		{"none fits", []filter.Level{0, 31, 1}, 5 * mib, 0, est(0, 300*mib, 31, 10*mib, 1, 100*mib), 31, "level 31 chosen, the smallest, though no level fits in 5.0 MiB free"},
+		{"max_size less than free", []filter.Level{1, 31}, 200 * mib, 50 * mib, est(1, 100*mib, 31, 10*mib), 31, "level 31 chosen: ~10.0 MiB expected, max_size 50.0 MiB (200.0 MiB free); level 1 needs"},
+		{"max_size, free unknown", []filter.Level{1, 31}, -1, 200 * mib, est(1, 100*mib, 31, 10*mib), 1, "level 1 chosen: ~100.0 MiB expected, max_size 200.0 MiB"},
+		{"free less than max_size", []filter.Level{1, 31}, 50 * mib, 200 * mib, est(1, 100*mib, 31, 10*mib), 31, "50.0 MiB free"},
+		{"estimate fails", []filter.Level{1, 31}, 5 * mib, 0, func() ([]pipeline.SizeEstimate, error) { return nil, errors.New("boom") }, 1, "no size estimate (boom)"},
 	} {
-		got, why := chooseLevel(tc.levels, tc.free, tc.est)
+		room, what := room(tc.free, size.Size(tc.max))
+		got, why := chooseLevel(tc.levels, room, what, tc.est)
 		if got != tc.want || !strings.Contains(why, tc.why) {
 			t.Errorf("%s: level %d (%q), want %d (%q)", tc.name, got, why, tc.want, tc.why)
 		}

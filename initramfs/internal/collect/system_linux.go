@@ -1,14 +1,20 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/printk"
@@ -57,10 +63,92 @@ func System(con *Console) *Env {
 			seedRNG(con.Logf, VmcorePath)
 			return netUp(con, cfg, deadline)
 		},
-		LookupIP: lookupIP,
-		DialSSH:  dialSSH,
-		MountNFS: mountNFS,
+		LookupIP:  lookupIP,
+		DialSSH:   dialSSH,
+		MountNFS:  mountNFS,
+		Exec:      ExecProgram,
+		KernelLog: KernelLog,
 	}
+}
+
+// execWaitDelay is how long ExecProgram waits, once the program is gone
+// or killed, for whatever it left holding its output.
+const execWaitDelay = 2 * time.Second
+
+// ExecProgram runs path with exactly vars as its environment, standard
+// input /dev/null and its output and error to out, in a process group of
+// its own: cancelling ctx kills the group, and so does the program's
+// end, so that nothing it started outlives it (and keeps a target
+// mounted). Every descriptor of this process is close-on-exec: the
+// program gets 0, 1 and 2 only.
+func ExecProgram(ctx context.Context, path string, vars []string, out io.Writer) error {
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Env = vars
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.WaitDelay = execWaitDelay
+	// Go opens everything close-on-exec; what this process inherited
+	// open may not be.
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		cloexecAll()
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	err := cmd.Wait()
+	unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+	return err
+}
+
+// cloexecAll marks every descriptor above 2 close-on-exec, for kernels
+// without close_range(2) (before 5.11).
+func cloexecAll() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
+
+// KernelLog reads this kernel's log with syslog(2), as dmesg prints it:
+// the priority prefixes dropped.
+func KernelLog() ([]byte, error) {
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_SIZE_BUFFER, nil)
+	if err != nil {
+		return nil, fmt.Errorf("syslog size: %w", err)
+	}
+	buf := make([]byte, min(max(n, 1<<16), kexecLogMax))
+	n, err = unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return nil, fmt.Errorf("syslog read: %w", err)
+	}
+	return dropPriorities(buf[:n]), nil
+}
+
+// dropPriorities removes the "<N>" each syslog(2) line starts with.
+func dropPriorities(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i+1], b[i+1:]
+		} else {
+			b = nil
+		}
+		if len(line) > 2 && line[0] == '<' {
+			if j := bytes.IndexByte(line[:min(len(line), 6)], '>'); j > 0 {
+				line = line[j+1:]
+			}
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 // netUp brings up the interface recorded in the image (netup.RecordPath)

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,19 +17,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The capture process's environment: its role, and the supervisor's
+// The child process's environment: its role, and the supervisor's
 // start time (Unix nanoseconds), so that both print one clock.
 const (
-	EnvRole     = "GOKDUMP_ROLE"
+	EnvRole  = "GOKDUMP_ROLE"
+	EnvStart = "GOKDUMP_START"
+)
+
+// The roles of a child process.
+const (
+	// RoleCapture saves the dump (collect.Capture).
 	RoleCapture = "capture"
-	EnvStart    = "GOKDUMP_START"
+	// RoleShell is the operator's console (package shell): it reads the
+	// console, and asks for its time as it goes (Lease).
+	RoleShell = "shell"
 )
 
 // ResultFD is the capture process's end of the result pipe: its first
 // ExtraFiles entry.
 const ResultFD = 3
 
-// maxReport bounds what the supervisor reads of a report.
+// maxReport bounds what the supervisor reads of one message.
 const maxReport = 1 << 16
 
 // DefaultGrace is how long the supervisor waits for a report once the
@@ -38,13 +47,20 @@ const DefaultGrace = 5 * time.Second
 
 // Options say what to run and how long to wait for it.
 type Options struct {
-	// Path is the executable run as the capture process, with Env and
-	// the role variables added.
+	// Path is the executable run as the child process, with Env and
+	// the role variables added; Role is its role (RoleCapture when "").
 	Path string
 	Env  []string
-	// Out takes the capture process's standard output and error: the
-	// console. An *os.File is handed over as it is.
+	Role string
+	// Out takes the child process's standard output and error: the
+	// console. An *os.File is handed over as it is. In, if set, is its
+	// standard input (the console's keyboard, for RoleShell).
 	Out io.Writer
+	In  io.Reader
+	// Lease lets the child move its deadline: each lease it sends
+	// (Lease) sets the deadline that long from when it arrives. Without
+	// it leases are ignored and Deadline holds.
+	Lease bool
 	// Console is the supervisor's own, for the line it may need to end.
 	Console *collect.Console
 	Clock   collect.Clock
@@ -72,9 +88,12 @@ func Run(o Options) collect.Result {
 	if err != nil {
 		return o.InProcess(err)
 	}
+	if o.Role == "" {
+		o.Role = RoleCapture
+	}
 	cmd := exec.Command(o.Path)
-	cmd.Env = append(slices.Clone(o.Env), EnvRole+"="+RoleCapture, EnvStart+"="+strconv.FormatInt(o.Start.UnixNano(), 10))
-	cmd.Stdout, cmd.Stderr = o.Out, o.Out
+	cmd.Env = append(slices.Clone(o.Env), EnvRole+"="+o.Role, EnvStart+"="+strconv.FormatInt(o.Start.UnixNano(), 10))
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = o.Out, o.Out, o.In
 	cmd.ExtraFiles = []*os.File{pw}
 	// A process group of its own, so that its descendants die with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -91,14 +110,35 @@ func Run(o Options) collect.Result {
 	killGroup := func() { unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 
 	reported := make(chan collect.Result, 1)
+	leases := make(chan time.Duration, 1)
 	go func() {
-		// One JSON object is the whole report: it is taken as soon as it
-		// is complete, whoever else keeps the pipe open.
-		var r collect.Result
-		if json.NewDecoder(io.LimitReader(pr, maxReport)).Decode(&r) == nil && r.Status != "" {
-			reported <- r
+		// Messages are JSON objects, one a line: leases, then the report,
+		// which is taken as soon as it is complete, whoever else keeps
+		// the pipe open.
+		defer close(reported)
+		br := bufio.NewReaderSize(pr, 4096)
+		for {
+			line, err := readLine(br, maxReport)
+			var m message
+			if len(line) > 0 && json.Unmarshal(line, &m) == nil {
+				if m.Status != "" {
+					reported <- m.Result
+					return
+				}
+				if m.LeaseMS > 0 {
+					// The newest lease wins: an older one not taken yet
+					// is dropped.
+					select {
+					case <-leases:
+					default:
+					}
+					leases <- time.Duration(m.LeaseMS) * time.Millisecond
+				}
+			}
+			if err != nil {
+				return
+			}
 		}
-		close(reported)
 	}()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -130,6 +170,10 @@ wait:
 		case exitErr = <-exits:
 			exits = nil
 			startGrace()
+		case d := <-leases:
+			if o.Lease && report == nil && exits != nil {
+				deadline = o.Clock.After(d)
+			}
 		case <-grace:
 			break wait
 		case <-deadline:
@@ -146,6 +190,8 @@ wait:
 	}
 	o.Console.Break()
 	switch {
+	case late && exits != nil && o.Lease:
+		return collect.Failedf("the %s process outlived the time it asked for (a stuck command?); it was stopped", o.Role)
 	case late && exits != nil:
 		return collect.BudgetExceeded(o.Budget)
 	case exits != nil:
@@ -174,8 +220,47 @@ func ExitReason(err error) string {
 	return err.Error()
 }
 
+// message is what a child sends through the result pipe: a lease, or
+// its report (Status set).
+type message struct {
+	collect.Result
+	LeaseMS int64 `json:"lease_ms,omitempty"`
+}
+
+// readLine reads up to a newline or the end, keeping at most max bytes of
+// a line (a longer one is not a message).
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) <= max {
+			line = append(line, chunk...)
+		} else {
+			line = append(line[:0], "overlong"...)
+		}
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
 // IsCapture reports whether this process is the capture process.
 func IsCapture() bool { return os.Getenv(EnvRole) == RoleCapture }
+
+// Role is this process's role, "" for PID 1.
+func Role() string { return os.Getenv(EnvRole) }
+
+// Lease tells the supervisor to wait d more from now, on the child's
+// end of the result pipe. The caller keeps leases and the report from
+// being written at once.
+func Lease(w io.Writer, d time.Duration) error {
+	b, err := json.Marshal(message{LeaseMS: max(d.Milliseconds(), 1)})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
 
 // Start returns the supervisor's start time, handed down in EnvStart.
 func Start() (time.Time, bool) {
@@ -201,14 +286,16 @@ func ResultPipe() (*os.File, error) {
 	return os.NewFile(ResultFD, "result"), nil
 }
 
-// Report sends res to the supervisor and closes the pipe.
+// Report sends res to the supervisor and closes the pipe. The newline
+// ends the message: the supervisor takes it then, whoever else keeps the
+// pipe open.
 func Report(w io.WriteCloser, res collect.Result) error {
 	b, err := json.Marshal(res)
 	if err != nil {
 		w.Close()
 		return err
 	}
-	_, err = w.Write(b)
+	_, err = w.Write(append(b, '\n'))
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -93,6 +93,15 @@ func testChild(role string) {
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "lease":
+		// Asks for more time twice, past the first deadline, then reports.
+		for i := 0; i < 2; i++ {
+			Lease(pipe, 2*time.Second)
+			time.Sleep(1500 * time.Millisecond)
+		}
+	case "lease-hang":
+		Lease(pipe, 500*time.Millisecond)
+		time.Sleep(time.Minute)
 	case "garbage":
 		pipe.Write([]byte("{\"status\": \"saved\", "))
 		pipe.Close()
@@ -166,6 +175,11 @@ type supervisedRun struct {
 
 func runChild(t *testing.T, child string, budget, grace time.Duration) supervisedRun {
 	t.Helper()
+	return runChildLease(t, child, budget, grace, false)
+}
+
+func runChildLease(t *testing.T, child string, budget, grace time.Duration, lease bool) supervisedRun {
+	t.Helper()
 	t.Setenv(envTestChild, child)
 	con := newConsoleFile(t)
 	start := time.Now()
@@ -176,7 +190,7 @@ func runChild(t *testing.T, child string, budget, grace time.Duration) supervise
 	cfg.TimeBudget, cfg.FailureAction, cfg.FinalAction = budget, config.ActionPoweroff, config.ActionHalt
 	r.res = Run(Options{
 		Path: os.Args[0], Env: os.Environ(), Out: con.w, Console: env.Console, Clock: env.Clock,
-		Start: start, Deadline: start.Add(budget), Budget: budget, Grace: grace,
+		Start: start, Deadline: start.Add(budget), Budget: budget, Grace: grace, Lease: lease,
 		InProcess: func(why error) collect.Result { t.Fatalf("no capture process: %v", why); return collect.Result{} },
 	})
 	collect.Finish(env, &cfg, r.res)
@@ -283,6 +297,24 @@ func TestSuperviseLeakedPipe(t *testing.T) {
 				t.Errorf("the grandchild %d outlived the capture", pid)
 			}
 		})
+	}
+}
+
+// TestSuperviseLease: a child that asks for more time (the console) gets
+// it, lease after lease; one that outlives its lease is stopped then;
+// leases do not move the deadline of a capture.
+func TestSuperviseLease(t *testing.T) {
+	r := runChildLease(t, "lease", time.Second, 500*time.Millisecond, true)
+	if r.res.Status != collect.StatusSaved || r.took < 3*time.Second {
+		t.Errorf("leased child: result %+v after %v, want its report after 3s", r.res, r.took)
+	}
+	r = runChildLease(t, "lease-hang", time.Minute, 500*time.Millisecond, true)
+	if r.res.Status != collect.StatusFailed || !strings.Contains(r.res.Reason, "outlived the time it asked for") || r.took > 3*time.Second {
+		t.Errorf("child past its lease: result %+v after %v", r.res, r.took)
+	}
+	r = runChildLease(t, "lease", time.Second, 500*time.Millisecond, false)
+	if r.res.Status != collect.StatusFailed || !strings.Contains(r.res.Reason, "time budget 1s exceeded") || r.took > 3*time.Second {
+		t.Errorf("capture that sends leases: result %+v after %v", r.res, r.took)
 	}
 }
 

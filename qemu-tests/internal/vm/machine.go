@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -68,7 +70,21 @@ type Machine struct {
 	Timeout time.Duration
 	// KillOn ends QEMU (a power cut) when a console line matches it.
 	KillOn *regexp.Regexp
+	// Typing is typed on the serial console, step by step: each step's
+	// Keys once a console line matches its After (and the previous step
+	// was typed), as an operator would.
+	Typing []Keys
 }
+
+// Keys is a step of Machine.Typing.
+type Keys struct {
+	After *regexp.Regexp
+	Keys  string // "\r" is the Enter key
+}
+
+// typingPause is how long Boot waits after a step's line before it
+// types, so that the program that printed it is reading by then.
+const typingPause = 500 * time.Millisecond
 
 // Args is QEMU's command line for m, without the program's name.
 func (m Machine) Args() ([]string, error) {
@@ -180,10 +196,34 @@ func (m Machine) Boot(ctx context.Context, logPath string) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, m.Arch.QEMU, args...)
+	// timeout(1) bounds QEMU even when this process dies before it
+	// (a killed test binary), a little later than the context, which
+	// is what normally ends it (Result.TimedOut). Both run
+	// in a process group of their own, killed as one: a power cut.
+	name := m.Arch.QEMU
+	if tp, err := exec.LookPath("timeout"); err == nil {
+		args = append([]string{"--kill-after=5", fmt.Sprintf("%ds", int((timeout+time.Second-1)/time.Second)+10), m.Arch.QEMU}, args...)
+		name = tp
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	killGroup := func() {
+		if cmd.Process != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
+	cmd.Cancel = func() error { killGroup(); return nil }
 	cmd.WaitDelay = 5 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
+	var keys io.WriteCloser
+	if len(m.Typing) > 0 {
+		if keys, err = cmd.StdinPipe(); err != nil {
+			pw.Close()
+			return nil, fmt.Errorf("vm: console input: %w", err)
+		}
+	}
+	var typeMu sync.Mutex // steps are typed from timers
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		pw.Close()
@@ -193,14 +233,25 @@ func (m Machine) Boot(ctx context.Context, logPath string) (*Result, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		typed := 0
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), maxLine)
 		for sc.Scan() {
 			text := strings.TrimRight(sc.Text(), "\r")
 			r.Log = append(r.Log, Line{time.Since(start), text})
+			if typed < len(m.Typing) && m.Typing[typed].After.MatchString(text) {
+				k := m.Typing[typed].Keys
+				typed++
+				time.AfterFunc(typingPause, func() {
+					typeMu.Lock()
+					defer typeMu.Unlock()
+					// QEMU may be gone by then; the log tells.
+					keys.Write([]byte(k))
+				})
+			}
 			if m.KillOn != nil && !r.Killed && m.KillOn.MatchString(text) {
 				r.Killed = true
-				cmd.Process.Kill()
+				killGroup()
 			}
 		}
 		io.Copy(io.Discard, pr)
@@ -208,6 +259,11 @@ func (m Machine) Boot(ctx context.Context, logPath string) (*Result, error) {
 	r.Err = cmd.Wait()
 	pw.Close()
 	<-done
+	if keys != nil {
+		typeMu.Lock()
+		keys.Close()
+		typeMu.Unlock()
+	}
 	r.Elapsed = time.Since(start)
 	r.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 	if logPath != "" {
