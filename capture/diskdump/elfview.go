@@ -179,7 +179,10 @@ func kernelTextMap(info *vmcoreinfo.Info, m elf.Machine) (delta, lo, hi uint64, 
 	}
 	stext, ok1 := info.Symbol("_stext")
 	pb, ok2 := info.Number("phys_base")
-	if !ok1 || !ok2 || stext < startKernelMap || pb < 0 {
+	// phys_base is negative when KASLR moved the kernel further in
+	// virtual than in physical memory: the arithmetic wraps, as the
+	// kernel's __pa_symbol does.
+	if !ok1 || !ok2 || stext < startKernelMap {
 		return 0, 0, 0, false
 	}
 	size := int64(1 << 30)

@@ -232,8 +232,23 @@ func TestELFViewReal(t *testing.T) {
 // the view maps the kernel image's virtual addresses too, as /proc/vmcore
 // does, over the same file data: drgn needs it to find the page tables.
 func TestELFViewKernelText(t *testing.T) {
+	for _, tc := range []struct {
+		name, info string
+		lo, hi     uint64 // _stext's physical address, phys_base + KERNEL_IMAGE_SIZE
+		physBase   uint64
+	}{
+		{"phys_base 0", "SYMBOL(_stext)=ffffffff81000000\nNUMBER(phys_base)=0\nNUMBER(KERNEL_IMAGE_SIZE)=33554432\n", 0x1000000, 0x2000000, 0},
+		// KASLR moved the kernel further in virtual than in physical
+		// memory: phys_base is negative (a CI run's 6.1 guest had one).
+		{"phys_base negative", "SYMBOL(_stext)=ffffffffa1000000\nNUMBER(phys_base)=-520093696\nNUMBER(KERNEL_IMAGE_SIZE)=1073741824\n", 0x2000000, 0x21000000, -520093696 & (1<<64 - 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testELFViewKernelText(t, tc.info, tc.lo, tc.hi, tc.physBase) })
+	}
+}
+
+func testELFViewKernelText(t *testing.T, text0 string, lo, hi, pb uint64) {
 	m := synthMachines["holes"]
-	const info = "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(_stext)=ffffffff81000000\nNUMBER(phys_base)=0\nNUMBER(KERNEL_IMAGE_SIZE)=33554432\n"
+	info := "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n" + text0
 	le := binary.LittleEndian
 	h := testHeader(m.maxMapnr, codec.Zstd)
 	prs := fixture.PRStatus(le, elf.EM_X86_64, 1, nil)
@@ -245,14 +260,13 @@ func TestELFViewKernelText(t *testing.T) {
 		t.Fatal(err)
 	}
 	kf, v, vf := viewOf(t, fh)
-	const lo, hi = 0x1000000, 0x2000000 // _stext's physical address, phys_base + KERNEL_IMAGE_SIZE
 	var text uint64
 	got := make([]byte, 4096)
 	for _, s := range vf.Segments {
 		if s.VirtAddr == 0 {
 			continue
 		}
-		if s.VirtAddr != s.PhysAddr+0xffffffff80000000 || s.PhysAddr < lo || s.PhysAddr+s.MemSize > hi || s.FileSize != s.MemSize {
+		if s.VirtAddr != s.PhysAddr+0xffffffff80000000-pb || s.PhysAddr < lo || s.PhysAddr+s.MemSize > hi || s.FileSize != s.MemSize {
 			t.Fatalf("kernel text segment %+v", s)
 		}
 		for a := s.PhysAddr; a < s.PhysAddr+s.FileSize; a += 4096 {
@@ -267,12 +281,12 @@ func TestELFViewKernelText(t *testing.T) {
 		text += s.FileSize / 4096
 	}
 	var want uint64
-	for pfn := uint64(lo / 4096); pfn < hi/4096; pfn++ {
+	for pfn := lo / 4096; pfn < hi/4096; pfn++ {
 		if m.ram(pfn) && m.dump(pfn) {
 			want++
 		}
 	}
-	if text != want || v.Segments() <= v.Runs() {
+	if text == 0 || text != want || v.Segments() <= v.Runs() {
 		t.Errorf("%d pages mapped as kernel text, want %d (%d segments, %d runs)", text, want, v.Segments(), v.Runs())
 	}
 	// The pages are counted once.
