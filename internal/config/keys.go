@@ -268,21 +268,11 @@ func enumKey[T ~string](name string, field func(*Config) *T, allowed ...T) keyDe
 		names[i] = string(a)
 	}
 	check := oneOf(names...)
-	return keyDef{
-		name: name,
-		fromTOML: func(c *Config, v any) error {
-			s, ok := v.(string)
-			if !ok {
-				return typeErr("a string", v)
-			}
-			*field(c) = T(s)
-			return nil
-		},
-		fromText: func(c *Config, s string) error { *field(c) = T(s); return nil },
-		check:    func(c *Config) error { return check(string(*field(c))) },
-		toTOML:   func(c *Config) string { return quote(string(*field(c))) },
-		reset:    func(c, d *Config) { *field(c) = *field(d) },
-	}
+	k := parsedKey(name, "a string", func(c *Config, s string) error { *field(c) = T(s); return nil })
+	k.check = func(c *Config) error { return check(string(*field(c))) }
+	k.toTOML = func(c *Config) string { return quote(string(*field(c))) }
+	k.reset = func(c, d *Config) { *field(c) = *field(d) }
+	return k
 }
 
 func durationKey(name string, field func(*Config) *time.Duration) keyDef {
@@ -294,24 +284,31 @@ func durationKey(name string, field func(*Config) *time.Duration) keyDef {
 		*field(c) = d
 		return nil
 	}
+	k := parsedKey(name, "a duration string such as \"90s\" or \"10m\"", set)
+	k.check = func(c *Config) error {
+		if d := *field(c); d <= 0 {
+			return valueErr("%s is not positive", formatDuration(d))
+		}
+		return nil
+	}
+	k.toTOML = func(c *Config) string { return quote(formatDuration(*field(c))) }
+	k.reset = func(c, d *Config) { *field(c) = *field(d) }
+	return k
+}
+
+// parsedKey is a key whose TOML value is a string that set parses, and
+// that takes the same text from the command line.
+func parsedKey(name, what string, set func(*Config, string) error) keyDef {
 	return keyDef{
 		name: name,
 		fromTOML: func(c *Config, v any) error {
 			s, ok := v.(string)
 			if !ok {
-				return typeErr("a duration string such as \"90s\" or \"10m\"", v)
+				return typeErr(what, v)
 			}
 			return set(c, s)
 		},
 		fromText: set,
-		check: func(c *Config) error {
-			if d := *field(c); d <= 0 {
-				return valueErr("%s is not positive", formatDuration(d))
-			}
-			return nil
-		},
-		toTOML: func(c *Config) string { return quote(formatDuration(*field(c))) },
-		reset:  func(c, d *Config) { *field(c) = *field(d) },
 	}
 }
 
@@ -330,25 +327,16 @@ func sizeKey(name string, field func(*Config) *size.Size, min size.Size) keyDef 
 		*field(c) = v
 		return nil
 	}
-	return keyDef{
-		name: name,
-		fromTOML: func(c *Config, v any) error {
-			s, ok := v.(string)
-			if !ok {
-				return typeErr("a size string such as \"10G\"", v)
-			}
-			return set(c, s)
-		},
-		fromText: set,
-		check: func(c *Config) error {
-			if v := *field(c); v != 0 && v < min {
-				return valueErr("%s is smaller than a dump's headers may be; give at least %s, or \"\" for no limit", v, min)
-			}
-			return nil
-		},
-		toTOML: func(c *Config) string { return quote(exactSize(*field(c))) },
-		reset:  func(c, d *Config) { *field(c) = *field(d) },
+	k := parsedKey(name, "a size string such as \"10G\"", set)
+	k.check = func(c *Config) error {
+		if v := *field(c); v != 0 && v < min {
+			return valueErr("%s is smaller than a dump's headers may be; give at least %s, or \"\" for no limit", v, min)
+		}
+		return nil
 	}
+	k.toTOML = func(c *Config) string { return quote(exactSize(*field(c))) }
+	k.reset = func(c, d *Config) { *field(c) = *field(d) }
+	return k
 }
 
 // exactSize writes n in the largest binary unit that divides it, so that
