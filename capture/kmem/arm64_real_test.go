@@ -13,17 +13,12 @@ import (
 	"github.com/gokdump/gokdump/internal/fixture"
 )
 
-// arm64Lines are the kernel lines of which unit tests want a real arm64
-// dump: Debian's 6.1 (48-bit addresses), 6.12 (built for 52 bits, LPA2)
-// and the newest ("latest").
-var arm64Lines = []string{"6.1", "6.12", "latest"}
-
 // TestTranslateARM64Real walks the page tables of real arm64 dumps: the
 // linear map of every PT_LOAD and the kernel image must translate to where
 // the dump says they are, and symbols of the debug vmlinux (moved by
 // KERNELOFFSET) must hold what the kernel put there.
 func TestTranslateARM64Real(t *testing.T) {
-	dumps := fixture.RealDumpsOf(t, "arm64", arm64Lines...)
+	dumps := fixture.RealDumpsOf(t, "arm64", fixture.ARM64Lines...)
 	if !slices.ContainsFunc(dumps, func(d fixture.Dump) bool { return strings.Contains(d.CPU, "lpa2=off") }) {
 		fixture.Missing(t, "no real arm64 vmcore of a 52-bit kernel run with 48-bit addresses: "+
 			"`go run ./qemu-tests/qmpdump -arch arm64 -line 6.12 -cpu max,lpa2=off,pauth-impdef=on` makes one")
