@@ -78,7 +78,7 @@ func (m *mmuModel) alloc(n int) uint64 {
 	return pa
 }
 
-// levels returns the MMU's start level as 4-levels..3 and the top table's
+// geometry returns the number of levels the MMU walks and the top table's
 // index bits (Arm ARM, D8.2: the initial lookup level follows from T1SZ
 // and the granule).
 func (m *mmuModel) geometry() (levels int, topBits uint) {
@@ -132,16 +132,15 @@ func (m *mmuModel) slot(pa, idx uint64) []byte {
 
 // arm64Config is one kernel configuration the walker must handle.
 type arm64Config struct {
-	name              string
-	pageKiB           int
-	vaBits, t1szBits  uint // VA_BITS, and 64 - TCR_EL1_T1SZ (0: no T1SZ)
-	wantLevels        int
-	ds, lpa           bool
-	tableBase         uint64 // where tables live: above 2^48 for 52-bit PAs
-	ttbrOffset        uint64 // TTBR1 - swapper_pg_dir (TTBR1_BADDR_4852_OFFSET)
-	pgdBytes          int    // size of swapper_pg_dir as the kernel allocates it
-	blockLevels       []int  // walk levels that may hold blocks
-	kimageVA, linearV uint64
+	name             string
+	pageKiB          int
+	vaBits, t1szBits uint // VA_BITS, and 64 - TCR_EL1_T1SZ (0: no T1SZ)
+	wantLevels       int
+	ds, lpa          bool
+	tableBase        uint64 // where tables live: above 2^48 for 52-bit PAs
+	ttbrOffset       uint64 // TTBR1 - swapper_pg_dir (TTBR1_BADDR_4852_OFFSET)
+	pgdBytes         int    // size of swapper_pg_dir as the kernel allocates it
+	blockLevels      []int  // walk levels that may hold blocks
 }
 
 func arm64Configs() []arm64Config {
