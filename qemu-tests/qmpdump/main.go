@@ -23,7 +23,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -42,22 +41,13 @@ import (
 	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/guest"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
+	"github.com/gokdump/gokdump/qemu-tests/internal/vm"
 )
 
-// machine is how QEMU runs one architecture.
-type machine struct {
-	qemu    string
-	args    []string // board
-	cpu     string   // default -cpu
-	console string
-}
-
-var machines = map[string]machine{
-	// pauth-impdef: QEMU's own pointer-authentication hash; the
-	// architected one (QARMA) is several times slower under TCG.
-	"arm64": {"qemu-system-aarch64", []string{"-M", "virt"}, "max,pauth-impdef=on", "ttyAMA0"},
-	"amd64": {"qemu-system-x86_64", nil, "", "ttyS0"},
-}
+// tcgCPU is the -cpu each architecture runs with unless -cpu says;
+// pauth-impdef: QEMU's own pointer-authentication hash, as the
+// architected one (QARMA) is several times slower under TCG.
+var tcgCPU = map[string]string{"arm64": "max,pauth-impdef=on"}
 
 type options struct {
 	arch, line    string
@@ -102,11 +92,14 @@ func logf(format string, args ...any) {
 }
 
 func run(o options) error {
-	m, ok := machines[o.arch]
-	if !ok {
-		return fmt.Errorf("unknown -arch %q (arm64 or amd64)", o.arch)
+	arch, err := vm.ArchOf(o.arch)
+	if err != nil {
+		return err
 	}
-	if err := harness.NeedTools(m.qemu, "mkfs.ext4", "timeout"); err != nil {
+	if cpu := cmp.Or(o.cpu, tcgCPU[o.arch]); cpu != "" {
+		arch.TCGCPU = cpu
+	}
+	if err := harness.NeedTools(arch.QEMU, "mkfs.ext4", "timeout"); err != nil {
 		return err
 	}
 	root, err := harness.RepoRoot()
@@ -140,11 +133,11 @@ func run(o options) error {
 		return err
 	}
 
-	id := harness.NewID()
+	id := vm.NewID()
 	params := guest.Params{ID: id, AnonMiB: o.anonMiB}
 	disk := filepath.Join(work, "cache.img")
 	if err := cacheDisk(disk, filepath.Join(work, "cache-root"), id, o.cacheMiB); err != nil {
-		return err
+		return fmt.Errorf("page-cache disk: %w", err)
 	}
 	if o.cacheMiB > 0 {
 		// NVMe is built into Debian's kernels on both architectures.
@@ -155,7 +148,7 @@ func run(o options) error {
 		return err
 	}
 	img := filepath.Join(work, "stage1.cpio")
-	if err := writeImage(img, builder.Options{
+	if _, err := vm.WriteImage(context.Background(), img, builder.Options{
 		Init: stage1, Arch: o.arch, ModulesDir: k["MODULES"],
 		// It hands VMCOREINFO to QEMU's vmcoreinfo device when it probes.
 		Modules:  []string{"qemu_fw_cfg"},
@@ -166,7 +159,7 @@ func run(o options) error {
 	}
 
 	core := filepath.Join(work, "vmcore.elf")
-	times, err := boot(o, m, k["VMLINUZ"], img, disk, filepath.Join(work, "qmp.sock"), core, filepath.Join(work, "serial.log"))
+	times, err := boot(o, arch, k["VMLINUZ"], img, disk, filepath.Join(work, "qmp.sock"), core, filepath.Join(work, "serial.log"))
 	if err != nil {
 		if o.work == "" {
 			// Keep what tells why.
@@ -225,53 +218,29 @@ func cacheDisk(img, stage, id string, mib int) error {
 	if err := os.MkdirAll(stage, 0o755); err != nil {
 		return err
 	}
-	b := make([]byte, mib<<20)
-	if _, err := rand.Read(b); err != nil {
+	if err := vm.WriteCacheFile(filepath.Join(stage, "cachefile"), id, mib); err != nil {
 		return err
 	}
-	for i := 0; i < mib; i++ {
-		copy(b[i<<20+200:], guest.Marker("CACHE", id, i))
-	}
-	if err := os.WriteFile(filepath.Join(stage, "cachefile"), b, 0o644); err != nil {
-		return err
-	}
-	size := fmt.Sprintf("%dM", mib+32)
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-d", stage, img, size).CombinedOutput(); err != nil {
-		return fmt.Errorf("mkfs.ext4: %v\n%s", err, out)
-	}
-	return nil
-}
-
-func writeImage(path string, opts builder.Options) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := builder.Build(context.Background(), f, opts); err != nil {
-		f.Close()
-		return fmt.Errorf("build %s: %w", filepath.Base(path), err)
-	}
-	return f.Close()
+	return vm.MakeDisk(vm.Disk{Bus: "nvme", FS: "ext4", SizeMiB: mib + 32}, img, stage)
 }
 
 type phaseTimes struct{ init, panic, dump time.Duration }
 
 // boot runs the guest until its kernel has panicked, then dumps it through
 // QMP and quits QEMU. Everything is bounded by o.timeout.
-func boot(o options, m machine, kernel, initrd, disk, sock, core, serialLog string) (phaseTimes, error) {
+func boot(o options, arch vm.Arch, kernel, initrd, disk, sock, core, serialLog string) (phaseTimes, error) {
 	var times phaseTimes
-	cmdline := strings.TrimSpace(fmt.Sprintf("console=%s panic=0 %s", m.console, o.appendCmdline))
-	args := []string{"--kill-after=5", fmt.Sprint(int(o.timeout.Seconds())), m.qemu}
-	args = append(args, m.args...)
-	if cpu := cmp.Or(o.cpu, m.cpu); cpu != "" {
-		args = append(args, "-cpu", cpu)
+	m := vm.Machine{Arch: arch, MemMiB: o.memMiB, Kernel: kernel, Initrd: initrd,
+		Append: fmt.Sprintf("console=%s panic=0 %s", arch.Console, o.appendCmdline),
+		Disks:  []vm.DiskDev{{Bus: "nvme", Image: disk}},
+		// The vmcoreinfo device takes VMCOREINFO from the guest's
+		// qemu_fw_cfg; QMP asks for the dump.
+		Extra: []string{"-device", "vmcoreinfo", "-qmp", "unix:" + sock + ",server=on,wait=off"}}
+	qargs, err := m.Args()
+	if err != nil {
+		return times, err
 	}
-	args = append(args, "-accel", "tcg", "-m", fmt.Sprintf("%dM", o.memMiB), "-smp", "1",
-		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd, "-append", cmdline,
-		"-device", "vmcoreinfo",
-		"-qmp", "unix:"+sock+",server=on,wait=off",
-		"-drive", "file="+disk+",if=none,id=d0,format=raw", "-device", "nvme,drive=d0,serial=d0")
+	args := append([]string{"--kill-after=5", fmt.Sprint(int(o.timeout.Seconds())), arch.QEMU}, qargs...)
 	cmd := exec.Command("timeout", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -440,11 +409,12 @@ func keep(core string, o options, k map[string]string, id string) error {
 	}
 	name := fmt.Sprintf("%s-nvme-%dM%s.qmp.elf", k["KVER"], o.memMiB, cpuSuffix(o.cpu))
 	dst := filepath.Join(o.dir, name)
-	if err := move(core, dst); err != nil {
+	// 0600: a dump holds the guest's secrets, as any would. Copied
+	// beside dst first: a reader of the old dump never sees half of it.
+	if err := vm.MoveFile(core, dst+".tmp"); err != nil {
 		return err
 	}
-	// A dump holds the guest's secrets, as any would.
-	if err := os.Chmod(dst, 0o600); err != nil {
+	if err := os.Rename(dst+".tmp", dst); err != nil {
 		return err
 	}
 	if err := os.WriteFile(dst+".id", []byte(id+"\n"), 0o600); err != nil {
@@ -474,37 +444,6 @@ func cpuSuffix(cpu string) string {
 		}
 		return '-'
 	}, cpu)
-}
-
-// move renames, or copies when the directories are on different
-// filesystems (a temporary directory in tmpfs).
-func move(src, dst string) error {
-	if err := os.Rename(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	return os.Remove(src)
 }
 
 func tail(b []byte, n int) []byte {
