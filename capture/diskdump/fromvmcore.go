@@ -106,15 +106,24 @@ func readUTS(f *vmcore.File, physBase uint64) ([6]string, bool) {
 
 // virtToPhys translates a kernel virtual address through the vmcore's
 // PT_LOADs, which carry virtual addresses as /proc/vmcore writes them, or
-// through x86_64's fixed kernel-image mapping.
+// through the kernel image's mapping: x86_64's fixed one, arm64's at
+// kimage_voffset (its /proc/vmcore maps the linear map only, and QEMU's
+// cores carry no virtual addresses).
 func virtToPhys(f *vmcore.File, v, physBase uint64) (uint64, bool) {
 	for _, s := range f.Segments {
-		if s.VirtAddr != 0 && v >= s.VirtAddr && v-s.VirtAddr < s.MemSize {
+		if s.VirtAddr != 0 && s.VirtAddr != s.PhysAddr && v >= s.VirtAddr && v-s.VirtAddr < s.MemSize {
 			return s.PhysAddr + (v - s.VirtAddr), true
 		}
 	}
-	if f.Machine == elf.EM_X86_64 && v >= x86StartKernelMap {
-		return v - x86StartKernelMap + physBase, true
+	switch f.Machine {
+	case elf.EM_X86_64:
+		if v >= x86StartKernelMap {
+			return v - x86StartKernelMap + physBase, true
+		}
+	case elf.EM_AARCH64:
+		if voff, ok := f.VMCOREINFO.Number("kimage_voffset"); ok && v >= uint64(voff) {
+			return v - uint64(voff), true
+		}
 	}
 	return 0, false
 }

@@ -300,12 +300,13 @@ func printkRing(t testing.TB, d *realDump) map[uint64]bool {
 		t.Fatalf("printk ring of 2^%d bytes", sizeBits)
 	}
 	pages := map[uint64]bool{}
-	for off := uint64(0); off < 1<<sizeBits; off += 4096 {
+	ps := uint64(d.f.PageSize)
+	for off := uint64(0); off < 1<<sizeBits; off += ps {
 		pa, _, err := mem.Translate(data + off)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pages[pa/4096] = true
+		pages[pa/ps] = true
 	}
 	return pages
 }
@@ -317,54 +318,65 @@ func TestRealMarkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("classifies and reads each real dump whole")
 	}
-	fixture.EachDump(t, func(t *testing.T, rd fixture.Dump) {
-		d := openReal(t, rd)
-		m := findMarkers(t, d)
-		t.Logf("marker pages: %d user, %d cache, %d log copies", len(m.user), len(m.cache), len(m.kmsg))
-		if len(m.user) < 64 || len(m.cache) < 32 || len(m.kmsg) == 0 {
-			t.Fatalf("markers missing from the dump: %d user, %d cache, %d log", len(m.user), len(m.cache), len(m.kmsg))
-		}
+	fixture.EachDump(t, checkRealMarkers)
+}
 
-		ex, st, _ := d.classify(t, 31, 1<<16+3)
-		t.Logf("-d 31: %+v", st)
-		for _, p := range m.user {
-			if !excluded(ex, p) {
-				t.Errorf("-d 31: user marker page %#x kept", p)
-			}
-		}
-		for _, p := range m.cache {
-			if !excluded(ex, p) {
-				t.Errorf("-d 31: page cache marker page %#x kept", p)
-			}
-		}
-		ring := printkRing(t, d)
-		inRing := 0
-		for _, a := range m.kmsg {
-			p := a / 4096
-			where := "elsewhere"
-			if ring[p] {
-				where = "printk ring"
-				inRing++
-				if excluded(ex, p) {
-					t.Errorf("-d 31: log marker page %#x (printk ring) excluded", p)
-				}
-			}
-			t.Logf("log marker at %#x (%s): excluded %v", a, where, excluded(ex, p))
-		}
-		if inRing == 0 {
-			t.Errorf("no log marker in the printk ring (%d pages)", len(ring))
-		}
+// TestRealMarkersARM64 checks the same on arm64 dumps (QEMU's, of Debian's
+// arm64 kernels: see qemu-tests/qmpdump).
+func TestRealMarkersARM64(t *testing.T) {
+	if testing.Short() {
+		t.Skip("classifies and reads each real dump whole")
+	}
+	fixture.EachDumpOf(t, "arm64", fixture.ARM64Lines, checkRealMarkers)
+}
 
-		ex, st, _ = d.classify(t, 1, 1<<20)
-		if st.Total() != st.HWPoison+st.Offline {
-			t.Errorf("-d 1 excluded %+v", st)
+func checkRealMarkers(t *testing.T, rd fixture.Dump) {
+	d := openReal(t, rd)
+	m := findMarkers(t, d)
+	t.Logf("marker pages: %d user, %d cache, %d log copies", len(m.user), len(m.cache), len(m.kmsg))
+	if len(m.user) < 64 || len(m.cache) < 32 || len(m.kmsg) == 0 {
+		t.Fatalf("markers missing from the dump: %d user, %d cache, %d log", len(m.user), len(m.cache), len(m.kmsg))
+	}
+
+	ex, st, _ := d.classify(t, 31, 1<<16+3)
+	t.Logf("-d 31: %+v", st)
+	for _, p := range m.user {
+		if !excluded(ex, p) {
+			t.Errorf("-d 31: user marker page %#x kept", p)
 		}
-		for _, p := range m.user {
+	}
+	for _, p := range m.cache {
+		if !excluded(ex, p) {
+			t.Errorf("-d 31: page cache marker page %#x kept", p)
+		}
+	}
+	ring := printkRing(t, d)
+	inRing := 0
+	for _, a := range m.kmsg {
+		p := a / uint64(d.f.PageSize)
+		where := "elsewhere"
+		if ring[p] {
+			where = "printk ring"
+			inRing++
 			if excluded(ex, p) {
-				t.Errorf("-d 1: user marker page %#x excluded", p)
+				t.Errorf("-d 31: log marker page %#x (printk ring) excluded", p)
 			}
 		}
-	})
+		t.Logf("log marker at %#x (%s): excluded %v", a, where, excluded(ex, p))
+	}
+	if inRing == 0 {
+		t.Errorf("no log marker in the printk ring (%d pages)", len(ring))
+	}
+
+	ex, st, _ = d.classify(t, 1, 1<<20)
+	if st.Total() != st.HWPoison+st.Offline {
+		t.Errorf("-d 1 excluded %+v", st)
+	}
+	for _, p := range m.user {
+		if excluded(ex, p) {
+			t.Errorf("-d 1: user marker page %#x excluded", p)
+		}
+	}
 }
 
 // BenchmarkClassifyReal classifies the whole 6.1 dump at -d 31.

@@ -7,6 +7,8 @@
 // information is needed.
 //
 // The machine is a parameter taken from the dump, never from the host.
-// x86_64 (4- and 5-level paging) is supported; other machines return
-// ErrUnsupported.
+// x86_64 (4- and 5-level paging) and arm64 (4, 16 and 64 KiB pages, 39- to
+// 52-bit virtual addresses, LPA and LPA2 physical addresses) are
+// supported; other machines return ErrUnsupported. Big-endian arm64 kernels
+// are not.
 package kmem

@@ -56,6 +56,13 @@ func New(pr PhysReader, info *vmcoreinfo.Info, m elf.Machine) (*Memory, error) {
 			return nil, err
 		}
 		mem.tr = tr
+	case elf.EM_AARCH64:
+		mem.ByteOrder = binary.LittleEndian
+		tr, err := newARM64(mem)
+		if err != nil {
+			return nil, err
+		}
+		mem.tr = tr
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, m)
 	}
@@ -63,8 +70,9 @@ func New(pr PhysReader, info *vmcoreinfo.Info, m elf.Machine) (*Memory, error) {
 }
 
 // Translate returns the physical address of a kernel virtual address and
-// how many bytes from it are mapped contiguously (to the end of the 4 KiB,
-// 2 MiB or 1 GiB page that maps it).
+// how many bytes from it are mapped contiguously (to the end of the page
+// or block that maps it: 4 KiB, 2 MiB or 1 GiB on x86_64; a page, or a
+// block of one or more table levels, on arm64).
 func (m *Memory) Translate(vaddr uint64) (paddr, n uint64, err error) {
 	return m.tr.translate(vaddr)
 }

@@ -14,7 +14,7 @@ const ParamsPath = "/stage1.json"
 // Params drive the first-stage init.
 type Params struct {
 	ID          string     // run id, part of every marker
-	Kernel      string     // capture kernel in the stage-1 image
+	Kernel      string     // capture kernel in the stage-1 image ("" = none: QEMU dumps the guest)
 	Initrd      string     // capture initramfs in the stage-1 image ("" = none)
 	Append      string     // extra capture kernel arguments
 	Cmdline     string     // full capture command line, replacing the derived one

@@ -65,17 +65,13 @@ func run() error {
 		logf("modules: %v", err)
 	}
 
-	cmdline := p.Cmdline
-	if cmdline == "" {
-		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append)
+	// No kernel: the guest is dumped by QEMU (dump-guest-memory), not by
+	// a capture kernel (qemu-tests/qmpdump).
+	if p.Kernel != "" {
+		if err := loadCapture(p); err != nil {
+			return err
+		}
 	}
-	t := time.Now()
-	if err := kexec.LoadCrash(p.Kernel, p.Initrd, cmdline); err != nil {
-		return fmt.Errorf("load capture kernel: %w", err)
-	}
-	crashSize, _ := os.ReadFile("/sys/kernel/kexec_crash_size")
-	logf("capture kernel loaded in %.3fs (crash size %s bytes), cmdline: %s",
-		time.Since(t).Seconds(), strings.TrimSpace(string(crashSize)), cmdline)
 
 	for _, c := range p.Commands {
 		if err := runCommand(c); err != nil {
@@ -180,6 +176,21 @@ func crash(method string) error {
 		return fmt.Errorf("LKDTM %s: %w", typ, err)
 	}
 	return fmt.Errorf("still alive after LKDTM %s", typ)
+}
+
+func loadCapture(p guest.Params) error {
+	cmdline := p.Cmdline
+	if cmdline == "" {
+		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append)
+	}
+	t := time.Now()
+	if err := kexec.LoadCrash(p.Kernel, p.Initrd, cmdline); err != nil {
+		return fmt.Errorf("load capture kernel: %w", err)
+	}
+	crashSize, _ := os.ReadFile("/sys/kernel/kexec_crash_size")
+	logf("capture kernel loaded in %.3fs (crash size %s bytes), cmdline: %s",
+		time.Since(t).Seconds(), strings.TrimSpace(string(crashSize)), cmdline)
+	return nil
 }
 
 func anon(mib int) ([]byte, error) {

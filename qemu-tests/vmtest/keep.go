@@ -3,11 +3,11 @@ package vmtest
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/qemu-tests/internal/vm"
 )
 
 // Files Options.Keep gets, when the run made them.
@@ -30,7 +30,7 @@ func (w *work) keepFiles() error {
 			continue
 		}
 		dst := filepath.Join(w.o.Keep, name)
-		if err := moveFile(src, dst); err != nil {
+		if err := vm.MoveFile(src, dst); err != nil {
 			return fmt.Errorf("keep %s: %w", name, err)
 		}
 		w.r.Kept = append(w.r.Kept, dst)
@@ -57,32 +57,4 @@ func keepReport(dir string, r *Report) error {
 		err = cerr
 	}
 	return err
-}
-
-// moveFile renames src to dst, or copies it where they are on different
-// filesystems; dst is 0600.
-func moveFile(src, dst string) error {
-	if err := os.Chmod(src, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Remove(src)
 }

@@ -232,11 +232,12 @@ func run(ctx context.Context, o *Options, r *Report) (err error) {
 		return fmt.Errorf("%s is an %s kernel, not %s (--arch)", o.Kernel, k.Arch, o.Arch)
 	}
 	if !slices.Contains(arches, k.Arch) {
-		// QEMU boots an arm64 guest and the stage-1 init runs there (the
-		// loader then needs CONFIG_KEXEC_FILE, which Debian's arm64
-		// kernels lack); but the capture could neither filter the dump nor
-		// extract its log, so no run could pass.
-		return fmt.Errorf("%s is an %s kernel: %w: gokdump reads the kernel memory of x86-64 dumps only (page tables, struct pages, the log), so the capture could not filter the dump nor this test read it; --check-config --arch %s checks its configuration",
+		// QEMU boots an arm64 guest and the stage-1 init runs there, and
+		// gokdump reads and filters arm64 dumps; but the loader knows
+		// only kexec_file_load, which Debian's arm64 kernels lack
+		// (CONFIG_KEXEC_FILE), and has never loaded an arm64 capture
+		// kernel, so no run could pass yet.
+		return fmt.Errorf("%s is an %s kernel: %w: gokdump reads and filters arm64 dumps, but cannot load an arm64 capture kernel yet (no kexec_load(2) loader; Debian's arm64 kernels lack kexec_file_load); --check-config --arch %s checks its configuration",
 			o.Kernel, k.Arch, ErrUnsupportedArch, k.Arch)
 	}
 	arch, err := vm.ArchOf(k.Arch)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -190,4 +191,32 @@ func LsFrom(img, dir string) (map[string]Entry, error) {
 		out[f[5]] = e
 	}
 	return out, nil
+}
+
+// MoveFile renames src to dst, or copies it where they are on different
+// filesystems; dst is 0600.
+func MoveFile(src, dst string) error {
+	if err := os.Chmod(src, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Remove(src)
 }
