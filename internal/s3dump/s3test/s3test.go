@@ -149,7 +149,9 @@ func (s *Server) run(bin string) error {
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
 
 // Endpoint is the server as s3_endpoint names it.
-func (s *Server) Endpoint() config.S3Endpoint { return config.S3Endpoint{Host: "127.0.0.1", Port: s.Port} }
+func (s *Server) Endpoint() config.S3Endpoint {
+	return config.S3Endpoint{Host: "127.0.0.1", Port: s.Port}
+}
 
 // Credentials are the root user's, or with a wrong secret.
 func (s *Server) Credentials(wrongSecret bool) s3dump.Credentials {
