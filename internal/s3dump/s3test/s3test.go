@@ -52,8 +52,9 @@ type Server struct {
 	done   chan struct{}
 }
 
-// Binary finds versitygw: $GOKDUMP_VERSITYGW, else .cache/tools/versitygw
-// in the repository that holds the working directory.
+// Binary finds versitygw: $GOKDUMP_VERSITYGW, else
+// .cache/tools/versitygw-<Version>/versitygw in the repository that holds
+// the working directory.
 func Binary() (string, error) {
 	if p := os.Getenv("GOKDUMP_VERSITYGW"); p != "" {
 		return p, nil
@@ -64,7 +65,7 @@ func Binary() (string, error) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, ".cache", "tools", "versitygw")
+			p := filepath.Join(dir, ".cache", "tools", "versitygw-"+Version, "versitygw")
 			if _, err := os.Stat(p); err != nil {
 				return "", fmt.Errorf("s3test: no %s: scripts/install-deps builds it (go install github.com/versity/versitygw/cmd/versitygw@%s)", p, Version)
 			}
