@@ -353,3 +353,25 @@ var _ io.WriterAt = (*Upload)(nil)
 func (c *Client) MakeBucket(ctx context.Context, bucket string) error {
 	return c.wrap("make bucket "+bucket, c.core.Client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}))
 }
+
+// Err is the error that stopped the upload, nil while it can go on.
+func (u *Upload) Err() error { return u.err }
+
+// HeadBytes is the memory part 1 holds now.
+func (u *Upload) HeadBytes() int64 { return int64(len(u.head)) * headChunk }
+
+// Any reports whether any object's key starts with prefix. It is a GET
+// (a list) rather than a HEAD, so that a refusal comes with S3's error
+// code.
+func (c *Client) Any(ctx context.Context, bucket, prefix string) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the lister after the first object
+	o, ok := <-c.core.Client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, MaxKeys: 1})
+	if !ok {
+		return false, nil
+	}
+	if o.Err != nil {
+		return false, c.wrap("list "+bucket+"/"+prefix, o.Err)
+	}
+	return true, nil
+}
