@@ -194,6 +194,11 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	holdsS3Key, err := s3Files(cfg, &opts, read, stderr)
+	if err != nil {
+		return err
+	}
+	holdsKey = holdsKey || holdsS3Key
 	warnNoTarget(stderr, cfg, opts.ConfigSource)
 
 	p, err := builder.NewPlan(ctx, opts, true)

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gokdump/gokdump/internal/netup"
 	"golang.org/x/crypto/ssh"
@@ -91,7 +98,7 @@ func TestBuildNetworkTargets(t *testing.T) {
 		"virtio_net: driver virtio_net of devices/pci0000:00/0000:00:03.0/virtio0 (enp0s3)",
 		"interface enp0s3, MAC 52:54:00:aa:bb:cc (virtio_net)",
 		"ssh: key " + key + " (ssh-ed25519 SHA256:",
-		"warning: " + out + " holds the ssh key",
+		"warning: " + out + " holds a secret key",
 	} {
 		if !strings.Contains(say, want) {
 			t.Errorf("build output lacks %q:\n%s", want, say)
@@ -185,4 +192,66 @@ func TestStatusNetworkTarget(t *testing.T) {
 	if st = checkSetup(&configFlag{path: p, set: true}); len(st.Problems) != 0 {
 		t.Errorf("nfs: problems %q", st.Problems)
 	}
+}
+
+// TestBuildS3Target: an s3 target's image holds the credentials (0600)
+// and the CA file, reaches the endpoint's NIC, and refuses credentials
+// others can read or that do not parse.
+func TestBuildS3Target(t *testing.T) {
+	m := netMachine(t)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "s3-credentials")
+	os.WriteFile(creds, []byte("[default]\naws_access_key_id = AKIAEXAMPLEKEY\naws_secret_access_key = SECRET\n"), 0o600)
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, testCAPEM(t), 0o644)
+	cfg := m.config(fmt.Sprintf("target = \"s3://dumps/fleet\"\ns3_endpoint = \"dumps.example.com:9000\"\ns3_credentials = %q\nca_file = %q\n", creds, ca))
+	var stdout, stderr strings.Builder
+	out := filepath.Join(dir, "img")
+	if code := run([]string{"build", "-o", out, "--init", m.initPath, "--arch", "amd64", "--compress", "none", "--config", cfg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	say := stderr.String()
+	for _, want := range []string{
+		"host-only: target s3://dumps/fleet (192.0.2.7) is reached through enp0s3",
+		"s3: credentials " + creds + " (access key AKIA******EKEY) packed 0600, CAs of " + ca,
+	} {
+		if !strings.Contains(say, want) {
+			t.Errorf("build output lacks %q:\n%s", want, say)
+		}
+	}
+	if strings.Contains(say, "SECRET") {
+		t.Error("the build printed the secret")
+	}
+	b, _ := os.ReadFile(out)
+	files := archiveFiles(t, b)
+	if f, ok := files[creds]; !ok || f.Mode&0o777 != 0o600 {
+		t.Errorf("credentials not packed 0600: %v", f)
+	}
+	if _, ok := files[ca]; !ok {
+		t.Errorf("ca_file not packed")
+	}
+	os.Chmod(creds, 0o644)
+	if _, say, err := m.build("--config", cfg); err == nil || !strings.Contains(say, "readable by others") {
+		t.Errorf("world-readable credentials: %v\n%s", err, say)
+	}
+	os.Chmod(creds, 0o600)
+	os.WriteFile(creds, []byte("aws_access_key_id = AK\n"), 0o600)
+	if _, say, err := m.build("--config", cfg); err == nil || !strings.Contains(say, "needs aws_access_key_id and aws_secret_access_key") {
+		t.Errorf("credentials without a secret: %v\n%s", err, say)
+	}
+}
+
+// testCAPEM is a self-signed CA certificate, as a ca_file holds.
+func testCAPEM(t *testing.T) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

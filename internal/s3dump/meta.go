@@ -20,6 +20,10 @@ const (
 	MetaObject   = "meta.json"
 )
 
+// MachineIDPath is where the image holds the machine's id (build packs
+// the host's /etc/machine-id): meta.json names the machine by it.
+const MachineIDPath = "/etc/machine-id"
+
 // MetaVersion is the version of meta.json this package writes.
 const MetaVersion = 1
 

@@ -12,10 +12,6 @@ import (
 	"github.com/gokdump/gokdump/internal/s3dump"
 )
 
-// MachineIDPath is where the image holds the machine's id (build packs
-// /etc/machine-id): meta.json names the machine by it.
-const MachineIDPath = "/etc/machine-id"
-
 // abortTimeout bounds the abort of a failed upload.
 const abortTimeout = 30 * time.Second
 
@@ -40,7 +36,7 @@ func captureS3(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 
 	meta := s3dump.Meta{Version: s3dump.MetaVersion, Host: "unknown", Release: "unknown", CrashTime: src.crashTime.UTC(),
 		Codec: string(cfg.Compress), Status: "uploading"}
-	if b, err := os.ReadFile(MachineIDPath); err == nil {
+	if b, err := os.ReadFile(s3dump.MachineIDPath); err == nil {
 		meta.MachineID = strings.TrimSpace(string(b))
 	}
 	if src.f != nil {
