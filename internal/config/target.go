@@ -250,7 +250,9 @@ func ParseS3URL(s string) (Target, error) {
 		return Target{}, valueErr("%s: %q is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)", quote(s), bucket)
 	}
 	prefix = strings.Trim(prefix, "/")
-	if err := checkRemoteDir(s, prefix); err != nil {
+	// The crashes' keys hold the time with colons, as the dump
+	// directories on a disk do: a crash's URL has them.
+	if err := checkRemoteDir(s, strings.ReplaceAll(prefix, ":", "")); err != nil {
 		return Target{}, err
 	}
 	for _, e := range strings.Split(prefix, "/") {
