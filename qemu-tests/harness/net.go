@@ -461,7 +461,7 @@ const S3CAPath = "/etc/gokdump/s3-ca.pem"
 // keys (a wrong secret with wrongSecret) packed 0600.
 func S3Target(srv *s3test.Server, wrongSecret bool) NetSetup {
 	return NetSetup{
-		Config: fmt.Sprintf("target = \"s3://dumps/fleet\"\ns3_endpoint = \"%s:%d\"\nca_file = %q\n", S3Addr, S3Port, S3CAPath),
+		Config:         fmt.Sprintf("target = \"s3://dumps/fleet\"\ns3_endpoint = \"%s:%d\"\nca_file = %q\n", S3Addr, S3Port, S3CAPath),
 		CaptureModules: NetModules,
 		CaptureExtra: []builder.File{
 			{Path: config.DefaultS3Credentials, Data: s3test.CredentialsFile(srv.Credentials(wrongSecret)), Mode: 0o600},

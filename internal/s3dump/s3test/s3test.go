@@ -179,9 +179,11 @@ func (s *Server) MakeBucket(name string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return c.MakeBucket(ctx, name)
+	// Listening is not yet serving: a request right after the start was
+	// once reset.
+	return s3dump.Retry(context.Background(), time.Now().Add(30*time.Second), 10*time.Second, nil, func(ctx context.Context) error {
+		return c.MakeBucket(ctx, name)
+	})
 }
 
 // Stop kills the server (its own process, by PID) and waits for it.
