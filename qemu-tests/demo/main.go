@@ -8,10 +8,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/gokdump/gokdump/internal/s3dump/s3test"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -20,8 +24,9 @@ func main() {
 	disk := flag.String("disk", "nvme", "dump target disk: nvme or virtio")
 	mem := flag.Int("mem", 1024, "guest memory in MiB")
 	target := flag.String("target", "disk", "where the dump goes: disk (the guest's disk), ssh (OpenSSH's sshd on this\n"+
-		"machine's 127.0.0.1, over SFTP) or nfs (nfs-ganesha on 127.0.0.1); the guest reaches the\n"+
-		"server through QEMU's restricted user-mode network, and nothing else")
+		"machine's 127.0.0.1, over SFTP), nfs (nfs-ganesha on 127.0.0.1) or s3 (a bucket of\n"+
+		"versitygw on 127.0.0.1, over TLS); the guest reaches the server through QEMU's\n"+
+		"restricted user-mode network, and nothing else")
 	flag.Parse()
 	var err error
 	switch *target {
@@ -29,8 +34,10 @@ func main() {
 		err = run(*line, *disk, *mem)
 	case "ssh", "nfs":
 		err = runNet(*line, *target, *mem)
+	case "s3":
+		err = runS3(*line, *mem)
 	default:
-		err = fmt.Errorf("-target %q: want disk, ssh or nfs", *target)
+		err = fmt.Errorf("-target %q: want disk, ssh, nfs or s3", *target)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -171,5 +178,80 @@ func runNet(line, target string, mem int) error {
 	fmt.Printf("  %s beside it\n\n", filepath.Join(filepath.Dir(local), "vmcore-dmesg.txt"))
 	fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
 	fmt.Printf("QEMU cycle incl. images %.1fs.\n\nLook inside: bin/gokdump info %s\n", cycle.Seconds(), local)
+	return nil
+}
+
+// runS3 crashes a guest whose dump is uploaded to a bucket of versitygw,
+// which the demo runs on 127.0.0.1, then lists the bucket as support
+// staff would.
+func runS3(line string, mem int) error {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(root, "out", "demo", time.Now().UTC().Format("20060102-150405"))
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return err
+	}
+	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+	step("fetching the current Debian %s cloud kernel (cached in .cache/kernels)", line)
+	k, err := harness.GetKernel(root, line, false)
+	if err != nil {
+		return err
+	}
+	srv, err := s3test.Start(filepath.Join(out, "server"), net.ParseIP(harness.S3Addr))
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	if err := srv.MakeBucket("dumps"); err != nil {
+		return err
+	}
+	spec := harness.Spec{Line: line, MemMiB: mem, Dir: out, Config: "device_timeout = \"90s\"\n"}
+	harness.S3Target(srv, false).Apply(&spec)
+	step("versitygw %s serves %s on https://127.0.0.1:%d (a CA made for the demo); the guest reaches it as %s:%d",
+		s3test.Version, srv.Dir, srv.Port, harness.S3Addr, harness.S3Port)
+	step("crashing %s in QEMU (TCG, %d MiB); serial log: %s", k.KVer, mem, filepath.Join(out, "serial.log"))
+	t0 := time.Now()
+	r, err := harness.Crash(root, spec)
+	if err != nil {
+		return err
+	}
+	cycle := time.Since(t0)
+	o := r.Outcome()
+	if o.Status != "saved" {
+		fmt.Println(r.Tail(40))
+		return fmt.Errorf("the capture did not save the dump: %s", o)
+	}
+	fmt.Printf("\nThe capture kernel uploaded the dump: %s (%.1f MiB)\n\n", o.Path, float64(o.Bytes)/(1<<20))
+	fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
+	fmt.Printf("QEMU cycle incl. images %.1fs.\n\n", cycle.Seconds())
+
+	cli, err := harness.Gokdump(root)
+	if err != nil {
+		return err
+	}
+	creds := filepath.Join(out, "s3-credentials")
+	cfg := filepath.Join(out, "gokdump.toml")
+	if err := os.WriteFile(creds, s3test.CredentialsFile(srv.Credentials(false)), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", srv.Addr(), creds, srv.CAFile), 0o600); err != nil {
+		return err
+	}
+	step("gokdump ls --config %s s3://dumps/fleet", cfg)
+	c := exec.Command(cli, "ls", "--config", cfg, "s3://dumps/fleet")
+	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	if err := c.Run(); err != nil {
+		return err
+	}
+	crash := strings.TrimSuffix(o.Path, "/vmcore")
+	step("gokdump info --config %s %s", cfg, crash)
+	c = exec.Command(cli, "info", "--config", cfg, crash)
+	c.Stdout, c.Stderr = os.Stdout, os.Stdout
+	if err := c.Run(); err != nil {
+		return err
+	}
+	fmt.Printf("\nThe server stops with the demo; the bucket's files stay in %s.\n", srv.Dir)
 	return nil
 }
