@@ -192,6 +192,20 @@ func TestStatusNetworkTarget(t *testing.T) {
 	if st = checkSetup(&configFlag{path: p, set: true}); len(st.Problems) != 0 {
 		t.Errorf("nfs: problems %q", st.Problems)
 	}
+	// s3: the credentials and the CA file build would pack.
+	creds, ca := filepath.Join(dir, "s3-credentials"), filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, testCAPEM(t), 0o644)
+	s3 := func() []string {
+		os.WriteFile(p, fmt.Appendf(nil, "target = \"s3://dumps/x\"\ns3_endpoint = \"s3.example.com\"\ns3_credentials = %q\nca_file = %q\n", creds, ca), 0o644)
+		return checkSetup(&configFlag{path: p, set: true}).Problems
+	}
+	if ps := s3(); len(ps) != 1 || !strings.Contains(ps[0], "s3 target s3://dumps/x: s3_credentials:") {
+		t.Errorf("s3 without credentials: problems %q", ps)
+	}
+	os.WriteFile(creds, []byte("aws_access_key_id = AK\naws_secret_access_key = SK\n"), 0o600)
+	if ps := s3(); len(ps) != 0 {
+		t.Errorf("s3: problems %q", ps)
+	}
 }
 
 // TestBuildS3Target: an s3 target's image holds the credentials (0600)

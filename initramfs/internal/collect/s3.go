@@ -71,6 +71,9 @@ func captureS3(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 	}
 	url := config.S3Prefix + t.Bucket + "/" + key
 	env.logf("s3: saving to %s", url)
+	if cfg.Keep > 0 {
+		env.logf("keep = %d is not applied on an s3 target: a lifecycle rule of the bucket expires old dumps", cfg.Keep)
+	}
 	if src.dmesg != nil {
 		if err := c.Put(ctx, t.Bucket, key+"/"+s3dump.DmesgObject, src.dmesg, "text/plain; charset=utf-8", end, note); err != nil {
 			env.logf("s3: %s: %v", s3dump.DmesgObject, err)
