@@ -206,6 +206,11 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.Close()
+	if holdsS3Key {
+		if err := initHasS3(p.Result().Init.Path); err != nil {
+			return err
+		}
+	}
 	if f.list {
 		return writeList(f, p, stdout, stderr)
 	}

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -268,4 +269,30 @@ func testCAPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestInitHasS3: an init built with -tags nos3 is refused for an s3
+// target; the default one, and a file that is no Go binary, are not.
+func TestInitHasS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the capture init twice")
+	}
+	dir := t.TempDir()
+	for _, tags := range []string{"", "nos3"} {
+		out := filepath.Join(dir, "init-"+tags)
+		cmd := exec.Command("go", "build", "-tags="+tags, "-o", out, "./initramfs")
+		cmd.Dir, cmd.Env = repoRoot, append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		err := initHasS3(out)
+		if (tags == "nos3") != (err != nil) {
+			t.Errorf("tags %q: %v", tags, err)
+		}
+	}
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, []byte("#!/bin/sh\n"), 0o755)
+	if err := initHasS3(junk); err != nil {
+		t.Errorf("not a Go binary: %v", err)
+	}
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"crypto/x509"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
@@ -74,4 +76,24 @@ func s3Files(cfg *config.Config, opts *builder.Options, read func(string) ([]byt
 	}
 	fmt.Fprintf(stderr, "gokdump build: s3: credentials %s (access key %s) packed 0600, CAs of %s\n", cfg.S3Credentials, key, caPath)
 	return true, nil
+}
+
+// initHasS3 refuses an init built with -tags nos3 (which leaves the S3
+// client out) for an s3 target: its captures would fail. An init whose
+// build information cannot be read (stripped of it, or not Go) is taken
+// as it is.
+func initHasS3(path string) error {
+	if path == "" {
+		return nil // compiled from source, with the default tags
+	}
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-tags" && slices.Contains(strings.Split(s.Value, ","), "nos3") {
+			return fmt.Errorf("the capture init %s was built with -tags nos3, without the S3 client, and the config names an s3 target: build the init without the tag", path)
+		}
+	}
+	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
-	"github.com/gokdump/gokdump/internal/s3dump"
 )
 
 // Env is everything the capture does to the world outside its own memory.
@@ -65,9 +64,6 @@ type Env struct {
 	// MountNFS mounts source (host:/dir) with options, once, and returns
 	// where; Unmount undoes it.
 	MountNFS func(source, options string, timeout time.Duration) (string, error)
-	// OpenS3 makes the client of the config's s3_endpoint (keys and CAs
-	// read from the image); it does not touch the network.
-	OpenS3 func(cfg *config.Config) (*s3dump.Client, error)
 
 	// Act carries out the final action. In the capture kernel it does
 	// not return.

@@ -1,3 +1,5 @@
+//go:build !nos3
+
 package collect
 
 import (
@@ -12,6 +14,9 @@ import (
 	"github.com/gokdump/gokdump/internal/s3dump"
 )
 
+// S3 is whether this capture can write to an s3 target (see s3_off.go).
+const S3 = true
+
 // abortTimeout bounds the abort of a failed upload.
 const abortTimeout = 30 * time.Second
 
@@ -24,7 +29,8 @@ func captureS3(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 	if err := nw.up(env, cfg, deadline); err != nil {
 		return Failedf("%v", err)
 	}
-	c, err := env.OpenS3(cfg)
+	// The keys and CAs the image holds; no network yet.
+	c, err := s3dump.FromConfig(cfg, nil)
 	if err != nil {
 		return Failedf("%v", err)
 	}

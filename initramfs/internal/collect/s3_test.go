@@ -1,3 +1,5 @@
+//go:build !nos3
+
 package collect
 
 import (
@@ -13,7 +15,6 @@ import (
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
-	"github.com/gokdump/gokdump/internal/s3dump"
 	"github.com/gokdump/gokdump/internal/s3dump/s3test"
 )
 
@@ -40,7 +41,6 @@ func s3Config(t *testing.T, srv *s3test.Server, wrongSecret bool, set func(*conf
 
 func s3World(t *testing.T, pages int, disks ...*disk) (*Env, *world) {
 	env, w, _ := netWorld(t, testCore(t, pages), disks...)
-	env.OpenS3 = func(cfg *config.Config) (*s3dump.Client, error) { return s3dump.FromConfig(cfg, nil) }
 	return env, w
 }
 

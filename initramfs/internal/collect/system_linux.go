@@ -17,7 +17,6 @@ import (
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/netup"
-	"github.com/gokdump/gokdump/internal/s3dump"
 	"github.com/gokdump/gokdump/internal/sshdump"
 	"golang.org/x/sys/unix"
 )
@@ -61,7 +60,6 @@ func System(con *Console) *Env {
 		LookupIP: lookupIP,
 		DialSSH:  dialSSH,
 		MountNFS: mountNFS,
-		OpenS3:   func(cfg *config.Config) (*s3dump.Client, error) { return s3dump.FromConfig(cfg, nil) },
 	}
 }
 
