@@ -35,9 +35,10 @@ func captureS3(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 		return Failedf("%v", err)
 	}
 	ctx := context.Background()
-	// The capture as a whole is bounded by the supervisor; the upload
-	// retries until then.
-	end := start.Add(cfg.TimeBudget)
+	// The capture as a whole is bounded by the supervisor at
+	// time_budget; the upload retries until a minute before that, from
+	// now, leaving time to abort it and say so in meta.json.
+	end := start.Add(max(cfg.TimeBudget-time.Minute, cfg.TimeBudget/2))
 	note := func(f string, a ...any) { env.logf("s3: "+f, a...) }
 
 	meta := s3dump.Meta{Version: s3dump.MetaVersion, Host: "unknown", Release: "unknown", CrashTime: src.crashTime.UTC(),
@@ -48,6 +49,10 @@ func captureS3(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 	if src.f != nil {
 		h := diskdump.HeaderFromVmcore(src.f)
 		meta.Host, meta.Release = s3dump.HostName(h.Nodename), h.Release
+	}
+	if meta.Host == "unknown" && meta.MachineID != "" {
+		// A machine without a node name is still told apart from others.
+		meta.Host = s3dump.HostName("machine-" + meta.MachineID[:min(12, len(meta.MachineID))])
 	}
 	meta.Panic = s3dump.PanicLine(src.dmesg)
 

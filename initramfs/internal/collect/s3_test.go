@@ -15,6 +15,7 @@ import (
 	"github.com/gokdump/gokdump/capture/filter"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/s3dump"
 	"github.com/gokdump/gokdump/internal/s3dump/s3test"
 )
 
@@ -55,7 +56,13 @@ func TestS3Target(t *testing.T) {
 	if res.Status != StatusSaved {
 		t.Fatalf("result %+v", res)
 	}
-	crash := "fleet/unknown/2025-11-27-12:20:00"
+	// The test core has no node name: the machine id (this machine's,
+	// where it has one) names it.
+	host := "unknown"
+	if id, err := os.ReadFile(s3dump.MachineIDPath); err == nil && len(strings.TrimSpace(string(id))) >= 12 {
+		host = "machine-" + strings.TrimSpace(string(id))[:12]
+	}
+	crash := "fleet/" + host + "/2025-11-27-12:20:00"
 	if want := "s3://dumps/" + crash + "/vmcore"; res.Path != want {
 		t.Errorf("path %q, want %q", res.Path, want)
 	}
