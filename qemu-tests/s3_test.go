@@ -14,7 +14,6 @@ import (
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/internal/s3dump"
-	"github.com/gokdump/gokdump/internal/s3dump/s3test"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -25,23 +24,23 @@ import (
 
 // s3Server starts versitygw with a bucket "dumps", stopped at the test's
 // end.
-func s3Server(t *testing.T) *s3test.Server {
+func s3Server(t *testing.T) *harness.Versity {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("QEMU crash tests are skipped with -short")
 	}
-	return s3test.For(t, "dumps", net.ParseIP(harness.S3Addr))
+	return harness.VersityFor(t, "dumps", net.ParseIP(harness.S3Addr))
 }
 
 // s3Spec is a crash onto srv with more config lines.
-func s3Spec(line string, srv *s3test.Server, wrongSecret bool, extra string) harness.Spec {
+func s3Spec(line string, srv *harness.Versity, wrongSecret bool, extra string) harness.Spec {
 	spec := harness.Spec{Line: line, Dbg: true, Config: "device_timeout = \"90s\"\n" + extra}
 	harness.S3Target(srv, wrongSecret).Apply(&spec)
 	return spec
 }
 
 // s3CLI runs gokdump on the host with a config naming srv.
-func s3CLI(t *testing.T, srv *s3test.Server) func(args ...string) (string, string, error) {
+func s3CLI(t *testing.T, srv *harness.Versity) func(args ...string) (string, string, error) {
 	t.Helper()
 	cli, err := harness.Gokdump(repoRoot)
 	if err != nil {
@@ -49,7 +48,7 @@ func s3CLI(t *testing.T, srv *s3test.Server) func(args ...string) (string, strin
 	}
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "s3-credentials")
-	os.WriteFile(creds, s3test.CredentialsFile(srv.Credentials(false)), 0o600)
+	os.WriteFile(creds, harness.S3CredentialsFile(srv.Credentials(false)), 0o600)
 	cfg := filepath.Join(dir, "gokdump.toml")
 	os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", srv.Addr(), creds, srv.CAFile), 0o644)
 	return func(args ...string) (string, string, error) {
@@ -127,7 +126,7 @@ func TestNetS3(t *testing.T) {
 	}
 }
 
-func mustClient(t *testing.T, srv *s3test.Server) *s3dump.Client {
+func mustClient(t *testing.T, srv *harness.Versity) *s3dump.Client {
 	c, err := srv.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +154,7 @@ func TestNetS3Failures(t *testing.T) {
 		if strings.Contains(r.Serial(), "trying again") {
 			t.Error("refused keys were tried again")
 		}
-		if strings.Contains(r.Serial(), s3test.SecretKey) || strings.Contains(r.Serial(), "not-the-secret") {
+		if strings.Contains(r.Serial(), harness.S3SecretKey) || strings.Contains(r.Serial(), "not-the-secret") {
 			t.Error("a secret is on the console")
 		}
 	})

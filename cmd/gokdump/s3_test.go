@@ -16,7 +16,7 @@ import (
 	"github.com/gokdump/gokdump/capture/pipeline"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/internal/s3dump"
-	"github.com/gokdump/gokdump/internal/s3dump/s3test"
+	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
 // uploadCrash saves a test vmcore into the bucket as the capture does:
@@ -53,7 +53,7 @@ func uploadCrash(t *testing.T, c *s3dump.Client, key string, pages int, crashTim
 // downloads one and checks it; info reads one in place, printing the
 // bytes it read.
 func TestS3Commands(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	c, err := srv.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestS3Commands(t *testing.T) {
 
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "creds")
-	os.WriteFile(creds, s3test.CredentialsFile(srv.Credentials(false)), 0o600)
+	os.WriteFile(creds, harness.S3CredentialsFile(srv.Credentials(false)), 0o600)
 	cfg := filepath.Join(dir, "gokdump.toml")
 	os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", srv.Addr(), creds, srv.CAFile), 0o644)
 	cli := func(args ...string) (string, string, int) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/diskdump"
 	"github.com/gokdump/gokdump/internal/s3dump"
-	"github.com/gokdump/gokdump/internal/s3dump/s3test"
+	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
 // memFile is an io.WriterAt in memory: the file a disk target would get.
@@ -92,7 +92,7 @@ func writeKdump(t *testing.T, w interface {
 func TestUploadKdump(t *testing.T) {
 	for _, pages := range []int{100, 3000} { // one part; part 1 + two data parts
 		t.Run(itoa(pages)+"pages", func(t *testing.T) {
-			srv := s3test.For(t, "dumps")
+			srv := harness.VersityFor(t, "dumps")
 			c, err := srv.Client()
 			if err != nil {
 				t.Fatal(err)
@@ -207,7 +207,7 @@ func itoa(n int) string {
 // TestUploadAbort: an upload that cannot finish is aborted, and the server
 // keeps none of its parts.
 func TestUploadAbort(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	c, err := srv.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestUploadAbort(t *testing.T) {
 // TestWrongSecret: refused credentials fail at once, naming the endpoint
 // and S3's error code, and are not retried.
 func TestWrongSecret(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	c, err := s3dump.New(s3dump.Options{Endpoint: srv.Endpoint(), Creds: srv.Credentials(true), CAPEM: srv.CAPEM})
 	if err != nil {
 		t.Fatal(err)
@@ -277,8 +277,8 @@ func TestWrongSecret(t *testing.T) {
 // TestUntrustedCert: a server whose certificate no trusted CA signed is
 // refused, for good.
 func TestUntrustedCert(t *testing.T) {
-	srv := s3test.For(t, "dumps")
-	other := s3test.For(t, "")
+	srv := harness.VersityFor(t, "dumps")
+	other := harness.VersityFor(t, "")
 	c, err := s3dump.New(s3dump.Options{Endpoint: srv.Endpoint(), Creds: srv.Credentials(false), CAPEM: other.CAPEM})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +292,7 @@ func TestUntrustedCert(t *testing.T) {
 // TestEndpointDown: a server that is not there is retried with backoff
 // until the deadline, then fails.
 func TestEndpointDown(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	srv.Stop()
 	c, err := srv.Client()
 	if err != nil {
@@ -313,7 +313,7 @@ func TestEndpointDown(t *testing.T) {
 // TestRetryPart: a part whose server went away comes back and is sent
 // again; the object is whole.
 func TestRetryPart(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	c, err := srv.Client()
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gokdump/gokdump/internal/s3dump/s3test"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
@@ -199,7 +198,7 @@ func runS3(line string, mem int) error {
 	if err != nil {
 		return err
 	}
-	srv, err := s3test.Start(filepath.Join(out, "server"), net.ParseIP(harness.S3Addr))
+	srv, err := harness.StartVersity(filepath.Join(out, "server"), net.ParseIP(harness.S3Addr))
 	if err != nil {
 		return err
 	}
@@ -210,7 +209,7 @@ func runS3(line string, mem int) error {
 	spec := harness.Spec{Line: line, MemMiB: mem, Dir: out, Config: "device_timeout = \"90s\"\n"}
 	harness.S3Target(srv, false).Apply(&spec)
 	step("versitygw %s serves %s on https://127.0.0.1:%d (a CA made for the demo); the guest reaches it as %s:%d",
-		s3test.Version, srv.Dir, srv.Port, harness.S3Addr, harness.S3Port)
+		harness.VersityVersion, srv.Dir, srv.Port, harness.S3Addr, harness.S3Port)
 	step("crashing %s in QEMU (TCG, %d MiB); serial log: %s", k.KVer, mem, filepath.Join(out, "serial.log"))
 	t0 := time.Now()
 	r, err := harness.Crash(root, spec)
@@ -233,7 +232,7 @@ func runS3(line string, mem int) error {
 	}
 	creds := filepath.Join(out, "s3-credentials")
 	cfg := filepath.Join(out, "gokdump.toml")
-	if err := os.WriteFile(creds, s3test.CredentialsFile(srv.Credentials(false)), 0o600); err != nil {
+	if err := os.WriteFile(creds, harness.S3CredentialsFile(srv.Credentials(false)), 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", srv.Addr(), creds, srv.CAFile), 0o600); err != nil {

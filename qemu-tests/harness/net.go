@@ -16,7 +16,6 @@ import (
 	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/netup"
-	"github.com/gokdump/gokdump/internal/s3dump/s3test"
 )
 
 // The network of the net tests: QEMU's user-mode network in restricted
@@ -459,12 +458,12 @@ const S3CAPath = "/etc/gokdump/s3-ca.pem"
 // S3Target sets up a crash whose target is s3://dumps/fleet on srv,
 // reached at S3Addr:S3Port over TLS verified with srv's CA, with srv's
 // keys (a wrong secret with wrongSecret) packed 0600.
-func S3Target(srv *s3test.Server, wrongSecret bool) NetSetup {
+func S3Target(srv *Versity, wrongSecret bool) NetSetup {
 	return NetSetup{
 		Config:         fmt.Sprintf("target = \"s3://dumps/fleet\"\ns3_endpoint = \"%s:%d\"\nca_file = %q\n", S3Addr, S3Port, S3CAPath),
 		CaptureModules: NetModules,
 		CaptureExtra: []builder.File{
-			{Path: config.DefaultS3Credentials, Data: s3test.CredentialsFile(srv.Credentials(wrongSecret)), Mode: 0o600},
+			{Path: config.DefaultS3Credentials, Data: S3CredentialsFile(srv.Credentials(wrongSecret)), Mode: 0o600},
 			{Path: S3CAPath, Data: srv.CAPEM, Mode: 0o644},
 			guestRecord(),
 		},

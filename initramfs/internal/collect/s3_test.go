@@ -16,7 +16,7 @@ import (
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/internal/s3dump"
-	"github.com/gokdump/gokdump/internal/s3dump/s3test"
+	"github.com/gokdump/gokdump/qemu-tests/harness"
 )
 
 // The s3 target against a real S3-compatible server (versitygw on
@@ -24,9 +24,9 @@ import (
 // kernel's network, which netWorld fakes.
 
 // s3Config is a config whose target is s3://dumps/fleet on srv.
-func s3Config(t *testing.T, srv *s3test.Server, wrongSecret bool, set func(*config.Config)) *config.Config {
+func s3Config(t *testing.T, srv *harness.Versity, wrongSecret bool, set func(*config.Config)) *config.Config {
 	creds := filepath.Join(t.TempDir(), "s3-credentials")
-	if err := os.WriteFile(creds, s3test.CredentialsFile(srv.Credentials(wrongSecret)), 0o600); err != nil {
+	if err := os.WriteFile(creds, harness.S3CredentialsFile(srv.Credentials(wrongSecret)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return testConfig(func(c *config.Config) {
@@ -49,7 +49,7 @@ func s3World(t *testing.T, pages int, disks ...*disk) (*Env, *world) {
 // (part 1 last), after vmcore-dmesg.txt, with a meta.json that says it is
 // complete and whose checksum Fetch verifies.
 func TestS3Target(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	env, w := s3World(t, 3000)
 	cfg := s3Config(t, srv, false, func(c *config.Config) { c.Compress = config.CompressNone })
 	res := Capture(env, cfg)
@@ -113,7 +113,7 @@ func TestS3Target(t *testing.T) {
 // TestS3WrongSecret: refused keys fail the capture at once with FAILED,
 // naming the endpoint and S3's error code; nothing is retried.
 func TestS3WrongSecret(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	env, w := s3World(t, 100)
 	cfg := s3Config(t, srv, true, func(c *config.Config) { c.DeviceTimeout = 20 * time.Second })
 	t0 := time.Now()
@@ -127,7 +127,7 @@ func TestS3WrongSecret(t *testing.T) {
 	if strings.Contains(w.con.String(), "trying again") {
 		t.Error("refused keys were tried again")
 	}
-	if strings.Contains(w.con.String(), s3test.SecretKey) || strings.Contains(res.Reason, "not-the-secret") {
+	if strings.Contains(w.con.String(), harness.S3SecretKey) || strings.Contains(res.Reason, "not-the-secret") {
 		t.Error("a secret is on the console")
 	}
 }
@@ -135,7 +135,7 @@ func TestS3WrongSecret(t *testing.T) {
 // TestS3ServerDown: nothing listens; the capture retries until
 // device_timeout, then saves on the fallback disk.
 func TestS3ServerDown(t *testing.T) {
-	srv := s3test.For(t, "dumps")
+	srv := harness.VersityFor(t, "dumps")
 	srv.Stop()
 	spare := dirDisk(t, "vdb", "SPARE")
 	env, w := s3World(t, 100, spare)
