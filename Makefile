@@ -16,9 +16,10 @@ COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
 all: build ## the same as build
 
-build: ## build bin/gokdump (stamped with VERSION and COMMIT) and the static capture init bin/gokdump-init
+build: ## build bin/gokdump (stamped with VERSION and COMMIT) and the static capture inits bin/gokdump-init and bin/gokdump-init-s3
 	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/gokdump ./cmd/gokdump
-	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init ./initramfs
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -tags nos3 -o $(BIN)/gokdump-init ./initramfs
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init-s3 ./initramfs
 
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
 	scripts/install-deps
@@ -78,6 +79,7 @@ SUBST = sed 's|/usr/bin/gokdump|$(BINDIR)/gokdump|g; s|/usr/share/doc/gokdump|$(
 install: build ## install gokdump, its capture init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
 	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(BINDIR)/gokdump
 	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(LIBDIR)/gokdump/init
+	install -D -m 0755 $(BIN)/gokdump-init-s3 $(DESTDIR)$(LIBDIR)/gokdump/init-s3
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d \
 		$(DESTDIR)$(KERNELINSTALLDIR) $(DESTDIR)$(DOCDIR)
 	$(SUBST) configs/gokdump.service >$(DESTDIR)$(UNITDIR)/gokdump.service

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -199,6 +200,30 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		return err
 	}
 	holdsKey = holdsKey || holdsS3Key
+	if holdsS3Key && opts.Init == "" && !opts.FromSource {
+		// The installed gokdump-init leaves the S3 client out; its
+		// sibling has it.
+		arch := opts.Arch
+		if arch == "" {
+			arch = runtime.GOARCH
+		}
+		var p string
+		if opts.Sysroot != nil {
+			if hp, err := opts.Sysroot.HostPath("/usr/lib/gokdump/init-s3"); err == nil && builder.CheckInit(hp, arch) == nil {
+				p = hp
+			}
+		} else {
+			exe := opts.Executable
+			if exe == "" {
+				exe, _ = os.Executable()
+			}
+			p = findS3Init(exe, arch)
+		}
+		if p != "" {
+			opts.Init = p
+			logf("s3: the capture init with the S3 client: %s", p)
+		}
+	}
 	warnNoTarget(stderr, cfg, opts.ConfigSource)
 
 	p, err := builder.NewPlan(ctx, opts, true)

@@ -296,3 +296,38 @@ func TestInitHasS3(t *testing.T) {
 		t.Errorf("not a Go binary: %v", err)
 	}
 }
+
+// TestFindS3Init: the init with the S3 client is found beside gokdump as
+// gokdump-init-s3 and under ../lib/gokdump/init-s3, and only if it is a
+// usable init.
+func TestFindS3Init(t *testing.T) {
+	m := newFakeMachine(t)
+	elfInit, err := os.ReadFile(m.initPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "bin", "gokdump")
+	os.MkdirAll(filepath.Join(dir, "lib", "gokdump"), 0o755)
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	if _, err := os.Stat("/usr/lib/gokdump/init-s3"); err == nil {
+		t.Skip("this machine has /usr/lib/gokdump/init-s3")
+	}
+	if got := findS3Init(exe, "amd64"); got != "" {
+		t.Errorf("none there: %q", got)
+	}
+	lib := filepath.Join(dir, "lib", "gokdump", "init-s3")
+	os.WriteFile(lib, elfInit, 0o755)
+	if got := findS3Init(exe, "amd64"); got != lib {
+		t.Errorf("under lib: %q", got)
+	}
+	beside := filepath.Join(dir, "bin", "gokdump-init-s3")
+	os.WriteFile(beside, []byte("not an ELF"), 0o755)
+	if got := findS3Init(exe, "amd64"); got != lib {
+		t.Errorf("an unusable one beside gokdump is skipped: %q", got)
+	}
+	os.WriteFile(beside, elfInit, 0o755)
+	if got := findS3Init(exe, "amd64"); got != beside {
+		t.Errorf("beside: %q", got)
+	}
+}

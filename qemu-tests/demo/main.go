@@ -31,10 +31,8 @@ func main() {
 	switch *target {
 	case "disk":
 		err = run(*line, *disk, *mem)
-	case "ssh", "nfs":
+	case "ssh", "nfs", "s3":
 		err = runNet(*line, *target, *mem)
-	case "s3":
-		err = runS3(*line, *mem)
 	default:
 		err = fmt.Errorf("-target %q: want disk, ssh, nfs or s3", *target)
 	}
@@ -110,7 +108,7 @@ func runNet(line, target string, mem int) error {
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 && target != "s3" {
 		return fmt.Errorf("-target %s runs sshd or nfs-ganesha, which need root here", target)
 	}
 	out := filepath.Join(root, "out", "demo", time.Now().UTC().Format("20060102-150405"))
@@ -126,6 +124,7 @@ func runNet(line, target string, mem int) error {
 	}
 	spec := harness.Spec{Line: line, MemMiB: mem, Dir: out, Config: "device_timeout = \"90s\"\n"}
 	var where string
+	var s3srv *harness.Versity
 	switch target {
 	case "ssh":
 		dumps := filepath.Join(out, "ssh-dumps")
@@ -154,6 +153,17 @@ func runNet(line, target string, mem int) error {
 		g.Target().Apply(&spec)
 		step("nfs-ganesha serves %s on 127.0.0.1:%d; the guest mounts it as %s:%s", export, g.Port, harness.NFSAddr, g.Pseudo)
 		where = export
+	case "s3":
+		if s3srv, err = harness.StartVersity(srv, net.ParseIP(harness.S3Addr)); err != nil {
+			return err
+		}
+		defer s3srv.Stop()
+		if err := s3srv.MakeBucket("dumps"); err != nil {
+			return err
+		}
+		harness.S3Target(s3srv, false).Apply(&spec)
+		step("versitygw %s serves %s on https://127.0.0.1:%d (a CA made for the demo); the guest reaches it as %s:%d",
+			harness.VersityVersion, s3srv.Dir, s3srv.Port, harness.S3Addr, harness.S3Port)
 	}
 	step("crashing %s in QEMU (TCG, %d MiB); serial log: %s", k.KVer, mem, filepath.Join(out, "serial.log"))
 	t0 := time.Now()
@@ -166,6 +176,12 @@ func runNet(line, target string, mem int) error {
 	if o.Status != "saved" {
 		fmt.Println(r.Tail(40))
 		return fmt.Errorf("the capture did not save the dump: %s", o)
+	}
+	if s3srv != nil {
+		fmt.Printf("\nThe capture kernel uploaded the dump: %s (%.1f MiB)\n\n", o.Path, float64(o.Bytes)/(1<<20))
+		fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
+		fmt.Printf("QEMU cycle incl. images %.1fs.\n\n", cycle.Seconds())
+		return showS3(root, out, s3srv, o.Path)
 	}
 	local := filepath.Join(where, o.Path)
 	st, err := os.Stat(local)
@@ -180,62 +196,20 @@ func runNet(line, target string, mem int) error {
 	return nil
 }
 
-// runS3 crashes a guest whose dump is uploaded to a bucket of versitygw,
-// which the demo runs on 127.0.0.1, then lists the bucket as support
-// staff would.
-func runS3(line string, mem int) error {
-	root, err := harness.RepoRoot()
-	if err != nil {
-		return err
-	}
-	out := filepath.Join(root, "out", "demo", time.Now().UTC().Format("20060102-150405"))
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return err
-	}
+// showS3 lists the bucket of v as support staff would, and tells of the
+// crash at path.
+func showS3(root, out string, v *harness.Versity, path string) error {
 	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
-	step("fetching the current Debian %s cloud kernel (cached in .cache/kernels)", line)
-	k, err := harness.GetKernel(root, line, false)
-	if err != nil {
-		return err
-	}
-	srv, err := harness.StartVersity(filepath.Join(out, "server"), net.ParseIP(harness.S3Addr))
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	if err := srv.MakeBucket("dumps"); err != nil {
-		return err
-	}
-	spec := harness.Spec{Line: line, MemMiB: mem, Dir: out, Config: "device_timeout = \"90s\"\n"}
-	harness.S3Target(srv, false).Apply(&spec)
-	step("versitygw %s serves %s on https://127.0.0.1:%d (a CA made for the demo); the guest reaches it as %s:%d",
-		harness.VersityVersion, srv.Dir, srv.Port, harness.S3Addr, harness.S3Port)
-	step("crashing %s in QEMU (TCG, %d MiB); serial log: %s", k.KVer, mem, filepath.Join(out, "serial.log"))
-	t0 := time.Now()
-	r, err := harness.Crash(root, spec)
-	if err != nil {
-		return err
-	}
-	cycle := time.Since(t0)
-	o := r.Outcome()
-	if o.Status != "saved" {
-		fmt.Println(r.Tail(40))
-		return fmt.Errorf("the capture did not save the dump: %s", o)
-	}
-	fmt.Printf("\nThe capture kernel uploaded the dump: %s (%.1f MiB)\n\n", o.Path, float64(o.Bytes)/(1<<20))
-	fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
-	fmt.Printf("QEMU cycle incl. images %.1fs.\n\n", cycle.Seconds())
-
 	cli, err := harness.Gokdump(root)
 	if err != nil {
 		return err
 	}
 	creds := filepath.Join(out, "s3-credentials")
 	cfg := filepath.Join(out, "gokdump.toml")
-	if err := os.WriteFile(creds, harness.S3CredentialsFile(srv.Credentials(false)), 0o600); err != nil {
+	if err := os.WriteFile(creds, harness.S3CredentialsFile(v.Credentials(false)), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", srv.Addr(), creds, srv.CAFile), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", v.Addr(), creds, v.CAFile), 0o600); err != nil {
 		return err
 	}
 	step("gokdump ls --config %s s3://dumps/fleet", cfg)
@@ -244,13 +218,13 @@ func runS3(line string, mem int) error {
 	if err := c.Run(); err != nil {
 		return err
 	}
-	crash := strings.TrimSuffix(o.Path, "/vmcore")
+	crash := strings.TrimSuffix(path, "/vmcore")
 	step("gokdump info --config %s %s", cfg, crash)
 	c = exec.Command(cli, "info", "--config", cfg, crash)
 	c.Stdout, c.Stderr = os.Stdout, os.Stdout
 	if err := c.Run(); err != nil {
 		return err
 	}
-	fmt.Printf("\nThe server stops with the demo; the bucket's files stay in %s.\n", srv.Dir)
+	fmt.Printf("\nThe server stops with the demo; the bucket's files stay in %s.\n", v.Dir)
 	return nil
 }
