@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,8 @@ var ErrNotSequential = errors.New("s3dump: write behind the part already sent")
 // the first page (see diskdump.Preallocator).
 //
 // Memory: part 1 (max(data offset, 5 MiB), less its holes) and one part
-// buffer (PartSize, 5 MiB for a dump under 45 GiB).
+// buffer (PartSize: 5 MiB up to 12.6 million dumped 4 KiB pages, 48 GiB;
+// larger so that the most a dump can take fits in S3's 10000 parts).
 type Upload struct {
 	c        *Client
 	bucket   string
@@ -112,12 +114,28 @@ func (u *Upload) Preallocate(off, size int64) error {
 		return fmt.Errorf("s3dump: the header, bitmaps and descriptors take %d bytes, more than the %d part 1 may hold in memory", dataOff, MaxHead)
 	}
 	u.headEnd = max(dataOff, MinPartSize)
-	pages := size/24 + 2
-	worst := pages * (64 << 10) // the largest page size of any architecture
+	pages := size/24 + 2 // a descriptor is 24 bytes
+	worst := pages * u.blockSize()
 	if ps := (worst + maxParts - 200) / (maxParts - 100); ps > u.partSize {
 		u.partSize = min((ps+(1<<20)-1)&^(1<<20-1), 1<<30)
 	}
 	return nil
+}
+
+// offBlockSize is where disk_dump_header holds block_size (the page
+// size), little-endian as the kdump writer writes it.
+const offBlockSize = 428
+
+// blockSize is the page size the kdump header written so far gives, or
+// 64 KiB (the largest of any architecture) without one.
+func (u *Upload) blockSize() int64 {
+	if chunk := u.head[0]; chunk != nil && string(chunk[:8]) == "KDUMP   " {
+		bs := int64(binary.LittleEndian.Uint32(chunk[offBlockSize:]))
+		if bs >= 1<<10 && bs <= 1<<18 && bs&(bs-1) == 0 {
+			return bs
+		}
+	}
+	return 64 << 10
 }
 
 // PartSize is the size of the parts after the first.
@@ -237,7 +255,7 @@ func (u *Upload) sendPart(n int, data []byte) error {
 	return nil
 }
 
-// headReader returns part 1: n bytes of the kept chunks, zeros in the
+// headBytes returns part 1: n bytes of the kept chunks, zeros in the
 // holes.
 func (u *Upload) headBytes(n int64) []byte {
 	b := make([]byte, n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -353,5 +354,41 @@ func TestRetryPart(t *testing.T) {
 	want := append(append(head, first...), data...)
 	if !bytes.Equal(got, want) || res.Size != int64(len(want)) || res.Parts != 3 {
 		t.Errorf("object of %d bytes in %d parts, want %d bytes in 3", len(got), res.Parts, len(want))
+	}
+}
+
+// TestPartSize: parts stay 5 MiB until the most the dump's pages can take
+// (every page raw, at the header's page size) no longer fits in 9900 of
+// them.
+func TestPartSize(t *testing.T) {
+	for _, tt := range []struct {
+		bs    uint32 // 0: no kdump header
+		pages int64
+		want  int64
+	}{
+		{4096, 1 << 20, s3dump.MinPartSize},
+		{4096, 13 << 20, 6 << 20},
+		{4096, 20 << 20, 9 << 20},
+		{65536, 1 << 20, 7 << 20},
+		{0, 1 << 20, 7 << 20},
+	} {
+		u := s3dump.NewTestUpload()
+		if tt.bs != 0 {
+			hdr := make([]byte, 432)
+			copy(hdr, "KDUMP   ")
+			binary.LittleEndian.PutUint32(hdr[428:], tt.bs)
+			u.WriteAt(hdr, 0)
+		}
+		if err := u.Preallocate(1<<20, tt.pages*24); err != nil {
+			t.Fatal(err)
+		}
+		if got := u.PartSize(); got != tt.want {
+			t.Errorf("block size %d, %d pages: parts of %d MiB, want %d MiB", tt.bs, tt.pages, got>>20, tt.want>>20)
+		}
+	}
+	// Descriptors past what part 1 may hold in memory: refused before
+	// the first page, so the capture goes on to the fallback target.
+	if err := s3dump.NewTestUpload().Preallocate(1<<20, s3dump.MaxHead); err == nil || !strings.Contains(err.Error(), "part 1 may hold") {
+		t.Errorf("descriptors of %d bytes: %v", s3dump.MaxHead, err)
 	}
 }
