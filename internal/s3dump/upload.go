@@ -238,33 +238,67 @@ func (u *Upload) sendBuf() error {
 }
 
 func (u *Upload) sendPart(n int, data []byte) error {
+	if err := u.put(n, func() io.ReadSeeker { return bytes.NewReader(data) }, int64(len(data))); err != nil {
+		return err
+	}
+	u.digests = append(u.digests, sha256.Sum256(data))
+	return nil
+}
+
+// put sends part n, size bytes that open() reads, trying again until the
+// deadline.
+func (u *Upload) put(n int, open func() io.ReadSeeker, size int64) error {
 	what := fmt.Sprintf("put %s part %d", u.key, n)
 	var part minio.ObjectPart
 	err := u.retry(what, func(ctx context.Context) error {
 		var err error
-		part, err = u.c.core.PutObjectPart(ctx, u.bucket, u.key, u.id, n, bytes.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{})
+		part, err = u.c.core.PutObjectPart(ctx, u.bucket, u.key, u.id, n, open(), size, minio.PutObjectPartOptions{})
 		return u.c.wrap(what, err)
 	})
 	if err != nil {
 		return err
 	}
 	u.parts = append(u.parts, minio.CompletePart{PartNumber: n, ETag: part.ETag})
-	if n > 1 {
-		u.digests = append(u.digests, sha256.Sum256(data))
-	}
 	return nil
 }
 
-// headBytes returns part 1: n bytes of the kept chunks, zeros in the
-// holes.
-func (u *Upload) headBytes(n int64) []byte {
-	b := make([]byte, n)
-	for c, chunk := range u.head {
-		if c < n {
-			copy(b[c:], chunk)
-		}
+// headReader reads part 1, its first n bytes, from the kept chunks
+// (zeros in the holes) without gathering them in one buffer: at the end
+// of a capture that would be 5 MiB more.
+type headReader struct {
+	head map[int64][]byte
+	n    int64
+	off  int64
+}
+
+func (r *headReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
 	}
-	return b
+	c := r.off / headChunk * headChunk
+	end := min(c+headChunk, r.n)
+	k := int(min(int64(len(p)), end-r.off))
+	if chunk := r.head[c]; chunk != nil {
+		copy(p[:k], chunk[r.off-c:])
+	} else {
+		clear(p[:k])
+	}
+	r.off += int64(k)
+	return k, nil
+}
+
+func (r *headReader) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += r.off
+	case io.SeekEnd:
+		off += r.n
+	}
+	if off < 0 {
+		return 0, errors.New("s3dump: seek before the start of part 1")
+	}
+	r.off = off
+	return off, nil
 }
 
 // Result describes a finished upload, for meta.json.
@@ -289,16 +323,21 @@ func (u *Upload) Finish() (Result, error) {
 	if err := u.sendBuf(); err != nil {
 		return Result{}, err
 	}
+	u.buf = nil // before part 1 goes: the capture kernel's memory is tight
 	headSize := u.size
 	if u.headEnd >= 0 {
 		headSize = min(u.headEnd, u.size)
 	}
-	head := u.headBytes(headSize)
-	u.head = nil
-	if err := u.sendPart(1, head); err != nil {
+	open := func() io.ReadSeeker { return &headReader{head: u.head, n: headSize} }
+	h := sha256.New()
+	io.Copy(h, open()) // reading the chunks does not fail
+	var headSum [sha256.Size]byte
+	copy(headSum[:], h.Sum(nil))
+	if err := u.put(1, open, headSize); err != nil {
 		u.err = err
 		return Result{}, err
 	}
+	u.head = nil
 	slices.SortFunc(u.parts, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
 	what := "complete the upload of " + u.key
 	err := u.retry(what, func(ctx context.Context) error {
@@ -309,7 +348,7 @@ func (u *Upload) Finish() (Result, error) {
 		u.err = err
 		return Result{}, err
 	}
-	digests := append([][sha256.Size]byte{sha256.Sum256(head)}, u.digests...)
+	digests := append([][sha256.Size]byte{headSum}, u.digests...)
 	return Result{Size: u.size, HeadSize: headSize, PartSize: u.partSize, Parts: len(digests), SHA256: Composite(digests)}, nil
 }
 
