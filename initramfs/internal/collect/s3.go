@@ -92,7 +92,12 @@ func captureS3(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 	}
 	putMeta := func() {
 		meta.Elapsed = env.since(start).Seconds()
-		if err := c.Put(ctx, t.Bucket, key+"/"+s3dump.MetaObject, meta.Marshal(), "application/json", end, note); err != nil {
+		// The last word gets the minute kept back from time_budget.
+		d := end
+		if last := time.Now().Add(abortTimeout); meta.Status != "uploading" && last.After(d) {
+			d = last
+		}
+		if err := c.Put(ctx, t.Bucket, key+"/"+s3dump.MetaObject, meta.Marshal(), "application/json", d, note); err != nil {
 			env.logf("s3: %s: %v", s3dump.MetaObject, err)
 		}
 	}

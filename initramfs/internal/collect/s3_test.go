@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,5 +158,66 @@ func TestS3ServerDown(t *testing.T) {
 		if !strings.Contains(con, s) {
 			t.Errorf("console lacks %q", s)
 		}
+	}
+}
+
+// TestS3UploadFails: the server goes away while the pages are uploaded
+// and comes back only after the parts' retries gave up: the upload is
+// aborted (no parts left), meta.json says failed beside the log, and the
+// dump goes to the fallback disk.
+func TestS3UploadFails(t *testing.T) {
+	srv := harness.VersityFor(t, "dumps")
+	spare := dirDisk(t, "vdb", "SPARE")
+	env, w := s3World(t, 3000, spare)
+	var once sync.Once
+	env.Hooks.Writing = func() {
+		once.Do(func() {
+			srv.Stop()
+			go func() {
+				time.Sleep(8 * time.Second)
+				if err := srv.Restart(); err != nil {
+					t.Error(err)
+				}
+			}()
+		})
+	}
+	cfg := s3Config(t, srv, false, func(c *config.Config) {
+		c.Compress = config.CompressNone
+		c.TimeBudget = 12 * time.Second // parts are retried for 6 s
+		c.FailureAction = config.ActionFallback
+		c.FallbackTarget = "LABEL=SPARE"
+	})
+	res := Capture(env, cfg)
+	if res.Status != StatusSaved || !strings.HasPrefix(res.Path, "/var/crash/") {
+		t.Fatalf("result %+v", res)
+	}
+	con := w.con.String()
+	for _, s := range []string{"the upload was aborted", "trying the fallback target LABEL=SPARE"} {
+		if !strings.Contains(con, s) {
+			t.Errorf("console lacks %q", s)
+		}
+	}
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n, err := c.PendingUploads(ctx, "dumps", ""); n != 0 || err != nil {
+		t.Errorf("%d uploads left pending (%v)", n, err)
+	}
+	list, err := c.List(ctx, "dumps", "fleet")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List: %+v %v", list, err)
+	}
+	m := list[0].Meta
+	if m.Status != "failed" || m.Complete || m.SHA256 != "" || !strings.Contains(m.Reason, "part 2") {
+		t.Errorf("meta.json %+v", m)
+	}
+	t.Logf("meta.json says: %s: %s", m.Status, m.Reason)
+	if ok, _ := c.Exists(ctx, "dumps", list[0].Key+"/vmcore"); ok {
+		t.Error("a vmcore object exists")
+	}
+	if ok, _ := c.Exists(ctx, "dumps", list[0].Key+"/vmcore-dmesg.txt"); !ok {
+		t.Error("no vmcore-dmesg.txt")
 	}
 }
