@@ -16,9 +16,10 @@ COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
 all: build ## the same as build
 
-build: ## build bin/gokdump (stamped with VERSION and COMMIT), the static capture init bin/gokdump-init and gokdump vmtest's first-kernel init bin/gokdump-vmtest-init
+build: ## build bin/gokdump (stamped with VERSION and COMMIT), the static capture inits bin/gokdump-init and bin/gokdump-init-s3 (with the S3 client), and gokdump vmtest's first-kernel init bin/gokdump-vmtest-init
 	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/gokdump ./cmd/gokdump
-	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init ./initramfs
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -tags nos3 -o $(BIN)/gokdump-init ./initramfs
+	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init-s3 ./initramfs
 	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-vmtest-init ./qemu-tests/stage1
 
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
@@ -90,6 +91,7 @@ install: build ## install gokdump, its capture init and vmtest's first-kernel in
 	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(BINDIR)/gokdump
 	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(LIBDIR)/gokdump/init
 	install -D -m 0755 $(BIN)/gokdump-vmtest-init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init
+	install -D -m 0755 $(BIN)/gokdump-init-s3 $(DESTDIR)$(LIBDIR)/gokdump/init-s3
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d \
 		$(DESTDIR)$(KERNELINSTALLDIR) $(DESTDIR)$(DOCDIR)
 	$(SUBST) configs/gokdump.service >$(DESTDIR)$(UNITDIR)/gokdump.service
@@ -105,7 +107,7 @@ install: build ## install gokdump, its capture init and vmtest's first-kernel in
 
 .PHONY: uninstall dist deb
 uninstall: ## remove what install put there (DESTDIR, PREFIX); /etc/gokdump.toml and built images stay
-	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init $(DESTDIR)$(UNITDIR)/gokdump.service \
+	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init $(DESTDIR)$(LIBDIR)/gokdump/init-s3 $(DESTDIR)$(UNITDIR)/gokdump.service \
 		$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
 		$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/gokdump.toml.example
 	-rmdir $(DESTDIR)$(LIBDIR)/gokdump $(DESTDIR)$(DOCDIR) 2>/dev/null

@@ -222,9 +222,10 @@ func TestNetFailures(t *testing.T) {
 }
 
 // TestNetMeasure is a measurement, not a check: with GOKDUMP_NET_MEASURE=1
-// it crashes the same guest (newest kernel, 1 GiB) into a disk, over ssh
-// and over nfs, and reports the time from the panic to the result line,
-// the capture images' sizes, and which crashkernel= sizes save over ssh.
+// it crashes the same guest (newest kernel, 1 GiB) into a disk, over ssh,
+// over nfs and into s3, and reports the time from the panic to the result
+// line, the capture images' sizes, and which crashkernel= sizes save over
+// ssh and into s3.
 func TestNetMeasure(t *testing.T) {
 	if os.Getenv("GOKDUMP_NET_MEASURE") != "1" {
 		t.Skip("a measurement: GOKDUMP_NET_MEASURE=1 runs it")
@@ -242,10 +243,11 @@ func TestNetMeasure(t *testing.T) {
 	sshS := sshSpec(t, line, s, filepath.Join(t.TempDir(), "crash"), "", nil)
 	g := nfsServer(t, t.TempDir())
 	nfsS := nfsSpec(line, g, "")
-	for _, sp := range []*harness.Spec{&disk, &sshS, &nfsS} {
+	s3S := s3Spec(line, s3Server(t), false, "")
+	for _, sp := range []*harness.Spec{&disk, &sshS, &nfsS, &s3S} {
 		sp.Dbg = false
 	}
-	results := []*result{{name: "disk", spec: disk}, {name: "ssh", spec: sshS}, {name: "nfs", spec: nfsS}}
+	results := []*result{{name: "disk", spec: disk}, {name: "ssh", spec: sshS}, {name: "nfs", spec: nfsS}, {name: "s3", spec: s3S}}
 	for _, res := range results {
 		img := filepath.Join(t.TempDir(), "capture.img")
 		if err := harness.BuildCaptureImage(repoRoot, res.spec, img); err != nil {
@@ -269,16 +271,21 @@ func TestNetMeasure(t *testing.T) {
 		t.Logf("%-4s image %6.2f MiB (+%.2f MiB over disk)  panic → %s %.1fs", res.name, float64(res.img)/(1<<20),
 			float64(res.img-results[0].img)/(1<<20), res.o.Status, res.panic.Seconds())
 	}
-	for _, ck := range []string{"128M", "96M", "88M", "80M", "72M"} {
-		spec := sshS
-		spec.CrashKernel = ck
-		spec.Timeout = 200 * time.Second
-		r := crash(t, spec)
-		o := r.Outcome()
-		t.Logf("ssh at crashkernel=%s: %s", ck, o)
-		if o.Status != "saved" {
-			t.Logf("tail:\n%s", r.Tail(15))
-			break
+	for _, sweep := range []struct {
+		name string
+		spec harness.Spec
+	}{{"ssh", sshS}, {"s3", s3S}} {
+		for _, ck := range []string{"128M", "96M", "88M", "80M", "72M"} {
+			spec := sweep.spec
+			spec.CrashKernel = ck
+			spec.Timeout = 200 * time.Second
+			r := crash(t, spec)
+			o := r.Outcome()
+			t.Logf("%s at crashkernel=%s: %s", sweep.name, ck, o)
+			if o.Status != "saved" {
+				t.Logf("tail:\n%s", r.Tail(15))
+				break
+			}
 		}
 	}
 }

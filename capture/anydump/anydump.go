@@ -109,14 +109,42 @@ func Open(path string) (*Dump, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.KdumpFile, d.phys, d.c = f, f, f
-		d.Machine, d.VMCOREINFO, d.PRStatus = f.Machine, f.VMCOREINFO, f.PRStatus
-		d.PageSize, d.MaxPFN, d.Size = f.PageSize(), f.MaxPFN(), f.Size()
-		d.Incomplete = f.Incomplete()
-		d.Missing, d.MissingErr = vmcore.MissingFromNotes(f.Notes, binary.LittleEndian)
+		d.setKdump(f)
 	case Flattened:
 		return nil, fmt.Errorf("%s: %w", path, ErrFlattened)
 	}
+	return d, nil
+}
+
+func (d *Dump) setKdump(f *diskdump.File) {
+	d.KdumpFile, d.phys, d.c = f, f, f
+	d.Machine, d.VMCOREINFO, d.PRStatus = f.Machine, f.VMCOREINFO, f.PRStatus
+	d.PageSize, d.MaxPFN, d.Size = f.PageSize(), f.MaxPFN(), f.Size()
+	d.Incomplete = f.Incomplete()
+	d.Missing, d.MissingErr = vmcore.MissingFromNotes(f.Notes, binary.LittleEndian)
+}
+
+// ErrReaderFormat is returned by OpenReader for a dump it cannot read in
+// place: an ELF file (read from a path only) or a flattened stream.
+var ErrReaderFormat = errors.New("anydump: only a kdump-compressed dump is read in place; download it first")
+
+// OpenReader opens a kdump-compressed dump of size bytes read through r
+// (an object in a bucket, read by ranged requests); name is for
+// messages and Dump.Path. Only what is asked is read.
+func OpenReader(name string, r io.ReaderAt, size int64) (*Dump, error) {
+	format, err := Detect(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if format != Kdump {
+		return nil, fmt.Errorf("%s: %s: %w", name, format, ErrReaderFormat)
+	}
+	f, err := diskdump.Open(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	d := &Dump{Path: name, Format: Kdump}
+	d.setKdump(f)
 	return d, nil
 }
 

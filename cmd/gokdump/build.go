@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -194,6 +195,35 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	holdsS3Key, err := s3Files(cfg, &opts, read, stderr)
+	if err != nil {
+		return err
+	}
+	holdsKey = holdsKey || holdsS3Key
+	if holdsS3Key && opts.Init == "" && !opts.FromSource {
+		// The installed gokdump-init leaves the S3 client out; its
+		// sibling has it.
+		arch := opts.Arch
+		if arch == "" {
+			arch = runtime.GOARCH
+		}
+		var p string
+		if opts.Sysroot != nil {
+			if hp, err := opts.Sysroot.HostPath("/usr/lib/gokdump/init-s3"); err == nil && builder.CheckInit(hp, arch) == nil {
+				p = hp
+			}
+		} else {
+			exe := opts.Executable
+			if exe == "" {
+				exe, _ = os.Executable()
+			}
+			p = findS3Init(exe, arch)
+		}
+		if p != "" {
+			opts.Init = p
+			logf("s3: the capture init with the S3 client: %s", p)
+		}
+	}
 	warnNoTarget(stderr, cfg, opts.ConfigSource)
 	if cfg != nil {
 		opts.Hooks = cfg.HookPaths()
@@ -204,6 +234,11 @@ func runBuild(ctx context.Context, f *buildFlags, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.Close()
+	if holdsS3Key {
+		if err := initHasS3(p.Result().Init.Path); err != nil {
+			return err
+		}
+	}
 	if f.list {
 		return writeList(f, p, stdout, stderr)
 	}

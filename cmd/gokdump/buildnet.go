@@ -124,7 +124,7 @@ func warnKeyDir(out string, stderr io.Writer) {
 	dir := filepath.Dir(out)
 	fi, err := os.Stat(dir)
 	if err == nil && fi.Mode().Perm()&0o004 != 0 {
-		fmt.Fprintf(stderr, "gokdump build: warning: %s holds the ssh key; the image is 0600, but its directory %s is world-readable (%v): keep it where only root can look\n",
+		fmt.Fprintf(stderr, "gokdump build: warning: %s holds a secret key (ssh or s3); the image is 0600, but its directory %s is world-readable (%v): keep it where only root can look\n",
 			out, dir, fi.Mode().Perm())
 	}
 }

@@ -1,15 +1,23 @@
 package main
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gokdump/gokdump/internal/netup"
 	"golang.org/x/crypto/ssh"
@@ -91,7 +99,7 @@ func TestBuildNetworkTargets(t *testing.T) {
 		"virtio_net: driver virtio_net of devices/pci0000:00/0000:00:03.0/virtio0 (enp0s3)",
 		"interface enp0s3, MAC 52:54:00:aa:bb:cc (virtio_net)",
 		"ssh: key " + key + " (ssh-ed25519 SHA256:",
-		"warning: " + out + " holds the ssh key",
+		"warning: " + out + " holds a secret key",
 	} {
 		if !strings.Contains(say, want) {
 			t.Errorf("build output lacks %q:\n%s", want, say)
@@ -184,5 +192,142 @@ func TestStatusNetworkTarget(t *testing.T) {
 	write("nfs://dumps.example.com/export")
 	if st = checkSetup(&configFlag{path: p, set: true}); len(st.Problems) != 0 {
 		t.Errorf("nfs: problems %q", st.Problems)
+	}
+	// s3: the credentials and the CA file build would pack.
+	creds, ca := filepath.Join(dir, "s3-credentials"), filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, testCAPEM(t), 0o644)
+	s3 := func() []string {
+		os.WriteFile(p, fmt.Appendf(nil, "target = \"s3://dumps/x\"\ns3_endpoint = \"s3.example.com\"\ns3_credentials = %q\nca_file = %q\n", creds, ca), 0o644)
+		return checkSetup(&configFlag{path: p, set: true}).Problems
+	}
+	if ps := s3(); len(ps) != 1 || !strings.Contains(ps[0], "s3 target s3://dumps/x: s3_credentials:") {
+		t.Errorf("s3 without credentials: problems %q", ps)
+	}
+	os.WriteFile(creds, []byte("aws_access_key_id = AK\naws_secret_access_key = SK\n"), 0o600)
+	if ps := s3(); len(ps) != 0 {
+		t.Errorf("s3: problems %q", ps)
+	}
+}
+
+// TestBuildS3Target: an s3 target's image holds the credentials (0600)
+// and the CA file, reaches the endpoint's NIC, and refuses credentials
+// others can read or that do not parse.
+func TestBuildS3Target(t *testing.T) {
+	m := netMachine(t)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "s3-credentials")
+	os.WriteFile(creds, []byte("[default]\naws_access_key_id = AKIAEXAMPLEKEY\naws_secret_access_key = SECRET\n"), 0o600)
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, testCAPEM(t), 0o644)
+	cfg := m.config(fmt.Sprintf("target = \"s3://dumps/fleet\"\ns3_endpoint = \"dumps.example.com:9000\"\ns3_credentials = %q\nca_file = %q\n", creds, ca))
+	var stdout, stderr strings.Builder
+	out := filepath.Join(dir, "img")
+	if code := run([]string{"build", "-o", out, "--init", m.initPath, "--arch", "amd64", "--compress", "none", "--config", cfg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	say := stderr.String()
+	for _, want := range []string{
+		"host-only: target s3://dumps/fleet (192.0.2.7) is reached through enp0s3",
+		"s3: credentials " + creds + " (access key AKIA******EKEY) packed 0600, CAs of " + ca,
+	} {
+		if !strings.Contains(say, want) {
+			t.Errorf("build output lacks %q:\n%s", want, say)
+		}
+	}
+	if strings.Contains(say, "SECRET") {
+		t.Error("the build printed the secret")
+	}
+	b, _ := os.ReadFile(out)
+	files := archiveFiles(t, b)
+	if f, ok := files[creds]; !ok || f.Mode&0o777 != 0o600 {
+		t.Errorf("credentials not packed 0600: %v", f)
+	}
+	if _, ok := files[ca]; !ok {
+		t.Errorf("ca_file not packed")
+	}
+	os.Chmod(creds, 0o644)
+	if _, say, err := m.build("--config", cfg); err == nil || !strings.Contains(say, "readable by others") {
+		t.Errorf("world-readable credentials: %v\n%s", err, say)
+	}
+	os.Chmod(creds, 0o600)
+	os.WriteFile(creds, []byte("aws_access_key_id = AK\n"), 0o600)
+	if _, say, err := m.build("--config", cfg); err == nil || !strings.Contains(say, "needs aws_access_key_id and aws_secret_access_key") {
+		t.Errorf("credentials without a secret: %v\n%s", err, say)
+	}
+}
+
+// testCAPEM is a self-signed CA certificate, as a ca_file holds.
+func testCAPEM(t *testing.T) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestInitHasS3: an init built with -tags nos3 is refused for an s3
+// target; the default one, and a file that is no Go binary, are not.
+func TestInitHasS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the capture init twice")
+	}
+	dir := t.TempDir()
+	for _, tags := range []string{"", "nos3"} {
+		out := filepath.Join(dir, "init-"+tags)
+		cmd := exec.Command("go", "build", "-tags="+tags, "-o", out, "./initramfs")
+		cmd.Dir, cmd.Env = repoRoot, append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		err := initHasS3(out)
+		if (tags == "nos3") != (err != nil) {
+			t.Errorf("tags %q: %v", tags, err)
+		}
+	}
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, []byte("#!/bin/sh\n"), 0o755)
+	if err := initHasS3(junk); err != nil {
+		t.Errorf("not a Go binary: %v", err)
+	}
+}
+
+// TestFindS3Init: the init with the S3 client is found beside gokdump as
+// gokdump-init-s3 and under ../lib/gokdump/init-s3, and only if it is a
+// usable init.
+func TestFindS3Init(t *testing.T) {
+	m := newFakeMachine(t)
+	elfInit, err := os.ReadFile(m.initPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "bin", "gokdump")
+	os.MkdirAll(filepath.Join(dir, "lib", "gokdump"), 0o755)
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	if _, err := os.Stat("/usr/lib/gokdump/init-s3"); err == nil {
+		t.Skip("this machine has /usr/lib/gokdump/init-s3")
+	}
+	if got := findS3Init(exe, "amd64"); got != "" {
+		t.Errorf("none there: %q", got)
+	}
+	lib := filepath.Join(dir, "lib", "gokdump", "init-s3")
+	os.WriteFile(lib, elfInit, 0o755)
+	if got := findS3Init(exe, "amd64"); got != lib {
+		t.Errorf("under lib: %q", got)
+	}
+	beside := filepath.Join(dir, "bin", "gokdump-init-s3")
+	os.WriteFile(beside, []byte("not an ELF"), 0o755)
+	if got := findS3Init(exe, "amd64"); got != lib {
+		t.Errorf("an unusable one beside gokdump is skipped: %q", got)
+	}
+	os.WriteFile(beside, elfInit, 0o755)
+	if got := findS3Init(exe, "amd64"); got != beside {
+		t.Errorf("beside: %q", got)
 	}
 }

@@ -6,20 +6,27 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/printk"
+	"github.com/gokdump/gokdump/internal/config"
 )
 
 func init() {
 	register(&command{
 		name:  "dmesg",
-		args:  "DUMP | DIR",
+		args:  "DUMP | DIR | s3://BUCKET/PREFIX/HOST/TIME",
 		short: "print the crashed kernel's log from a dump (ELF or kdump-compressed), as makedumpfile --dump-dmesg does",
 		setup: func(fs *flag.FlagSet) func([]string, streams) error {
+			var cf configFlag
+			cf.define(fs, config.DefaultPath, "the config naming s3_endpoint, s3_credentials and ca_file, for an s3:// dump")
 			return func(args []string, s streams) error {
 				if err := needArgs(args, "DUMP | DIR"); err != nil {
 					return err
+				}
+				if strings.HasPrefix(args[0], config.S3Prefix) {
+					return runDmesgS3(cf, args[0], s)
 				}
 				return runDmesg(args[0], s.out, s.err)
 			}
@@ -53,6 +60,11 @@ func runDmesg(path string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
+	return writeLog(l, stdout, stderr)
+}
+
+// writeLog prints a dump's log as dmesg does.
+func writeLog(l *printk.Log, stdout, stderr io.Writer) error {
 	w := bufio.NewWriter(stdout)
 	if err := l.WriteDmesg(w); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/capture/printk"
+	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
 	"github.com/gokdump/gokdump/internal/size"
 )
@@ -20,7 +21,7 @@ import (
 func init() {
 	register(&command{
 		name:  "info",
-		args:  "DUMP | DIR",
+		args:  "DUMP | DIR | s3://BUCKET/PREFIX/HOST/TIME",
 		short: "summarise a dump without debug symbols: kernel, crash time and reason, format, pages, completeness",
 		long: `DUMP is a dump file (ELF or kdump-compressed), or a dump directory
 (/var/crash/<crash time>/, holding vmcore or vmcore-incomplete). A directory
@@ -34,13 +35,22 @@ check {pages, beyond_end, missing, detail}, missing {pages, bytes, ranges
 [{start, pages}], partial, error}, verify. For a directory of dumps: dir,
 dumps [{name, dir, time, seq, state (complete, incomplete, in-progress,
 no-dump), file, size, dmesg, foreign}]. Fields without a value are left
-out; names do not change.`,
+out; names do not change.
+
+An s3:// dump (what gokdump ls lists) is read in place through ranged
+GETs of its vmcore object, with the server and keys of --config; the bytes
+read are printed on standard error.`,
 		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			asJSON := fs.Bool("json", false, "print JSON")
 			verify := fs.Bool("verify", false, "read (and decompress) every page, and name the first bad one; exit 1 if one is")
+			var cf configFlag
+			cf.define(fs, config.DefaultPath, "the config naming s3_endpoint, s3_credentials and ca_file, for an s3:// dump")
 			return func(args []string, s streams) error {
 				if err := needArgs(args, "DUMP | DIR"); err != nil {
 					return err
+				}
+				if strings.HasPrefix(args[0], config.S3Prefix) {
+					return runInfoS3(cf, args[0], *asJSON, *verify, s)
 				}
 				return runInfo(args[0], *asJSON, *verify, s.out)
 			}
@@ -68,6 +78,11 @@ func runInfo(path string, asJSON, verify bool, w io.Writer) error {
 		return explainOpen(path, err)
 	}
 	defer d.Close()
+	return reportInfo(d, path, asJSON, verify, w)
+}
+
+// reportInfo prints what runInfo tells of an open dump.
+func reportInfo(d *anydump.Dump, path string, asJSON, verify bool, w io.Writer) error {
 	in := d.Info()
 	var verr error
 	verified := ""

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/crashdir"
@@ -276,6 +277,13 @@ func yesNo(b *bool) string {
 func netTargetProblems(cfg *config.Config) []string {
 	var ps []string
 	for _, t := range cfg.NetworkTargets() {
+		if t.Kind == config.KindS3 {
+			// What build packs: the same checks, the same messages.
+			if _, err := s3Files(cfg, &builder.Options{}, hostRead, io.Discard); err != nil {
+				ps = append(ps, fmt.Sprintf("s3 target %s: %v", t, err))
+			}
+			continue
+		}
 		if t.Kind != config.KindSSH {
 			continue
 		}

@@ -68,6 +68,11 @@ const (
 const (
 	DefaultSSHKey     = "/etc/gokdump/id_ed25519"
 	DefaultKnownHosts = "/etc/gokdump/known_hosts"
+	// DefaultS3Credentials is where the image (and the host) keeps the
+	// keys of an s3 target; DefaultS3Region the region signed for when
+	// s3_region says none.
+	DefaultS3Credentials = "/etc/gokdump/s3-credentials"
+	DefaultS3Region      = "us-east-1"
 )
 
 // Values of ip that ask a DHCP server.
@@ -150,6 +155,17 @@ type Config struct {
 	// host key.
 	SSHKey     string
 	KnownHosts string
+	// S3Endpoint is the S3-compatible server of an s3:// target:
+	// host[:port] or https://host[:port]; always TLS, always verified.
+	S3Endpoint string
+	// S3Region is the region requests are signed for.
+	S3Region string
+	// S3Credentials is the file holding the access key and secret (and a
+	// session token), in the image (0600) as on the host.
+	S3Credentials string
+	// CAFile is a PEM bundle of the CAs that may sign the S3 endpoint's
+	// certificate; empty means the host's system bundle, packed by build.
+	CAFile string
 	// IP is how the capture kernel's network is configured: "dhcp",
 	// "dhcp6", or static addresses in CIDR form, comma-separated (one
 	// IPv4 and one IPv6 at most). Gateway and DNS go with static ones.
@@ -190,6 +206,8 @@ func Default() Config {
 		Progress:      true,
 		SSHKey:        DefaultSSHKey,
 		KnownHosts:    DefaultKnownHosts,
+		S3Region:      DefaultS3Region,
+		S3Credentials: DefaultS3Credentials,
 		IP:            IPDHCP,
 	}
 }

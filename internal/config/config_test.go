@@ -41,7 +41,8 @@ func TestDefault(t *testing.T) {
 		FailureAction: ActionReboot, FinalAction: ActionReboot, TimeBudget: 10 * time.Minute,
 		ShellTimeout: 5 * time.Minute, HookTimeout: time.Minute, HookFailure: HookContinue,
 		DeviceTimeout: 30 * time.Second, Dmesg: true, Progress: true,
-		SSHKey: DefaultSSHKey, KnownHosts: DefaultKnownHosts, IP: IPDHCP}
+		SSHKey: DefaultSSHKey, KnownHosts: DefaultKnownHosts, IP: IPDHCP,
+		S3Region: DefaultS3Region, S3Credentials: DefaultS3Credentials}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v, want %+v", c, want)
 	}
@@ -103,6 +104,11 @@ func TestParseKeys(t *testing.T) {
 		{"target", `"nfs.example.com:/export/crash"`, func(c *Config) bool { return c.Target == "nfs.example.com:/export/crash" }},
 		{"ssh_key", `"/root/.ssh/kdump_ed25519"`, func(c *Config) bool { return c.SSHKey == "/root/.ssh/kdump_ed25519" }},
 		{"known_hosts", `"/etc/gokdump/hosts"`, func(c *Config) bool { return c.KnownHosts == "/etc/gokdump/hosts" }},
+		{"s3_endpoint", `"s3.example.com:9000"`, func(c *Config) bool { return c.S3Endpoint == "s3.example.com:9000" }},
+		{"s3_region", `"eu-west-3"`, func(c *Config) bool { return c.S3Region == "eu-west-3" }},
+		{"s3_credentials", `"/etc/gokdump/s3"`, func(c *Config) bool { return c.S3Credentials == "/etc/gokdump/s3" }},
+		{"ca_file", `"/etc/gokdump/ca.pem"`, func(c *Config) bool { return c.CAFile == "/etc/gokdump/ca.pem" }},
+		{"target", `"s3://crash-dumps/fleet/eu"`, func(c *Config) bool { return c.Target == "s3://crash-dumps/fleet/eu" }},
 		{"ip", `"192.0.2.5/24,2001:db8::5/64"`, func(c *Config) bool { return c.IP == "192.0.2.5/24,2001:db8::5/64" }},
 		{"ip", `"dhcp6"`, func(c *Config) bool { return c.IP == IPDHCP6 }},
 		{"gateway", `"192.0.2.1"`, func(c *Config) bool { return c.Gateway == "192.0.2.1" }},
@@ -651,7 +657,7 @@ func TestSampleFile(t *testing.T) {
 	if d := Default(); !reflect.DeepEqual(*c, d) {
 		t.Errorf("sample sets values: %+v", c)
 	}
-	setting := regexp.MustCompile(`(?m)^#\s?([a-z_]+ = .*)$`)
+	setting := regexp.MustCompile(`(?m)^#\s?([a-z0-9_]+ = .*)$`)
 	uncommented := setting.ReplaceAll(data, []byte("$1"))
 	c, err = Parse(uncommented, "uncommented")
 	if err != nil {

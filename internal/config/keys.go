@@ -187,6 +187,15 @@ var keyDefs = []keyDef{
 	boolKey("progress", func(c *Config) *bool { return &c.Progress }),
 	stringKey("ssh_key", func(c *Config) *string { return &c.SSHKey }, checkAbsFile),
 	stringKey("known_hosts", func(c *Config) *string { return &c.KnownHosts }, checkAbsFile),
+	stringKey("s3_endpoint", func(c *Config) *string { return &c.S3Endpoint }, checkS3Endpoint),
+	stringKey("s3_region", func(c *Config) *string { return &c.S3Region }, checkS3Region),
+	stringKey("s3_credentials", func(c *Config) *string { return &c.S3Credentials }, checkAbsFile),
+	stringKey("ca_file", func(c *Config) *string { return &c.CAFile }, func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return checkAbsFile(s)
+	}),
 	stringKey("ip", func(c *Config) *string { return &c.IP }, checkIPValue),
 	stringKey("gateway", func(c *Config) *string { return &c.Gateway }, checkGateway),
 	{

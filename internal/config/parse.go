@@ -352,8 +352,15 @@ func (c *Config) Validate() error {
 	}
 	anyDisk := false
 	for _, t := range targets {
-		if pt, _ := ParseTarget(t.value); !pt.Network() {
+		pt, _ := ParseTarget(t.value)
+		if !pt.Network() {
 			anyDisk = true
+		}
+		if pt.Kind == KindS3 && c.S3Endpoint == "" {
+			bad("s3_endpoint", valueErr("%s is an s3 target: s3_endpoint must name its server (host[:port])", t.key))
+		}
+		if pt.Kind == KindS3 && c.Format == FormatELF && c.explicit("format") {
+			bad("format", valueErr(`"elf" cannot go to an s3 target (%s): the object is a kdump file`, t.key))
 		}
 	}
 	if len(targets) > 0 && !anyDisk && c.explicit("fstype") {

@@ -17,6 +17,7 @@ const RawPrefix = "raw:"
 const (
 	SSHPrefix = "ssh://"
 	NFSPrefix = "nfs://"
+	S3Prefix  = "s3://"
 )
 
 // TargetKind says how a target is reached.
@@ -31,6 +32,9 @@ const (
 	KindSSH TargetKind = "ssh"
 	// KindNFS is an NFS export, mounted by the kernel's NFS client.
 	KindNFS TargetKind = "nfs"
+	// KindS3 is a bucket of an S3-compatible object store (s3_endpoint),
+	// written with multipart uploads.
+	KindS3 TargetKind = "s3"
 )
 
 // DefaultSSHPort and DefaultSSHUser apply when an ssh:// target names
@@ -58,8 +62,12 @@ type Target struct {
 	User string
 	// Dir is the directory on the server: for ssh the directory that
 	// holds the dump directories ("" means the path key), for nfs the
-	// export path that is mounted and holds them.
+	// export path that is mounted and holds them, for s3 the key prefix
+	// (no leading or trailing slash; "" for none).
 	Dir string
+	// Bucket is the bucket of an s3 target. Its Host and Port are those
+	// of s3_endpoint, filled in by Config.Targets.
+	Bucket string
 }
 
 // hostName is a DNS name or an IPv4 address; IPv6 is checked with
@@ -80,6 +88,8 @@ func ParseTarget(s string) (Target, error) {
 		return parseSSH(s)
 	case strings.HasPrefix(s, NFSPrefix):
 		return parseNFSURL(s)
+	case strings.HasPrefix(s, S3Prefix):
+		return ParseS3URL(s)
 	}
 	if host, dir, ok := nfsShort(s); ok {
 		return parseNFS(s, host, dir)
@@ -224,6 +234,35 @@ func parseNFS(orig, host, dir string) (Target, error) {
 	return Target{Kind: KindNFS, Host: host, Dir: dir}, nil
 }
 
+// bucketName is an S3 bucket name as AWS and every compatible store
+// accept it (no upper case, no underscores).
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// ParseS3URL parses s3://bucket[/prefix]: an s3 target, or what gokdump
+// ls and fetch are given. The prefix loses its slashes at both ends.
+func ParseS3URL(s string) (Target, error) {
+	rest, ok := strings.CutPrefix(s, S3Prefix)
+	if !ok {
+		return Target{}, valueErr("%s is not an s3://bucket/prefix URL", quote(s))
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	if !bucketName.MatchString(bucket) || strings.Contains(bucket, "..") {
+		return Target{}, valueErr("%s: %q is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)", quote(s), bucket)
+	}
+	prefix = strings.Trim(prefix, "/")
+	// The crashes' keys hold the time with colons, as the dump
+	// directories on a disk do: a crash's URL has them.
+	if err := checkRemoteDir(s, strings.ReplaceAll(prefix, ":", "")); err != nil {
+		return Target{}, err
+	}
+	for _, e := range strings.Split(prefix, "/") {
+		if prefix != "" && (e == "" || e == ".") {
+			return Target{}, valueErr("%s: the prefix has an empty or \".\" element", quote(s))
+		}
+	}
+	return Target{Kind: KindS3, Bucket: bucket, Dir: prefix}, nil
+}
+
 func unwrapURLErr(err error) error {
 	if ue, ok := err.(*url.Error); ok {
 		return ue.Err
@@ -232,7 +271,7 @@ func unwrapURLErr(err error) error {
 }
 
 // Network reports whether the target is reached over the network.
-func (t Target) Network() bool { return t.Kind == KindSSH || t.Kind == KindNFS }
+func (t Target) Network() bool { return t.Kind == KindSSH || t.Kind == KindNFS || t.Kind == KindS3 }
 
 // HostPort is host:port of an ssh target, bracketed for IPv6.
 func (t Target) HostPort() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
@@ -255,6 +294,11 @@ func (t Target) String() string {
 			host = "[" + host + "]"
 		}
 		return NFSPrefix + host + t.Dir
+	case KindS3:
+		if t.Dir == "" {
+			return S3Prefix + t.Bucket
+		}
+		return S3Prefix + t.Bucket + "/" + t.Dir
 	}
 	if t.Raw {
 		return RawPrefix + t.Spec.String()
@@ -281,6 +325,13 @@ func (c *Config) Targets() ([]Target, error) {
 		t, err := ParseTarget(v)
 		if err != nil {
 			return nil, &Error{Source: c.Source(k), Key: k, Err: err}
+		}
+		if t.Kind == KindS3 {
+			ep, err := ParseS3Endpoint(c.S3Endpoint)
+			if err != nil {
+				return nil, &Error{Source: c.Source("s3_endpoint"), Key: "s3_endpoint", Err: err}
+			}
+			t.Host, t.Port = ep.Host, ep.Port
 		}
 		ts = append(ts, t)
 	}

@@ -8,8 +8,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gokdump/gokdump/qemu-tests/harness"
@@ -20,17 +23,18 @@ func main() {
 	disk := flag.String("disk", "nvme", "dump target disk: nvme or virtio")
 	mem := flag.Int("mem", 1024, "guest memory in MiB")
 	target := flag.String("target", "disk", "where the dump goes: disk (the guest's disk), ssh (OpenSSH's sshd on this\n"+
-		"machine's 127.0.0.1, over SFTP) or nfs (nfs-ganesha on 127.0.0.1); the guest reaches the\n"+
-		"server through QEMU's restricted user-mode network, and nothing else")
+		"machine's 127.0.0.1, over SFTP), nfs (nfs-ganesha on 127.0.0.1) or s3 (a bucket of\n"+
+		"versitygw on 127.0.0.1, over TLS); the guest reaches the server through QEMU's\n"+
+		"restricted user-mode network, and nothing else")
 	flag.Parse()
 	var err error
 	switch *target {
 	case "disk":
 		err = run(*line, *disk, *mem)
-	case "ssh", "nfs":
+	case "ssh", "nfs", "s3":
 		err = runNet(*line, *target, *mem)
 	default:
-		err = fmt.Errorf("-target %q: want disk, ssh or nfs", *target)
+		err = fmt.Errorf("-target %q: want disk, ssh, nfs or s3", *target)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -104,7 +108,7 @@ func runNet(line, target string, mem int) error {
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 && target != "s3" {
 		return fmt.Errorf("-target %s runs sshd or nfs-ganesha, which need root here", target)
 	}
 	out := filepath.Join(root, "out", "demo", time.Now().UTC().Format("20060102-150405"))
@@ -120,6 +124,7 @@ func runNet(line, target string, mem int) error {
 	}
 	spec := harness.Spec{Line: line, MemMiB: mem, Dir: out, Config: "device_timeout = \"90s\"\n"}
 	var where string
+	var s3srv *harness.Versity
 	switch target {
 	case "ssh":
 		dumps := filepath.Join(out, "ssh-dumps")
@@ -148,6 +153,17 @@ func runNet(line, target string, mem int) error {
 		g.Target().Apply(&spec)
 		step("nfs-ganesha serves %s on 127.0.0.1:%d; the guest mounts it as %s:%s", export, g.Port, harness.NFSAddr, g.Pseudo)
 		where = export
+	case "s3":
+		if s3srv, err = harness.StartVersity(srv, net.ParseIP(harness.S3Addr)); err != nil {
+			return err
+		}
+		defer s3srv.Stop()
+		if err := s3srv.MakeBucket("dumps"); err != nil {
+			return err
+		}
+		harness.S3Target(s3srv, false).Apply(&spec)
+		step("versitygw %s serves %s on https://127.0.0.1:%d (a CA made for the demo); the guest reaches it as %s:%d",
+			harness.VersityVersion, s3srv.Dir, s3srv.Port, harness.S3Addr, harness.S3Port)
 	}
 	step("crashing %s in QEMU (TCG, %d MiB); serial log: %s", k.KVer, mem, filepath.Join(out, "serial.log"))
 	t0 := time.Now()
@@ -161,6 +177,12 @@ func runNet(line, target string, mem int) error {
 		fmt.Println(r.Tail(40))
 		return fmt.Errorf("the capture did not save the dump: %s", o)
 	}
+	if s3srv != nil {
+		fmt.Printf("\nThe capture kernel uploaded the dump: %s (%.1f MiB)\n\n", o.Path, float64(o.Bytes)/(1<<20))
+		fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
+		fmt.Printf("QEMU cycle incl. images %.1fs.\n\n", cycle.Seconds())
+		return showS3(root, out, s3srv, o.Path)
+	}
 	local := filepath.Join(where, o.Path)
 	st, err := os.Stat(local)
 	if err != nil {
@@ -171,5 +193,38 @@ func runNet(line, target string, mem int) error {
 	fmt.Printf("  %s beside it\n\n", filepath.Join(filepath.Dir(local), "vmcore-dmesg.txt"))
 	fmt.Printf("Phases of the crash cycle (QEMU clock):\n%s\n", r.PhaseReport())
 	fmt.Printf("QEMU cycle incl. images %.1fs.\n\nLook inside: bin/gokdump info %s\n", cycle.Seconds(), local)
+	return nil
+}
+
+// showS3 lists the bucket of v as support staff would, and tells of the
+// crash at path.
+func showS3(root, out string, v *harness.Versity, path string) error {
+	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+	cli, err := harness.Gokdump(root)
+	if err != nil {
+		return err
+	}
+	creds := filepath.Join(out, "s3-credentials")
+	cfg := filepath.Join(out, "gokdump.toml")
+	if err := os.WriteFile(creds, harness.S3CredentialsFile(v.Credentials(false)), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "s3_endpoint = %q\ns3_credentials = %q\nca_file = %q\n", v.Addr(), creds, v.CAFile), 0o600); err != nil {
+		return err
+	}
+	step("gokdump ls --config %s s3://dumps/fleet", cfg)
+	c := exec.Command(cli, "ls", "--config", cfg, "s3://dumps/fleet")
+	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	if err := c.Run(); err != nil {
+		return err
+	}
+	crash := strings.TrimSuffix(path, "/vmcore")
+	step("gokdump info --config %s %s", cfg, crash)
+	c = exec.Command(cli, "info", "--config", cfg, crash)
+	c.Stdout, c.Stderr = os.Stdout, os.Stdout
+	if err := c.Run(); err != nil {
+		return err
+	}
+	fmt.Printf("\nThe server stops with the demo; the bucket's files stay in %s.\n", v.Dir)
 	return nil
 }

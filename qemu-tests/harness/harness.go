@@ -134,11 +134,14 @@ func Binaries(root string) (stage1, captureInit string, err error) {
 		}
 		stage1Bin = filepath.Join(dir, "gokdump-vmtest-init")
 		initBin = filepath.Join(dir, "gokdump-init")
-		for _, b := range []struct{ pkg, out string }{
-			{"./qemu-tests/stage1", stage1Bin},
-			{"./initramfs", initBin},
+		// As make builds them: the init without the S3 client, and
+		// gokdump-init-s3 with it for the s3 target (see captureInitFor).
+		for _, b := range []struct{ pkg, out, tags string }{
+			{"./qemu-tests/stage1", stage1Bin, ""},
+			{"./initramfs", initBin, "nos3"},
+			{"./initramfs", initBin + "-s3", ""},
 		} {
-			cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", b.out, b.pkg)
+			cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-tags="+b.tags, "-o", b.out, b.pkg)
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -339,9 +342,19 @@ func BuildCaptureImage(root string, spec Spec, path string) error {
 	return buildCapture(path, captureInit, k, spec)
 }
 
+// captureInitFor is the init a spec's capture image gets: the one with
+// the S3 client (init-s3) when its config names an s3 target, as gokdump
+// build chooses.
+func captureInitFor(captureInit string, spec Spec) string {
+	if strings.Contains(spec.Config, config.S3Prefix) {
+		return captureInit + "-s3"
+	}
+	return captureInit
+}
+
 func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 	opts := builder.Options{
-		Init:       captureInit,
+		Init:       captureInitFor(captureInit, spec),
 		ModulesDir: k.Modules,
 		Modules:    spec.CaptureModules,
 		Extra:      spec.CaptureExtra,

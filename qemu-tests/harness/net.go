@@ -29,6 +29,8 @@ import (
 const (
 	SSHAddr = "10.0.2.100" // port 22
 	NFSAddr = "10.0.2.101" // port 2049
+	S3Addr  = "10.0.2.102" // port S3Port
+	S3Port  = 9000
 	// GuestMAC is the test NIC's hardware address.
 	GuestMAC = "52:54:00:12:34:56"
 )
@@ -447,5 +449,24 @@ func (g *Ganesha) Target() NetSetup {
 		CaptureModules: append([]string{"nfsv4", "nfsv3"}, NetModules...),
 		CaptureExtra:   []builder.File{guestRecord()},
 		Net:            &Net{Forwards: []Forward{{Guest: NFSAddr + ":2049", HostPort: g.Port}}},
+	}
+}
+
+// S3CAPath is where an s3 test's capture image holds the test CA.
+const S3CAPath = "/etc/gokdump/s3-ca.pem"
+
+// S3Target sets up a crash whose target is s3://dumps/fleet on srv,
+// reached at S3Addr:S3Port over TLS verified with srv's CA, with srv's
+// keys (a wrong secret with wrongSecret) packed 0600.
+func S3Target(srv *Versity, wrongSecret bool) NetSetup {
+	return NetSetup{
+		Config:         fmt.Sprintf("target = \"s3://dumps/fleet\"\ns3_endpoint = \"%s:%d\"\nca_file = %q\n", S3Addr, S3Port, S3CAPath),
+		CaptureModules: NetModules,
+		CaptureExtra: []builder.File{
+			{Path: config.DefaultS3Credentials, Data: S3CredentialsFile(srv.Credentials(wrongSecret)), Mode: 0o600},
+			{Path: S3CAPath, Data: srv.CAPEM, Mode: 0o644},
+			guestRecord(),
+		},
+		Net: &Net{Forwards: []Forward{{Guest: fmt.Sprintf("%s:%d", S3Addr, S3Port), HostPort: srv.Port}}},
 	}
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -72,4 +73,30 @@ func KeyShown(t testing.TB, keyFile, text string) bool {
 		}
 	}
 	return false
+}
+
+// VersityFor starts versitygw for t, with a bucket unless bucket is "",
+// and a certificate for ips too; it is stopped at the test's end. A
+// missing versitygw skips the test, or fails it in strict mode (CI).
+func VersityFor(t testing.TB, bucket string, ips ...net.IP) *Versity {
+	t.Helper()
+	if _, err := VersityBinary(); err != nil {
+		fixture.Missing(t, "%v", err)
+	}
+	v, err := StartVersity(t.TempDir(), ips...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		v.Stop()
+		if t.Failed() {
+			t.Logf("versitygw log:\n%s", v.Log())
+		}
+	})
+	if bucket != "" {
+		if err := v.MakeBucket(bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v
 }

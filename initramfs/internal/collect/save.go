@@ -21,6 +21,8 @@ func captureTo(env *Env, cfg *config.Config, t config.Target, src *source, nw *n
 		return captureSSH(env, cfg, t, src, nw)
 	case config.KindNFS:
 		return captureNFS(env, cfg, t, src, nw)
+	case config.KindS3:
+		return captureS3(env, cfg, t, src, nw)
 	}
 	env.logf("waiting up to %v for %s", cfg.DeviceTimeout, t)
 	dev, err := env.WaitDevice(t.Spec, cfg.DeviceTimeout)
