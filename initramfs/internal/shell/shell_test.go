@@ -235,20 +235,28 @@ func TestSaveStopped(t *testing.T) {
 	w.cfg.Set("dump_level", "0", "test")
 	dir := t.TempDir()
 	pr, pw := io.Pipe()
-	// A slow disk: every write takes a while, so that ^C comes mid-dump.
-	w.env.Fdatasync = func(f *os.File) error { time.Sleep(50 * time.Millisecond); return nil }
+	// Pages are being written when ^C comes, and slowly (a slow disk),
+	// so that it comes mid-dump: before the header is written the save
+	// fails with nothing to keep, after the last page it is saved.
+	writing := make(chan struct{})
+	var once sync.Once
+	w.env.Hooks.Writing = func() {
+		once.Do(func() { close(writing) })
+		time.Sleep(50 * time.Millisecond)
+	}
 	done := w.session(pr, nil)
 	io.WriteString(pw, "save "+dir+"\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(w.out.String(), "saving under") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-writing:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no page written in 10s:\n%s", w.out.String())
 	}
 	io.WriteString(pw, "\x03exit\n")
 	wait(t, done)
 	out := w.out.String()
 	m := regexp.MustCompile(`gokdump: (saved|INCOMPLETE) (\S+) `).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatal("no result line")
+		t.Fatalf("no result line:\n%s", out)
 	}
 	if m[1] == "saved" {
 		t.Skip("the dump was written before ^C came")
