@@ -67,7 +67,7 @@ func run() error {
 
 	cmdline := p.Cmdline
 	if cmdline == "" {
-		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append)
+		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append, kexec.ReadCPUs("/proc", p.CaptureCPUs))
 	}
 	t := time.Now()
 	if err := kexec.LoadCrash(p.Kernel, p.Initrd, cmdline); err != nil {
