@@ -118,11 +118,7 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cf := f.config
-	if cf.path == "" {
-		cf.path = statusConfigPath
-	}
-	cfg, err := cf.load()
+	cfg, err := f.config.loadOr(statusConfigPath)
 	if err != nil {
 		return err
 	}
