@@ -685,6 +685,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("keep = 1\ndump_level = [1, 31]\n"))
 	f.Add([]byte("target = \"raw:/dev/vdb\"\n[x]\ny = 1\n"))
 	f.Add([]byte("a.b.c = 1\n\"A\" = 2\na = 3\n"))
+	f.Add([]byte("capture_cpus = \"auto\"\n"))
+	f.Add([]byte("capture_cpus = 3\nkeep = 2\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		data = data[:min(len(data), 512)]
 		c, err := Parse(data, "fuzz")
