@@ -14,6 +14,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -63,6 +64,8 @@ func supervisorMain() {
 	if err := boot.MountPseudo(); err != nil {
 		con.Logf("%v", err)
 	}
+	meminfo, _ := os.ReadFile("/proc/meminfo")
+	con.Logf("%s", collect.KernelNote(meminfo, runtime.NumCPU()))
 	cfg := loadConfig(con, true)
 	failure = collect.FailureAction(cfg)
 	if failure == config.ActionShell {
@@ -74,6 +77,8 @@ func supervisorMain() {
 		return
 	}
 	res := superviseCapture(env, cfg, start)
+	meminfo, _ = os.ReadFile("/proc/meminfo")
+	con.Logf("%s", collect.MemoryNote(meminfo))
 	if collect.Action(cfg, res) != config.ActionShell {
 		collect.Finish(env, cfg, res)
 		return

@@ -41,7 +41,7 @@ func TestEstimate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := kexec.EstimateCrashkernel(p, uint64(spec.MemMiB)<<20, uint64(unpacked))
+			e := kexec.EstimateCrashkernel(p, uint64(spec.MemMiB)<<20, uint64(unpacked), 1)
 			t.Logf("%s: estimate\n%s", k.KVer, e.Formula())
 
 			spec.CrashKernel, spec.CaptureImage = e.Value(), img

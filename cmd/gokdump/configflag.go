@@ -37,6 +37,15 @@ func (c *configFlag) load() (*config.Config, error) {
 	return config.Load(c.path)
 }
 
+// loadOr is load, from path when the flag has none: the kexec commands
+// define it before tests point statusConfigPath at a fixture.
+func (c configFlag) loadOr(path string) (*config.Config, error) {
+	if c.path == "" {
+		c.path = path
+	}
+	return c.load()
+}
+
 // warnNoTarget warns when an image is built with no dump target: the
 // capture then has nowhere to save unless its command line names one.
 // cfg is the config packed (nil for none), source where it came from.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/kexec"
 	"github.com/gokdump/gokdump/internal/size"
 )
@@ -21,13 +22,16 @@ func init() {
 		short: "recommend a crashkernel= size for this machine, showing the formula",
 		long: `The estimate adds the loaded kernel (its init_size), the initrd and kexec's
 segments, the initramfs unpacked, 28 MiB for the capture kernel and the
-capture to run, and 8 MiB per TiB of RAM (in proportion, a whole MiB at
-least), and rounds up to a multiple of 16 MiB. For a dedicated capture
-kernel with its initramfs built in, give --kernel and --no-initrd.
+capture to run, 8 MiB per TiB of RAM (in proportion, a whole MiB at
+least) and 2 MiB for each CPU beyond the first that the capture kernel
+brings up (capture_cpus of the config, or --cpus), and rounds up to a
+multiple of 16 MiB. For a dedicated capture kernel with its initramfs
+built in, give --kernel and --no-initrd.
 
 --json prints the same as one object: kernel, initrd ("" for none),
 ram_bytes, load_bytes, unpacked_bytes, runtime_bytes, ram_term_bytes,
-sum_bytes, align_bytes, total_bytes, crashkernel (the value, "112M"), and
+cpus, cpu_term_bytes, sum_bytes, align_bytes, total_bytes, crashkernel
+(the value, "112M"), and
 reserved_bytes and enough when the running kernel has a reservation, and cma
 (std_bytes, cma_bytes, crashkernel) when it can reserve part of it as CMA.
 
@@ -40,6 +44,8 @@ crashkernel=Y,cma for the rest, lent to the running system until a crash.`,
 			fs.Var(&f.initrd, "initrd", "capture initramfs `PATH` (default as gokdump load's); --no-initrd for none")
 			fs.BoolVar(&f.noInitrd, "no-initrd", false, "the kernel alone: a dedicated capture kernel with its initramfs built in")
 			fs.Var(&f.ram, "ram", "the machine's memory as a `SIZE`: 64G (or 64GiB), 1.5T, 512M; 64GB is powers of 1000\n(default: MemTotal of /proc/meminfo)")
+			fs.IntVar(&f.cpus, "cpus", 0, fmt.Sprintf("the capture kernel's CPUs, 1..%d (default: capture_cpus of the config; \"auto\" follows the memory)", config.MaxCaptureCPUs))
+			f.config.define(fs, statusConfigPath, "configuration `FILE` whose capture_cpus is counted")
 			fs.BoolVar(&f.json, "json", false, "print the estimate as JSON")
 			return func(args []string, s streams) error {
 				if err := needArgs(args); err != nil {
@@ -56,6 +62,8 @@ type estimateFlags struct {
 	initrd   stringFlag
 	noInitrd bool
 	ram      size.Flag
+	cpus     int
+	config   configFlag
 	json     bool
 }
 
@@ -83,6 +91,8 @@ type estimateJSON struct {
 	Unpacked      uint64  `json:"unpacked_bytes"`
 	Runtime       uint64  `json:"runtime_bytes"`
 	RAMTerm       uint64  `json:"ram_term_bytes"`
+	CPUs          int     `json:"cpus"`
+	CPUTerm       uint64  `json:"cpu_term_bytes"`
 	Sum           uint64  `json:"sum_bytes"`
 	Align         uint64  `json:"align_bytes"`
 	Total         uint64  `json:"total_bytes"`
@@ -101,7 +111,14 @@ type cmaSplitJSON struct {
 }
 
 func runEstimate(f estimateFlags, w, stderr io.Writer) error {
+	if f.cpus < 0 || f.cpus > config.MaxCaptureCPUs {
+		return usagef("--cpus %d: want 1 to %d", f.cpus, config.MaxCaptureCPUs)
+	}
 	kernel, initrd, err := captureFiles(f.kernel, f.initrd.value, f.initrd.set, f.noInitrd)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.config.loadOr(statusConfigPath)
 	if err != nil {
 		return err
 	}
@@ -123,7 +140,11 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 			return err
 		}
 	}
-	e := kexec.EstimateCrashkernel(p, ram, uint64(unpacked))
+	cpus, cpusWhy := f.cpus, "--cpus"
+	if cpus == 0 {
+		cpus, cpusWhy = captureCPUs(cfg, cfg.KernelArgs, ram, nil)
+	}
+	e := kexec.EstimateCrashkernel(p, ram, uint64(unpacked), cpus)
 	var split *cmaSplitJSON
 	// Only for a running kernel that can: elsewhere ,cma is ignored.
 	if st, err := kexec.ReadStatus(kexecSysfsRoot, kexecProcRoot); err == nil && st.CMACapable {
@@ -134,7 +155,7 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 	}
 	if f.json {
 		out := estimateJSON{Kernel: kernel, Initrd: initrd, RAM: ram, Load: e.Load, Unpacked: e.Unpacked,
-			Runtime: e.Runtime, RAMTerm: e.PerRAM, Sum: e.Sum, Align: kexec.EstimateAlign, Total: e.Total,
+			Runtime: e.Runtime, RAMTerm: e.PerRAM, CPUs: e.CPUs, CPUTerm: e.CPUTerm, Sum: e.Sum, Align: kexec.EstimateAlign, Total: e.Total,
 			Crashkernel: e.Value(), CMA: split}
 		if p.ReservedKnown {
 			enough := p.Reserved >= e.Total
@@ -148,7 +169,7 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 	if initrd == "" {
 		in = "no initrd (its initramfs built in: counted in init_size, not unpacked)"
 	}
-	fmt.Fprintf(w, "kernel %s, %s\n\n%s", kernel, in, e.Formula())
+	fmt.Fprintf(w, "kernel %s, %s\ncapture kernel CPUs: %d (%s)\n\n%s", kernel, in, cpus, cpusWhy, e.Formula())
 	if p.ReservedKnown {
 		verdict := "enough"
 		if p.Reserved < e.Total {

@@ -30,12 +30,17 @@ func TestEstimateSizes(t *testing.T) {
 		code         int
 		stdout, errs []string
 	}{
-		{nil, exitOK, []string{"8 MiB per TiB of RAM, for 1 GiB ", "1.0 MiB", "rounded up to a multiple of 16 MiB: crashkernel=96M",
+		{nil, exitOK, []string{"8 MiB per TiB of RAM, for 1 GiB ", "1.0 MiB", "rounded up to a multiple of 16 MiB: crashkernel=96M", "capture kernel CPUs: 1 (",
 			"reserved now: 128 MiB (enough)", "initrd " + initrd}, nil},
-		{[]string{"--ram", "64GiB"}, exitOK, []string{"for 64 GiB ", "crashkernel=96M"}, nil},
+		{[]string{"--ram", "64GiB"}, exitOK, []string{"for 64 GiB ", "2 MiB per CPU beyond the first, for 2 CPUs", "crashkernel=96M",
+			`capture kernel CPUs: 2 (capture_cpus = "auto", from default: one per 32 GiB of memory, 1 to 8; this machine has 64 GiB)`}, nil},
 		{[]string{"--ram", "64G"}, exitOK, []string{"for 64 GiB "}, nil},
 		{[]string{"--ram", "64GB"}, exitOK, []string{"for 59.6 GiB "}, []string{"64GB is 64000000000 bytes (59.6 GiB)", "64G or 64GiB"}},
-		{[]string{"--ram", "1.5T"}, exitOK, []string{"for 1.5 TiB ", "12.0 MiB", "94.0 MiB", "crashkernel=96M"}, nil},
+		// 94 MiB, and 14 for the 8 CPUs "auto" gives 1.5 TiB.
+		{[]string{"--ram", "1.5T"}, exitOK, []string{"for 1.5 TiB ", "12.0 MiB", "for 8 CPUs        14.0 MiB", "108.0 MiB", "crashkernel=112M"}, nil},
+		{[]string{"--ram", "1.5T", "--cpus", "1"}, exitOK, []string{"capture kernel CPUs: 1 (--cpus)", "94.0 MiB", "crashkernel=96M"}, nil},
+		{[]string{"--cpus", "65"}, exitUsage, nil, []string{"--cpus 65: want 1 to 64"}},
+		{[]string{"--cpus", "-1"}, exitUsage, nil, []string{"--cpus -1: want 1 to 64"}},
 		{[]string{"--ram", "0"}, exitUsage, nil, []string{"a size of zero"}},
 		{[]string{"--ram", "100"}, exitUsage, nil, []string{"no unit", "100G for GiB"}},
 		{[]string{"--ram", "64Q"}, exitUsage, nil, []string{"64G, 64GiB, 1.5T"}},
@@ -90,6 +95,8 @@ func TestEstimateJSON(t *testing.T) {
 		"kernel": kernel, "initrd": initrd, "ram_bytes": float64(2 << 40), "unpacked_bytes": float64(6 << 20),
 		"runtime_bytes": float64(28 << 20), "ram_term_bytes": float64(16 << 20), "align_bytes": float64(16 << 20),
 		"total_bytes": float64(112 << 20), "crashkernel": "112M", "reserved_bytes": float64(128 << 20), "enough": true,
+		// "auto" on 2 TiB: 8 CPUs, 7 × 2 MiB: 48 + 6 + 28 + 16 + 14 = 112.
+		"cpus": float64(8), "cpu_term_bytes": float64(14 << 20),
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -141,5 +148,24 @@ func TestEstimateCMASplit(t *testing.T) {
 	if got.CMA == nil || got.CMA.Std != 48<<20 || got.CMA.CMA != 48<<20 || got.CMA.Std+got.CMA.CMA != got.Total ||
 		got.CMA.Crashkernel != "crashkernel=48M crashkernel=48M,cma" {
 		t.Errorf("json cma %+v, total %d", got.CMA, got.Total)
+	}
+}
+
+// The config's capture_cpus is what estimate counts, and a
+// gokdump.capture_cpus= in its kernel_args wins, as on the capture's
+// command line.
+func TestEstimateConfigCPUs(t *testing.T) {
+	kernel, initrd := estimateFixture(t)
+	for _, tt := range []struct{ config, want string }{
+		{"capture_cpus = 3\n", "capture kernel CPUs: 3 (capture_cpus = 3, from "},
+		{"capture_cpus = 3\nkernel_args = \"gokdump.capture_cpus=5\"\n", "capture kernel CPUs: 5 (capture_cpus = 5, from cmdline)"},
+	} {
+		if err := os.WriteFile(statusConfigPath, []byte(tt.config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := gokdump("estimate", "--kernel", kernel, "--initrd", initrd)
+		if code != exitOK || !strings.Contains(stdout, tt.want) {
+			t.Errorf("%q: exit %d, want %q:\n%s%s", tt.config, code, tt.want, stdout, stderr)
+		}
 	}
 }

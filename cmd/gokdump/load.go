@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/internal/config"
 	"github.com/gokdump/gokdump/internal/kexec"
+	"github.com/gokdump/gokdump/internal/size"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,6 +89,7 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	}
 	cmdline := f.cmdline
 	var drops []kexec.Dropped
+	var cpus string
 	if !f.cmdlineSet {
 		proc, err := os.ReadFile(filepath.Join(kexecProcRoot, "cmdline"))
 		if err != nil {
@@ -98,7 +101,10 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		if cfg.KernelArgs != "" {
 			extra = strings.TrimSpace(cfg.KernelArgs + " " + extra)
 		}
-		cmdline, drops = kexec.DeriveCmdline(string(proc), extra)
+		ram, ramErr := memTotal(kexecProcRoot + "/meminfo")
+		n, why := captureCPUs(cfg, extra, ram, ramErr)
+		cmdline, drops = kexec.DeriveCmdline(string(proc), extra, kexec.ReadCPUs(kexecProcRoot, n))
+		cpus = fmt.Sprintf("%d (%s)", n, why)
 	}
 	// The capture applies the line's gokdump.KEY=VALUE over its config: a
 	// typo there must fail now, not after a crash.
@@ -110,7 +116,7 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		return err
 	}
 	if f.dryRun {
-		printLoadPlan(w, p, drops)
+		printLoadPlan(w, p, drops, cpus)
 		if err := p.Check(); err != nil {
 			return fmt.Errorf("dry run: loading would fail: %w", err)
 		}
@@ -124,7 +130,7 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		// Loaded all the same; only status's staleness check is lost.
 		fmt.Fprintf(w, "warning:  %v\n", err)
 	}
-	printLoadPlan(w, p, drops)
+	printLoadPlan(w, p, drops, cpus)
 	fmt.Fprintln(w, "loaded: a crash now boots this kernel")
 	return nil
 }
@@ -163,9 +169,29 @@ func captureFiles(kernel, initrd string, initrdSet, noInitrd bool) (string, stri
 	return kernel, initrd, nil
 }
 
+// captureCPUs is how many CPUs the capture kernel is to bring up: the
+// config's capture_cpus, with extra's gokdump.capture_cpus= over it (as
+// the capture applies its command line), "auto" for a machine with ram
+// bytes of memory (err: unknown, then one); and why, in words.
+func captureCPUs(cfg *config.Config, extra string, ram uint64, err error) (int, string) {
+	c := cfg.Clone()
+	_ = c.ApplyCmdline(extra) // a bad value is kept out here and reported by the caller's checks
+	src := c.Source("capture_cpus")
+	if c.CaptureCPUs != config.CaptureCPUsAuto {
+		return c.CaptureCPUs, fmt.Sprintf("capture_cpus = %d, from %s", c.CaptureCPUs, src)
+	}
+	if err != nil {
+		return 1, fmt.Sprintf(`capture_cpus = "auto", from %s; this machine's memory is unknown: %v`, src, err)
+	}
+	return config.CPUsForRAM(ram), fmt.Sprintf(`capture_cpus = "auto", from %s: one per %s of memory, 1 to %d; this machine has %s`,
+		src, size.Size(config.CPUsPerRAM), config.MaxAutoCPUs, size.Size(ram))
+}
+
 // printLoadPlan shows what a load puts where, and what of the running
-// kernel's command line was left out.
-func printLoadPlan(w io.Writer, p *kexec.Plan, drops []kexec.Dropped) {
+// kernel's command line was left out; cpus says how many CPUs the
+// capture kernel brings up and why ("" when the command line was given
+// whole).
+func printLoadPlan(w io.Writer, p *kexec.Plan, drops []kexec.Dropped, cpus string) {
 	fmt.Fprintf(w, "kernel:   %s\n", p.Kernel)
 	if p.Image != nil {
 		fmt.Fprintf(w, "          %s file, %s in memory (init_size), boot protocol %s\n",
@@ -181,6 +207,9 @@ func printLoadPlan(w io.Writer, p *kexec.Plan, drops []kexec.Dropped) {
 	}
 	fmt.Fprintf(w, "cmdline:  %s\n", p.Cmdline)
 	printDropped(w, drops)
+	if cpus != "" {
+		fmt.Fprintf(w, "cpus:     %s\n", cpus)
+	}
 	need := p.Need()
 	switch {
 	case !p.ReservedKnown:

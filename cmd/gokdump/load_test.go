@@ -251,3 +251,44 @@ func TestLoadDryRunListsDropped(t *testing.T) {
 		}
 	}
 }
+
+// capture_cpus becomes nr_cpus= (with disable_cpu_apicid=, on x86, the
+// boot CPU's APIC ID), "auto" from the machine's memory; a
+// gokdump.capture_cpus= appended wins, as the capture applies it.
+func TestLoadCaptureCPUs(t *testing.T) {
+	for _, tt := range []struct {
+		name, config, meminfo string
+		appends               []string
+		want                  []string
+	}{
+		{"auto, small machine", "", "MemTotal:  8000000 kB\n", nil, []string{
+			"irqpoll nr_cpus=1 reset_devices",
+			`cpus:     1 (capture_cpus = "auto", from default: one per 32 GiB of memory, 1 to 8; this machine has 7.6 GiB)`}},
+		{"auto, 256 GiB", "", "MemTotal:  264000000 kB\n", nil, []string{
+			"irqpoll nr_cpus=8 disable_cpu_apicid=2 reset_devices", "cpus:     8 ("}},
+		{"auto, memory unknown", "", "", nil, []string{
+			"irqpoll nr_cpus=1 reset_devices", "this machine's memory is unknown"}},
+		{"configured", "capture_cpus = 2\n", "MemTotal:  8000000 kB\n", nil, []string{
+			"irqpoll nr_cpus=2 disable_cpu_apicid=2 reset_devices", "cpus:     2 (capture_cpus = 2, from "}},
+		{"appended override", "capture_cpus = 2\n", "MemTotal:  8000000 kB\n", []string{"gokdump.capture_cpus=3"}, []string{
+			"irqpoll nr_cpus=3 disable_cpu_apicid=2 reset_devices", "cpus:     3 (capture_cpus = 3, from cmdline)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			kernel, initrd := loadFixture(t, "268435456", "console=ttyS0 nr_cpus=64")
+			os.WriteFile(filepath.Join(kexecProcRoot, "cpuinfo"), []byte("processor\t: 0\napicid\t\t: 2\n\nprocessor\t: 1\napicid\t\t: 0\n"), 0o600)
+			if tt.meminfo != "" {
+				os.WriteFile(filepath.Join(kexecProcRoot, "meminfo"), []byte(tt.meminfo), 0o600)
+			}
+			os.WriteFile(statusConfigPath, []byte("target = \"LABEL=DUMPS\"\n"+tt.config), 0o600)
+			var out bytes.Buffer
+			if err := runLoad(&loadFlags{kernel: kernel, initrd: initrd, appends: tt.appends, dryRun: true}, &out); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}

@@ -43,6 +43,7 @@ func runShow(w io.Writer, cf *configFlag, cmdline string) error {
 		return err
 	}
 	showSSHKey(w, c)
+	showCaptureCPUs(w, c)
 	if err := errors.Join(cmdErr, c.Validate()); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -64,4 +65,15 @@ func showSSHKey(w io.Writer, c *config.Config) {
 		}
 		return
 	}
+}
+
+// showCaptureCPUs says what capture_cpus = "auto" comes to on this
+// machine: the nr_cpus= gokdump load would pass.
+func showCaptureCPUs(w io.Writer, c *config.Config) {
+	if c.CaptureCPUs != config.CaptureCPUsAuto {
+		return
+	}
+	ram, err := memTotal(kexecProcRoot + "/meminfo")
+	n, why := captureCPUs(c, "", ram, err)
+	fmt.Fprintf(w, "# capture_cpus: %d on this machine (%s)\n", n, why)
 }

@@ -33,8 +33,29 @@ func TestShow(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if n := strings.Count(out.String(), "\n"); n != len(config.Keys()) {
-		t.Errorf("%d lines, want one per key (%d):\n%s", n, len(config.Keys()), out.String())
+	// One line per key, and one saying what capture_cpus = "auto" is here.
+	if n := strings.Count(out.String(), "\n"); n != len(config.Keys())+1 {
+		t.Errorf("%d lines, want one per key (%d) and one more:\n%s", n, len(config.Keys()), out.String())
+	}
+	if !strings.Contains(out.String(), "# capture_cpus: ") || !strings.Contains(out.String(), " on this machine (capture_cpus = \"auto\", from default: one per 32 GiB") {
+		t.Errorf("output does not say what capture_cpus = \"auto\" is here:\n%s", out.String())
+	}
+
+	// On a machine of 256 GiB, "auto" is 8; a number needs no note.
+	kexecFixture(t, map[string]string{"proc/meminfo": "MemTotal:  264000000 kB\n"})
+	out.Reset()
+	if err := runShow(&out, &configFlag{path: p, set: true}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "# capture_cpus: 8 on this machine (") {
+		t.Errorf("256 GiB: output lacks capture_cpus 8:\n%s", out.String())
+	}
+	out.Reset()
+	if err := runShow(&out, &configFlag{path: p, set: true}, "gokdump.capture_cpus=3"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "capture_cpus    = 3 ") || strings.Contains(out.String(), "# capture_cpus") {
+		t.Errorf("capture_cpus = 3:\n%s", out.String())
 	}
 
 	// A missing default file shows the defaults; a missing file named on

@@ -73,6 +73,8 @@ type setupStatus struct {
 	TargetDevice  string     `json:"target_device,omitempty"`
 	TargetError   string     `json:"target_error,omitempty"`
 	Loaded        *loadState `json:"loaded,omitempty"`
+	// CaptureCPUs is the nr_cpus= of the loaded capture command line.
+	CaptureCPUs int `json:"capture_cpus,omitempty"`
 	// DumpDir is where the target's dumps are when it is mounted here,
 	// LastDump the newest of them; Leftovers are cut-short dumps.
 	DumpDir   string         `json:"dump_dir,omitempty"`
@@ -120,6 +122,14 @@ func checkSetup(cf *configFlag) setupStatus {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("%s changed since it was loaded: run gokdump rebuild", ls.Initrd))
 		} else if stale(ls.Initrd, inputs) {
 			st.Warnings = append(st.Warnings, fmt.Sprintf("%s is older than the kernel or %s: run gokdump rebuild", ls.Initrd, cf.path))
+		}
+		st.CaptureCPUs, _ = kexec.CmdlineCPUs(ls.Cmdline)
+		if cfg != nil && st.CaptureCPUs > 0 {
+			ram, err := memTotal(kexecProcRoot + "/meminfo")
+			if n, why := captureCPUs(cfg, cfg.KernelArgs, ram, err); err == nil && n != st.CaptureCPUs {
+				st.Warnings = append(st.Warnings, fmt.Sprintf("the capture kernel is loaded with nr_cpus=%d, but %s gives %d now: run gokdump load",
+					st.CaptureCPUs, why, n))
+			}
 		}
 	}
 	return st
@@ -190,6 +200,9 @@ func printSetup(w io.Writer, st setupStatus, ready bool) {
 	}
 	if st.Loaded != nil {
 		fmt.Fprintf(w, "loaded image:   %s (loaded %s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339))
+	}
+	if st.CaptureCPUs > 0 {
+		fmt.Fprintf(w, "capture CPUs:   %d (nr_cpus= of the loaded command line; the save runs a worker on each)\n", st.CaptureCPUs)
 	}
 	switch {
 	case st.LastDump != nil:

@@ -286,3 +286,38 @@ func TestStatusStaleImage(t *testing.T) {
 		t.Errorf("a kernel newer than the loaded image:\n%s", out.String())
 	}
 }
+
+// TestStatusCaptureCPUs: status shows the loaded capture kernel's CPUs,
+// and says to load again when capture_cpus now gives another count.
+func TestStatusCaptureCPUs(t *testing.T) {
+	root := kexecFixture(t, map[string]string{
+		"sys/kernel/kexec_crash_size":   "134217728",
+		"sys/kernel/kexec_crash_loaded": "1",
+		"proc/cmdline":                  "crashkernel=128M",
+		"proc/meminfo":                  "MemTotal:       65011712 kB\n", // 62 GiB: "auto" is 2
+	})
+	initrd := filepath.Join(root, "capture.img")
+	os.WriteFile(initrd, []byte("i"), 0o600)
+	fi, _ := os.Stat(initrd)
+	b, _ := json.Marshal(loadState{Kernel: "/nonexistent", Initrd: initrd, InitrdTime: fi.ModTime().UTC(), LoadedAt: time.Now(),
+		Cmdline: "console=ttyS0 irqpoll nr_cpus=2 disable_cpu_apicid=0 reset_devices"})
+	os.MkdirAll(filepath.Dir(loadStatePath), 0o700)
+	os.WriteFile(loadStatePath, b, 0o600)
+
+	var out bytes.Buffer
+	runStatus(&out, false, &configFlag{path: statusConfigPath})
+	if !strings.Contains(out.String(), "capture CPUs:   2 (nr_cpus= of the loaded command line") || strings.Contains(out.String(), "run gokdump load") {
+		t.Errorf("loaded as capture_cpus says:\n%s", out.String())
+	}
+	os.WriteFile(statusConfigPath, []byte("target = \"LABEL=DUMPS\"\ncapture_cpus = 4\n"), 0o600)
+	out.Reset()
+	runStatus(&out, false, &configFlag{path: statusConfigPath})
+	if !strings.Contains(out.String(), "the capture kernel is loaded with nr_cpus=2, but capture_cpus = 4, from "+statusConfigPath+":2 gives 4 now: run gokdump load") {
+		t.Errorf("capture_cpus changed since the load:\n%s", out.String())
+	}
+	out.Reset()
+	runStatus(&out, true, &configFlag{path: statusConfigPath})
+	if !strings.Contains(out.String(), `"capture_cpus": 2`) {
+		t.Errorf("status --json lacks capture_cpus:\n%s", out.String())
+	}
+}

@@ -81,6 +81,44 @@ const (
 	IPDHCP6 = "dhcp6"
 )
 
+// CaptureCPUsAuto is capture_cpus = "auto": the count follows the
+// machine's memory (CPUsForRAM).
+const CaptureCPUsAuto = 0
+
+// MaxCaptureCPUs bounds capture_cpus: every CPU costs the capture kernel
+// memory out of the reservation, and past a few the save is bound by the
+// disk, not by compression.
+const MaxCaptureCPUs = 64
+
+// CPUsPerRAM and MaxAutoCPUs are capture_cpus = "auto"'s rule: one CPU
+// per CPUsPerRAM of the machine's memory, at least one, at most
+// MaxAutoCPUs. Below 64 GiB it is one CPU, as kdump has always booted
+// its capture kernel; a machine with more memory gets its dump saved
+// sooner for what a few more CPUs cost in the reservation (gokdump
+// estimate counts it).
+const (
+	CPUsPerRAM  = 32 << 30
+	MaxAutoCPUs = 8
+)
+
+// CPUsForRAM is how many CPUs "auto" gives a machine with ram bytes of
+// memory (MemTotal). MemTotal falls short of the memory installed by what
+// firmware and the kernel keep, a few percent: it is counted up by a
+// sixteenth, so that a 64 GiB machine gets its two.
+func CPUsForRAM(ram uint64) int {
+	ram = min(ram, 1<<60) // no overflow below
+	return int(max(1, min((ram+ram/16)/CPUsPerRAM, MaxAutoCPUs)))
+}
+
+// CaptureCPUsFor is the number of CPUs the capture kernel of a machine
+// with ram bytes of memory brings up: capture_cpus, or "auto"'s.
+func (c *Config) CaptureCPUsFor(ram uint64) int {
+	if c.CaptureCPUs == CaptureCPUsAuto {
+		return CPUsForRAM(ram)
+	}
+	return c.CaptureCPUs
+}
+
 // Config is the effective configuration. The zero value is not useful:
 // start from Default, Parse or Load.
 type Config struct {
@@ -146,6 +184,11 @@ type Config struct {
 	// KernelArgs is appended to the capture kernel's command line when
 	// it is loaded.
 	KernelArgs string
+	// CaptureCPUs is how many CPUs the capture kernel brings up
+	// (nr_cpus= on the command line gokdump load derives); the save runs
+	// a worker on each. CaptureCPUsAuto (0, "auto") takes CPUsForRAM of
+	// the machine's memory.
+	CaptureCPUs int
 	// Dmesg saves vmcore-dmesg.txt beside the dump.
 	Dmesg bool
 	// Progress prints progress on the console while saving.
@@ -209,6 +252,7 @@ func Default() Config {
 		S3Region:      DefaultS3Region,
 		S3Credentials: DefaultS3Credentials,
 		IP:            IPDHCP,
+		CaptureCPUs:   CaptureCPUsAuto,
 	}
 }
 

@@ -97,6 +97,9 @@ func TestParseKeys(t *testing.T) {
 		{"time_budget", `"1h30m"`, func(c *Config) bool { return c.TimeBudget == 90*time.Minute }},
 		{"device_timeout", `"2m"`, func(c *Config) bool { return c.DeviceTimeout == 2*time.Minute }},
 		{"kernel_args", `"sysctl.vm.overcommit_memory=1 loglevel=7"`, func(c *Config) bool { return c.KernelArgs == "sysctl.vm.overcommit_memory=1 loglevel=7" }},
+		{"capture_cpus", `"auto"`, func(c *Config) bool { return c.CaptureCPUs == CaptureCPUsAuto }},
+		{"capture_cpus", `4`, func(c *Config) bool { return c.CaptureCPUs == 4 }},
+		{"capture_cpus", `"2"`, func(c *Config) bool { return c.CaptureCPUs == 2 }},
 		{"dmesg", `false`, func(c *Config) bool { return !c.Dmesg }},
 		{"progress", `false`, func(c *Config) bool { return !c.Progress }},
 		{"test_panic", `"capture"`, func(c *Config) bool { return c.TestPanic == "capture" }},
@@ -229,6 +232,12 @@ func TestParseErrors(t *testing.T) {
 		{"dmesg string", "dmesg = \"yes\"\n", ErrType, []string{"dmesg", "want true or false"}},
 		{"test_panic", "test_panic = \"Capture!\"\n", ErrValue, []string{"test_panic"}},
 		{"kernel_args control", "kernel_args = \"a\\u0007b\"\n", ErrValue, []string{"kernel_args", "control"}},
+		{"capture_cpus zero", "capture_cpus = 0\n", ErrValue, []string{"capture_cpus", `0 CPUs: give 1..64, or "auto"`}},
+		{"capture_cpus negative", "capture_cpus = -2\n", ErrValue, []string{"capture_cpus", "-2 is out of range 1..64"}},
+		{"capture_cpus too many", "capture_cpus = 65\n", ErrValue, []string{"capture_cpus", "65 is out of range 1..64"}},
+		{"capture_cpus huge", "capture_cpus = 9223372036854775807\n", ErrValue, []string{"capture_cpus", "out of range 1..64"}},
+		{"capture_cpus word", "capture_cpus = \"all\"\n", ErrValue, []string{"capture_cpus", `"all" is not "auto" or a number of CPUs 1..64`}},
+		{"capture_cpus bool", "capture_cpus = true\n", ErrType, []string{"capture_cpus", "the boolean true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,6 +564,7 @@ target = "PARTLABEL=crash \"dumps\""
 dump_level = [1, 31]
 modules = ["virtio_blk"]
 time_budget = "1h30m"
+capture_cpus = 4
 `
 	c, err := Parse([]byte(doc), "/etc/gokdump.toml")
 	if err != nil {
@@ -681,6 +691,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("keep = 1\ndump_level = [1, 31]\n"))
 	f.Add([]byte("target = \"raw:/dev/vdb\"\n[x]\ny = 1\n"))
 	f.Add([]byte("a.b.c = 1\n\"A\" = 2\na = 3\n"))
+	f.Add([]byte("capture_cpus = \"auto\"\n"))
+	f.Add([]byte("capture_cpus = 3\nkeep = 2\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		data = data[:min(len(data), 512)]
 		c, err := Parse(data, "fuzz")
@@ -757,6 +769,8 @@ func TestSanitize(t *testing.T) {
 		{"hook timeout past the budget", func(c *Config) { c.PreHooks, c.TimeBudget = []string{"/h/a"}, 30*time.Second },
 			[]string{"hook_timeout"}, func(c *Config) bool { return c.HookTimeout == 30*time.Second }},
 		{"tiny max_size", func(c *Config) { c.MaxSize = 4096 }, []string{"max_size"}, func(c *Config) bool { return c.MaxSize == 0 }},
+		{"capture_cpus out of range", func(c *Config) { c.CaptureCPUs = 1000 }, []string{"capture_cpus"},
+			func(c *Config) bool { return c.CaptureCPUs == CaptureCPUsAuto }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -831,5 +845,45 @@ func TestSet(t *testing.T) {
 	}
 	if err := c.Set("nope", "1", "console"); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("Set of an unknown key: %v", err)
+	}
+}
+
+func TestCaptureCPUs(t *testing.T) {
+	const gib = 1 << 30
+	for _, tt := range []struct {
+		setting int
+		ram     uint64
+		want    int
+	}{
+		{CaptureCPUsAuto, 0, 1},
+		{CaptureCPUsAuto, 4 * gib, 1},
+		{CaptureCPUsAuto, 32 * gib, 1},
+		{CaptureCPUsAuto, 60 * gib, 1},
+		// MemTotal of a 64 GiB machine is a little less than 64 GiB.
+		{CaptureCPUsAuto, 62*gib + 800<<20, 2},
+		{CaptureCPUsAuto, 64 * gib, 2},
+		{CaptureCPUsAuto, 96 * gib, 3},
+		{CaptureCPUsAuto, 250 * gib, 8},
+		{CaptureCPUsAuto, 4 << 40, 8},
+		{CaptureCPUsAuto, 1<<64 - 1, 8},
+		{1, 4 << 40, 1},
+		{3, 1 * gib, 3},
+	} {
+		c := Default()
+		c.CaptureCPUs = tt.setting
+		if got := c.CaptureCPUsFor(tt.ram); got != tt.want {
+			t.Errorf("capture_cpus %d, %d bytes of RAM: %d CPUs, want %d", tt.setting, tt.ram, got, tt.want)
+		}
+	}
+	// From the command line, as gokdump load's checks apply it.
+	c := Default()
+	if err := c.ApplyCmdline("gokdump.capture_cpus=3"); err != nil || c.CaptureCPUs != 3 {
+		t.Errorf("gokdump.capture_cpus=3: %d, %v", c.CaptureCPUs, err)
+	}
+	if err := c.ApplyCmdline("gokdump.capture-cpus=auto"); err != nil || c.CaptureCPUs != CaptureCPUsAuto {
+		t.Errorf("gokdump.capture-cpus=auto: %d, %v", c.CaptureCPUs, err)
+	}
+	if err := c.ApplyCmdline("gokdump.capture_cpus=0"); err == nil || c.CaptureCPUs != CaptureCPUsAuto {
+		t.Errorf("gokdump.capture_cpus=0: %d, %v; want an error and the value kept", c.CaptureCPUs, err)
 	}
 }

@@ -37,6 +37,7 @@
 //	hook_timeout    = "1m"
 //	hook_failure    = "continue"    # continue, fail (a failing pre hook stops the capture)
 //	kernel_args     = ""
+//	capture_cpus    = "auto"        # nr_cpus= of the capture kernel: "auto" (one per 32 GiB of RAM, 1..8) or 1..64
 //	dmesg           = true
 //	progress        = true
 //	ssh_key         = "/etc/gokdump/id_ed25519"

@@ -183,6 +183,32 @@ var keyDefs = []keyDef{
 	durationKey("hook_timeout", func(c *Config) *time.Duration { return &c.HookTimeout }),
 	enumKey("hook_failure", func(c *Config) *HookFailure { return &c.HookFailure }, HookContinue, HookFail),
 	stringKey("kernel_args", func(c *Config) *string { return &c.KernelArgs }, checkPrintable),
+	{
+		name: "capture_cpus",
+		fromTOML: func(c *Config, v any) error {
+			switch v := v.(type) {
+			case int64:
+				return setCaptureCPUs(c, clampInt(v))
+			case string:
+				return captureCPUsFromText(c, v)
+			}
+			return typeErr(`"auto" or a number of CPUs`, v)
+		},
+		fromText: captureCPUsFromText,
+		check: func(c *Config) error {
+			if c.CaptureCPUs < 0 || c.CaptureCPUs > MaxCaptureCPUs {
+				return valueErr("%d is out of range 1..%d", c.CaptureCPUs, MaxCaptureCPUs)
+			}
+			return nil
+		},
+		toTOML: func(c *Config) string {
+			if c.CaptureCPUs == CaptureCPUsAuto {
+				return quote("auto")
+			}
+			return strconv.Itoa(c.CaptureCPUs)
+		},
+		reset: func(c, d *Config) { c.CaptureCPUs = d.CaptureCPUs },
+	},
 	boolKey("dmesg", func(c *Config) *bool { return &c.Dmesg }),
 	boolKey("progress", func(c *Config) *bool { return &c.Progress }),
 	stringKey("ssh_key", func(c *Config) *string { return &c.SSHKey }, checkAbsFile),
@@ -237,6 +263,30 @@ var keyDefs = []keyDef{
 		},
 	},
 	stringKey("test_panic", func(c *Config) *string { return &c.TestPanic }, checkTestPanic),
+}
+
+// captureCPUsFromText reads capture_cpus as the command line (and a
+// TOML string) writes it: "auto" or a number.
+func captureCPUsFromText(c *Config, s string) error {
+	if s == "auto" {
+		c.CaptureCPUs = CaptureCPUsAuto
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return valueErr("%s is not \"auto\" or a number of CPUs 1..%d", quote(s), MaxCaptureCPUs)
+	}
+	return setCaptureCPUs(c, n)
+}
+
+// setCaptureCPUs sets an explicit count; 0 would read back as "auto", so
+// it is refused rather than taken for it.
+func setCaptureCPUs(c *Config, n int) error {
+	if n == 0 {
+		return valueErr("0 CPUs: give 1..%d, or \"auto\"", MaxCaptureCPUs)
+	}
+	c.CaptureCPUs = n
+	return nil
 }
 
 func lookupKey(name string) *keyDef {

@@ -9,9 +9,7 @@ var captureArgs = []string{
 	// that no longer run; polling every handler on each interrupt keeps
 	// devices whose interrupt line is lost usable.
 	"irqpoll",
-	// One CPU is enough to copy memory, and every other CPU would cost
-	// per-CPU memory out of the small reservation.
-	"nr_cpus=1",
+	// nr_cpus= (and disable_cpu_apicid=) follow here: CPUs.args.
 	// Devices are still running where the dead kernel left them,
 	// possibly mid-DMA; this asks drivers to reset them before use.
 	"reset_devices",
@@ -22,6 +20,19 @@ var captureArgs = []string{
 	// at start; in the ~70 MiB a capture kernel has, the default
 	// overcommit heuristic refuses it and the init dies before main.
 	"sysctl.vm.overcommit_memory=1",
+}
+
+// captureParams are captureArgs with cpus's parameters after irqpoll,
+// where nr_cpus=1 has always been.
+func captureParams(cpus CPUs) []string {
+	var ps []string
+	for _, a := range captureArgs {
+		ps = append(ps, a)
+		if a == "irqpoll" {
+			ps = append(ps, cpus.args()...)
+		}
+	}
+	return ps
 }
 
 // dropGroups are parameters of the running kernel that do not apply to, or
@@ -40,7 +51,7 @@ var dropGroups = []struct {
 	{"would keep the capture from loading the dump target's drivers", []string{
 		"nomodule", "module_blacklist", "modprobe.blacklist"}},
 	{"hides the console messages that say why a dump failed", []string{"quiet", "splash"}},
-	{"replaced by the capture kernel's own value", []string{"nr_cpus", "maxcpus", "possible_cpus", "panic"}},
+	{"replaced by the capture kernel's own value", []string{"nr_cpus", "maxcpus", "possible_cpus", "disable_cpu_apicid", "panic"}},
 	// A WARN in a driver facing hardware the dead kernel left busy is
 	// likely, and must not reboot the machine before the dump is saved.
 	{"a warning would reboot before the dump is saved", []string{"panic_on_warn"}},
@@ -86,19 +97,20 @@ type Dropped struct {
 // applies (console=, earlyprintk, loglevel, driver options, ...), drops what
 // does not or would break the capture (root=, crashkernel=, hugepages=,
 // nomodule, module_blacklist=, systemd.*, ...; see dropGroups), adds the
-// capture options (irqpoll nr_cpus=1 reset_devices panic=1
-// sysctl.vm.overcommit_memory=1), then appends extra, whose parameters
-// replace earlier ones with the same name. Quoted values (foo="a b") are
-// kept as written. Arguments after "--" in procCmdline belong to the first
+// capture options (irqpoll nr_cpus=N reset_devices panic=1
+// sysctl.vm.overcommit_memory=1, with disable_cpu_apicid= for more than
+// one CPU: see CPUs), then appends extra, whose parameters replace
+// earlier ones with the same name. Quoted values (foo="a b") are kept as
+// written. Arguments after "--" in procCmdline belong to the first
 // kernel's init and are dropped; in extra they are kept, last.
-func CaptureCmdline(procCmdline, extra string) string {
-	s, _ := DeriveCmdline(procCmdline, extra)
+func CaptureCmdline(procCmdline, extra string, cpus CPUs) string {
+	s, _ := DeriveCmdline(procCmdline, extra, cpus)
 	return s
 }
 
 // DeriveCmdline is CaptureCmdline that also says what it dropped from
 // procCmdline and why, for the loader to show.
-func DeriveCmdline(procCmdline, extra string) (string, []Dropped) {
+func DeriveCmdline(procCmdline, extra string, cpus CPUs) (string, []Dropped) {
 	var args []string
 	var drops []Dropped
 	proc := splitCmdline(procCmdline)
@@ -115,7 +127,7 @@ func DeriveCmdline(procCmdline, extra string) (string, []Dropped) {
 			args = append(args, a)
 		}
 	}
-	for _, a := range captureArgs {
+	for _, a := range captureParams(cpus) {
 		args = append(withoutKey(args, paramKey(a)), a)
 	}
 	ex := splitCmdline(extra)

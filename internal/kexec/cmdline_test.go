@@ -118,7 +118,7 @@ func TestCaptureCmdline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := CaptureCmdline(tt.proc, tt.extra)
+			got := CaptureCmdline(tt.proc, tt.extra, CPUs{})
 			if got != tt.want {
 				t.Errorf("CaptureCmdline(%q, %q)\n got %q\nwant %q", tt.proc, tt.extra, got, tt.want)
 			}
@@ -128,7 +128,7 @@ func TestCaptureCmdline(t *testing.T) {
 
 func TestDeriveCmdlineSaysWhatItDrops(t *testing.T) {
 	got, drops := DeriveCmdline("BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro console=ttyS0 nomodule module_blacklist=nvme crashkernel=128M panic=10 systemd.unit=rescue.target quiet -- single",
-		"loglevel=7")
+		"loglevel=7", CPUs{})
 	if want := "console=ttyS0 " + added + " loglevel=7"; got != want {
 		t.Errorf("cmdline %q, want %q", got, want)
 	}

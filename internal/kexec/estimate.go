@@ -26,6 +26,19 @@ const (
 	// It is charged in proportion, rounded up to a whole MiB: 1 MiB for
 	// up to 128 GiB.
 	perTiB = 8 << 20
+	// PerCPU is what each CPU beyond the first costs (capture_cpus).
+	// Measured with Debian's 7.3 cloud kernel as the capture kernel in
+	// QEMU -smp 4, nr_cpus=1, 2 and 4 (qemu-tests
+	// TestCaptureCPUsCalibrate, GOKDUMP_CALIBRATE=1; the capture init
+	// logs meminfo): each CPU takes 0.2-0.3 MiB off MemTotal (per-CPU
+	// areas reserved at boot), 0.2-0.5 MiB more of Percpu and 0.1-0.2
+	// MiB of KernelStack once the capture is done; the save runs a
+	// worker per CPU, 1.0 MiB of peak RSS each (gokdump save --workers
+	// 1 to 8 on a 1 GiB vmcore: 14.2 to 21.3 MiB). 1.6-2.0 MiB in all.
+	// MemAvailable at the init's start did not fall with more CPUs
+	// (39.2, 41.3, 43.0 MiB): its run-to-run spread, ±1.5 MiB, hides
+	// terms this small.
+	PerCPU = 2 << 20
 	// EstimateAlign rounds the recommendation up to a multiple of it.
 	EstimateAlign = 16 << 20
 )
@@ -35,6 +48,8 @@ type Estimate struct {
 	Load     uint64 // the loaded segments (Plan.Need)
 	Unpacked uint64 // the initramfs unpacked into the capture kernel's rootfs
 	Runtime  uint64 // room for the capture kernel to run
+	CPUs     int    // the capture kernel's CPUs (capture_cpus)
+	CPUTerm  uint64 // PerCPU for each CPU beyond the first
 	RAM      uint64 // the machine's memory
 	PerRAM   uint64 // the term growing with RAM
 	Sum      uint64 // the terms added
@@ -43,14 +58,17 @@ type Estimate struct {
 
 // EstimateCrashkernel recommends a reservation for loading p on a machine
 // with ram bytes of memory, its initramfs unpacking to unpacked bytes (0:
-// unknown; a typical host-only image is assumed).
-func EstimateCrashkernel(p *Plan, ram, unpacked uint64) Estimate {
+// unknown; a typical host-only image is assumed), the capture kernel
+// bringing up cpus CPUs (below 1: 1).
+func EstimateCrashkernel(p *Plan, ram, unpacked uint64, cpus int) Estimate {
 	if unpacked == 0 && p.Initrd != "" {
 		unpacked = defaultUnpacked
 	}
-	e := Estimate{Load: p.Need(), Unpacked: unpacked, Runtime: runtimeMemory, RAM: ram}
+	cpus = max(cpus, 1)
+	e := Estimate{Load: p.Need(), Unpacked: unpacked, Runtime: runtimeMemory, RAM: ram, CPUs: cpus}
 	e.PerRAM = ramTerm(ram)
-	e.Sum = e.Load + e.Unpacked + e.Runtime + e.PerRAM
+	e.CPUTerm = uint64(cpus-1) * PerCPU
+	e.Sum = e.Load + e.Unpacked + e.Runtime + e.PerRAM + e.CPUTerm
 	e.Total = alignUp(e.Sum, EstimateAlign)
 	return e
 }
@@ -77,6 +95,9 @@ func (e Estimate) Formula() string {
 	fmt.Fprintf(&b, "+ %-48s %s\n", unpacked, mib(e.Unpacked))
 	fmt.Fprintf(&b, "+ %-48s %s\n", "capture kernel and capture at run time", mib(e.Runtime))
 	fmt.Fprintf(&b, "+ %-48s %s\n", fmt.Sprintf("%s per TiB of RAM, for %s", size.Size(perTiB), size.Size(e.RAM)), mib(e.PerRAM))
+	if e.CPUs > 1 {
+		fmt.Fprintf(&b, "+ %-48s %s\n", fmt.Sprintf("%s per CPU beyond the first, for %d CPUs", size.Size(PerCPU), e.CPUs), mib(e.CPUTerm))
+	}
 	fmt.Fprintf(&b, "= %-48s %s\n", "", mib(e.Sum))
 	fmt.Fprintf(&b, "  rounded up to a multiple of %s: crashkernel=%s\n", size.Size(EstimateAlign), e.Value())
 	return b.String()

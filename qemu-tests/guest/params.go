@@ -18,6 +18,7 @@ type Params struct {
 	Initrd      string     // capture initramfs in the stage-1 image ("" = none)
 	Append      string     // extra capture kernel arguments
 	Cmdline     string     // full capture command line, replacing the derived one
+	CaptureCPUs int        // nr_cpus= of the derived command line (0: 1), as gokdump load derives it from capture_cpus
 	AnonMiB     int        // random anonymous memory, one user marker per MiB
 	ZeroMiB     int        // anonymous memory written with zeros
 	CacheDevice string     // device to mount read-only for the page-cache workload

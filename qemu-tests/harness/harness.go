@@ -182,6 +182,7 @@ type Spec struct {
 	Line        string // kernel line (a Line's Name): 6.1, 6.19, latest
 	Disk        string // bus of the default disk: nvme (default) or virtio
 	MemMiB      int    // guest memory (1024)
+	CPUs        int    // guest CPUs, -smp (1); TCG runs them in parallel (MTTCG)
 	CrashKernel string // crashkernel= (128M)
 	// Config is the capture /etc/gokdump.toml (target LABEL=GOKDUMP);
 	// NoConfig packs none.
@@ -372,6 +373,19 @@ func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 	return err
 }
 
+// captureCPUs is how many CPUs gokdump load would give the capture
+// kernel of spec's guest: capture_cpus of its config, "auto" for the
+// guest's memory.
+func captureCPUs(spec Spec) int {
+	cfg := config.Default()
+	if !spec.NoConfig {
+		if c, err := config.Parse([]byte(spec.Config), "test config"); err == nil {
+			cfg = *c
+		}
+	}
+	return cfg.CaptureCPUsFor(uint64(spec.MemMiB) << 20)
+}
+
 // NewID returns a random run id.
 func NewID() string { return vm.NewID() }
 
@@ -411,11 +425,12 @@ func Crash(root string, spec Spec) (*Run, error) {
 	}
 
 	params := guest.Params{
-		ID:      r.ID,
-		Append:  spec.CaptureAppend,
-		Cmdline: spec.CaptureCmdline,
-		AnonMiB: spec.AnonMiB,
-		ZeroMiB: spec.ZeroMiB,
+		CaptureCPUs: captureCPUs(spec),
+		ID:          r.ID,
+		Append:      spec.CaptureAppend,
+		Cmdline:     spec.CaptureCmdline,
+		AnonMiB:     spec.AnonMiB,
+		ZeroMiB:     spec.ZeroMiB,
 	}
 	for i, d := range spec.Disks {
 		img := d.Image
@@ -465,6 +480,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 		Arch:    vm.Arches["amd64"],
 		Accel:   vm.TCG,
 		MemMiB:  spec.MemMiB,
+		CPUs:    spec.CPUs,
 		Kernel:  k.VMLinuz,
 		Initrd:  stage1Img,
 		Append:  "console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend,

@@ -181,7 +181,7 @@ func crash(method string) error {
 func loadCapture(p guest.Params) error {
 	cmdline := p.Cmdline
 	if cmdline == "" {
-		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append)
+		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append, kexec.ReadCPUs("/proc", p.CaptureCPUs))
 	}
 	t := time.Now()
 	if err := kexec.LoadCrash(p.Kernel, p.Initrd, cmdline); err != nil {
