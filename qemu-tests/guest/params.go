@@ -18,6 +18,7 @@ type Params struct {
 	Initrd      string     // capture initramfs in the stage-1 image ("" = none)
 	Append      string     // extra capture kernel arguments
 	Cmdline     string     // full capture command line, replacing the derived one
+	Syscall     string     // kexec.SyscallFile, kexec.SyscallClassic, or "" for the loader's choice
 	AnonMiB     int        // random anonymous memory, one user marker per MiB
 	ZeroMiB     int        // anonymous memory written with zeros
 	CacheDevice string     // device to mount read-only for the page-cache workload

@@ -187,6 +187,9 @@ type Spec struct {
 	CaptureAppend string // extra capture kernel arguments
 	// CaptureCmdline replaces the derived capture command line entirely.
 	CaptureCmdline string
+	// CaptureSyscall forces the stage-1 loader's system call
+	// (kexec.SyscallFile, kexec.SyscallClassic); "" lets it choose.
+	CaptureSyscall string
 	FirstAppend    string // extra first-kernel arguments
 	AnonMiB        int    // user-marker memory (64)
 	ZeroMiB        int    // zero-filled memory (32)
@@ -401,6 +404,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 		ID:      r.ID,
 		Append:  spec.CaptureAppend,
 		Cmdline: spec.CaptureCmdline,
+		Syscall: spec.CaptureSyscall,
 		AnonMiB: spec.AnonMiB,
 		ZeroMiB: spec.ZeroMiB,
 	}
