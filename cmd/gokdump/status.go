@@ -188,7 +188,11 @@ func printSetup(w io.Writer, st setupStatus, ready bool) {
 		fmt.Fprintf(w, "dump target:    %s → %s\n", st.Target, dev)
 	}
 	if st.Loaded != nil {
-		fmt.Fprintf(w, "loaded image:   %s (loaded %s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339))
+		via := ""
+		if st.Loaded.Syscall != "" {
+			via = " with " + kexec.SyscallName(st.Loaded.Syscall)
+		}
+		fmt.Fprintf(w, "loaded image:   %s (loaded %s%s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339), via)
 	}
 	switch {
 	case st.LastDump != nil:
