@@ -202,20 +202,32 @@ func readKcore(ci *CrashInfo, path string) {
 		return
 	}
 	defer f.Close()
-	textBase := uint64(0xffffffff80000000) // x86-64 __START_KERNEL_map
-	if ci.Machine == elf.EM_AARCH64 {
-		textBase = 0 // arm64: the kernel image is in the vmalloc area; not learnt here
-	}
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Paddr == ^uint64(0) || p.Memsz == 0 {
-			continue
+	kcoreLayout(ci, f.Progs)
+}
+
+// kcoreLayout picks the direct map and the kernel image out of kcore's
+// PT_LOADs with physical addresses (KCORE_RAM, KCORE_TEXT): the direct
+// map's offset is that of the largest RAM entry; the image is the entry
+// mapped at another offset (x86-64: __START_KERNEL_map; arm64: the
+// kimage in the vmalloc area).
+func kcoreLayout(ci *CrashInfo, progs []*elf.Prog) {
+	var big *elf.Prog
+	for _, p := range progs {
+		if p.Type == elf.PT_LOAD && p.Paddr != ^uint64(0) && p.Memsz > 0 && inRanges(ci.RAM, p.Paddr) &&
+			(big == nil || p.Memsz > big.Memsz) {
+			big = p
 		}
-		switch {
-		case textBase != 0 && p.Vaddr >= textBase && ci.Text.End == 0:
+	}
+	if big == nil {
+		return
+	}
+	ci.PageOffset = big.Vaddr - big.Paddr
+	for _, p := range progs {
+		if p.Type == elf.PT_LOAD && p.Paddr != ^uint64(0) && p.Memsz > 0 && p.Vaddr-p.Paddr != ci.PageOffset &&
+			inRanges(ci.RAM, p.Paddr) && p.Paddr+p.Memsz > p.Paddr {
 			ci.Text = Range{p.Paddr, p.Paddr + p.Memsz - 1}
 			ci.TextVaddr = p.Vaddr
-		case p.Vaddr < textBase && ci.PageOffset == 0 && p.Vaddr >= p.Paddr && inRanges(ci.RAM, p.Paddr):
-			ci.PageOffset = p.Vaddr - p.Paddr
+			return
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"unsafe"
 
@@ -83,10 +84,11 @@ type kexecSegment struct {
 
 // loadClassic lays the load out (BuildX86) and hands it to kexec_load(2).
 func (p *Plan) loadClassic() error {
-	if runtime.GOARCH != "amd64" || p.Image == nil {
-		return fmt.Errorf("kexec: %w: gokdump's kexec_load loader places x86-64 bzImages only so far (this is %s)", ErrUnsupported, runtime.GOARCH)
+	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[runtime.GOARCH]
+	if machine == 0 {
+		return fmt.Errorf("kexec: %w: gokdump's kexec_load loader places x86-64 and arm64 kernels only (this is %s)", ErrUnsupported, runtime.GOARCH)
 	}
-	ci, err := ReadCrashInfo("/proc", p.sysfsRoot, elf.EM_X86_64)
+	ci, err := ReadCrashInfo("/proc", p.sysfsRoot, machine)
 	if err != nil {
 		return err
 	}
@@ -100,11 +102,25 @@ func (p *Plan) loadClassic() error {
 			return fmt.Errorf("kexec: initrd: %w", err)
 		}
 	}
-	l, err := BuildX86(ci, kernel, p.Image, initrd, p.Cmdline)
+	var l *ClassicLoad
+	switch machine {
+	case elf.EM_X86_64:
+		l, err = BuildX86(ci, kernel, p.Image, initrd, p.Cmdline)
+	case elf.EM_AARCH64:
+		var img *Arm64Image
+		if img, err = ParseArm64Image(kernel); err != nil {
+			return fmt.Errorf("kexec: kernel %s: %w", p.Kernel, err)
+		}
+		dtb, rerr := os.ReadFile(filepath.Join(p.sysfsRoot, "firmware/fdt"))
+		if rerr != nil {
+			return fmt.Errorf("kexec: the running kernel's device tree (an ACPI-only machine has none to copy): %w", rerr)
+		}
+		l, err = BuildArm64(ci, img, dtb, initrd, p.Cmdline)
+	}
 	if err != nil {
 		return err
 	}
-	if err := kexecLoad(l, unix.KEXEC_ARCH_X86_64); err != nil {
+	if err := kexecLoad(l, kexecArchThis); err != nil {
 		var errno unix.Errno
 		if !errors.As(err, &errno) {
 			return fmt.Errorf("kexec: load %s: %w", p.Kernel, err)
