@@ -121,23 +121,15 @@ func inflate(comp string, b []byte) ([]byte, error) {
 //	elfcorehdr at the top; the capture kernel reserves it
 //	           (linux,elfcorehdr)
 func BuildArm64(ci *CrashInfo, img *Arm64Image, dtb []byte, initrd []byte, cmdline string) (*ClassicLoad, error) {
-	hdr, err := ci.Elfcorehdr()
+	t, err := placeTop(ci, len(initrd))
 	if err != nil {
 		return nil, err
 	}
-	res := ci.Crash
-	top := res.End + 1
-	if res.Start&(pageSize-1) != 0 || top&(pageSize-1) != 0 {
-		return nil, fmt.Errorf("kexec: crash reservation %v is not page aligned", res)
-	}
+	res, hdr, hdrAddr, hdrMem, initrdAddr, initrdMem := ci.Crash, t.hdr, t.hdrAddr, t.hdrMem, t.initrdAddr, t.initrdMem
 	fdt, err := ParseFDT(dtb)
 	if err != nil {
 		return nil, err
 	}
-	hdrMem := alignUp(uint64(len(hdr)), pageSize)
-	hdrAddr := top - hdrMem
-	initrdMem := alignUp(uint64(len(initrd)), pageSize)
-	initrdAddr := hdrAddr - initrdMem
 	kAddr := alignUp(res.Start, 2<<20) + img.TextOffset
 	kMem := alignUp(img.ImageSize, pageSize)
 
@@ -152,7 +144,7 @@ func BuildArm64(ci *CrashInfo, img *Arm64Image, dtb []byte, initrd []byte, cmdli
 	dtbMem := alignUp(uint64(len(dtbBytes)), pageSize)
 	purgAddr := dtbAddr + dtbMem
 	end := purgAddr + pageSize
-	if hdrMem+initrdMem > res.Size() || end > initrdAddr || initrdAddr-end < minControlRoom {
+	if end > initrdAddr || initrdAddr-end < minControlRoom {
 		return nil, fmt.Errorf("kexec: %w: kernel %s (image_size), initrd %s, device tree, headers and %s free need more than the reservation %v (%s)",
 			ErrTooLarge, MiB(kMem), MiB(initrdMem), MiB(minControlRoom), res, MiB(res.Size()))
 	}

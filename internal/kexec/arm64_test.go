@@ -171,19 +171,7 @@ func TestBuildArm64(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "chosen %s = %q\n", name, v)
 	}
-	golden := filepath.Join("testdata", "classic-arm64.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.String() != string(want) {
-		t.Errorf("layout:\n%s\nwant (%s):\n%s", out.String(), golden, want)
-	}
+	checkGolden(t, "classic-arm64.golden", out.String())
 	// The purgatory hands the kernel the DTB.
 	for _, s := range l.Segments {
 		if s.What == "purgatory" && !bytes.Equal(s.Buf, purgatoryArm64(dtb.Mem, ci.Crash.Start)) {

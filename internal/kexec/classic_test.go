@@ -188,19 +188,7 @@ func TestBuildX86(t *testing.T) {
 	for _, e := range l.E820 {
 		fmt.Fprintf(&out, "e820 %#x-%#x type %d\n", e.Start, e.End, e.Type)
 	}
-	golden := filepath.Join("testdata", "classic-x86.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.String() != string(want) {
-		t.Errorf("layout:\n%s\nwant (%s):\n%s", out.String(), golden, want)
-	}
+	checkGolden(t, "classic-x86.golden", out.String())
 
 	seg := func(what string) Segment {
 		for _, s := range l.Segments {
@@ -296,6 +284,24 @@ func TestBuildX86TooSmall(t *testing.T) {
 	}
 	if _, err := BuildX86(ci, kernel, img, nil, strings.Repeat("a", 2040)); !errors.Is(err, ErrCmdlineTooLong) {
 		t.Fatalf("err = %v, want ErrCmdlineTooLong", err)
+	}
+}
+
+// checkGolden compares a layout with testdata/name (-update rewrites it).
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("layout:\n%s\nwant (%s):\n%s", got, golden, want)
 	}
 }
 

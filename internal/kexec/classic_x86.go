@@ -96,19 +96,12 @@ func BuildX86(ci *CrashInfo, kernel []byte, img *BzImage, initrd []byte, cmdline
 	if img == nil {
 		return nil, fmt.Errorf("kexec: classic x86 load: %w: no bzImage header", ErrNotKernel)
 	}
-	hdr, err := ci.Elfcorehdr()
+	t, err := placeTop(ci, len(initrd))
 	if err != nil {
 		return nil, err
 	}
-	res := ci.Crash
+	res, hdr, hdrAddr, hdrMem, initrdAddr, initrdMem := ci.Crash, t.hdr, t.hdrAddr, t.hdrMem, t.initrdAddr, t.initrdMem
 	top := res.End + 1
-	if res.Start&(pageSize-1) != 0 || top&(pageSize-1) != 0 {
-		return nil, fmt.Errorf("kexec: crash reservation %v is not page aligned", res)
-	}
-	hdrMem := alignUp(uint64(len(hdr)), pageSize)
-	hdrAddr := top - hdrMem
-	initrdMem := alignUp(uint64(len(initrd)), pageSize)
-	initrdAddr := hdrAddr - initrdMem
 
 	align := uint64(img.KernelAlignment)
 	if align < pageSize || align > 1<<30 || align&(align-1) != 0 {
@@ -132,7 +125,7 @@ func BuildX86(ci *CrashInfo, kernel []byte, img *BzImage, initrd []byte, cmdline
 	purgAddr := bpAddr + bpMem
 	purgMem := uint64(2 * pageSize)
 	end := purgAddr + purgMem
-	if hdrMem+initrdMem > res.Size() || end > initrdAddr || initrdAddr-end < minControlRoom {
+	if end > initrdAddr || initrdAddr-end < minControlRoom {
 		return nil, fmt.Errorf("kexec: %w: kernel %s (init_size), initrd %s, headers and %s free for kexec's page tables need more than the reservation %v (%s)",
 			ErrTooLarge, MiB(kMem), MiB(initrdMem), MiB(minControlRoom), res, MiB(res.Size()))
 	}
@@ -167,6 +160,35 @@ func BuildX86(ci *CrashInfo, kernel []byte, img *BzImage, initrd []byte, cmdline
 	}
 	sort.Slice(l.Segments, func(i, j int) bool { return l.Segments[i].Mem < l.Segments[j].Mem })
 	return l, nil
+}
+
+// topPlacement is what both machines put at the reservation's top: the
+// ELF core header, the initrd below it.
+type topPlacement struct {
+	hdr                   []byte
+	hdrAddr, hdrMem       uint64
+	initrdAddr, initrdMem uint64
+}
+
+// placeTop builds the ELF core header and places it and an initrd of
+// initrdLen bytes at the top of the reservation.
+func placeTop(ci *CrashInfo, initrdLen int) (topPlacement, error) {
+	var t topPlacement
+	hdr, err := ci.Elfcorehdr()
+	if err != nil {
+		return t, err
+	}
+	res := ci.Crash
+	if res.Start&(pageSize-1) != 0 || (res.End+1)&(pageSize-1) != 0 {
+		return t, fmt.Errorf("kexec: crash reservation %v is not page aligned", res)
+	}
+	t.hdr, t.hdrMem, t.initrdMem = hdr, alignUp(uint64(len(hdr)), pageSize), alignUp(uint64(initrdLen), pageSize)
+	if t.hdrMem+t.initrdMem > res.Size() {
+		return t, fmt.Errorf("kexec: %w: initrd %s and headers need more than the reservation %v (%s)", ErrTooLarge, MiB(t.initrdMem), res, MiB(res.Size()))
+	}
+	t.hdrAddr = res.End + 1 - t.hdrMem
+	t.initrdAddr = t.hdrAddr - t.initrdMem
+	return t, nil
 }
 
 // captureE820 is the x86 capture kernel's memory map: RAM below 1 MiB,
