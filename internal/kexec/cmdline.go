@@ -1,13 +1,18 @@
 package kexec
 
-import "strings"
+import (
+	"runtime"
+	"strings"
+)
 
 // captureArgs are added to every derived capture command line. A user's
 // --append overrides them by key.
 var captureArgs = []string{
 	// The dead kernel may have left interrupts pending or routed to CPUs
 	// that no longer run; polling every handler on each interrupt keeps
-	// devices whose interrupt line is lost usable.
+	// devices whose interrupt line is lost usable. x86 only (x86Only):
+	// on arm64 the GIC is reset by the capture kernel and irqpoll only
+	// costs time.
 	"irqpoll",
 	// One CPU is enough to copy memory, and every other CPU would cost
 	// per-CPU memory out of the small reservation.
@@ -23,6 +28,13 @@ var captureArgs = []string{
 	// overcommit heuristic refuses it and the init dies before main.
 	"sysctl.vm.overcommit_memory=1",
 }
+
+// x86Only are the captureArgs added only when the running kernel (this
+// program's GOARCH, captureArch; tests set it) is x86.
+var (
+	x86Only     = map[string]bool{"irqpoll": true}
+	captureArch = runtime.GOARCH
+)
 
 // dropGroups are parameters of the running kernel that do not apply to, or
 // would break, a capture kernel, with why they are dropped.
@@ -116,6 +128,9 @@ func DeriveCmdline(procCmdline, extra string) (string, []Dropped) {
 		}
 	}
 	for _, a := range captureArgs {
+		if x86Only[a] && captureArch != "amd64" && captureArch != "386" {
+			continue
+		}
 		args = append(withoutKey(args, paramKey(a)), a)
 	}
 	ex := splitCmdline(extra)
