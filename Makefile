@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 80m
 VERSION ?= $(shell cat VERSION 2>/dev/null || git describe --tags --always --dirty 2>/dev/null || echo unknown)
 COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
-.PHONY: all build test test-kernel test-race unit qemu-test demo lint fuzz bench clean help deps install
+.PHONY: all build test test-kernel test-race unit qemu-test qemu-test-arm64 demo lint fuzz bench clean help deps install
 
 all: build ## the same as build
 
@@ -41,6 +41,9 @@ unit: ## unit tests only (no QEMU)
 
 qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDUMP_LINES="6.1 latest" picks lines)
 	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests qemu
+
+qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64, levels 31 and 1; ~2 min)
+	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64' ./qemu-tests/
 
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
 	scripts/run-tests race
@@ -137,7 +140,7 @@ clean: ## remove build output, bin/ and out/ (keeps the download cache in .cache
 
 help: ## this list
 	@echo "make targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
 	@echo "install variables: PREFIX ($(PREFIX)), DESTDIR, BINDIR, LIBDIR, UNITDIR, DOCDIR, SYSCONFDIR, KERNELINSTALLDIR;"
 	@echo "  VERSION ($(VERSION)) and COMMIT (what gokdump version says)"
 	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"

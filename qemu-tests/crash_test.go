@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/anydump"
 	"github.com/gokdump/gokdump/internal/crashdir"
+	"github.com/gokdump/gokdump/internal/kexec"
 	"github.com/gokdump/gokdump/qemu-tests/harness"
 	"github.com/gokdump/gokdump/qemu-tests/matrix"
 )
@@ -29,18 +31,30 @@ func TestCrash(t *testing.T) {
 	// at all times (go test -parallel), not one while a group ends.
 	t.Parallel()
 	type tc struct {
-		line harness.Line
-		disk string
+		line    harness.Line
+		disk    string
+		syscall string // forced on the stage-1 loader; "" lets it choose
 	}
 	var cases []tc
 	for _, l := range harness.Lines() {
-		cases = append(cases, tc{l, "nvme"})
+		cases = append(cases, tc{l, "nvme", ""})
 	}
+	// The classic kexec_load(2) loader, which arm64 needs (Debian builds
+	// it without kexec_file_load), on the newest line of the matrix:
+	// Debian's x86 kernels have both, so one cycle proves it here.
+	cases = append(cases, tc{harness.Newest(), "nvme", kexec.SyscallClassic})
 	for _, tc := range cases {
-		t.Run(tc.line.Name+"-"+tc.disk, func(t *testing.T) {
+		name := tc.line.Name + "-" + tc.disk
+		if tc.syscall != "" {
+			name += "-" + tc.syscall
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := crash(t, harness.Spec{Line: tc.line.Name, Disk: tc.disk, Dbg: true})
+			r := crash(t, harness.Spec{Line: tc.line.Name, Disk: tc.disk, Dbg: true, CaptureSyscall: tc.syscall})
 			p := savedPath(t, r)
+			if want := "loaded with " + kexec.SyscallName(tc.syscall); tc.syscall != "" && !strings.Contains(r.Serial(), want) {
+				failf(t, r, "stage 1 did not say %q", want)
+			}
 			t.Logf("%s %s phases:\n%s", r.Kernel.KVer, tc.disk, r.PhaseReport())
 			if !dumpPathRE.MatchString(p) {
 				failf(t, r, "dump path %q is not <dir>/<YYYY-MM-DD-HH:MM:SS>/vmcore", p)
@@ -72,6 +86,9 @@ func TestCrash(t *testing.T) {
 			}
 			if in.Panic != "Kernel panic - not syncing: sysrq triggered crash" || in.Release != r.Kernel.KVer || !in.Complete {
 				t.Errorf("gokdump info: panic %q, release %q, complete %v", in.Panic, in.Release, in.Complete)
+			}
+			if tc.syscall != "" {
+				return // the kernel table has one row per line, from the default load
 			}
 			rec := r.Record(t.Name())
 			rec.Kept31, rec.THPkB = fx.pages, thp

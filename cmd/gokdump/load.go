@@ -36,6 +36,7 @@ type loadFlags struct {
 	cmdline        string
 	cmdlineSet     bool
 	dryRun         bool
+	syscall        string
 	noInitrd       bool
 	initrdSet      bool // --initrd given, even empty
 }
@@ -53,6 +54,8 @@ func init() {
 			fs.Var(&f.appends, "append", "add `ARGS` to the command line derived from /proc/cmdline; they replace parameters\n"+
 				"of the same name (repeatable)")
 			fs.StringVar(&f.cmdline, "cmdline", "", "use `ARGS` as the whole capture kernel command line instead of deriving one")
+			fs.StringVar(&f.syscall, "syscall", "", "load with `CALL`: file (kexec_file_load: signatures, lockdown) or classic (kexec_load,\n"+
+				"which gokdump lays out itself); default file where the kernel has it, else classic")
 			fs.BoolVar(&f.dryRun, "dry-run", false, "print the command line and sizes and check them, but load nothing")
 			fs.BoolVar(&f.noInitrd, "no-initrd", false, "load the kernel alone: a dedicated capture kernel with its initramfs built in")
 			f.config.define(fs, statusConfigPath, "configuration `FILE` whose kernel_args go on the command line, checked with the\n"+
@@ -72,6 +75,11 @@ func init() {
 }
 
 func runLoad(f *loadFlags, w io.Writer) error {
+	switch f.syscall {
+	case "", kexec.SyscallFile, kexec.SyscallClassic:
+	default:
+		return usagef("--syscall %q: want %s or %s", f.syscall, kexec.SyscallFile, kexec.SyscallClassic)
+	}
 	if f.cmdlineSet && len(f.appends) > 0 {
 		return fmt.Errorf("--cmdline replaces the derived command line and --append adds to it: give one")
 	}
@@ -115,6 +123,7 @@ func runLoad(f *loadFlags, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p.Syscall = f.syscall
 	if f.dryRun {
 		printLoadPlan(w, p, drops, cpus)
 		if err := p.Check(); err != nil {
@@ -131,7 +140,7 @@ func runLoad(f *loadFlags, w io.Writer) error {
 		fmt.Fprintf(w, "warning:  %v\n", err)
 	}
 	printLoadPlan(w, p, drops, cpus)
-	fmt.Fprintln(w, "loaded: a crash now boots this kernel")
+	fmt.Fprintf(w, "loaded with %s: a crash now boots this kernel\n", kexec.SyscallName(p.Used))
 	return nil
 }
 
@@ -206,6 +215,11 @@ func printLoadPlan(w io.Writer, p *kexec.Plan, drops []kexec.Dropped, cpus strin
 		fmt.Fprintf(w, "initrd:   %s\n          %s (%d bytes)\n", p.Initrd, kexec.MiB(uint64(p.InitrdSize)), p.InitrdSize)
 	}
 	fmt.Fprintf(w, "cmdline:  %s\n", p.Cmdline)
+	if p.Used != "" {
+		fmt.Fprintf(w, "syscall:  %s\n", kexec.SyscallName(p.Used))
+	} else {
+		fmt.Fprintf(w, "syscall:  %s\n", kexec.SyscallName(p.Syscall))
+	}
 	printDropped(w, drops)
 	if cpus != "" {
 		fmt.Fprintf(w, "cpus:     %s\n", cpus)

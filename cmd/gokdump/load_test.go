@@ -143,7 +143,7 @@ func TestLoadFlags(t *testing.T) {
 	}
 	var help bytes.Buffer
 	run([]string{"help", "load"}, &help, &stderr)
-	for _, w := range []string{"-kernel", "/boot/vmlinuz-$(uname -r)", "-initrd", "/boot/gokdump-$(uname -r).img", "-append", "-cmdline", "-dry-run"} {
+	for _, w := range []string{"-kernel", "/boot/vmlinuz-$(uname -r)", "-initrd", "/boot/gokdump-$(uname -r).img", "-append", "-cmdline", "-dry-run", "-syscall"} {
 		if !strings.Contains(help.String(), w) {
 			t.Errorf("help lacks %q:\n%s", w, help.String())
 		}
@@ -290,5 +290,29 @@ func TestLoadCaptureCPUs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadSyscall: --syscall takes file or classic, says which the dry run
+// would use, and refuses anything else before looking at the files.
+func TestLoadSyscall(t *testing.T) {
+	kernel, initrd := loadFixture(t, "134217728", "console=ttyS0")
+	for _, tc := range []struct{ flag, want string }{
+		{"", "syscall:  kexec_file_load, else kexec_load\n"},
+		{"file", "syscall:  kexec_file_load\n"},
+		{"classic", "syscall:  kexec_load\n"},
+	} {
+		var out bytes.Buffer
+		f := &loadFlags{kernel: kernel, initrd: initrd, syscall: tc.flag, dryRun: true}
+		if err := runLoad(f, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("--syscall %q: output lacks %q:\n%s", tc.flag, tc.want, out.String())
+		}
+	}
+	var stderr bytes.Buffer
+	if rc := run([]string{"load", "--syscall", "kexec", "--dry-run"}, &bytes.Buffer{}, &stderr); rc != 2 || !strings.Contains(stderr.String(), `--syscall "kexec": want file or classic`) {
+		t.Errorf("--syscall kexec: rc %d, %q", rc, stderr.String())
 	}
 }

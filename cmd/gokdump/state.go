@@ -23,11 +23,14 @@ type loadState struct {
 	InitrdSize int64     `json:"initrd_size"`
 	InitrdTime time.Time `json:"initrd_mtime"`
 	LoadedAt   time.Time `json:"loaded_at"`
+	// Syscall is the system call that loaded it: kexec.SyscallFile or
+	// kexec.SyscallClassic ("" in records from before it was kept).
+	Syscall string `json:"syscall,omitempty"`
 }
 
 func saveLoadState(p *kexec.Plan) error {
 	st := loadState{Kernel: p.Kernel, Initrd: p.Initrd, Cmdline: p.Cmdline,
-		KernelSize: p.KernelSize, InitrdSize: p.InitrdSize, LoadedAt: time.Now().UTC()}
+		KernelSize: p.KernelSize, InitrdSize: p.InitrdSize, LoadedAt: time.Now().UTC(), Syscall: p.Used}
 	if fi, err := os.Stat(p.Initrd); err == nil {
 		st.InitrdTime = fi.ModTime().UTC()
 	}

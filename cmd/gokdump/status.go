@@ -199,7 +199,11 @@ func printSetup(w io.Writer, st setupStatus, ready bool) {
 		fmt.Fprintf(w, "dump target:    %s → %s\n", st.Target, dev)
 	}
 	if st.Loaded != nil {
-		fmt.Fprintf(w, "loaded image:   %s (loaded %s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339))
+		via := ""
+		if st.Loaded.Syscall != "" {
+			via = " with " + kexec.SyscallName(st.Loaded.Syscall)
+		}
+		fmt.Fprintf(w, "loaded image:   %s (loaded %s%s)\n", st.Loaded.Initrd, st.Loaded.LoadedAt.Format(time.RFC3339), via)
 	}
 	if st.CaptureCPUs > 0 {
 		fmt.Fprintf(w, "capture CPUs:   %d (nr_cpus= of the loaded command line; the save runs a worker on each)\n", st.CaptureCPUs)

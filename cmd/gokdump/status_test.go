@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gokdump/gokdump/internal/kexec"
 )
 
 func TestStatusCommand(t *testing.T) {
@@ -259,7 +261,7 @@ func TestStatusStaleImage(t *testing.T) {
 	}
 	fi, _ := os.Stat(initrd)
 	write := func() {
-		b, _ := json.Marshal(loadState{Kernel: kernel, Initrd: initrd, InitrdTime: fi.ModTime().UTC(), LoadedAt: old})
+		b, _ := json.Marshal(loadState{Kernel: kernel, Initrd: initrd, InitrdTime: fi.ModTime().UTC(), LoadedAt: old, Syscall: kexec.SyscallClassic})
 		os.MkdirAll(filepath.Dir(loadStatePath), 0o700)
 		os.WriteFile(loadStatePath, b, 0o600)
 	}
@@ -269,6 +271,9 @@ func TestStatusStaleImage(t *testing.T) {
 	runStatus(&out, false, &configFlag{path: statusConfigPath})
 	if strings.Contains(out.String(), "is older than") {
 		t.Errorf("an image newer than its inputs is called stale:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "loaded image:   "+initrd+" (loaded "+old.Format(time.RFC3339)+" with kexec_load)") {
+		t.Errorf("status does not say which system call loaded the image:\n%s", out.String())
 	}
 	// The config changes after the image was built.
 	os.Chtimes(statusConfigPath, time.Now(), time.Now())

@@ -191,7 +191,7 @@ func verifyLoaded(sysfsRoot string, want bool) error {
 	case !ok:
 		return fmt.Errorf("kexec: verify: %w: %s does not exist", ErrNotLoaded, path)
 	case got != want && want:
-		return fmt.Errorf("kexec: verify: %w: kexec_file_load succeeded but %s reads 0", ErrNotLoaded, path)
+		return fmt.Errorf("kexec: verify: %w: the load succeeded but %s reads 0", ErrNotLoaded, path)
 	case got != want:
 		return fmt.Errorf("kexec: verify: unload succeeded but %s still reads 1", path)
 	}

@@ -1,13 +1,18 @@
 package kexec
 
-import "strings"
+import (
+	"runtime"
+	"strings"
+)
 
 // captureArgs are added to every derived capture command line. A user's
 // --append overrides them by key.
 var captureArgs = []string{
 	// The dead kernel may have left interrupts pending or routed to CPUs
 	// that no longer run; polling every handler on each interrupt keeps
-	// devices whose interrupt line is lost usable.
+	// devices whose interrupt line is lost usable. x86 only (x86Only):
+	// on arm64 the GIC is reset by the capture kernel and irqpoll only
+	// costs time.
 	"irqpoll",
 	// nr_cpus= (and disable_cpu_apicid=) follow here: CPUs.args.
 	// Devices are still running where the dead kernel left them,
@@ -34,6 +39,13 @@ func captureParams(cpus CPUs) []string {
 	}
 	return ps
 }
+
+// x86Only are the captureArgs added only when the running kernel (this
+// program's GOARCH, captureArch; tests set it) is x86.
+var (
+	x86Only     = map[string]bool{"irqpoll": true}
+	captureArch = runtime.GOARCH
+)
 
 // dropGroups are parameters of the running kernel that do not apply to, or
 // would break, a capture kernel, with why they are dropped.
@@ -128,6 +140,9 @@ func DeriveCmdline(procCmdline, extra string, cpus CPUs) (string, []Dropped) {
 		}
 	}
 	for _, a := range captureParams(cpus) {
+		if x86Only[a] && captureArch != "amd64" && captureArch != "386" {
+			continue
+		}
 		args = append(withoutKey(args, paramKey(a)), a)
 	}
 	ex := splitCmdline(extra)

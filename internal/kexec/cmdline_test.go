@@ -2,6 +2,7 @@ package kexec
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -181,5 +182,20 @@ func TestParamKey(t *testing.T) {
 		if got := paramKey(in); got != want {
 			t.Errorf("paramKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCaptureCmdlineArm64: no irqpoll on arm64, the rest as on x86.
+func TestCaptureCmdlineArm64(t *testing.T) {
+	defer func(a string) { captureArch = a }(captureArch)
+	captureArch = "arm64"
+	got := CaptureCmdline("BOOT_IMAGE=/vmlinuz console=ttyAMA0 crashkernel=256M irqpoll", "", CPUs{})
+	if want := "console=ttyAMA0 irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1"; got != want {
+		// A user's own irqpoll stays: only the added one is x86's.
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	captureArch = "amd64"
+	if got := CaptureCmdline("console=ttyS0", "", CPUs{}); !strings.Contains(got, "irqpoll") {
+		t.Errorf("x86 capture line without irqpoll: %q", got)
 	}
 }

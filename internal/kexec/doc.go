@@ -10,6 +10,15 @@
 // KEXEC_FILE_ON_CRASH leaves no capture kernel loaded at all, and the
 // kernel's own answer is a bare errno.
 //
+// Where the running kernel has no kexec_file_load (Debian's arm64 kernels
+// are built without CONFIG_KEXEC_FILE), Load uses the classic kexec_load(2)
+// with KEXEC_ON_CRASH, and this package does what the kernel would: it
+// reads the memory layout (ReadCrashInfo: /proc/iomem, the per-CPU
+// crash_notes, VMCOREINFO), builds the ELF core header and places the
+// kernel, initrd, boot parameters and a generated purgatory in the
+// reservation (BuildX86). Lockdown refuses kexec_load; only kexec_file_load
+// checks signatures.
+//
 // The parsers here (bzImage headers, command lines, the sysfs status files)
 // are pure and take their inputs or root directories as arguments, so they
 // can be tested against fixtures on any machine.

@@ -8,6 +8,29 @@ import (
 	"strings"
 )
 
+// The system calls Plan.Load can load with.
+const (
+	// SyscallFile is kexec_file_load(2): the kernel reads, verifies
+	// (signatures, lockdown) and places the images itself.
+	SyscallFile = "file"
+	// SyscallClassic is kexec_load(2): gokdump places the images, the
+	// ELF core header and a purgatory in the reservation itself
+	// (BuildX86). Kernels without CONFIG_KEXEC_FILE (Debian's arm64)
+	// have only this one; lockdown refuses it.
+	SyscallClassic = "classic"
+)
+
+// SyscallName is how a Syscall value is spelled in messages.
+func SyscallName(s string) string {
+	switch s {
+	case SyscallFile:
+		return "kexec_file_load"
+	case SyscallClassic:
+		return "kexec_load"
+	}
+	return "kexec_file_load, else kexec_load"
+}
+
 const (
 	pageSize = 4096
 
@@ -34,6 +57,13 @@ type Plan struct {
 	Initrd     string   // path of the initrd; "" loads none
 	InitrdSize int64
 	Cmdline    string // command line passed as is (the kernel appends elfcorehdr=)
+
+	// Syscall picks the system call Load uses: SyscallFile,
+	// SyscallClassic, or "" for kexec_file_load where the running
+	// kernel has it and kexec_load otherwise. After a load, Used says
+	// which one loaded the kernel.
+	Syscall string
+	Used    string
 
 	// Reserved is the crashkernel= reservation in bytes, if ReservedKnown;
 	// it is unknown when sysfs is not mounted or the kernel has no crash

@@ -181,7 +181,7 @@ func (s Status) Notes() []string {
 	}
 	switch s.Lockdown {
 	case "integrity", "confidentiality":
-		n = append(n, fmt.Sprintf("kernel lockdown (%s): kexec_load of any kernel is refused, and kexec_file_load (which gokdump uses) "+
+		n = append(n, fmt.Sprintf("kernel lockdown (%s): kexec_load of any kernel is refused (gokdump load --syscall classic cannot work), and kexec_file_load "+
 			"takes only a kernel signed by a key this kernel trusts (CONFIG_KEXEC_SIG): a distribution's signed kernel loads, "+
 			"an unsigned one (built here, or a dedicated capture kernel) fails", s.Lockdown))
 	}

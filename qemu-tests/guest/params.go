@@ -19,6 +19,7 @@ type Params struct {
 	Append      string     // extra capture kernel arguments
 	Cmdline     string     // full capture command line, replacing the derived one
 	CaptureCPUs int        // nr_cpus= of the derived command line (0: 1), as gokdump load derives it from capture_cpus
+	Syscall     string     // kexec.SyscallFile, kexec.SyscallClassic, or "" for the loader's choice
 	AnonMiB     int        // random anonymous memory, one user marker per MiB
 	ZeroMiB     int        // anonymous memory written with zeros
 	CacheDevice string     // device to mount read-only for the page-cache workload

@@ -88,13 +88,21 @@ var (
 // its debug vmlinux when dbg is set: required on lines of the matrix that
 // have one, else when there is one (VMLinux is "" then).
 func GetKernel(root, line string, dbg bool) (Kernel, error) {
+	return GetKernelArch(root, line, "amd64", dbg)
+}
+
+// GetKernelArch is GetKernel for a Debian architecture (amd64, arm64).
+func GetKernelArch(root, line, arch string, dbg bool) (Kernel, error) {
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
-	key := fmt.Sprintf("%s/%v", line, dbg)
+	key := fmt.Sprintf("%s/%s/%v", line, arch, dbg)
 	if k, ok := kernels[key]; ok {
 		return k, nil
 	}
 	args := LineNamed(line).fetchArgs(dbg)
+	if arch != "amd64" {
+		args = append(args, "--arch", arch)
+	}
 	kv, stdout, err := runKeyValues(exec.Command(filepath.Join(root, "scripts", "fetch-kernel"), args...))
 	if err != nil {
 		return Kernel{}, fmt.Errorf("fetch-kernel %s: %w", strings.Join(args, " "), err)
@@ -113,9 +121,8 @@ func GetKernel(root, line string, dbg bool) (Kernel, error) {
 }
 
 var (
-	binOnce            sync.Once
-	binErr             error
-	stage1Bin, initBin string
+	binMu sync.Mutex
+	bins  = map[string][2]string{} // by GOARCH: stage 1, capture init
 )
 
 // binDir is where the harness builds its binaries: in the checkout's own
@@ -127,30 +134,41 @@ func binDir(root string) string { return filepath.Join(root, "out", "qemu-tests"
 // static, into binDir(root), named as make names them in bin/: a gokdump
 // built there (Gokdump) finds them as an installed one does.
 func Binaries(root string) (stage1, captureInit string, err error) {
-	binOnce.Do(func() {
-		dir := binDir(root)
-		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
-			return
+	return BinariesFor(root, "amd64")
+}
+
+// BinariesFor is Binaries for guests of another GOARCH (arm64), built
+// into an arm64/ directory beside them.
+func BinariesFor(root, arch string) (stage1, captureInit string, err error) {
+	binMu.Lock()
+	defer binMu.Unlock()
+	if b, ok := bins[arch]; ok {
+		return b[0], b[1], nil
+	}
+	dir := binDir(root)
+	if arch != "amd64" {
+		dir = filepath.Join(dir, arch)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	b := [2]string{filepath.Join(dir, "gokdump-vmtest-init"), filepath.Join(dir, "gokdump-init")}
+	// As make builds them: the init without the S3 client, and
+	// gokdump-init-s3 with it for the s3 target (see captureInitFor).
+	for _, c := range []struct{ pkg, out, tags string }{
+		{"./qemu-tests/stage1", b[0], ""},
+		{"./initramfs", b[1], "nos3"},
+		{"./initramfs", b[1] + "-s3", ""},
+	} {
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-tags="+c.tags, "-o", c.out, c.pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go build %s (GOARCH=%s): %v\n%s", c.pkg, arch, err, out)
 		}
-		stage1Bin = filepath.Join(dir, "gokdump-vmtest-init")
-		initBin = filepath.Join(dir, "gokdump-init")
-		// As make builds them: the init without the S3 client, and
-		// gokdump-init-s3 with it for the s3 target (see captureInitFor).
-		for _, b := range []struct{ pkg, out, tags string }{
-			{"./qemu-tests/stage1", stage1Bin, ""},
-			{"./initramfs", initBin, "nos3"},
-			{"./initramfs", initBin + "-s3", ""},
-		} {
-			cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-tags="+b.tags, "-o", b.out, b.pkg)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	return stage1Bin, initBin, binErr
+	}
+	bins[arch] = b
+	return b[0], b[1], nil
 }
 
 var (
@@ -180,6 +198,7 @@ func Gokdump(root string) (string, error) {
 // Spec describes one crash cycle. Zero fields take the defaults noted.
 type Spec struct {
 	Line        string // kernel line (a Line's Name): 6.1, 6.19, latest
+	Arch        string // the guest's GOARCH: amd64 (default) or arm64 (QEMU's virt machine, TCG)
 	Disk        string // bus of the default disk: nvme (default) or virtio
 	MemMiB      int    // guest memory (1024)
 	CPUs        int    // guest CPUs, -smp (1); TCG runs them in parallel (MTTCG)
@@ -191,6 +210,9 @@ type Spec struct {
 	CaptureAppend string // extra capture kernel arguments
 	// CaptureCmdline replaces the derived capture command line entirely.
 	CaptureCmdline string
+	// CaptureSyscall forces the stage-1 loader's system call
+	// (kexec.SyscallFile, kexec.SyscallClassic); "" lets it choose.
+	CaptureSyscall string
 	FirstAppend    string // extra first-kernel arguments
 	AnonMiB        int    // user-marker memory (64)
 	ZeroMiB        int    // zero-filled memory (32)
@@ -270,6 +292,9 @@ type Run struct {
 type LogLine = vm.Line
 
 func (s *Spec) defaults() {
+	if s.Arch == "" {
+		s.Arch = "amd64"
+	}
 	if s.MemMiB == 0 {
 		s.MemMiB = 1024
 	}
@@ -356,6 +381,7 @@ func captureInitFor(captureInit string, spec Spec) string {
 func buildCapture(path, captureInit string, k Kernel, spec Spec) error {
 	opts := builder.Options{
 		Init:       captureInitFor(captureInit, spec),
+		Arch:       spec.Arch,
 		ModulesDir: k.Modules,
 		Modules:    spec.CaptureModules,
 		Extra:      spec.CaptureExtra,
@@ -402,15 +428,19 @@ func devicePath(disks []Disk, i int) string {
 // exit. The error is for harness failures only; what the capture did is
 // for the caller to check in the Run.
 func Crash(root string, spec Spec) (*Run, error) {
-	if err := NeedTools("qemu-system-x86_64", "mkfs.ext4", "debugfs"); err != nil {
-		return nil, err
-	}
 	spec.defaults()
-	k, err := GetKernel(root, spec.Line, spec.Dbg)
+	arch, err := vm.ArchOf(spec.Arch)
 	if err != nil {
 		return nil, err
 	}
-	stage1, captureInit, err := Binaries(root)
+	if err := NeedTools(arch.QEMU, "mkfs.ext4", "debugfs"); err != nil {
+		return nil, err
+	}
+	k, err := GetKernelArch(root, spec.Line, spec.Arch, spec.Dbg)
+	if err != nil {
+		return nil, err
+	}
+	stage1, captureInit, err := BinariesFor(root, spec.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -429,6 +459,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 		ID:          r.ID,
 		Append:      spec.CaptureAppend,
 		Cmdline:     spec.CaptureCmdline,
+		Syscall:     spec.CaptureSyscall,
 		AnonMiB:     spec.AnonMiB,
 		ZeroMiB:     spec.ZeroMiB,
 	}
@@ -465,7 +496,7 @@ func Crash(root string, spec Spec) (*Run, error) {
 	stage1Img := filepath.Join(spec.Dir, "stage1.cpio")
 	if _, err := vm.WriteStage1(context.Background(), stage1Img, vm.Stage1{
 		Init:          stage1,
-		Arch:          "amd64",
+		Arch:          spec.Arch,
 		ModulesDir:    k.Modules,
 		Modules:       spec.Stage1Modules,
 		Params:        params,
@@ -477,13 +508,13 @@ func Crash(root string, spec Spec) (*Run, error) {
 	}
 
 	m := vm.Machine{
-		Arch:    vm.Arches["amd64"],
+		Arch:    arch,
 		Accel:   vm.TCG,
 		MemMiB:  spec.MemMiB,
 		CPUs:    spec.CPUs,
 		Kernel:  k.VMLinuz,
 		Initrd:  stage1Img,
-		Append:  "console=ttyS0 crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend,
+		Append:  "console=" + arch.Console + " crashkernel=" + spec.CrashKernel + " panic=5 " + spec.FirstAppend,
 		Timeout: spec.Timeout,
 		KillOn:  spec.KillOn,
 		Typing:  spec.Typing,

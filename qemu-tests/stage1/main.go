@@ -184,12 +184,17 @@ func loadCapture(p guest.Params) error {
 		cmdline = kexec.CaptureCmdline(boot.Cmdline(), p.Append, kexec.ReadCPUs("/proc", p.CaptureCPUs))
 	}
 	t := time.Now()
-	if err := kexec.LoadCrash(p.Kernel, p.Initrd, cmdline); err != nil {
+	plan, err := kexec.NewPlan(p.Kernel, p.Initrd, cmdline, "/sys")
+	if err != nil {
+		return fmt.Errorf("load capture kernel: %w", err)
+	}
+	plan.Syscall = p.Syscall
+	if err := plan.Load(); err != nil {
 		return fmt.Errorf("load capture kernel: %w", err)
 	}
 	crashSize, _ := os.ReadFile("/sys/kernel/kexec_crash_size")
-	logf("capture kernel loaded in %.3fs (crash size %s bytes), cmdline: %s",
-		time.Since(t).Seconds(), strings.TrimSpace(string(crashSize)), cmdline)
+	logf("capture kernel loaded with %s in %.3fs (crash size %s bytes), cmdline: %s",
+		kexec.SyscallName(plan.Used), time.Since(t).Seconds(), strings.TrimSpace(string(crashSize)), plan.Cmdline)
 	return nil
 }
 
