@@ -217,8 +217,25 @@ func mdfDmesg(t *testing.T, rd matrix.Reader, file string) ([]byte, error) {
 // gokdump dmesg, like makedumpfile 1.7.2, does not.
 var callerID = regexp.MustCompile(`(?m)^(\[ *[0-9]+\.[0-9]+\]) \[ *[TC][0-9]+\]`)
 
-// withoutCallerID removes the caller ids from makedumpfile's log.
-func withoutCallerID(b []byte) []byte { return callerID.ReplaceAll(b, []byte("$1")) }
+// withoutCallerID removes the caller ids from makedumpfile's log, and as
+// much of the indent of a record's further lines, which makedumpfile
+// aligns under the text after the caller id.
+func withoutCallerID(b []byte) []byte {
+	var out []byte
+	cut := 0
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if m := callerID.FindSubmatchIndex(line); m != nil {
+			cut = m[1] - m[3]
+			line = append(line[:m[3]:m[3]], line[m[1]:]...)
+		} else if len(line) > 0 && line[0] == '[' {
+			cut = 0
+		} else if cut > 0 && len(line) >= cut && len(bytes.TrimLeft(line[:cut], " ")) == 0 {
+			line = line[cut:]
+		}
+		out = append(out, line...)
+	}
+	return out
+}
 
 // mdfRun runs makedumpfile rd with args on files in dir.
 func mdfRun(t *testing.T, rd matrix.Reader, dir string, args ...string) ([]byte, error) {
@@ -292,4 +309,25 @@ func lastLines(b []byte, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// TestWithoutCallerID: caller ids go, and so does their width from the
+// indent of a record's further lines (a 6.12 guest's "Unstable clock
+// detected" record has three).
+func TestWithoutCallerID(t *testing.T) {
+	in := "[    5.898786] [      T1] Unstable clock detected, switching\n" +
+		"                          If you want to keep using the local clock, then add:\n" +
+		"                            \"trace_clock=local\"\n" +
+		"[    5.998837] [      T1] Freeing unused decrypted memory: 2028K\n" +
+		"[    6.000000] no caller id\n" +
+		"                          kept as it is\n"
+	want := "[    5.898786] Unstable clock detected, switching\n" +
+		"               If you want to keep using the local clock, then add:\n" +
+		"                 \"trace_clock=local\"\n" +
+		"[    5.998837] Freeing unused decrypted memory: 2028K\n" +
+		"[    6.000000] no caller id\n" +
+		"                          kept as it is\n"
+	if got := string(withoutCallerID([]byte(in))); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
 }

@@ -247,3 +247,28 @@ func (c fastClock) Now() time.Time { return c.base.Add(time.Since(c.base) * c.sp
 func (c fastClock) After(d time.Duration) <-chan time.Time {
 	return time.After(d / c.speed)
 }
+
+// stepClock is a clock that moves only when waited on: After(d) moves it
+// by d and fires at once. Counts of waits against a deadline are exact
+// with it, whatever the machine's load.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newStepClock() *stepClock { return &stepClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}

@@ -355,7 +355,7 @@ func TestNFSVersions(t *testing.T) {
 // deadline.
 func TestRetryBackoff(t *testing.T) {
 	env, w := newWorld(t, testCore(t, 10))
-	env.Clock = newFastClock(100)
+	env.Clock = newStepClock()
 	start := env.Clock.Now()
 	tries := 0
 	err := retry(env, "test", start.Add(40*time.Second), func(error) bool { return false }, func(time.Duration) error {
