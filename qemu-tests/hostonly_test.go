@@ -92,7 +92,7 @@ func TestHostOnlyBuild(t *testing.T) {
 		`modules \(load order\): ` + strings.Join(wantMods.Names(), " ") + `$`,
 		`built in, skipped: ext4$`,
 		`^initrd: +/capture/hostonly.img`,
-		`loaded: a crash now boots this kernel`,
+		`loaded with kexec_file_load: a crash now boots this kernel`,
 	} {
 		if _, _, ok := r.Find(regexp.MustCompile(line)); !ok {
 			failf(t, r, "console lacks %s", line)
