@@ -130,7 +130,7 @@ func TestNetNFS(t *testing.T) {
 			r := crash(t, nfsSpec(line, g, ""))
 			o := outcome(t, r, "saved")
 			t.Logf("%s over nfs: %d bytes, phases:\n%s", r.Kernel.KVer, o.Bytes, r.PhaseReport())
-			lineAt(t, r, `mounted 10\.0\.2\.101:/export with NFS 4\.2`)
+			lineAt(t, r, `mounted 10\.0\.2\.101:/export with NFS 4\.1`)
 			file := filepath.Join(export, o.Path)
 			if filepath.Dir(filepath.Dir(file)) != export || filepath.Base(file) != crashdir.VMCore {
 				t.Fatalf("path %q, want /<time>/vmcore in the export", o.Path)

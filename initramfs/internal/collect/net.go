@@ -10,6 +10,7 @@ import (
 	"os"
 	spath "path" // server paths are slash-separated whatever the host
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gokdump/gokdump/capture/diskdump"
@@ -337,7 +338,11 @@ func streamSSH(env *Env, cfg *config.Config, t *config.Target, conn Remote, base
 }
 
 // NFS versions tried in order; a server that refuses one gets the next.
-var nfsVersions = []string{"4.2", "4.1", "4.0", "3"}
+// 4.1 first: a dump needs nothing of 4.2, and with 4.2 the client reads
+// the pages a partial write changes with READ_PLUS, which against
+// nfs-ganesha 4.3 left writes failing with EIO in one dump of three (a
+// 7.3 client); over 4.1 none failed, and the save took half the time.
+var nfsVersions = []string{"4.1", "4.2", "4.0", "3"}
 
 // nfsOptions is the option string of mount(2) for version vers at addr.
 // The kernel's NFS client parses it itself (no mount.nfs): addr= is
@@ -438,28 +443,62 @@ func captureNFS(env *Env, cfg *config.Config, t config.Target, src *source, nw *
 	// apply.
 	at := cfg.Clone()
 	at.Path = "/"
-	res := saveToAs(env, at, &t, mnt, src, func(f *os.File) io.WriterAt { return zeroReserve{f} })
+	res := saveToAs(env, at, &t, mnt, src, func(f *os.File) io.WriterAt { return &zeroReserve{File: f} })
 	if res.Status == StatusIncomplete && strings.Contains(res.Reason, "full") {
 		res.Reason = "the NFS server's filesystem is full: " + strings.TrimPrefix(res.Reason, "the target is full: ")
 	}
 	return res
 }
 
-// zeroReserve is a dump file on NFS whose reserved ranges are written as
-// zeros rather than fallocate'd: the NFSv4.2 ALLOCATE that fallocate
-// becomes left the next write into the range failing with EIO (a 7.3
-// client and nfs-ganesha 4.3), and zeros work on every server.
-type zeroReserve struct{ *os.File }
+// zeroReserve is a dump file on NFS that never has a hole below its end:
+// a write past the end first fills the gap with zeros, and reserved
+// ranges are written as zeros rather than fallocate'd. On NFSv4.2 a
+// write into part of a page in a hole makes the client read the hole
+// (READ_PLUS), and with nfs-ganesha 4.3 and a 7.3 client that read, or
+// the ALLOCATE that fallocate becomes, left the write failing with EIO:
+// a bitmap block written below the 2nd bitmap's last one did, one dump
+// in three. Zeros work on every server.
+type zeroReserve struct {
+	*os.File
+	mu  sync.Mutex
+	end int64 // [0, end) is written: data or zeros
+}
 
-func (z zeroReserve) Preallocate(off, size int64) error {
+func (z *zeroReserve) WriteAt(p []byte, off int64) (int, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if off > z.end {
+		if err := z.zeros(z.end, off-z.end); err != nil {
+			return 0, err
+		}
+	}
+	n, err := z.File.WriteAt(p, off)
+	z.end = max(z.end, off+int64(n))
+	return n, err
+}
+
+func (z *zeroReserve) Preallocate(off, size int64) error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if off > z.end {
+		// The gap too: no hole below the reservation.
+		size += off - z.end
+		off = z.end
+	}
+	return z.zeros(off, size)
+}
+
+// zeros writes size zero bytes at off; callers hold z.mu.
+func (z *zeroReserve) zeros(off, size int64) error {
 	zero := make([]byte, min(size, 1<<20))
 	for size > 0 {
 		n := min(size, int64(len(zero)))
-		if _, err := z.WriteAt(zero[:n], off); err != nil {
+		if _, err := z.File.WriteAt(zero[:n], off); err != nil {
 			return fmt.Errorf("reserve %d bytes at %#x: %w", n, off, err)
 		}
 		off += n
 		size -= n
+		z.end = max(z.end, off)
 	}
 	return nil
 }

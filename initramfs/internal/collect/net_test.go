@@ -279,7 +279,7 @@ func TestSSHServerFull(t *testing.T) {
 	}
 }
 
-// TestNFSVersions: the versions are tried newest first, a refused one
+// TestNFSVersions: the versions are tried 4.1 first (see nfsVersions), a refused one
 // gives way to the next at once, and mount_options can pin one.
 func TestNFSVersions(t *testing.T) {
 	env, w := newWorld(t, testCore(t, 100))
@@ -307,8 +307,8 @@ func TestNFSVersions(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	want := []string{
-		"vers=4.2,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
 		"vers=4.1,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
+		"vers=4.2,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
 		"vers=4.0,addr=192.0.2.7,proto=tcp,soft,timeo=600,retrans=2,noac",
 	}
 	if strings.Join(tried, "\n") != strings.Join(want, "\n") {
@@ -345,7 +345,7 @@ func TestNFSVersions(t *testing.T) {
 		t.Fatalf("refused: %+v after %d mounts", res, len(tried))
 	}
 	for _, o := range tried {
-		if !strings.HasPrefix(o, "vers=4.2,") {
+		if !strings.HasPrefix(o, "vers=4.1,") {
 			t.Errorf("a refused connection moved on to %q", o)
 		}
 	}
