@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/builder"
+	"github.com/gokdump/gokdump/internal/fixture"
 )
 
 // TestBuildOutputs: an existing image is not replaced without --force;
@@ -183,10 +184,7 @@ func TestBuildPacksHooks(t *testing.T) {
 	}
 
 	// A dynamic executable (the host's own ls) cannot run in the image.
-	ls, err := exec.LookPath("ls")
-	if err != nil {
-		t.Skip("no ls on this machine to stand for a dynamic executable")
-	}
+	ls := fixture.NeedTool(t, "ls")
 	if out, _ := exec.Command("file", "-L", ls).Output(); len(out) > 0 && !bytes.Contains(out, []byte("dynamically linked")) {
 		t.Skipf("%s is not dynamically linked here", ls)
 	}
