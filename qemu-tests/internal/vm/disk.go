@@ -48,15 +48,9 @@ func MakeDisk(d Disk, path, stage string) error {
 	switch d.FS {
 	case "ext4":
 		args = []string{"mkfs.ext4", "-q", "-F"}
-		if d.Label != "" {
-			args = append(args, "-L", d.Label)
-		}
-		if d.UUID != "" {
-			args = append(args, "-U", d.UUID)
-		}
-		if stage != "" {
-			args = append(args, "-d", stage)
-		}
+		args = withOpt(args, "-L", d.Label)
+		args = withOpt(args, "-U", d.UUID)
+		args = withOpt(args, "-d", stage)
 		args = append(args, path, size)
 	case "btrfs", "xfs", "vfat", "raw":
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
@@ -73,30 +67,20 @@ func MakeDisk(d Disk, path, stage string) error {
 		switch d.FS {
 		case "btrfs":
 			args = []string{"mkfs.btrfs", "-q", "-f"}
-			if d.Label != "" {
-				args = append(args, "-L", d.Label)
-			}
-			if d.UUID != "" {
-				args = append(args, "-U", d.UUID)
-			}
-			if stage != "" {
-				args = append(args, "--rootdir", stage)
-			}
+			args = withOpt(args, "-L", d.Label)
+			args = withOpt(args, "-U", d.UUID)
+			args = withOpt(args, "--rootdir", stage)
 			args = append(args, path)
 		case "xfs":
 			args = []string{"mkfs.xfs", "-q", "-f"}
-			if d.Label != "" {
-				args = append(args, "-L", d.Label)
-			}
+			args = withOpt(args, "-L", d.Label)
 			if d.UUID != "" {
 				args = append(args, "-m", "uuid="+d.UUID)
 			}
 			args = append(args, path)
 		case "vfat":
 			args = []string{"mkfs.vfat"}
-			if d.Label != "" {
-				args = append(args, "-n", d.Label)
-			}
+			args = withOpt(args, "-n", d.Label)
 			if d.UUID != "" {
 				// blkid shows a FAT serial as XXXX-XXXX; mkfs takes it bare.
 				args = append(args, "-i", strings.ReplaceAll(d.UUID, "-", ""))
@@ -219,4 +203,12 @@ func MoveFile(src, dst string) error {
 		return err
 	}
 	return os.Remove(src)
+}
+
+// withOpt appends flag and value to args unless value is "".
+func withOpt(args []string, flag, value string) []string {
+	if value == "" {
+		return args
+	}
+	return append(args, flag, value)
 }
