@@ -25,13 +25,16 @@ func init() {
 		short: "crash-test a kernel's kdump in QEMU: boot it, crash it, check the dump it saves",
 		long: `Boots IMAGE under QEMU (KVM when a probe boots it there, else TCG) with a
 first-stage init that loads IMAGE again as the capture kernel through
-gokdump's loader, with a capture initramfs built by gokdump's builder;
+gokdump's loader (kexec_file_load, else kexec_load: Debian's arm64
+kernels), with a capture initramfs built by gokdump's builder;
 crashes it (--crash), and checks what the capture saved: the dump (complete,
 0600), VMCOREINFO's release, the run's kmsg marker and the crash in the
 dump's kernel log, user and page-cache pages as the dump level says,
 vmcore-dmesg.txt, and drgn reading the dump when --vmlinux is given. The
 kernel's configuration is checked first when it is at hand (beside IMAGE,
 in --modules, or --kconfig); --check-config checks one and boots nothing.
+IMAGE is an x86-64 bzImage (QEMU's pc machine) or an arm64 Image (its virt
+board, -cpu max; TCG on an x86-64 host: a cycle takes a minute or two).
 
 --crash: sysrq (CONFIG_MAGIC_SYSRQ), panic (PID 1 exits: needs nothing),
 oops, bug, softlockup (LKDTM: CONFIG_LKDTM, built in or a module in
@@ -44,14 +47,14 @@ test could not run (a tool, file or build missing): nothing is known of
 the kernel.`,
 		setup: func(fs *flag.FlagSet) func([]string, streams) error {
 			var f vmtestFlags
-			fs.StringVar(&f.kernel, "kernel", "", "the kernel boot image to test (`IMAGE`: an x86-64 bzImage or vmlinuz; arm64 is not supported yet)")
+			fs.StringVar(&f.kernel, "kernel", "", "the kernel boot image to test (`IMAGE`: an x86-64 bzImage or an arm64 Image, Debian's vmlinuz of either)")
 			fs.StringVar(&f.modules, "modules", "", "its modules (`DIR`, /lib/modules/RELEASE); none when everything is built in")
 			fs.StringVar(&f.vmlinux, "vmlinux", "", "its vmlinux with debug info (`FILE`): drgn must open the dump with it")
 			fs.StringVar(&f.drgn, "drgn", "drgn", "the drgn `COMMAND` for --vmlinux")
 			fs.StringVar(&f.kconfig, "kconfig", "", "its .config (`FILE`; default: found beside IMAGE or in --modules)")
 			fs.BoolVar(&f.noKConfig, "no-kconfig", false, "do not check the kernel's configuration")
 			fs.StringVar(&f.checkConfig, "check-config", "", "only check the kernel configuration `FILE` for kdump (with --arch, --disk, --crash, --modules), boot nothing")
-			fs.StringVar(&f.arch, "arch", "", "the kernel's architecture: amd64 (x86_64), or arm64 (aarch64) for --check-config only; default: what IMAGE (or the configuration) is")
+			fs.StringVar(&f.arch, "arch", "", "the kernel's architecture: amd64 (x86_64) or arm64 (aarch64); default: what IMAGE (or the configuration) is")
 			fs.Var(&f.mem, "mem", "guest memory, a `SIZE` (default 1G)")
 			fs.IntVar(&f.cpus, "cpus", 1, "guest CPUs")
 			fs.StringVar(&f.disk, "disk", "nvme", "the dump disk's bus: nvme or virtio")

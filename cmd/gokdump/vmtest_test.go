@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/gokdump/gokdump/qemu-tests/vmtest"
@@ -83,7 +85,9 @@ func TestVMTestExitCodes(t *testing.T) {
 	kernel := filepath.Join(dir, "bzImage")
 	os.WriteFile(kernel, fixture.BzImage("6.9.0-test (me@here) #1 SMP"), 0o644)
 	cut := filepath.Join(dir, "config")
-	os.WriteFile(cut, bytes.Replace(mustRead(t, kdumpConfig), []byte("CONFIG_KEXEC_FILE=y\n"), nil, 1), 0o644)
+	// Neither kexec system call: nothing could load the capture kernel.
+	noKexec := bytes.Replace(mustRead(t, kdumpConfig), []byte("CONFIG_KEXEC_FILE=y\n"), nil, 1)
+	os.WriteFile(cut, bytes.Replace(noKexec, []byte("CONFIG_KEXEC=y\n"), nil, 1), 0o644)
 	junit := filepath.Join(dir, "out.xml")
 
 	code, stdout, stderr := gokdump("vmtest", "--kernel", kernel, "--kconfig", cut, "--junit", junit, "--json")
@@ -157,4 +161,37 @@ func jsonKeys(t reflect.Type) []string {
 	}
 	walk(t)
 	return keys
+}
+
+// TestVMTestArch: --arch takes Go's and the kernel's names of both
+// architectures vmtest boots; an arm64 kernel is tested like an x86 one
+// (no refusal): one that is not what --arch says is a setup error (exit
+// 5), and so is a riscv64 --arch, which the flag refuses first.
+func TestVMTestArch(t *testing.T) {
+	for _, tt := range []struct{ arch, want string }{
+		{"", ""}, {"amd64", "amd64"}, {"x86_64", "amd64"}, {"arm64", "arm64"}, {"aarch64", "arm64"},
+	} {
+		f := vmtestFlags{arch: tt.arch, drgn: "drgn", disk: "nvme", crash: "sysrq", level: 31, accel: "auto",
+			timeout: time.Minute, crashkernel: "128M", cpus: 1}
+		o, err := f.options(streams{err: io.Discard})
+		if err != nil || o.Arch != tt.want {
+			t.Errorf("--arch %q: %q %v, want %q", tt.arch, o.Arch, err, tt.want)
+		}
+	}
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "Image")
+	// An arm64 Image header ("ARM\x64" at 0x38) and a version banner.
+	img := make([]byte, 1<<12)
+	copy(img[0x38:], "ARM\x64")
+	copy(img[0x800:], "Linux version 6.12.0-test (me@here) #1 SMP\x00")
+	os.WriteFile(kernel, img, 0o644)
+	code, stdout, stderr := gokdump("vmtest", "--kernel", kernel, "--arch", "x86_64", "--json")
+	var r vmtest.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != exitSetup || r.Kernel.Arch != "arm64" ||
+		!strings.Contains(r.Error, "is an arm64 kernel, not amd64") || strings.Contains(r.Error, "not supported") {
+		t.Errorf("an arm64 Image with --arch x86_64: exit %d, %v, %+v\n%s", code, err, r, stderr)
+	}
+	if code, _, stderr := gokdump("vmtest", "--kernel", kernel, "--arch", "riscv64"); code != exitUsage || !strings.Contains(stderr, "--arch \"riscv64\"") {
+		t.Errorf("--arch riscv64: exit %d %s", code, stderr)
+	}
 }

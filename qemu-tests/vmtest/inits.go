@@ -16,19 +16,31 @@ import (
 // stage1Package is the stage-1 init's package in the module.
 const stage1Package = "qemu-tests/stage1"
 
-// Stage1Paths returns where a prebuilt stage-1 init is looked for, in
-// order, for the gokdump executable exe: beside it as
-// gokdump-vmtest-init (what make puts in bin/), in
-// ../lib/gokdump/vmtest-init relative to it (an install prefix), and in
-// /usr/lib/gokdump/vmtest-init. The capture init is found as gokdump
-// build finds it (builder.InstalledInitPaths).
-func Stage1Paths(exe string) []string {
+// Stage1Paths returns where a prebuilt stage-1 init for arch (a GOARCH)
+// is looked for, in order, for the gokdump executable exe: beside it as
+// gokdump-vmtest-init, then <arch>/gokdump-vmtest-init (what make puts in
+// bin/: the host's inits, and the other architecture's in bin/<goarch>/);
+// in ../lib/gokdump/vmtest-init relative to it, then
+// ../lib/gokdump/<arch>/vmtest-init (an install prefix); and in
+// /usr/lib/gokdump/vmtest-init, then /usr/lib/gokdump/<arch>/vmtest-init.
+// Each pair holds the host's init first; CheckInit skips one built for
+// another machine. The capture init is found as gokdump build finds it
+// (builder.InstalledInitPaths).
+func Stage1Paths(exe, arch string) []string {
 	var p []string
+	pair := func(dir, name string) {
+		p = append(p, filepath.Join(dir, name))
+		if arch != "" {
+			p = append(p, filepath.Join(dir, arch, name))
+		}
+	}
 	if exe != "" {
 		dir := filepath.Dir(exe)
-		p = append(p, filepath.Join(dir, "gokdump-vmtest-init"), filepath.Join(dir, "..", "lib", "gokdump", "vmtest-init"))
+		pair(dir, "gokdump-vmtest-init")
+		pair(filepath.Join(dir, "..", "lib", "gokdump"), "vmtest-init")
 	}
-	return append(p, "/usr/lib/gokdump/vmtest-init")
+	pair("/usr/lib/gokdump", "vmtest-init")
+	return p
 }
 
 // sourceDir returns where to compile the inits from when none is
@@ -71,7 +83,7 @@ func findStage1(ctx context.Context, explicit, exe, src, arch, dir string) (path
 		return explicit, explicit + " (given)", nil
 	}
 	var skipped []string
-	for _, p := range Stage1Paths(exe) {
+	for _, p := range Stage1Paths(exe, arch) {
 		err := builder.CheckInit(p, arch)
 		if err == nil {
 			p = filepath.Clean(p)
@@ -89,7 +101,7 @@ func findStage1(ctx context.Context, explicit, exe, src, arch, dir string) (path
 	}
 	if err != nil {
 		msg := fmt.Sprintf("%v: looked for %s, and for a checkout of %s at or above %s", ErrNoStage1,
-			strings.Join(Stage1Paths(exe), ", "), builder.ModulePath, src)
+			strings.Join(Stage1Paths(exe, arch), ", "), builder.ModulePath, src)
 		if len(skipped) > 0 {
 			msg += "; skipped " + strings.Join(skipped, "; ")
 		}

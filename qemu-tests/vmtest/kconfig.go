@@ -114,7 +114,7 @@ type Requirement struct {
 func Requirements(f ConfigFor) []Requirement {
 	module := f.Modules
 	rs := []Requirement{
-		{Options: []string{"CONFIG_KEXEC_FILE"}, Why: "gokdump loads the capture kernel with kexec_file_load(2)"},
+		{Options: []string{"CONFIG_KEXEC_FILE", "CONFIG_KEXEC"}, Why: "gokdump loads the capture kernel with kexec_file_load(2), or kexec_load(2) where the kernel has only that (Debian's arm64 kernels)"},
 		{Options: []string{"CONFIG_CRASH_DUMP"}, Why: "the kernel boots as a capture kernel and reserves crashkernel= memory"},
 		{Options: []string{"CONFIG_PROC_VMCORE"}, Why: "the capture kernel shows the crashed memory as /proc/vmcore"},
 		{Options: []string{"CONFIG_RELOCATABLE"}, Why: "the capture kernel runs from the crashkernel= reservation, wherever it is"},

@@ -55,8 +55,9 @@ func equalConfigs(a, b KConfig) bool {
 }
 
 // TestCheckConfigEachOption: the testdata configuration has every option
-// a built-in x86 kernel needs; without any one of them the check fails and
-// names exactly that one, in the report and in its text.
+// a built-in x86 kernel needs; without any one of them (every option of a
+// choice) the check fails and names exactly that one, in the report and in
+// its text.
 func TestCheckConfigEachOption(t *testing.T) {
 	c, err := ReadKConfig("testdata/kdump-amd64.config")
 	if err != nil {
@@ -76,7 +77,10 @@ func TestCheckConfigEachOption(t *testing.T) {
 			if q.Absent {
 				without[opt] = "y"
 			} else {
-				delete(without, opt)
+				// A choice is missing when none of it is set.
+				for _, o := range q.Options {
+					delete(without, o)
+				}
 			}
 			r := CheckConfig(without, f)
 			var text bytes.Buffer
@@ -172,7 +176,7 @@ var debianArch = regexp.MustCompile(`-(amd64|arm64)$`)
 // the amd64 ones have everything kdump needs for --disk nvme (built in)
 // and for virtio with their modules, but not virtio without them, nor
 // LKDTM for --crash oops; Debian's arm64 kernels lack CONFIG_KEXEC_FILE
-// (their kexec is kexec_load only). A copy without CONFIG_CRASH_DUMP
+// (their kexec is kexec_load only) and pass with their modules. A copy without CONFIG_CRASH_DUMP
 // fails naming it.
 func TestCheckConfigDebian(t *testing.T) {
 	for _, path := range debianConfigs(t) {
@@ -203,7 +207,12 @@ func TestCheckConfigDebian(t *testing.T) {
 				}
 			}
 			if arch == "arm64" {
-				check(ConfigFor{Disk: "nvme", Modules: true}, "CONFIG_KEXEC_FILE")
+				// kexec_load only: the loader's classic path.
+				if c["CONFIG_KEXEC_FILE"] == "y" || c["CONFIG_KEXEC"] != "y" {
+					t.Errorf("KEXEC_FILE %q, KEXEC %q: Debian's arm64 kernels have kexec_load only", c["CONFIG_KEXEC_FILE"], c["CONFIG_KEXEC"])
+				}
+				check(ConfigFor{Disk: "nvme", Modules: true})
+				check(ConfigFor{Disk: "virtio", Modules: true})
 				return
 			}
 			check(ConfigFor{Disk: "nvme"})
@@ -333,5 +342,38 @@ func TestKdumpFragment(t *testing.T) {
 	r := CheckConfig(alone, ConfigFor{Arch: "amd64"})
 	if !slices.Contains(r.Missing, "CONFIG_KEXEC_FILE") || !slices.Contains(r.Missing, "CONFIG_MAGIC_SYSRQ") {
 		t.Errorf("capture-kernel.config alone: missing %q, want CONFIG_KEXEC_FILE and CONFIG_MAGIC_SYSRQ", r.Missing)
+	}
+}
+
+// TestCheckConfigKexec: either system call will do, kexec_file_load or
+// kexec_load (the loader falls back to it: Debian's arm64 kernels have
+// only that); a kernel with neither cannot load a capture kernel.
+func TestCheckConfigKexec(t *testing.T) {
+	base, err := ReadKConfig("testdata/kdump-amd64.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, file, classic string
+		missing             []string
+		item                string // the option the report names
+	}{
+		{"both", "y", "y", nil, "CONFIG_KEXEC_FILE"},
+		{"file only", "y", "", nil, "CONFIG_KEXEC_FILE"},
+		{"classic only", "", "y", nil, "CONFIG_KEXEC"},
+		{"neither", "", "", []string{"CONFIG_KEXEC_FILE"}, "CONFIG_KEXEC_FILE"},
+		{"classic a module", "", "m", []string{"CONFIG_KEXEC_FILE"}, "CONFIG_KEXEC_FILE"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := maps.Clone(base)
+			c["CONFIG_KEXEC_FILE"], c["CONFIG_KEXEC"] = tt.file, tt.classic
+			r := CheckConfig(c, ConfigFor{Arch: "amd64"})
+			if !slices.Equal(r.Missing, tt.missing) {
+				t.Errorf("missing %q, want %q", r.Missing, tt.missing)
+			}
+			if r.Items[0].Option != tt.item {
+				t.Errorf("the first item is %+v, want %s", r.Items[0], tt.item)
+			}
+		})
 	}
 }

@@ -94,6 +94,12 @@ type Report struct {
 	// from (installed, compiled from source, given).
 	Stage1Init  string `json:"stage1_init,omitempty"`
 	CaptureInit string `json:"capture_init,omitempty"`
+	// Loader is the system call gokdump's loader used in the first
+	// kernel: kexec_file_load where the kernel has it, else kexec_load
+	// (Debian's arm64 kernels); CaptureCmdline the command line it gave
+	// the capture kernel. Both "" when the load did not happen.
+	Loader         string `json:"loader,omitempty"`
+	CaptureCmdline string `json:"capture_cmdline,omitempty"`
 
 	Config *ConfigReport `json:"config,omitempty"`
 	Checks []Check       `json:"checks"`
@@ -168,6 +174,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		} else {
 			fmt.Fprintf(&b, "config   %s: missing %s\n", src, strings.Join(r.Config.Missing, ", "))
 		}
+	}
+	if r.Loader != "" {
+		fmt.Fprintf(&b, "loaded   with %s: %s\n", r.Loader, r.CaptureCmdline)
 	}
 	if r.Rebooted != "" {
 		fmt.Fprintf(&b, "note     the first boot died before the stage-1 init (%s); booted again\n", r.Rebooted)

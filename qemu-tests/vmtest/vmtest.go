@@ -24,10 +24,10 @@ import (
 // Options say what to test. Only Kernel is required; zero fields take the
 // defaults noted.
 type Options struct {
-	// Kernel is the boot image under test: an x86-64 bzImage (vmlinuz);
-	// an arm64 Image is recognized and refused (ErrUnsupportedArch). It
-	// is both the kernel that crashes and the capture kernel, as on a
-	// machine that kdumps into its own kernel.
+	// Kernel is the boot image under test: an x86-64 bzImage (vmlinuz)
+	// or an arm64 Image (raw or gzipped). It is both the kernel that
+	// crashes and the capture kernel, as on a machine that kdumps into
+	// its own kernel.
 	Kernel string
 	// Modules is its /lib/modules/RELEASE directory; "" when every
 	// driver the run needs is built in.
@@ -93,13 +93,9 @@ const (
 // file or build missing, a bad option. Nothing is known of the kernel then.
 var ErrSetup = errors.New("vmtest: setup")
 
-// ErrUnsupportedArch is wrapped by Run's error (with ErrSetup) for a kernel
-// of an architecture Run cannot test yet (all but amd64).
-var ErrUnsupportedArch = errors.New("architecture not supported yet")
-
-// arches are the kernels' architectures (GOARCH) Run tests; CheckConfig
-// also knows arm64.
-var arches = []string{"amd64"}
+// ErrUnsupportedArch is wrapped by Run's error (with ErrSetup) for an
+// Options.Arch that Run has no QEMU machine for (all but amd64 and arm64).
+var ErrUnsupportedArch = errors.New("architecture not supported")
 
 // Level returns a pointer to l, for Options.DumpLevel.
 func Level(l filter.Level) *filter.Level { return &l }
@@ -187,6 +183,11 @@ func (o *Options) defaults() error {
 	if o.Drgn == "" {
 		o.Drgn = "drgn"
 	}
+	if o.Arch != "" {
+		if _, err := vm.ArchOf(o.Arch); err != nil {
+			return fmt.Errorf("--arch %s: %w: gokdump vmtest boots amd64 and arm64 kernels", o.Arch, ErrUnsupportedArch)
+		}
+	}
 	return nil
 }
 
@@ -231,15 +232,8 @@ func run(ctx context.Context, o *Options, r *Report) (err error) {
 	if o.Arch != "" && o.Arch != k.Arch {
 		return fmt.Errorf("%s is an %s kernel, not %s (--arch)", o.Kernel, k.Arch, o.Arch)
 	}
-	if !slices.Contains(arches, k.Arch) {
-		// QEMU boots an arm64 guest and the stage-1 init runs there, and
-		// gokdump reads and filters arm64 dumps; but the loader knows
-		// only kexec_file_load, which Debian's arm64 kernels lack
-		// (CONFIG_KEXEC_FILE), and has never loaded an arm64 capture
-		// kernel, so no run could pass yet.
-		return fmt.Errorf("%s is an %s kernel: %w: gokdump reads and filters arm64 dumps, but cannot load an arm64 capture kernel yet (no kexec_load(2) loader; Debian's arm64 kernels lack kexec_file_load); --check-config --arch %s checks its configuration",
-			o.Kernel, k.Arch, ErrUnsupportedArch, k.Arch)
-	}
+	// The guest is the kernel's machine: amd64 is QEMU's pc, arm64 its
+	// virt board (vm.Arches), whatever the host is.
 	arch, err := vm.ArchOf(k.Arch)
 	if err != nil {
 		return err
@@ -478,7 +472,20 @@ func (w *work) boot(ctx context.Context, m vm.Machine) error {
 	return nil
 }
 
-var stage1FailedRE = regexp.MustCompile(`^stage1: \[[^]]*\] FAILED: (.*)$`)
+var (
+	stage1FailedRE = regexp.MustCompile(`^stage1: \[[^]]*\] FAILED: (.*)$`)
+	// What the stage-1 init says once the capture kernel is loaded.
+	stage1LoadedRE = regexp.MustCompile(`^stage1: \[[^]]*\] capture kernel loaded with (\S+) .*, cmdline: (.*)$`)
+)
+
+// loaded returns the system call the stage-1 init loaded the capture
+// kernel with, and the command line it gave it; "" when it did not say.
+func loaded(l vm.Log) (syscall, cmdline string) {
+	if _, m, ok := l.Find(stage1LoadedRE); ok {
+		return m[1], m[2]
+	}
+	return "", ""
+}
 
 // consolePhases times the guest's phases from its console and finds the
 // phase a failed run stopped in.
@@ -495,6 +502,7 @@ func (w *work) consolePhases() {
 		{PhaseSave, vm.PhaseCapture, vm.PhaseSaved},
 		{PhaseReboot, vm.PhaseSaved, vm.PhaseExit},
 	}
+	w.r.Loader, w.r.CaptureCmdline = loaded(w.log)
 	out := vm.ParseOutcome(w.log)
 	if out.Status == "INCOMPLETE" {
 		points[vm.PhaseSaved] = out.At
