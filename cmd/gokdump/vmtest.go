@@ -60,7 +60,7 @@ the kernel.`,
 			fs.StringVar(&f.disk, "disk", "nvme", "the dump disk's bus: nvme or virtio")
 			fs.StringVar(&f.crash, "crash", guest.CrashSysrq, "how the kernel dies: "+strings.Join(guest.Crashes, ", "))
 			fs.IntVar(&f.level, "dump-level", int(vmtest.DefaultDumpLevel), "the capture's dump `LEVEL` (0-31)")
-			fs.StringVar(&f.crashkernel, "crashkernel", vmtest.DefaultCrashKernel, "the crashkernel= reservation")
+			fs.StringVar(&f.crashkernel, "crashkernel", "", "the crashkernel= reservation (default "+vmtest.DefaultCrashKernel+", "+vmtest.DefaultCrashKernelARM64+" for an arm64 kernel: its uncompressed Image takes room in it)")
 			fs.StringVar(&f.accel, "accel", "auto", "auto (KVM when a probe boots the kernel under it, else TCG), kvm or tcg")
 			fs.DurationVar(&f.timeout, "timeout", vmtest.DefaultTimeout, "bound on the guest's boot, crash and capture")
 			fs.StringVar(&f.keep, "keep", "", "keep serial.log, the dump, vmcore-dmesg.txt and report.json in `DIR`")
@@ -138,7 +138,7 @@ func (f *vmtestFlags) options(s streams) (vmtest.Options, error) {
 	if f.timeout <= 0 {
 		return o, usagef("--timeout %v: want a positive duration such as 10m", f.timeout)
 	}
-	if f.crashkernel == "" || strings.ContainsAny(f.crashkernel, " \t\n") {
+	if strings.ContainsAny(f.crashkernel, " \t\n") {
 		return o, usagef("--crashkernel %q: want a reservation such as 128M", f.crashkernel)
 	}
 	for name, v := range map[string]string{"--drgn": f.drgn} {

@@ -210,3 +210,27 @@ func TestPhaseNames(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCrashKernelDefault: the reservation is the kernel's
+// architecture's unless given (a run that stops at the modules check
+// reports it without booting).
+func TestRunCrashKernelDefault(t *testing.T) {
+	dir := t.TempDir()
+	bz := filepath.Join(dir, "bzImage")
+	os.WriteFile(bz, fixture.BzImage("6.9.0-test (me@here) #1 SMP"), 0o644)
+	arm64 := filepath.Join(dir, "Image")
+	os.WriteFile(arm64, arm64Image(1<<16, 0x9000, "6.12.0-test (me@here) #1 SMP"), 0o644)
+	mods := filepath.Join(dir, "lib", "modules", "6.8.0-other")
+	os.MkdirAll(mods, 0o755)
+	for _, tt := range []struct{ kernel, given, want string }{
+		{bz, "", DefaultCrashKernel},
+		{arm64, "", DefaultCrashKernelARM64},
+		{arm64, "192M", "192M"},
+		{bz, "512M", "512M"},
+	} {
+		r, err := Run(context.Background(), Options{Kernel: tt.kernel, Modules: mods, CrashKernel: tt.given})
+		if !errors.Is(err, ErrSetup) || r.CrashKernel != tt.want {
+			t.Errorf("%s, crashkernel %q: %v, report's %q, want %q", filepath.Base(tt.kernel), tt.given, err, r.CrashKernel, tt.want)
+		}
+	}
+}
