@@ -42,8 +42,8 @@ unit: ## unit tests only (no QEMU)
 qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDUMP_LINES="6.1 latest" picks lines)
 	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests qemu
 
-qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64, levels 31 and 1; ~2 min)
-	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64' ./qemu-tests/
+qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64, levels 31 and 1, and gokdump vmtest; ~2 min)
+	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64|TestVMTestARM64' ./qemu-tests/
 
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
 	scripts/run-tests race
@@ -70,7 +70,7 @@ lint: ## gofmt, go vet, staticcheck (installed from the module proxy if missing)
 	  $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
 
-demo: deps build ## crash a QEMU guest end to end and show the saved dump (DEMO_FLAGS='-kernel latest')
+demo: deps build ## crash a QEMU guest end to end and show the saved dump (DEMO_FLAGS='-kernel latest', '-arch arm64')
 	scripts/demo $(DEMO_FLAGS)
 
 # Where `make install` puts things, as distributions lay them out: PREFIX

@@ -21,7 +21,8 @@
 //     constants; Checks named by the Check constants; Phases; Dump), its
 //     Passed, Check, WriteText, WriteJSON and WriteJUnit;
 //   - ErrSetup, wrapped by Run's error exactly when the test could not run
-//     (Result Error), and ErrUnsupportedArch;
+//     (Result Error), and ErrUnsupportedArch (an Options.Arch with no QEMU
+//     machine);
 //   - the configuration check: ReadKConfig, ParseKConfig, CheckConfig,
 //     ConfigFor, ConfigReport, Requirements, FindKConfig;
 //   - IdentifyKernel and KernelInfo.
@@ -32,19 +33,22 @@
 //
 // # What a run needs
 //
-// qemu-system-x86_64, mkfs.ext4 and debugfs (e2fsprogs); drgn for the drgn
-// check. The two inits the guest runs are found installed (beside the
-// running program as gokdump-vmtest-init and gokdump-init, as make build
-// leaves them in bin/; in ../lib/gokdump/ beside it; or in
-// /usr/lib/gokdump/, as make install and the Debian package put them), or
+// qemu-system-x86_64 (qemu-system-aarch64 for an arm64 kernel), mkfs.ext4
+// and debugfs (e2fsprogs); drgn for the drgn check. The two inits the guest
+// runs are found installed (beside the running program as
+// gokdump-vmtest-init and gokdump-init, as make build leaves them in bin/;
+// in ../lib/gokdump/ beside it; or in /usr/lib/gokdump/, as make install
+// and the Debian package put them; the stage-1 init of another
+// architecture in a GOARCH directory in each: Stage1Paths), or
 // compiled (Go installed) from a gokdump checkout at or above the working
 // directory, else from the gokdump module that the Go module there
 // requires: a test suite of another module that imports this package
 // needs nothing more (Options.Stage1Init and Options.CaptureInit name
 // prebuilt ones).
 //
-// Only amd64 kernels can be tested yet (an arm64 Image is refused with
-// ErrUnsupportedArch); CheckConfig also checks arm64 configurations. Each
-// Run boots one guest at a time, for up to Options.Timeout; a caller that
-// runs several at once bounds them itself (gokdump's tests run two).
+// Kernels are amd64 (QEMU's pc machine) or arm64 (its virt board, -cpu
+// max; under TCG on another host; crashkernel= 256M by default, for the
+// uncompressed Image). Each Run boots one guest at a time, for up to
+// Options.Timeout; a caller that runs several at once bounds them itself
+// (gokdump's tests run two).
 package vmtest
