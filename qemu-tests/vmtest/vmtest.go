@@ -83,7 +83,8 @@ const (
 	// x86 bzImage) placed in the reservation too, and with 128M the
 	// capture kernel of Debian's 6.12 arm64 ran out of memory unpacking
 	// vmtest's capture initramfs ("Initramfs unpacking failed: write
-	// error").
+	// error"); 144M was the smallest that worked (nvme and virtio), 256M
+	// leaves room, as TestCrashARM64 gives it.
 	DefaultCrashKernelARM64 = "256M"
 	DefaultTimeout          = 5 * time.Minute
 	DefaultDumpLevel        = filter.Level(31)
