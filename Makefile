@@ -54,7 +54,7 @@ unit: ## unit tests only (no QEMU)
 qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDUMP_LINES="6.1 latest" picks lines)
 	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests qemu
 
-qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64, levels 31 and 1; ~2 min)
+qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64 at levels 31 and 1 on NVMe, 31 on virtio-blk with a gokdump build --arch arm64 image; the newest line on virtio-blk; ~3 min)
 	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64' ./qemu-tests/
 
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
