@@ -206,8 +206,8 @@ func checkModuleMachine(name string, data []byte, arch string) error {
 	}
 	// e_machine sits at offset 18 in both ELF classes.
 	if got := elf.Machine(bo.Uint16(hdr[18:])); got != want {
-		return fmt.Errorf("builder: %s: %w: %v, the image is for %s (%v); give the modules tree of the capture kernel's"+
-			" architecture (--kernel-modules, --kver, --sysroot)", name, ErrModuleMachine, got, arch, want)
+		return fmt.Errorf("builder: %s: %w: %v, the image is for %s (%v): give the capture kernel's architecture"+
+			" (--arch) and a modules tree of it (--kernel-modules, --kver, --sysroot)", name, ErrModuleMachine, got, arch, want)
 	}
 	return nil
 }

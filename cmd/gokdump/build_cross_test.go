@@ -137,6 +137,22 @@ func TestBuildArchARM64(t *testing.T) {
 		}
 	}
 
+	// --sysroot of the unpacked arm64 package: the same modules; of the
+	// x86-64 one, refused.
+	arm64Init := writeTestInitFor(t, "arm64")
+	sysroot := filepath.Dir(filepath.Dir(modules))
+	stderr.Reset()
+	code = run([]string{"build", "--list", "-o", filepath.Join(t.TempDir(), "gen"), "--arch", "arm64", "--sysroot", sysroot, "--kver", kver, "--init", arm64Init, "--no-config"}, &stdout, &stderr)
+	if code != 0 || !regexpWord(stderr.String(), "modules (load order): ", "virtio_blk") {
+		t.Errorf("--sysroot of the arm64 tree: exit %d: %s", code, stderr.String())
+	}
+	amdRoot, _ := debianTree(t, "amd64")
+	stderr.Reset()
+	code = run([]string{"build", "--list", "-o", filepath.Join(t.TempDir(), "gen"), "--arch", "arm64", "--sysroot", filepath.Dir(filepath.Dir(amdRoot)), "--init", arm64Init, "--no-config"}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "module built for another machine: EM_X86_64") {
+		t.Errorf("--sysroot of the x86-64 tree for arm64: exit %d: %s", code, stderr.String())
+	}
+
 	// The x86-64 tree for an arm64 image: refused, naming the machines.
 	amd, amdKver := debianTree(t, "amd64")
 	stderr.Reset()
@@ -186,7 +202,7 @@ func TestBuildOtherArchModules(t *testing.T) {
 			if !slices.Contains(tt.args, other) {
 				ip = writeTestInitFor(t, runtime.GOARCH)
 			}
-			args := append([]string{"build", "--list", "--no-config", "--init", ip}, tt.args...)
+			args := append([]string{"build", "--list", "-o", filepath.Join(t.TempDir(), "gen"), "--no-config", "--init", ip}, tt.args...)
 			code := run(args, &stdout, &stderr)
 			if (code == 0) != tt.ok || !strings.Contains(stderr.String(), tt.says) {
 				t.Errorf("%q: exit %d, want ok %v and %q:\n%s", tt.args, code, tt.ok, tt.says, stderr.String())
