@@ -4,6 +4,12 @@ GO       ?= go
 GOARCH   ?= $(shell $(GO) env GOARCH)
 BIN      := bin
 STATIC   := CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH)
+# The inits of the other architecture (amd64 and arm64: each can build a
+# capture image for the other) go in bin/$(OTHER_ARCH)/ and install under
+# $(LIBDIR)/gokdump/$(OTHER_ARCH)/; OTHER_ARCH= builds and installs the
+# host's only (the Debian package does).
+OTHER_ARCH ?= $(if $(filter arm64,$(GOARCH)),amd64,arm64)
+INITS    := gokdump-init gokdump-init-s3 gokdump-vmtest-init
 GOFLAGS_REL := -trimpath -buildvcs=false -ldflags='-s -w'
 # QEMU crash tests take minutes each under TCG; give the whole run room.
 TEST_TIMEOUT ?= 80m
@@ -16,11 +22,17 @@ COMMIT  ?= $(shell cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null)
 
 all: build ## the same as build
 
-build: ## build bin/gokdump (stamped with VERSION and COMMIT), the static capture inits bin/gokdump-init and bin/gokdump-init-s3 (with the S3 client), and gokdump vmtest's first-kernel init bin/gokdump-vmtest-init
+build: ## build bin/gokdump (stamped with VERSION and COMMIT), the static capture inits bin/gokdump-init and bin/gokdump-init-s3 (with the S3 client), gokdump vmtest's first-kernel init bin/gokdump-vmtest-init, and the same three inits for OTHER_ARCH in bin/OTHER_ARCH/ (build --arch)
 	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/gokdump ./cmd/gokdump
-	$(STATIC) $(GO) build $(GOFLAGS_REL) -tags nos3 -o $(BIN)/gokdump-init ./initramfs
-	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-init-s3 ./initramfs
-	$(STATIC) $(GO) build $(GOFLAGS_REL) -o $(BIN)/gokdump-vmtest-init ./qemu-tests/stage1
+	$(call build-inits,$(GOARCH),$(BIN))
+	$(if $(OTHER_ARCH),$(call build-inits,$(OTHER_ARCH),$(BIN)/$(OTHER_ARCH)))
+
+# The three inits for GOARCH $(1) into directory $(2).
+define build-inits
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(1) $(GO) build $(GOFLAGS_REL) -tags nos3 -o $(2)/gokdump-init ./initramfs
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(1) $(GO) build $(GOFLAGS_REL) -o $(2)/gokdump-init-s3 ./initramfs
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(1) $(GO) build $(GOFLAGS_REL) -o $(2)/gokdump-vmtest-init ./qemu-tests/stage1
+endef
 
 deps: ## install missing apt packages the tests and demo need (qemu, makedumpfile, drgn, …)
 	scripts/install-deps
@@ -42,7 +54,7 @@ unit: ## unit tests only (no QEMU)
 qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDUMP_LINES="6.1 latest" picks lines)
 	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests qemu
 
-qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64, levels 31 and 1, and gokdump vmtest; ~2 min)
+qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64 at levels 31 and 1 on NVMe, 31 on virtio-blk with a gokdump build --arch arm64 image; the newest line on virtio-blk; gokdump vmtest; ~4 min)
 	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64|TestVMTestARM64' ./qemu-tests/
 
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
@@ -90,11 +102,13 @@ KERNELINSTALLDIR ?= /usr/lib/kernel/install.d
 # The installed files that name gokdump's path: the source ones say /usr/bin/gokdump.
 SUBST = sed 's|/usr/bin/gokdump|$(BINDIR)/gokdump|g; s|/usr/share/doc/gokdump|$(DOCDIR)|g'
 
-install: build ## install gokdump, its capture init and vmtest's first-kernel init, the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
+install: build ## install gokdump, its capture inits and vmtest's first-kernel init (OTHER_ARCH's in LIBDIR/gokdump/OTHER_ARCH/), the systemd unit and kernel hooks (DESTDIR, PREFIX; see README)
 	install -D -m 0755 $(BIN)/gokdump $(DESTDIR)$(BINDIR)/gokdump
 	install -D -m 0755 $(BIN)/gokdump-init $(DESTDIR)$(LIBDIR)/gokdump/init
 	install -D -m 0755 $(BIN)/gokdump-vmtest-init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init
 	install -D -m 0755 $(BIN)/gokdump-init-s3 $(DESTDIR)$(LIBDIR)/gokdump/init-s3
+	$(if $(OTHER_ARCH),for f in $(INITS); do \
+		install -D -m 0755 $(BIN)/$(OTHER_ARCH)/$$f $(DESTDIR)$(LIBDIR)/gokdump/$(OTHER_ARCH)/$${f#gokdump-} || exit 1; done)
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d \
 		$(DESTDIR)$(KERNELINSTALLDIR) $(DESTDIR)$(DOCDIR)
 	$(SUBST) configs/gokdump.service >$(DESTDIR)$(UNITDIR)/gokdump.service
@@ -113,6 +127,8 @@ uninstall: ## remove what install put there (DESTDIR, PREFIX); /etc/gokdump.toml
 	rm -f $(DESTDIR)$(BINDIR)/gokdump $(DESTDIR)$(LIBDIR)/gokdump/init $(DESTDIR)$(LIBDIR)/gokdump/vmtest-init $(DESTDIR)$(LIBDIR)/gokdump/init-s3 $(DESTDIR)$(UNITDIR)/gokdump.service \
 		$(DESTDIR)$(SYSCONFDIR)/kernel/postinst.d/zz-gokdump $(DESTDIR)$(SYSCONFDIR)/kernel/postrm.d/zz-gokdump \
 		$(DESTDIR)$(KERNELINSTALLDIR)/60-gokdump.install $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/gokdump.toml.example
+	for a in amd64 arm64; do rm -f $(DESTDIR)$(LIBDIR)/gokdump/$$a/init $(DESTDIR)$(LIBDIR)/gokdump/$$a/init-s3 $(DESTDIR)$(LIBDIR)/gokdump/$$a/vmtest-init; \
+		rmdir $(DESTDIR)$(LIBDIR)/gokdump/$$a 2>/dev/null; done; true
 	-rmdir $(DESTDIR)$(LIBDIR)/gokdump $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 # make dist: the source of this commit (git archive) with VERSION and COMMIT
@@ -143,7 +159,8 @@ help: ## this list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
 	@echo "install variables: PREFIX ($(PREFIX)), DESTDIR, BINDIR, LIBDIR, UNITDIR, DOCDIR, SYSCONFDIR, KERNELINSTALLDIR;"
 	@echo "  VERSION ($(VERSION)) and COMMIT (what gokdump version says)"
-	@echo "variables: GOARCH (capture init arch, default $(GOARCH)), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
+	@echo "variables: GOARCH (gokdump's and bin/'s inits' arch, default $(GOARCH)), OTHER_ARCH (inits also built in bin/OTHER_ARCH/ and"
+	@echo "  installed in LIBDIR/gokdump/OTHER_ARCH/, default $(OTHER_ARCH); empty: none), TEST_TIMEOUT ($(TEST_TIMEOUT)), FUZZ_SHORT ($(FUZZ_SHORT)), FUZZTIME ($(FUZZTIME)),"
 	@echo "  BENCH_FLAGS (e.g. '-runs 3 -qemu=false -inputs 1G'; go run ./qemu-tests/bench -h lists them), DEMO_FLAGS,"
 	@echo "  KERNEL_RESULTS (make test-kernel's vmtest output, default $(KERNEL_RESULTS))"
 	@echo "  environment: GOKDUMP_LINES (kernel lines of the QEMU tests), GOKDUMP_CACHE (download cache, default .cache),"

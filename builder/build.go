@@ -239,6 +239,9 @@ func NewPlan(ctx context.Context, opts Options, compile bool) (_ *Plan, err erro
 			if err != nil {
 				return nil, err
 			}
+			if err := checkModuleMachine(src, data, opts.Arch); err != nil {
+				return nil, err
+			}
 			name := path.Join(ModulesRootPath, mods.Release, m.Path)
 			adds = append(adds, fileEntry(name, 0o644, data, src))
 			p.res.Modules = append(p.res.Modules, m.Name)

@@ -294,15 +294,39 @@ func FilesystemModules(fstype string) []string {
 	return []string{fstype}
 }
 
-// GenericModules are packed by a generic (not host-only) image when the
-// modules tree has them: the disk drivers of common servers, virtual
-// machines and clouds, and the filesystems a dump target may have.
+// GenericModules are packed by a generic (not host-only) image for an
+// x86-64 capture kernel when the modules tree has them: the disk drivers
+// of common servers, virtual machines and clouds, and the filesystems a
+// dump target may have. GenericModulesFor gives the list of each
+// architecture.
 var GenericModules = []string{
 	// disks and their buses
 	"nvme", "virtio_blk", "virtio_pci", "virtio_scsi", "sd_mod", "ahci", "ata_piix",
 	"xen_blkfront", "hv_storvsc", "vmw_pvscsi", "megaraid_sas", "mpt3sas",
 	// filesystems
 	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8",
+}
+
+// genericModulesARM64 is GenericModules for arm64 servers, boards and
+// clouds: virtio over MMIO as well as PCI (QEMU's virt machine, some
+// hypervisors), AHCI controllers on the platform bus (SoCs) besides PCI
+// ones, and no PC-only drivers (ata_piix, vmw_pvscsi). Debian's arm64
+// cloud kernels build nvme and virtio_pci in; the rest are modules there
+// or in the generic flavour.
+var genericModulesARM64 = []string{
+	"nvme", "virtio_blk", "virtio_pci", "virtio_mmio", "virtio_scsi", "sd_mod", "ahci", "ahci_platform",
+	"xen_blkfront", "hv_storvsc", "megaraid_sas", "mpt3sas",
+	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8",
+}
+
+// GenericModulesFor returns the generic image's disk and filesystem
+// modules for a capture kernel of GOARCH arch: GenericModules but on
+// arm64.
+func GenericModulesFor(arch string) []string {
+	if arch == "arm64" {
+		return slices.Clone(genericModulesARM64)
+	}
+	return slices.Clone(GenericModules)
 }
 
 func isFilePath(p string) bool {

@@ -30,19 +30,34 @@ var (
 	ErrBadInit = errors.New("not a usable capture init")
 )
 
-// InstalledInitPaths returns where a prebuilt capture init is looked for,
-// in order, for the gokdump executable exe: beside it as gokdump-init (what
-// make puts in bin/), in ../lib/gokdump/init relative to it (an install
-// prefix), and in /usr/lib/gokdump/init.
-func InstalledInitPaths(exe string) []string {
+// InstalledPaths returns where a prebuilt binary of gokdump's for arch is
+// looked for, in order, for the gokdump executable exe: beside it as
+// beside (what make puts in bin/), then in arch/ there (make puts the
+// other architecture's inits in bin/arm64/ or bin/amd64/); ../lib/gokdump/lib
+// relative to it (an install prefix), then ../lib/gokdump/arch/lib; and
+// /usr/lib/gokdump/lib, then /usr/lib/gokdump/arch/lib. The plain path
+// comes first at each place: it is the host's architecture, which is what
+// is built most; CheckInit skips a binary of the wrong machine.
+func InstalledPaths(exe, arch, beside, lib string) []string {
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
 	var p []string
 	if exe != "" {
 		dir := filepath.Dir(exe)
 		p = append(p,
-			filepath.Join(dir, "gokdump-init"),
-			filepath.Join(dir, "..", "lib", "gokdump", "init"))
+			filepath.Join(dir, beside),
+			filepath.Join(dir, arch, beside),
+			filepath.Join(dir, "..", "lib", "gokdump", lib),
+			filepath.Join(dir, "..", "lib", "gokdump", arch, lib))
 	}
-	return append(p, "/usr/lib/gokdump/init")
+	return append(p, "/usr/lib/gokdump/"+lib, "/usr/lib/gokdump/"+arch+"/"+lib)
+}
+
+// InstalledInitPaths returns where a prebuilt capture init for arch is
+// looked for (InstalledPaths of gokdump-init, installed as init).
+func InstalledInitPaths(exe, arch string) []string {
+	return InstalledPaths(exe, arch, "gokdump-init", "init")
 }
 
 // An InitSource says where the capture init comes from.
@@ -65,7 +80,7 @@ func (s InitSource) String() string {
 
 // FindInit decides where the capture init comes from: explicit (a path
 // given by the user, which must be usable), else the first usable
-// InstalledInitPaths(exe), else the ./initramfs package of the checkout of
+// InstalledInitPaths(exe, arch), else the ./initramfs package of the checkout of
 // this module that contains dir. fromSource skips the installed binaries.
 // arch is the GOARCH the init must be built for. The error when nothing is
 // found wraps ErrNoInit and says how to get an init.
@@ -78,7 +93,7 @@ func FindInit(explicit, exe, dir, arch string, fromSource bool) (InitSource, err
 	}
 	var skipped []string
 	if !fromSource {
-		for _, p := range InstalledInitPaths(exe) {
+		for _, p := range InstalledInitPaths(exe, arch) {
 			err := CheckInit(p, arch)
 			if err == nil {
 				return InitSource{Path: filepath.Clean(p), How: "installed"}, nil
@@ -100,14 +115,14 @@ func FindInit(explicit, exe, dir, arch string, fromSource bool) (InitSource, err
 			ErrNoInit, ModulePath, initPackage, dir)
 	} else {
 		fmt.Fprintf(&msg, "%v: looked for %s; not in a checkout of %s", ErrNoInit,
-			strings.Join(InstalledInitPaths(exe), ", "), ModulePath)
+			strings.Join(InstalledInitPaths(exe, arch), ", "), ModulePath)
 	}
 	for _, s := range skipped {
 		fmt.Fprintf(&msg, "; skipped %s", s)
 	}
-	msg.WriteString(". Install the gokdump-init binary beside gokdump (make puts it in bin/)" +
-		" or as /usr/lib/gokdump/init, pass --init PATH, or run gokdump build" +
-		" from a checkout of the source with Go installed")
+	fmt.Fprintf(&msg, ". Install the gokdump-init binary for %s beside gokdump (make puts it in bin/,"+
+		" another architecture's in bin/%s/) or as /usr/lib/gokdump/init (/usr/lib/gokdump/%s/init),"+
+		" pass --init PATH, or run gokdump build from a checkout of the source with Go installed", arch, arch, arch)
 	return InitSource{}, fmt.Errorf("builder: %w", &initError{msg.String()})
 }
 

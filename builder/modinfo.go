@@ -3,6 +3,8 @@ package builder
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -124,7 +126,25 @@ func softdepPre(words []string) []string {
 
 // decompressModule undoes the compression a module file's suffix names.
 func decompressModule(name string, data []byte) ([]byte, error) {
-	var r io.Reader
+	r, done, err := moduleReader(name, data)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	out, err := io.ReadAll(io.LimitReader(r, maxModuleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("builder: %s: decompress: %w", name, err)
+	}
+	if len(out) > maxModuleSize {
+		return nil, fmt.Errorf("builder: %s: %w: larger than %d bytes decompressed", name, ErrBadModuleIndex, maxModuleSize)
+	}
+	return out, nil
+}
+
+// moduleReader returns a reader of the module file name (data) with the
+// compression its suffix names undone, and what to call when done.
+func moduleReader(name string, data []byte) (io.Reader, func(), error) {
+	nop := func() {}
 	switch {
 	case strings.HasSuffix(name, ".ko.xz"):
 		// The decoder allocates its whole dictionary up front (8 MiB by
@@ -135,34 +155,61 @@ func decompressModule(name string, data []byte) ([]byte, error) {
 		}
 		xr, err := cfg.NewReader(bytes.NewReader(data))
 		if err != nil {
-			return nil, fmt.Errorf("builder: %s: %w", name, err)
+			return nil, nop, fmt.Errorf("builder: %s: %w", name, err)
 		}
-		r = xr
+		return xr, nop, nil
 	case strings.HasSuffix(name, ".ko.zst"):
 		zr, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxMemory(maxModuleSize))
 		if err != nil {
-			return nil, fmt.Errorf("builder: %s: %w", name, err)
+			return nil, nop, fmt.Errorf("builder: %s: %w", name, err)
 		}
-		defer zr.Close()
-		r = zr
+		return zr, zr.Close, nil
 	case strings.HasSuffix(name, ".ko.gz"):
 		gr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
-			return nil, fmt.Errorf("builder: %s: %w", name, err)
+			return nil, nop, fmt.Errorf("builder: %s: %w", name, err)
 		}
-		r = gr
-	default:
-		return data, nil
+		return gr, nop, nil
 	}
-	out, err := io.ReadAll(io.LimitReader(r, maxModuleSize+1))
+	return bytes.NewReader(data), nop, nil
+}
+
+// ErrModuleMachine means a module file is an ELF object for another
+// machine than the image's: an arm64 image built from the host's x86-64
+// /lib/modules would carry drivers its kernel refuses after a crash.
+var ErrModuleMachine = errors.New("module built for another machine")
+
+// checkModuleMachine checks that the module file name (data, compressed as
+// its suffix says) is an ELF object for arch, from its header alone. A
+// file that is not ELF (or does not decompress) is left to the kernel,
+// which refuses it when the capture init loads it: only a module of
+// another machine, which is a whole module tree of the wrong kind, is
+// refused here.
+func checkModuleMachine(name string, data []byte, arch string) error {
+	want, ok := elfMachine[arch]
+	if !ok {
+		return nil
+	}
+	r, done, err := moduleReader(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("builder: %s: decompress: %w", name, err)
+		return nil
 	}
-	if len(out) > maxModuleSize {
-		return nil, fmt.Errorf("builder: %s: %w: larger than %d bytes decompressed", name, ErrBadModuleIndex, maxModuleSize)
+	defer done()
+	var hdr [20]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil || string(hdr[:4]) != elf.ELFMAG {
+		return nil
 	}
-	return out, nil
+	var bo binary.ByteOrder = binary.LittleEndian
+	if elf.Data(hdr[elf.EI_DATA]) == elf.ELFDATA2MSB {
+		bo = binary.BigEndian
+	}
+	// e_machine sits at offset 18 in both ELF classes.
+	if got := elf.Machine(bo.Uint16(hdr[18:])); got != want {
+		return fmt.Errorf("builder: %s: %w: %v, the image is for %s (%v): give the capture kernel's architecture"+
+			" (--arch) and a modules tree of it (--kernel-modules, --kver, --sysroot)", name, ErrModuleMachine, got, arch, want)
+	}
+	return nil
 }
 
 // xzSize returns the uncompressed size of a single-stream .xz file from

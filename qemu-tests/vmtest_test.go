@@ -129,7 +129,7 @@ func TestVMTest(t *testing.T) {
 // TestVMTestARM64 is `gokdump vmtest` on Debian's arm64 6.12 as a CI job
 // runs it (--json, --junit, --keep, its exit code), with its modules and
 // its debug vmlinux on a virtio dump disk: QEMU's virt machine under TCG,
-// the stage-1 init found installed in arm64/ beside gokdump (where make
+// both inits found installed in arm64/ beside gokdump (where make
 // puts the other architecture's inits), the capture kernel loaded with
 // kexec_load (Debian's arm64 kernels have no kexec_file_load) on a line
 // with console=ttyAMA0 and no irqpoll, crashkernel= at the arm64 default.
@@ -159,18 +159,18 @@ func TestVMTestARM64(t *testing.T) {
 		fixture.Missing(t, "no debug vmlinux of %s for the drgn check", k.KVer)
 	}
 	dir := t.TempDir()
-	// The capture init is given: gokdump build's own search
-	// (builder.InstalledInitPaths) is for the host's.
+	// Both inits are found installed, as gokdump build finds the capture
+	// init (builder.InstalledInitPaths): in arm64/ beside gokdump.
 	rep := vmtestCommand(t, gokdump, dir, []string{"--kernel", k.VMLinuz, "--modules", k.Modules, "--vmlinux", k.VMLinux,
-		"--disk", "virtio", "--keep", filepath.Join(dir, "keep"), "--init", captureInit})
+		"--disk", "virtio", "--keep", filepath.Join(dir, "keep")})
 
 	if rep.Kernel.Arch != "arm64" || rep.Kernel.Release != k.KVer || rep.Disk != "virtio" || rep.DumpLevel != 31 ||
 		rep.CrashKernel != vmtest.DefaultCrashKernelARM64 || rep.Accel != "tcg" {
 		t.Errorf("report of %s %s, disk %s, level %d, crashkernel %s, accel %s", rep.Kernel.Arch, rep.Kernel.Release,
 			rep.Disk, rep.DumpLevel, rep.CrashKernel, rep.Accel)
 	}
-	if rep.Stage1Init != stage1+" (installed)" || rep.CaptureInit != captureInit+" (given)" {
-		t.Errorf("inits %q and %q, want %s installed and %s given", rep.Stage1Init, rep.CaptureInit, stage1, captureInit)
+	if rep.Stage1Init != stage1+" (installed)" || rep.CaptureInit != captureInit+" (installed)" {
+		t.Errorf("inits %q and %q, want %s and %s installed", rep.Stage1Init, rep.CaptureInit, stage1, captureInit)
 	}
 	if rep.Loader != "kexec_load" || !strings.Contains(rep.CaptureCmdline, "console=ttyAMA0") || strings.Contains(rep.CaptureCmdline, "irqpoll") {
 		t.Errorf("loaded with %q, capture line %q: want kexec_load, console=ttyAMA0, no irqpoll", rep.Loader, rep.CaptureCmdline)

@@ -90,17 +90,18 @@ func init() {
 			var f buildFlags
 			fs.StringVar(&f.out, "o", "", "write the image to `PATH` (- for standard output); required unless --list")
 			fs.StringVar(&f.init, "init", "", "`PATH` of the capture init binary to pack as /init; default: gokdump-init beside gokdump,\n"+
-				"../lib/gokdump/init, /usr/lib/gokdump/init, else compiled from a source checkout\n"+
-				"(with --sysroot: DIR"+builder.SysrootInitPath+" only)")
+				"../lib/gokdump/init, /usr/lib/gokdump/init (each then ARCH/ there: bin/arm64/gokdump-init,\n"+
+				"/usr/lib/gokdump/arm64/init), else compiled from a source checkout (with --sysroot: DIR"+builder.SysrootInitPath+" only)")
 			fs.BoolVar(&f.fromSource, "from-source", false, "compile ./initramfs of the source checkout (needs Go) even if a prebuilt init is installed")
-			fs.StringVar(&f.arch, "arch", "", "GOARCH of the capture kernel, for compiling and checking the init (default this machine's)")
+			fs.StringVar(&f.arch, "arch", "", "GOARCH of the capture kernel (amd64, arm64): the init's and the modules' machine, and the\n"+
+				"generic drivers (default this machine's; another needs --kernel-modules or --sysroot for modules)")
 			fs.StringVar(&f.config, "config", "", "`PATH` of the config file to pack as /etc/gokdump.toml (default "+defaultConfigPath+" if it exists;\n"+
 				"with --sysroot, DIR/etc/gokdump.toml)")
 			fs.BoolVar(&f.noConfig, "no-config", false, "pack no config: the capture init uses its built-in defaults")
 			fs.StringVar(&f.modulesDir, "kernel-modules", "", "the capture kernel's /lib/modules/KVER `DIR` (default /lib/modules/$(uname -r) or\n"+
 				"/usr/lib/modules/$(uname -r), or KVER's with --kver, if it exists)")
-			fs.StringVar(&f.kver, "kver", "", "the capture kernel's release `KVER`: which /lib/modules/KVER to take (of the host, or of\n"+
-				"--sysroot when it has several)")
+			fs.StringVar(&f.kver, "kver", "", "the capture kernel's release `KVER`: which /lib/modules/KVER to take (of the host, of\n"+
+				"--sysroot when it has several, or of --kernel-modules DIR when DIR holds KVER/)")
 			fs.StringVar(&f.sysroot, "sysroot", "", "build for the image tree at `DIR` (debootstrap, dpkg -x, mkosi …): modules, config and init\n"+
 				"come from DIR, never from this machine; runs unprivileged")
 			fs.StringVar(&f.drivers, "drivers", driversAuto, "which kernel modules go in, by `MODE`: hostonly (the drivers this machine's dump target needs,\n"+
@@ -286,7 +287,15 @@ func checkBuildFlags(f *buildFlags) error {
 	case f.sysroot != "" && f.modulesDir != "":
 		return errors.New("--sysroot takes the modules from DIR/lib/modules or DIR/usr/lib/modules: use --kver to choose, not --kernel-modules")
 	case f.kver != "" && f.modulesDir != "":
-		return errors.New("--kver and --kernel-modules both say where the modules are: give one")
+		// Both may be given when they agree: DIR is KVER's modules
+		// directory, or the directory holding it (an unpacked tree's
+		// lib/modules).
+		if dir, ok := kverModulesDir(f.modulesDir, f.kver); ok {
+			f.modulesDir = dir
+		} else {
+			return fmt.Errorf("--kver %s and --kernel-modules %s both say where the modules are and disagree"+
+				" (%s is neither named %s nor holds %s/): give one", f.kver, f.modulesDir, f.modulesDir, f.kver, f.kver)
+		}
 	}
 	if f.noHostOnly {
 		if f.drivers != driversAuto && f.drivers != driversGeneric {
@@ -301,6 +310,10 @@ func checkBuildFlags(f *buildFlags) error {
 	}
 	if f.drivers == driversHostOnly && f.sysroot != "" {
 		return errors.New("--drivers hostonly reads this machine's devices, which --sysroot never uses")
+	}
+	if a := targetArch(f); f.drivers == driversHostOnly && a != runtime.GOARCH {
+		return fmt.Errorf("--drivers hostonly reads this machine's devices and drivers (%s); a capture kernel for --arch %s"+
+			" runs on another machine: use --drivers generic, or --drivers none with --module NAME", runtime.GOARCH, a)
 	}
 	switch f.format {
 	case formatInitrd:
@@ -328,6 +341,27 @@ func checkBuildFlags(f *buildFlags) error {
 		return checkOutput(f.out, f.force)
 	}
 	return nil
+}
+
+// targetArch is the GOARCH the image is built for: --arch, else this
+// machine's.
+func targetArch(f *buildFlags) string {
+	if f.arch != "" {
+		return f.arch
+	}
+	return runtime.GOARCH
+}
+
+// kverModulesDir returns KVER's modules directory when dir is it (named
+// KVER) or holds it (dir/KVER), and whether it is either.
+func kverModulesDir(dir, kver string) (string, bool) {
+	if filepath.Base(filepath.Clean(dir)) == kver {
+		return dir, true
+	}
+	if fi, err := os.Stat(filepath.Join(dir, kver)); err == nil && fi.IsDir() {
+		return filepath.Join(dir, kver), true
+	}
+	return "", false
 }
 
 // checkTree refuses a --format dir output that holds something, unless
@@ -375,6 +409,9 @@ func buildInputs(f *buildFlags, opts *builder.Options, logf func(string, ...any)
 		if opts.ModulesDir, err = k.ModulesPath(); err != nil {
 			return fmt.Errorf("--kver %s: %w", f.kver, err)
 		}
+	case targetArch(f) != runtime.GOARCH:
+		// The running kernel's modules are this machine's architecture,
+		// never the capture kernel's: chooseModules says so.
 	default:
 		if rel, err := buildRelease(); err == nil {
 			if k, err := hostKernel(rel); err == nil {
@@ -474,8 +511,10 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 		required = append(required, cfg.Modules...)
 	}
 	mode, why := f.drivers, ""
+	arch := targetArch(f)
+	cross := arch != runtime.GOARCH
 	running := false
-	if rel, err := buildRelease(); err == nil && opts.ModulesDir != "" && f.sysroot == "" {
+	if rel, err := buildRelease(); err == nil && opts.ModulesDir != "" && f.sysroot == "" && !cross {
 		running = filepath.Base(filepath.Clean(opts.ModulesDir)) == rel
 	}
 	if mode == driversAuto {
@@ -485,8 +524,13 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 			mode, why = driversGeneric, "building for an image tree"
 		case f.sysroot != "":
 			mode, why = driversNone, "the image tree has no modules of its kernel"
+		case opts.ModulesDir == "" && cross:
+			mode, why = driversNone, fmt.Sprintf("no modules tree: the running kernel's are %s, the capture kernel %s"+
+				" (--kernel-modules or --sysroot names an %s tree)", runtime.GOARCH, arch, arch)
 		case opts.ModulesDir == "":
 			mode, why = driversNone, "no modules tree (no /lib/modules nor /usr/lib/modules of the running kernel; --kernel-modules names one)"
+		case cross:
+			mode, why = driversGeneric, fmt.Sprintf("the capture kernel is %s, this machine %s: its devices say nothing of the target's", arch, runtime.GOARCH)
 		case hasTarget && running:
 			mode, why = driversHostOnly, fmt.Sprintf("the config names target %s and %s is the running kernel's", cfg.Target, opts.ModulesDir)
 		case !hasTarget:
@@ -504,7 +548,7 @@ func chooseModules(f *buildFlags, cfg *config.Config, opts *builder.Options, std
 
 	switch mode {
 	case driversGeneric:
-		opts.OptionalModules = builder.GenericModules
+		opts.OptionalModules = builder.GenericModulesFor(arch)
 		if cfg != nil && len(cfg.NetworkTargets()) > 0 {
 			opts.OptionalModules = append(slices.Clone(opts.OptionalModules), builder.GenericNetModules...)
 			for _, t := range cfg.NetworkTargets() {

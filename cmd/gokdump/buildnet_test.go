@@ -330,4 +330,12 @@ func TestFindS3Init(t *testing.T) {
 	if got := findS3Init(exe, "amd64"); got != beside {
 		t.Errorf("beside: %q", got)
 	}
+	// Another architecture's: in ARCH/ beside gokdump (make's bin/arm64/),
+	// the host's gokdump-init-s3 skipped as the wrong machine.
+	arm := filepath.Join(dir, "bin", "arm64", "gokdump-init-s3")
+	os.MkdirAll(filepath.Dir(arm), 0o755)
+	os.WriteFile(arm, mustRead(t, writeTestInitFor(t, "arm64")), 0o755)
+	if got := findS3Init(exe, "arm64"); got != arm {
+		t.Errorf("arm64: %q, want %s", got, arm)
+	}
 }

@@ -100,24 +100,21 @@ func initHasS3(path string) error {
 	return nil
 }
 
-// s3InitPaths are where the capture init with the S3 client is looked
-// for when the config names an s3 target and --init is not given: beside
-// gokdump as gokdump-init-s3 (what make puts in bin/), in
-// ../lib/gokdump/init-s3 relative to it, and in /usr/lib/gokdump/init-s3.
-// The plain gokdump-init leaves the client out (-tags nos3): 3.5 MB less
-// to unpack in every other capture kernel.
-func s3InitPaths(exe string) []string {
-	var p []string
-	if exe != "" {
-		dir := filepath.Dir(exe)
-		p = append(p, filepath.Join(dir, "gokdump-init-s3"), filepath.Join(dir, "..", "lib", "gokdump", "init-s3"))
-	}
-	return append(p, "/usr/lib/gokdump/init-s3")
+// s3InitPaths are where the capture init for arch with the S3 client is
+// looked for when the config names an s3 target and --init is not given:
+// beside gokdump as gokdump-init-s3 (what make puts in bin/), then in
+// arch/ there, ../lib/gokdump/init-s3 relative to it, then
+// ../lib/gokdump/arch/init-s3, /usr/lib/gokdump/init-s3, then
+// /usr/lib/gokdump/arch/init-s3 (builder.InstalledPaths). The plain
+// gokdump-init leaves the client out (-tags nos3): 3.5 MB less to unpack in
+// every other capture kernel.
+func s3InitPaths(exe, arch string) []string {
+	return builder.InstalledPaths(exe, arch, "gokdump-init-s3", "init-s3")
 }
 
-// findS3Init returns the first usable s3InitPaths(exe), or "".
+// findS3Init returns the first usable s3InitPaths(exe, arch), or "".
 func findS3Init(exe, arch string) string {
-	for _, p := range s3InitPaths(exe) {
+	for _, p := range s3InitPaths(exe, arch) {
 		if builder.CheckInit(p, arch) == nil {
 			return filepath.Clean(p)
 		}

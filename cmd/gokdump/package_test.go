@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +30,10 @@ func runMake(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// otherArch is the architecture make builds besides the host's
+// (OTHER_ARCH).
+var otherArch = map[bool]string{true: "amd64", false: "arm64"}[runtime.GOARCH == "arm64"]
+
 // TestMakeInstallPrefix: make install with PREFIX=/usr/local puts the
 // programs, unit and docs under it, names its gokdump in the unit and the
 // hooks, puts the kernel-install plugin where kernel-install looks, and
@@ -44,16 +49,19 @@ func TestMakeInstallPrefix(t *testing.T) {
 	runMake(t, append([]string{"install"}, vars...)...)
 	at := func(p string) string { return filepath.Join(dest, p) }
 	for p, mode := range map[string]os.FileMode{
-		"/usr/local/bin/gokdump":                            0o755,
-		"/usr/local/lib/gokdump/init":                       0o755,
-		"/usr/local/lib/gokdump/vmtest-init":                0o755,
-		"/usr/local/lib/systemd/system/gokdump.service":     0o644,
-		"/etc/kernel/postinst.d/zz-gokdump":                 0o755,
-		"/etc/kernel/postrm.d/zz-gokdump":                   0o755,
-		"/usr/lib/kernel/install.d/60-gokdump.install":      0o755,
-		"/usr/local/share/doc/gokdump/README.md":            0o644,
-		"/usr/local/share/doc/gokdump/gokdump.toml.example": 0o644,
-		"/etc/gokdump.toml":                                 0o600,
+		"/usr/local/bin/gokdump":                               0o755,
+		"/usr/local/lib/gokdump/init":                          0o755,
+		"/usr/local/lib/gokdump/vmtest-init":                   0o755,
+		"/usr/local/lib/gokdump/" + otherArch + "/init":        0o755,
+		"/usr/local/lib/gokdump/" + otherArch + "/init-s3":     0o755,
+		"/usr/local/lib/gokdump/" + otherArch + "/vmtest-init": 0o755,
+		"/usr/local/lib/systemd/system/gokdump.service":        0o644,
+		"/etc/kernel/postinst.d/zz-gokdump":                    0o755,
+		"/etc/kernel/postrm.d/zz-gokdump":                      0o755,
+		"/usr/lib/kernel/install.d/60-gokdump.install":         0o755,
+		"/usr/local/share/doc/gokdump/README.md":               0o644,
+		"/usr/local/share/doc/gokdump/gokdump.toml.example":    0o644,
+		"/etc/gokdump.toml":                                    0o600,
 	} {
 		fi, err := os.Stat(at(p))
 		if err != nil || fi.Mode().Perm() != mode {
@@ -89,6 +97,12 @@ func TestMakeInstallPrefix(t *testing.T) {
 		"-o", filepath.Join(t.TempDir(), "gen")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "init: "+at("/usr/local/lib/gokdump/init")+" (installed)") {
 		t.Errorf("installed build --list: %v\n%s", err, out)
+	}
+	// ... and the other architecture's, under PREFIX/lib/gokdump/ARCH/.
+	out, err = exec.Command(at("/usr/local/bin/gokdump"), "build", "--list", "--no-config", "--drivers", "none",
+		"--arch", otherArch, "-o", filepath.Join(t.TempDir(), "gen")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "init: "+at("/usr/local/lib/gokdump/"+otherArch+"/init")+" (installed)") {
+		t.Errorf("installed build --list --arch %s: %v\n%s", otherArch, err, out)
 	}
 	// The installed gokdump vmtest finds both installed inits: a run that
 	// is cut short after a second of boot has built its images with them.

@@ -16,31 +16,14 @@ import (
 // stage1Package is the stage-1 init's package in the module.
 const stage1Package = "qemu-tests/stage1"
 
-// Stage1Paths returns where a prebuilt stage-1 init for arch (a GOARCH)
-// is looked for, in order, for the gokdump executable exe: beside it as
-// gokdump-vmtest-init, then <arch>/gokdump-vmtest-init (what make puts in
-// bin/: the host's inits, and the other architecture's in bin/<goarch>/);
-// in ../lib/gokdump/vmtest-init relative to it, then
-// ../lib/gokdump/<arch>/vmtest-init (an install prefix); and in
-// /usr/lib/gokdump/vmtest-init, then /usr/lib/gokdump/<arch>/vmtest-init.
-// Each pair holds the host's init first; CheckInit skips one built for
-// another machine. The capture init is found as gokdump build finds it
-// (builder.InstalledInitPaths).
+// Stage1Paths returns where a prebuilt stage-1 init for arch (a GOARCH;
+// empty is the host's) is looked for, in order, for the gokdump
+// executable exe: builder.InstalledPaths of gokdump-vmtest-init, installed
+// as vmtest-init (bin/ and bin/<goarch>/ as make lays them out, then an
+// install prefix's lib/gokdump/, then /usr/lib/gokdump/). The capture init
+// is found as gokdump build finds it (builder.InstalledInitPaths).
 func Stage1Paths(exe, arch string) []string {
-	var p []string
-	pair := func(dir, name string) {
-		p = append(p, filepath.Join(dir, name))
-		if arch != "" {
-			p = append(p, filepath.Join(dir, arch, name))
-		}
-	}
-	if exe != "" {
-		dir := filepath.Dir(exe)
-		pair(dir, "gokdump-vmtest-init")
-		pair(filepath.Join(dir, "..", "lib", "gokdump"), "vmtest-init")
-	}
-	pair("/usr/lib/gokdump", "vmtest-init")
-	return p
+	return builder.InstalledPaths(exe, arch, "gokdump-vmtest-init", "vmtest-init")
 }
 
 // sourceDir returns where to compile the inits from when none is

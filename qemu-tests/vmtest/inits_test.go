@@ -31,8 +31,6 @@ func TestStage1Paths(t *testing.T) {
 			"/opt/gk/lib/gokdump/vmtest-init", "/opt/gk/lib/gokdump/amd64/vmtest-init",
 			"/usr/lib/gokdump/vmtest-init", "/usr/lib/gokdump/amd64/vmtest-init"}},
 		{"", "arm64", []string{"/usr/lib/gokdump/vmtest-init", "/usr/lib/gokdump/arm64/vmtest-init"}},
-		{"/opt/gk/bin/gokdump", "", []string{
-			"/opt/gk/bin/gokdump-vmtest-init", "/opt/gk/lib/gokdump/vmtest-init", "/usr/lib/gokdump/vmtest-init"}},
 	} {
 		t.Run(tt.exe+"-"+tt.arch, func(t *testing.T) {
 			got := Stage1Paths(tt.exe, tt.arch)
