@@ -165,7 +165,7 @@ func TestVMTestARM64(t *testing.T) {
 		"--disk", "virtio", "--keep", filepath.Join(dir, "keep")})
 
 	if rep.Kernel.Arch != "arm64" || rep.Kernel.Release != k.KVer || rep.Disk != "virtio" || rep.DumpLevel != 31 ||
-		rep.CrashKernel != vmtest.DefaultCrashKernelARM64 || rep.Accel != "tcg" {
+		rep.CrashKernel != vmtest.DefaultCrashKernel || rep.Accel != "tcg" {
 		t.Errorf("report of %s %s, disk %s, level %d, crashkernel %s, accel %s", rep.Kernel.Arch, rep.Kernel.Release,
 			rep.Disk, rep.DumpLevel, rep.CrashKernel, rep.Accel)
 	}

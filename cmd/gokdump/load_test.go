@@ -37,7 +37,7 @@ func TestLoadDryRun(t *testing.T) {
 		"0.0 MiB file, 40.0 MiB in memory (init_size), boot protocol 2.15",
 		"6.99.0-fake #1",
 		"initrd:   " + initrd, "3.0 MiB (3145728 bytes)",
-		"cmdline:  console=ttyS0 irqpoll reset_devices panic=1 sysctl.vm.overcommit_memory=1 loglevel=7 nr_cpus=2\n",
+		"cmdline:  console=ttyS0 irqpoll reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0 loglevel=7 nr_cpus=2\n",
 		"reserved: 128.0 MiB; the load takes about 45.0 MiB, leaving 83.0 MiB",
 		"dry run: nothing loaded",
 	} {
@@ -162,7 +162,7 @@ func TestLoadDryRunConfigKernelArgs(t *testing.T) {
 	}
 	// The config's args are added, then --append's: the kernel takes the
 	// last of a repeated parameter.
-	if want := "cmdline:  console=ttyS0 irqpoll reset_devices panic=1 sysctl.vm.overcommit_memory=1 loglevel=7 nr_cpus=2 loglevel=4\n"; !strings.Contains(out.String(), want) {
+	if want := "cmdline:  console=ttyS0 irqpoll reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0 loglevel=7 nr_cpus=2 loglevel=4\n"; !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }
@@ -241,7 +241,7 @@ func TestLoadDryRunListsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{
-		"cmdline:  console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1\n",
+		"cmdline:  console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0\n",
 		"dropped:  root=/dev/vda1 (the first kernel's boot: the capture kernel boots its own initramfs)\n",
 		"          nomodule module_blacklist=virtio_blk (would keep the capture from loading the dump target's drivers)\n",
 		"          crashkernel=128M (meaningful only in the first kernel)\n",

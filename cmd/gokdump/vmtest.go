@@ -60,7 +60,7 @@ the kernel.`,
 			fs.StringVar(&f.disk, "disk", "nvme", "the dump disk's bus: nvme or virtio")
 			fs.StringVar(&f.crash, "crash", guest.CrashSysrq, "how the kernel dies: "+strings.Join(guest.Crashes, ", "))
 			fs.IntVar(&f.level, "dump-level", int(vmtest.DefaultDumpLevel), "the capture's dump `LEVEL` (0-31)")
-			fs.StringVar(&f.crashkernel, "crashkernel", "", "the crashkernel= reservation (default "+vmtest.DefaultCrashKernel+", "+vmtest.DefaultCrashKernelARM64+" for an arm64 kernel: its uncompressed Image takes room in it)")
+			fs.StringVar(&f.crashkernel, "crashkernel", "", "the crashkernel= reservation (default "+vmtest.DefaultCrashKernel+")")
 			fs.StringVar(&f.accel, "accel", "auto", "auto (KVM when a probe boots the kernel under it, else TCG), kvm or tcg")
 			fs.DurationVar(&f.timeout, "timeout", vmtest.DefaultTimeout, "bound on the guest's boot, crash and capture")
 			fs.StringVar(&f.keep, "keep", "", "keep serial.log, the dump, vmcore-dmesg.txt and report.json in `DIR`")

@@ -25,6 +25,14 @@ var captureArgs = []string{
 	// at start; in the ~70 MiB a capture kernel has, the default
 	// overcommit heuristic refuses it and the init dies before main.
 	"sysctl.vm.overcommit_memory=1",
+	// The kernel's build-time CMA area (Debian's arm64 kernels:
+	// CONFIG_CMA_SIZE_MBYTES=64) is carved out of the reservation for
+	// contiguous DMA buffers nothing in the capture needs. Debian's arm64
+	// 6.12 at crashkernel=144M: 64 MiB cma-reserved, 34 MiB left
+	// available, and unpacking the initramfs failed; at 96M the area does
+	// not fit, is not reserved, and the capture works, so without this a
+	// larger reservation can fail where a smaller one works.
+	"cma=0",
 }
 
 // captureParams are captureArgs with cpus's parameters after irqpoll,
@@ -110,7 +118,7 @@ type Dropped struct {
 // does not or would break the capture (root=, crashkernel=, hugepages=,
 // nomodule, module_blacklist=, systemd.*, ...; see dropGroups), adds the
 // capture options (irqpoll nr_cpus=N reset_devices panic=1
-// sysctl.vm.overcommit_memory=1, with disable_cpu_apicid= for more than
+// sysctl.vm.overcommit_memory=1 cma=0, with disable_cpu_apicid= for more than
 // one CPU: see CPUs), then appends extra, whose parameters replace
 // earlier ones with the same name. Quoted values (foo="a b") are kept as
 // written. Arguments after "--" in procCmdline belong to the first

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-const added = "irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1"
+const added = "irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0"
 
 func TestCaptureCmdline(t *testing.T) {
 	tests := []struct {
@@ -90,13 +90,13 @@ func TestCaptureCmdline(t *testing.T) {
 			"extra overrides derived and added",
 			"console=tty0 console=ttyS0 loglevel=3 intel_iommu=on",
 			"nr_cpus=2 loglevel=8 intel-iommu=off panic=0",
-			"console=tty0 console=ttyS0 irqpoll reset_devices sysctl.vm.overcommit_memory=1 nr_cpus=2 loglevel=8 intel-iommu=off panic=0",
+			"console=tty0 console=ttyS0 irqpoll reset_devices sysctl.vm.overcommit_memory=1 cma=0 nr_cpus=2 loglevel=8 intel-iommu=off panic=0",
 		},
 		{
 			"extra repeated key kept whole",
 			"console=tty0 quiet",
 			"console=ttyS0,115200 console=tty1",
-			"irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1 console=ttyS0,115200 console=tty1",
+			"irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0 console=ttyS0,115200 console=tty1",
 		},
 		{
 			"extra may bring back a dropped param",
@@ -190,7 +190,7 @@ func TestCaptureCmdlineArm64(t *testing.T) {
 	defer func(a string) { captureArch = a }(captureArch)
 	captureArch = "arm64"
 	got := CaptureCmdline("BOOT_IMAGE=/vmlinuz console=ttyAMA0 crashkernel=256M irqpoll", "", CPUs{})
-	if want := "console=ttyAMA0 irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1"; got != want {
+	if want := "console=ttyAMA0 irqpoll nr_cpus=1 reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0"; got != want {
 		// A user's own irqpoll stays: only the added one is x86's.
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

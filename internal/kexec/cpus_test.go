@@ -51,7 +51,7 @@ func TestCaptureCmdlineCPUs(t *testing.T) {
 		{"two on x86", CPUs{N: 2, BootAPICID: "0"}, "", "irqpoll nr_cpus=2 disable_cpu_apicid=0 reset_devices"},
 		{"four elsewhere", CPUs{N: 4}, "", "irqpoll nr_cpus=4 reset_devices"},
 		// The user's own nr_cpus= wins, as every appended parameter does.
-		{"appended nr_cpus wins", CPUs{N: 4, BootAPICID: "0"}, "nr_cpus=1", "irqpoll disable_cpu_apicid=0 reset_devices panic=1 sysctl.vm.overcommit_memory=1 nr_cpus=1"},
+		{"appended nr_cpus wins", CPUs{N: 4, BootAPICID: "0"}, "nr_cpus=1", "irqpoll disable_cpu_apicid=0 reset_devices panic=1 sysctl.vm.overcommit_memory=1 cma=0 nr_cpus=1"},
 	} {
 		// The first kernel's own values never reach the capture's.
 		got := CaptureCmdline("console=ttyS0 nr_cpus=64 disable_cpu_apicid=5", tt.extra, tt.cpus)

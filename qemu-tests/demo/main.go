@@ -90,9 +90,7 @@ func run(line, arch, disk string, mem int) error {
 	}
 	build := time.Since(t1)
 
-	// arm64's capture kernel is an uncompressed Image: it needs a larger
-	// reservation (as gokdump vmtest gives it).
-	crashkernel := vmtest.DefaultCrashKernelFor(arch)
+	crashkernel := vmtest.DefaultCrashKernel
 	step("crashing %s in QEMU (TCG, %d MiB, crashkernel=%s, %s disk); serial log: %s", k.KVer, mem, crashkernel, disk, filepath.Join(out, "serial.log"))
 	t2 := time.Now()
 	r, err := harness.Crash(root, harness.Spec{Line: line, Arch: arch, Disk: disk, MemMiB: mem, CrashKernel: crashkernel,

@@ -47,8 +47,7 @@
 // prebuilt ones).
 //
 // Kernels are amd64 (QEMU's pc machine) or arm64 (its virt board, -cpu
-// max; under TCG on another host; crashkernel= 256M by default, for the
-// uncompressed Image). Each Run boots one guest at a time, for up to
-// Options.Timeout; a caller that runs several at once bounds them itself
+// max; under TCG on another host). Each Run boots one guest at a time,
+// for up to Options.Timeout; a caller that runs several at once bounds them itself
 // (gokdump's tests run two).
 package vmtest

@@ -224,7 +224,7 @@ func TestRunCrashKernelDefault(t *testing.T) {
 	os.MkdirAll(mods, 0o755)
 	for _, tt := range []struct{ kernel, given, want string }{
 		{bz, "", DefaultCrashKernel},
-		{arm64, "", DefaultCrashKernelARM64},
+		{arm64, "", DefaultCrashKernel},
 		{arm64, "192M", "192M"},
 		{bz, "512M", "512M"},
 	} {
