@@ -44,6 +44,7 @@ qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDU
 
 qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64, levels 31 and 1; ~2 min)
 	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64' ./qemu-tests/
+	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 10m -v -run 'TestEstimate/arm64' ./qemu-tests/
 
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
 	scripts/run-tests race
