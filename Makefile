@@ -54,8 +54,9 @@ unit: ## unit tests only (no QEMU)
 qemu-test: deps build ## only the QEMU crash tests, with the kernel table (GOKDUMP_LINES="6.1 latest" picks lines)
 	TEST_TIMEOUT=$(TEST_TIMEOUT) scripts/run-tests qemu
 
-qemu-test-arm64: deps build ## the arm64 crash cycles through gokdump's kexec_load loader under TCG (Debian 6.12 arm64 at levels 31 and 1 on NVMe, 31 on virtio-blk with a gokdump build --arch arm64 image; the newest line on virtio-blk; gokdump vmtest; ~4 min)
+qemu-test-arm64: deps build ## the arm64 cycles under TCG through gokdump's kexec_load loader (Debian 6.12 arm64 at levels 31 and 1 on NVMe, 31 on virtio-blk with a gokdump build --arch arm64 image; the newest line on virtio-blk; gokdump vmtest; the capture at estimate's size; ~5 min)
 	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 20m -v -run 'TestCrashARM64|TestVMTestARM64' ./qemu-tests/
+	GOKDUMP_ARM64_FULL=1 $(GO) test -count=1 -timeout 10m -v -run 'TestEstimate/arm64' ./qemu-tests/
 
 test-race: ## -race -short on the save pipeline (capture/pipeline, diskdump, codec), as make test runs it
 	scripts/run-tests race

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -20,20 +21,28 @@ func init() {
 	register(&command{
 		name:  "estimate",
 		short: "recommend a crashkernel= size for this machine, showing the formula",
-		long: `The estimate adds the loaded kernel (its init_size), the initrd and kexec's
-segments, the initramfs unpacked, 28 MiB for the capture kernel and the
-capture to run, 8 MiB per TiB of RAM (in proportion, a whole MiB at
-least) and 2 MiB for each CPU beyond the first that the capture kernel
-brings up (capture_cpus of the config, or --cpus), and rounds up to a
-multiple of 16 MiB. For a dedicated capture kernel with its initramfs
-built in, give --kernel and --no-initrd.
+		long: `The estimate adds the loaded kernel (an x86_64 bzImage's init_size, an arm64
+Image's image_size), the initrd and kexec's segments, the initramfs
+unpacked, the room for the capture kernel and the capture to run (28 MiB
+on x86_64, 36 MiB on arm64, measured in QEMU), 8 MiB per TiB of RAM
+(in proportion, a whole MiB at least) and 2 MiB for each CPU beyond the
+first that the capture kernel brings up (capture_cpus of the config, or
+--cpus), and rounds up to a multiple of 16 MiB. For a dedicated capture
+kernel with its initramfs built in, give --kernel and --no-initrd.
 
---json prints the same as one object: kernel, initrd ("" for none),
-ram_bytes, load_bytes, unpacked_bytes, runtime_bytes, ram_term_bytes,
-cpus, cpu_term_bytes, sum_bytes, align_bytes, total_bytes, crashkernel
-(the value, "112M"), and
-reserved_bytes and enough when the running kernel has a reservation, and cma
-(std_bytes, cma_bytes, crashkernel) when it can reserve part of it as CMA.
+The kernel file, not this machine, decides the formula: a bzImage is
+x86_64; an arm64 Image, plain (Debian's vmlinuz), gzip (Image.gz) or EFI
+zboot (vmlinuz.efi), is arm64. A kernel of another machine than this one
+needs --ram (that machine's memory). A file of neither format counts its
+size, and the estimate says so.
+
+--json prints the same as one object: kernel, arch ("x86_64", "arm64",
+"" when the format is not recognised), initrd ("" for none), ram_bytes,
+load_bytes, unpacked_bytes, runtime_bytes, ram_term_bytes, cpus,
+cpu_term_bytes, sum_bytes, align_bytes, total_bytes, crashkernel (the
+value, "112M"), and reserved_bytes and enough when the running kernel has
+a reservation (and the kernel is this machine's), and cma (std_bytes,
+cma_bytes, crashkernel) when it can reserve part of it as CMA.
 
 On a kernel that can (Linux 6.17+ on x86_64, built with CONFIG_CMA), it
 also recommends a split: crashkernel=X for what is loaded and
@@ -85,6 +94,7 @@ func (s *stringFlag) Set(v string) error {
 // documented in the command's help and the README and do not change.
 type estimateJSON struct {
 	Kernel        string  `json:"kernel"`
+	Arch          string  `json:"arch"` // kexec.Plan.Arch: "x86_64", "arm64", "" not recognised
 	Initrd        string  `json:"initrd"`
 	RAM           uint64  `json:"ram_bytes"`
 	Load          uint64  `json:"load_bytes"`
@@ -122,17 +132,30 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The kernel file decides the formula, whatever machine this is.
+	p, err := kexec.NewPlanAnyArch(kernel, initrd, kexecSysfsRoot)
+	if err != nil {
+		return err
+	}
+	// A kernel for another machine: this one's memory, reservation and
+	// CMA support say nothing about it.
+	foreign := p.Arch != "" && p.Arch != kexec.HostArch()
 	ram := uint64(f.ram.Size)
 	if f.ram.Text == "" {
+		if foreign {
+			return usagef("%s is an %s kernel and this machine is %s: give --ram, the memory of the machine it is for", kernel, p.Arch, hostName())
+		}
 		if ram, err = memTotal(kexecProcRoot + "/meminfo"); err != nil {
 			return err
 		}
 	} else if n := size.Note(f.ram.Text, f.ram.Size); n != "" {
 		fmt.Fprintf(stderr, "gokdump estimate: note: --ram %s\n", n)
 	}
-	p, err := kexec.NewPlan(kernel, initrd, "", kexecSysfsRoot)
-	if err != nil {
-		return err
+	if p.Arm64 != nil && p.Arm64.PageSize > 4<<10 {
+		fmt.Fprintf(stderr, "gokdump estimate: note: %s is built for %s pages; the arm64 runtime term was measured with 4 KiB pages only: check the result with gokdump test\n", kernel, size.Size(p.Arm64.PageSize))
+	}
+	if p.Arch == "" {
+		fmt.Fprintf(stderr, "gokdump estimate: note: %s is neither an x86_64 bzImage nor an arm64 Image (plain, gzip or EFI zboot): its file size is counted as the kernel's memory, and the x86_64 terms\n", kernel)
 	}
 	var unpacked int64
 	if initrd != "" {
@@ -147,17 +170,17 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 	e := kexec.EstimateCrashkernel(p, ram, uint64(unpacked), cpus)
 	var split *cmaSplitJSON
 	// Only for a running kernel that can: elsewhere ,cma is ignored.
-	if st, err := kexec.ReadStatus(kexecSysfsRoot, kexecProcRoot); err == nil && st.CMACapable {
+	if st, err := kexec.ReadStatus(kexecSysfsRoot, kexecProcRoot); !foreign && err == nil && st.CMACapable {
 		if std, cma, ok := e.CMASplit(); ok {
 			split = &cmaSplitJSON{StdBytes: std, CMABytes: cma,
 				Crashkernel: fmt.Sprintf("crashkernel=%dM crashkernel=%dM,cma", std>>20, cma>>20)}
 		}
 	}
 	if f.json {
-		out := estimateJSON{Kernel: kernel, Initrd: initrd, RAM: ram, Load: e.Load, Unpacked: e.Unpacked,
+		out := estimateJSON{Kernel: kernel, Arch: p.Arch, Initrd: initrd, RAM: ram, Load: e.Load, Unpacked: e.Unpacked,
 			Runtime: e.Runtime, RAMTerm: e.PerRAM, CPUs: e.CPUs, CPUTerm: e.CPUTerm, Sum: e.Sum, Align: kexec.EstimateAlign, Total: e.Total,
 			Crashkernel: e.Value(), CMA: split}
-		if p.ReservedKnown {
+		if p.ReservedKnown && !foreign {
 			enough := p.Reserved >= e.Total
 			out.ReservedBytes, out.Enough = &p.Reserved, &enough
 		}
@@ -167,10 +190,10 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 	}
 	in := "initrd " + initrd
 	if initrd == "" {
-		in = "no initrd (its initramfs built in: counted in init_size, not unpacked)"
+		in = "no initrd (its initramfs built in: counted with the kernel, not unpacked)"
 	}
-	fmt.Fprintf(w, "kernel %s, %s\ncapture kernel CPUs: %d (%s)\n\n%s", kernel, in, cpus, cpusWhy, e.Formula())
-	if p.ReservedKnown {
+	fmt.Fprintf(w, "kernel %s, %s\nkernel format: %s\ncapture kernel CPUs: %d (%s)\n\n%s", kernel, in, formatLine(p), cpus, cpusWhy, e.Formula())
+	if p.ReservedKnown && !foreign {
 		verdict := "enough"
 		if p.Reserved < e.Total {
 			verdict = "LESS than recommended"
@@ -187,6 +210,37 @@ func runEstimate(f estimateFlags, w, stderr io.Writer) error {
 			split.Crashkernel, size.Size(split.StdBytes), size.Size(split.CMABytes))
 	}
 	return nil
+}
+
+// kernelKind says what the plan read the kernel file as: "x86_64
+// bzImage", "arm64 Image, gzip", or "" when neither.
+func kernelKind(p *kexec.Plan) string {
+	switch {
+	case p.Image != nil:
+		return "x86_64 bzImage"
+	case p.Arm64 != nil && p.Arm64.Compressed != "":
+		return "arm64 Image, " + p.Arm64.Compressed
+	case p.Arm64 != nil:
+		return "arm64 Image"
+	}
+	return ""
+}
+
+// formatLine is estimate's line on the kernel file's format and the
+// formula it picks.
+func formatLine(p *kexec.Plan) string {
+	if k := kernelKind(p); k != "" {
+		return fmt.Sprintf("%s (the %s formula)", k, p.Arch)
+	}
+	return "not recognised (its file size counted, the x86_64 terms)"
+}
+
+// hostName is this machine as uname -m names it.
+func hostName() string {
+	if a := kexec.HostArch(); a != "" {
+		return a
+	}
+	return runtime.GOARCH
 }
 
 // memTotal reads MemTotal from a meminfo file.

@@ -1,12 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gokdump/gokdump/internal/fixture"
+	"github.com/gokdump/gokdump/internal/kexec"
 )
+
+// arm64Runtime is the arm64 estimate's runtime term (kexec's
+// runtimeMemoryArm64), as its help and the README state it.
+const arm64Runtime = 36 << 20
 
 // estimateFixture is a fake machine with 1 GiB of RAM and 128 MiB
 // reserved, its kernel (40 MiB init_size) and a 6 MiB newc initrd.
@@ -92,7 +102,7 @@ func TestEstimateJSON(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, stdout)
 	}
 	want := map[string]any{
-		"kernel": kernel, "initrd": initrd, "ram_bytes": float64(2 << 40), "unpacked_bytes": float64(6 << 20),
+		"kernel": kernel, "arch": "x86_64", "initrd": initrd, "ram_bytes": float64(2 << 40), "unpacked_bytes": float64(6 << 20),
 		"runtime_bytes": float64(28 << 20), "ram_term_bytes": float64(16 << 20), "align_bytes": float64(16 << 20),
 		"total_bytes": float64(112 << 20), "crashkernel": "112M", "reserved_bytes": float64(128 << 20), "enough": true,
 		// "auto" on 2 TiB: 8 CPUs, 7 × 2 MiB: 48 + 6 + 28 + 16 + 14 = 112.
@@ -167,5 +177,99 @@ func TestEstimateConfigCPUs(t *testing.T) {
 		if code != exitOK || !strings.Contains(stdout, tt.want) {
 			t.Errorf("%q: exit %d, want %q:\n%s%s", tt.config, code, tt.want, stdout, stderr)
 		}
+	}
+}
+
+// The kernel file decides the formula: Debian's arm64 Images (from the
+// cache, as the QEMU tests fetch them) are estimated with their
+// image_size and the arm64 runtime term on this x86_64 machine too, for
+// the memory --ram gives (this machine's says nothing about them); a file
+// of no known format counts its size, and says so.
+func TestEstimateArm64(t *testing.T) {
+	_, initrd := estimateFixture(t)
+	for _, kernel := range fixture.KernelImagesOf(t, "arm64") {
+		t.Run(fixture.Release(kernel), func(t *testing.T) {
+			hdr := make([]byte, 64)
+			f, err := os.Open(kernel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ReadAt(hdr, 0)
+			f.Close()
+			imageSize := binary.LittleEndian.Uint64(hdr[16:])
+			// image_size placed on a 2 MiB boundary, the 6 MiB initrd, 2 MiB of segments.
+			load := (imageSize+2<<20-1)&^(2<<20-1) + 6<<20 + 2<<20
+			code, stdout, stderr := gokdump("estimate", "--kernel", kernel, "--initrd", initrd, "--ram", "1G", "--json")
+			var got map[string]any
+			if err := json.Unmarshal([]byte(stdout), &got); err != nil || code != exitOK {
+				t.Fatalf("exit %d, %v:\n%s%s", code, err, stdout, stderr)
+			}
+			sum := load + 6<<20 + arm64Runtime + 1<<20
+			for k, v := range map[string]any{"arch": "arm64", "load_bytes": float64(load), "runtime_bytes": float64(arm64Runtime),
+				"sum_bytes": float64(sum), "total_bytes": float64((sum + 16<<20 - 1) &^ (16<<20 - 1))} {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+			// This machine's reservation is not the arm64 one's.
+			if _, ok := got["reserved_bytes"]; ok {
+				t.Errorf("reserved_bytes for another machine's kernel:\n%s", stdout)
+			}
+			code, stdout, stderr = gokdump("estimate", "--kernel", kernel, "--initrd", initrd, "--ram", "1G")
+			for _, w := range []string{"\nkernel format: arm64 Image (the arm64 formula)\n", "loaded kernel (image_size)", "capture kernel and capture at run time (arm64)", "crashkernel="} {
+				if code != exitOK || !strings.Contains(stdout, w) {
+					t.Errorf("exit %d, stdout lacks %q:\n%s%s", code, w, stdout, stderr)
+				}
+			}
+			if strings.Contains(stdout, "reserved now") {
+				t.Errorf("this machine's reservation judged against an arm64 kernel:\n%s", stdout)
+			}
+			// gokdump load on an arm64 machine shows the same.
+			p, err := kexec.NewPlanAnyArch(kernel, "", "/nonexistent")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan strings.Builder
+			printLoadPlan(&plan, p, nil, "")
+			if want := fmt.Sprintf("%s in memory (image_size), arm64 Image\n", kexec.MiB(p.KernelMemory())); !strings.Contains(plan.String(), want) {
+				t.Errorf("load plan lacks %q:\n%s", want, plan.String())
+			}
+			code, _, stderr = gokdump("estimate", "--kernel", kernel, "--initrd", initrd)
+			if code != exitUsage || !strings.Contains(stderr, "is an arm64 kernel and this machine is x86_64: give --ram") {
+				t.Errorf("no --ram: exit %d: %s", code, stderr)
+			}
+		})
+	}
+
+	// A kernel built for 64 KiB pages (flags bits 1-2: 3) is estimated
+	// the same, with a note: the runtime term is measured at 4 KiB.
+	b, err := os.ReadFile(fixture.KernelImagesOf(t, "arm64")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = b[:1<<20]
+	b[24] |= 3 << 1
+	k64 := filepath.Join(t.TempDir(), "vmlinuz-64k")
+	if err := os.WriteFile(k64, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := gokdump("estimate", "--kernel", k64, "--initrd", initrd, "--ram", "1G")
+	if code != exitOK || !strings.Contains(stdout, "(arm64)") || !strings.Contains(stderr, "is built for 64 KiB pages; the arm64 runtime term was measured with 4 KiB pages only") {
+		t.Errorf("64 KiB pages: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	junk := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("junk"), 5<<18), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = gokdump("estimate", "--kernel", junk, "--initrd", initrd, "--ram", "1G")
+	// 5 MiB of file + 6 + 2 loaded, + 6 + 28 + 1 = 48 → 48M.
+	for _, w := range []string{"kernel format: not recognised (its file size counted, the x86_64 terms)", "loaded kernel (file size)", "crashkernel=48M"} {
+		if code != exitOK || !strings.Contains(stdout, w) {
+			t.Errorf("junk: exit %d, stdout lacks %q:\n%s", code, w, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "note: "+junk+" is neither an x86_64 bzImage nor an arm64 Image") {
+		t.Errorf("junk: stderr %q", stderr)
 	}
 }

@@ -208,6 +208,9 @@ func printLoadPlan(w io.Writer, p *kexec.Plan, drops []kexec.Dropped, cpus strin
 		if p.Image.Version != "" {
 			fmt.Fprintf(w, "          %s\n", p.Image.Version)
 		}
+	} else if p.Arm64 != nil {
+		fmt.Fprintf(w, "          %s file, %s in memory (image_size), %s\n",
+			kexec.MiB(uint64(p.KernelSize)), kexec.MiB(p.KernelMemory()), kernelKind(p))
 	} else {
 		fmt.Fprintf(w, "          %s\n", kexec.MiB(uint64(p.KernelSize)))
 	}

@@ -20,17 +20,31 @@ const (
 	arm64HeaderLen  = 64
 
 	arm64FlagBE = 1 << 0
+	// The page size the kernel is built for: flags bits 1-2.
+	arm64FlagPageShift = 1
+
+	// arm64KernelAlign is where an arm64 Image is placed: a 2 MiB
+	// boundary (plus text_offset), so up to that much of the
+	// reservation below it can go unused.
+	arm64KernelAlign = 2 << 20
 
 	// maxArm64Image bounds a decompressed kernel: Debian's is ~35 MiB.
 	maxArm64Image = 256 << 20
 )
 
+// An Arm64Header is what an arm64 kernel's Image header says about the
+// memory the kernel takes, and how the file wrapped the Image.
+type Arm64Header struct {
+	TextOffset uint64
+	ImageSize  uint64 // bytes from the load address the kernel uses, bss included
+	PageSize   uint64 // the kernel's page size from the flags: 4, 16 or 64 KiB; 0 unspecified
+	Compressed string // how the file was compressed: "", "gzip", "zboot gzip", "zboot zstd"
+}
+
 // An Arm64Image is an uncompressed arm64 kernel Image and its header.
 type Arm64Image struct {
-	Data       []byte
-	TextOffset uint64
-	ImageSize  uint64
-	Compressed string // how the file was compressed: "", "gzip", "zboot gzip", "zboot zstd"
+	Arm64Header
+	Data []byte
 }
 
 // ParseArm64Image reads an arm64 kernel: an uncompressed Image (Debian's
@@ -39,70 +53,122 @@ type Arm64Image struct {
 // Image, payload offset and size at 8 and 12, its compression named at 24).
 // kexec_load needs the Image itself: no EFI stub runs.
 func ParseArm64Image(b []byte) (*Arm64Image, error) {
-	how := ""
+	r, how, done, err := arm64Payload(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if how != "" {
+		if b, err = io.ReadAll(io.LimitReader(r, maxArm64Image+1)); err != nil {
+			return nil, fmt.Errorf("%w: decompress (%s): %w", ErrNotKernel, how, err)
+		}
+		if len(b) > maxArm64Image {
+			return nil, fmt.Errorf("%w: decompresses to more than %d MiB", ErrNotKernel, maxArm64Image>>20)
+		}
+	}
+	h, err := parseArm64Header(b, how, int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	return &Arm64Image{Arm64Header: *h, Data: b}, nil
+}
+
+// ReadArm64Header reads the Image header of an arm64 kernel file of size
+// bytes (plain, gzip or EFI zboot, as ParseArm64Image), decompressing no
+// more than the header: what an estimate needs without the whole Image.
+func ReadArm64Header(r io.ReaderAt, size int64) (*Arm64Header, error) {
+	p, how, done, err := arm64Payload(r, size)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	b := make([]byte, arm64HeaderLen)
+	n, err := io.ReadFull(p, b)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, fmt.Errorf("%w: decompress (%s): %w", ErrNotKernel, how, err)
+	}
+	imageLen := size // a compressed Image's length is not known without inflating it all
+	if how != "" {
+		imageLen = int64(n)
+	}
+	return parseArm64Header(b[:n], how, imageLen)
+}
+
+// arm64Payload opens the Image inside an arm64 kernel file: the file
+// itself, its gzip stream, or an EFI zboot image's payload. how says which
+// ("" for the file itself); done releases the decompressor.
+func arm64Payload(r io.ReaderAt, size int64) (_ io.Reader, how string, done func(), _ error) {
+	var head [64]byte
+	n, err := r.ReadAt(head[:min(int64(len(head)), size)], 0)
+	if err != nil && err != io.EOF {
+		return nil, "", nil, fmt.Errorf("kexec: read kernel: %w", err)
+	}
+	b := head[:n]
 	switch {
 	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
-		d, err := inflate("gzip", b)
+		z, err := decompressor("gzip", io.NewSectionReader(r, 0, size))
 		if err != nil {
-			return nil, err
+			return nil, "", nil, err
 		}
-		b, how = d, "gzip"
+		return z, "gzip", z.close, nil
 	case len(b) >= 64 && bytes.Equal(b[:2], []byte("MZ")) && bytes.Equal(b[4:8], []byte("zimg")):
-		off, size := uint64(binary.LittleEndian.Uint32(b[8:])), uint64(binary.LittleEndian.Uint32(b[12:]))
+		off, n := uint64(binary.LittleEndian.Uint32(b[8:])), uint64(binary.LittleEndian.Uint32(b[12:]))
 		comp := string(bytes.TrimRight(b[24:56], "\x00"))
-		if off+size > uint64(len(b)) {
-			return nil, fmt.Errorf("%w: EFI zboot payload %#x+%#x runs past the file's %d bytes", ErrNotKernel, off, size, len(b))
+		if off+n > uint64(size) {
+			return nil, "", nil, fmt.Errorf("%w: EFI zboot payload %#x+%#x runs past the file's %d bytes", ErrNotKernel, off, n, size)
 		}
-		d, err := inflate(comp, b[off:off+size])
+		z, err := decompressor(comp, io.NewSectionReader(r, int64(off), int64(n)))
 		if err != nil {
-			return nil, err
+			return nil, "", nil, err
 		}
-		b, how = d, "zboot "+comp
+		return z, "zboot " + comp, z.close, nil
 	}
+	return io.NewSectionReader(r, 0, size), "", func() {}, nil
+}
+
+// parseArm64Header checks the Image header at the start of b, an Image
+// of imageLen bytes (as far as known) that the file wrapped as how.
+func parseArm64Header(b []byte, how string, imageLen int64) (*Arm64Header, error) {
 	if len(b) < arm64HeaderLen || !bytes.Equal(b[arm64Magic:arm64Magic+4], []byte("ARM\x64")) {
 		return nil, fmt.Errorf("%w: no arm64 Image header (\"ARM\\x64\" at 56)%s", ErrNotKernel, sniff(bytes.NewReader(b), int64(len(b))))
 	}
 	le := binary.LittleEndian
-	img := &Arm64Image{Data: b, TextOffset: le.Uint64(b[arm64TextOffset:]), ImageSize: le.Uint64(b[arm64ImageSize:]), Compressed: how}
+	h := &Arm64Header{TextOffset: le.Uint64(b[arm64TextOffset:]), ImageSize: le.Uint64(b[arm64ImageSize:]), Compressed: how}
+	h.PageSize = [4]uint64{0, 4 << 10, 16 << 10, 64 << 10}[le.Uint64(b[arm64Flags:])>>arm64FlagPageShift&3]
 	switch {
 	case le.Uint64(b[arm64Flags:])&arm64FlagBE != 0:
 		return nil, fmt.Errorf("%w: a big-endian arm64 kernel", ErrNotKernel)
-	case img.ImageSize == 0:
+	case h.ImageSize == 0:
 		return nil, fmt.Errorf("%w: image_size is 0 (a kernel before 3.17)", ErrNotKernel)
-	case img.ImageSize < uint64(len(b)) || img.ImageSize > maxArm64Image || img.TextOffset >= 2<<20:
-		return nil, fmt.Errorf("%w: image_size %#x, text_offset %#x for a %d-byte Image", ErrNotKernel, img.ImageSize, img.TextOffset, len(b))
+	case h.ImageSize < uint64(imageLen) || h.ImageSize > maxArm64Image || h.TextOffset >= 2<<20:
+		return nil, fmt.Errorf("%w: image_size %#x, text_offset %#x for a %d-byte Image", ErrNotKernel, h.ImageSize, h.TextOffset, imageLen)
 	}
-	return img, nil
+	return h, nil
 }
 
-// inflate decompresses a kernel, at most maxArm64Image bytes of it.
-func inflate(comp string, b []byte) ([]byte, error) {
-	var r io.Reader
+// A stream is a decompressing reader and what releases it.
+type stream struct {
+	io.Reader
+	close func()
+}
+
+// decompressor decompresses a kernel compressed with comp ("gzip", "zstd").
+func decompressor(comp string, r io.Reader) (stream, error) {
 	switch comp {
 	case "gzip":
-		z, err := gzip.NewReader(bytes.NewReader(b))
+		z, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %w", ErrNotKernel, err)
+			return stream{}, fmt.Errorf("%w: gzip: %w", ErrNotKernel, err)
 		}
-		r = z
+		return stream{z, func() { z.Close() }}, nil
 	case "zstd", "zstd22":
-		z, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderMaxMemory(maxArm64Image))
+		z, err := zstd.NewReader(r, zstd.WithDecoderMaxMemory(maxArm64Image), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, fmt.Errorf("%w: zstd: %w", ErrNotKernel, err)
+			return stream{}, fmt.Errorf("%w: zstd: %w", ErrNotKernel, err)
 		}
-		defer z.Close()
-		r = z
-	default:
-		return nil, fmt.Errorf("%w: EFI zboot image compressed with %q; gokdump reads gzip and zstd", ErrNotKernel, comp)
+		return stream{z, z.Close}, nil
 	}
-	d, err := io.ReadAll(io.LimitReader(r, maxArm64Image+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: decompress (%s): %w", ErrNotKernel, comp, err)
-	}
-	if len(d) > maxArm64Image {
-		return nil, fmt.Errorf("%w: decompresses to more than %d MiB", ErrNotKernel, maxArm64Image>>20)
-	}
-	return d, nil
+	return stream{}, fmt.Errorf("%w: EFI zboot image compressed with %q; gokdump reads gzip and zstd", ErrNotKernel, comp)
 }
 
 // BuildArm64 lays out a classic crash load of an arm64 Image, the initrd
@@ -130,7 +196,7 @@ func BuildArm64(ci *CrashInfo, img *Arm64Image, dtb []byte, initrd []byte, cmdli
 	if err != nil {
 		return nil, err
 	}
-	kAddr := alignUp(res.Start, 2<<20) + img.TextOffset
+	kAddr := alignUp(res.Start, arm64KernelAlign) + img.TextOffset
 	kMem := alignUp(img.ImageSize, pageSize)
 
 	if err := setChosen(fdt, ci, Range{hdrAddr, hdrAddr + uint64(len(hdr)) - 1}, initrdAddr, uint64(len(initrd)), cmdline); err != nil {

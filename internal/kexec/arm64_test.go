@@ -202,23 +202,35 @@ func TestPurgatoryArm64(t *testing.T) {
 	}
 }
 
-func TestParseArm64Image(t *testing.T) {
-	raw := fakeArm64Image(1 << 20)
+// zboot wraps a compressed payload as an EFI zboot image does: "MZ",
+// "zimg", the payload's offset and size, the compression's name.
+func zboot(comp string, payload []byte) []byte {
+	b := make([]byte, 512, 512+len(payload))
+	copy(b, "MZ")
+	copy(b[4:], "zimg")
+	binary.LittleEndian.PutUint32(b[8:], 512)
+	binary.LittleEndian.PutUint32(b[12:], uint32(len(payload)))
+	copy(b[24:], comp)
+	return append(b, payload...)
+}
+
+func gzipped(b []byte) []byte {
 	var gz bytes.Buffer
 	z := gzip.NewWriter(&gz)
-	z.Write(raw)
+	z.Write(b)
 	z.Close()
+	return gz.Bytes()
+}
+
+func zstded(b []byte) []byte {
 	zs, _ := zstd.NewWriter(nil)
-	zst := zs.EncodeAll(raw, nil)
-	zboot := func(comp string, payload []byte) []byte {
-		b := make([]byte, 512, 512+len(payload))
-		copy(b, "MZ")
-		copy(b[4:], "zimg")
-		binary.LittleEndian.PutUint32(b[8:], 512)
-		binary.LittleEndian.PutUint32(b[12:], uint32(len(payload)))
-		copy(b[24:], comp)
-		return append(b, payload...)
-	}
+	defer zs.Close()
+	return zs.EncodeAll(b, nil)
+}
+
+func TestParseArm64Image(t *testing.T) {
+	raw := fakeArm64Image(1 << 20)
+	gz, zst := bytes.NewBuffer(gzipped(raw)), zstded(raw)
 	for _, tc := range []struct {
 		name, how string
 		in        []byte
@@ -316,6 +328,25 @@ func FuzzParseArm64Image(f *testing.F) {
 		img, err := ParseArm64Image(b)
 		if err == nil && (img.ImageSize < uint64(len(img.Data)) || len(img.Data) > maxArm64Image) {
 			t.Fatalf("accepted image_size %#x for %d bytes", img.ImageSize, len(img.Data))
+		}
+	})
+}
+
+// FuzzReadArm64Header: reading only the header never disagrees with
+// reading the whole Image, whatever the wrapping.
+func FuzzReadArm64Header(f *testing.F) {
+	raw := fakeArm64Image(4096)
+	f.Add(raw)
+	f.Add(gzipped(raw))
+	f.Add(zboot("zstd", zstded(raw)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ReadArm64Header(bytes.NewReader(b), int64(len(b)))
+		img, ierr := ParseArm64Image(b)
+		if ierr == nil && (err != nil || *h != img.Arm64Header) {
+			t.Fatalf("whole Image %+v, header alone %+v, %v", img.Arm64Header, h, err)
+		}
+		if err == nil && (h.ImageSize == 0 || h.ImageSize > maxArm64Image) {
+			t.Fatalf("accepted image_size %#x", h.ImageSize)
 		}
 	})
 }

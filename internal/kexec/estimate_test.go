@@ -80,3 +80,36 @@ func TestCMASplit(t *testing.T) {
 		}
 	}
 }
+
+// The kernel's machine picks the runtime term and the formula's words.
+func TestEstimateArch(t *testing.T) {
+	// Debian's arm64 6.12: image_size 34.25 MiB on a 2 MiB boundary, the
+	// QEMU test's 3.2 MiB image unpacking to 8.5 MiB.
+	arm := &Plan{Arch: ArchARM64, KernelSize: 34891712, Arm64: &Arm64Header{ImageSize: 35913728, PageSize: 4 << 10},
+		Initrd: "x", InitrdSize: 3<<20 + 200<<10}
+	x86 := &Plan{Arch: ArchX86_64, KernelSize: 8 << 20, Image: &BzImage{SetupSects: 3, InitSize: 50 << 20}, Initrd: "x", InitrdSize: 3 << 20}
+	other := &Plan{KernelSize: 50 << 20, Initrd: "x", InitrdSize: 3 << 20}
+	for _, tt := range []struct {
+		name    string
+		p       *Plan
+		runtime uint64
+		want    string
+		words   []string
+	}{
+		// 36 + 3.2 + 2 + 8.5 + 36 + 1 = 86.7
+		{"arm64", arm, runtimeMemoryArm64, "96M", []string{"loaded kernel (image_size)", "capture kernel and capture at run time (arm64)    36.0 MiB"}},
+		// 50 + 3 + 2 + 8.5 + 28 + 1 = 92.5
+		{"x86_64", x86, runtimeMemory, "96M", []string{"loaded kernel (init_size)", "capture kernel and capture at run time            28.0 MiB"}},
+		{"not recognised", other, runtimeMemory, "96M", []string{"loaded kernel (file size)"}},
+	} {
+		e := EstimateCrashkernel(tt.p, 1<<30, 8<<20+512<<10, 1)
+		if e.Arch != tt.p.Arch || e.Runtime != tt.runtime || e.Value() != tt.want {
+			t.Errorf("%s: arch %q, runtime %d, %s; want %d, %s\n%s", tt.name, e.Arch, e.Runtime, e.Value(), tt.runtime, tt.want, e.Formula())
+		}
+		for _, w := range tt.words {
+			if !strings.Contains(e.Formula(), w) {
+				t.Errorf("%s: formula lacks %q:\n%s", tt.name, w, e.Formula())
+			}
+		}
+	}
+}

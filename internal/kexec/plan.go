@@ -2,6 +2,7 @@ package kexec
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -51,10 +52,12 @@ const (
 // sizes, the command line and the reservation they go into. NewPlan reads
 // it; Check tests it without loading; Load loads it.
 type Plan struct {
-	Kernel     string   // path of the kernel image
-	KernelSize int64    // its size in bytes
-	Image      *BzImage // its x86 setup header; nil where not checked (other architectures)
-	Initrd     string   // path of the initrd; "" loads none
+	Kernel     string       // path of the kernel image
+	KernelSize int64        // its size in bytes
+	Arch       string       // the kernel file's machine: ArchX86_64, ArchARM64, or "" when not recognised
+	Image      *BzImage     // its x86 setup header (ArchX86_64)
+	Arm64      *Arm64Header // its arm64 Image header (ArchARM64)
+	Initrd     string       // path of the initrd; "" loads none
 	InitrdSize int64
 	Cmdline    string // command line passed as is (the kernel appends elfcorehdr=)
 
@@ -75,14 +78,37 @@ type Plan struct {
 	sysfsOK   bool // sysfsRoot/kernel exists
 }
 
+// The machines a kernel file can be for (Plan.Arch), named as uname -m.
+const (
+	ArchX86_64 = "x86_64" // a bzImage
+	ArchARM64  = "arm64"  // an arm64 Image: plain, gzip or EFI zboot
+)
+
+// goarchKernel is the Plan.Arch of the kernels a GOARCH's machine loads.
+var goarchKernel = map[string]string{"amd64": ArchX86_64, "arm64": ArchARM64}
+
+// HostArch is the Plan.Arch of the kernels this machine loads ("" on
+// others, whose kernels gokdump does not recognise).
+func HostArch() string { return goarchKernel[runtime.GOARCH] }
+
 // NewPlan reads what loading kernel and initrd with cmdline would take: the
-// files' sizes and, on x86-64, the kernel's bzImage header (a file that is
-// not one fails here with ErrNotKernel), and the reservation from sysfsRoot
-// ("/sys" on a live system). It does not run Check.
+// files' sizes, the kernel's header (a bzImage's on x86-64, an arm64
+// Image's on arm64: a file that is not this machine's kernel fails here
+// with ErrNotKernel), and the reservation from sysfsRoot ("/sys" on a
+// live system). It does not run Check.
 func NewPlan(kernel, initrd, cmdline, sysfsRoot string) (*Plan, error) {
 	return newPlan(kernel, initrd, cmdline, sysfsRoot, runtime.GOARCH)
 }
 
+// NewPlanAnyArch is NewPlan for a kernel of any machine, for an estimate:
+// the file's header decides (Plan.Arch), and a file of no format known
+// leaves Arch "" and counts the file's size.
+func NewPlanAnyArch(kernel, initrd, sysfsRoot string) (*Plan, error) {
+	return newPlan(kernel, initrd, "", sysfsRoot, "")
+}
+
+// newPlan reads the plan for a machine of goarch ("": the kernel file's
+// own, or none).
 func newPlan(kernel, initrd, cmdline, sysfsRoot, goarch string) (*Plan, error) {
 	p := &Plan{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, sysfsRoot: sysfsRoot}
 	f, err := os.Open(kernel)
@@ -98,10 +124,8 @@ func newPlan(kernel, initrd, cmdline, sysfsRoot, goarch string) (*Plan, error) {
 		return nil, fmt.Errorf("kexec: kernel %s: %w: not a regular file", kernel, ErrNotKernel)
 	}
 	p.KernelSize = fi.Size()
-	if goarch == "amd64" {
-		if p.Image, err = ParseBzImage(f, p.KernelSize); err != nil {
-			return nil, fmt.Errorf("kexec: kernel %s: %w", kernel, err)
-		}
+	if err := p.readHeader(f, goarchKernel[goarch]); err != nil {
+		return nil, fmt.Errorf("kexec: kernel %s: %w", kernel, err)
 	}
 	if initrd != "" {
 		fi, err := os.Stat(initrd)
@@ -123,16 +147,41 @@ func newPlan(kernel, initrd, cmdline, sysfsRoot, goarch string) (*Plan, error) {
 	return p, nil
 }
 
+// readHeader recognises the kernel file f by its header: a bzImage, else
+// an arm64 Image. When arch is set, a file that is not that machine's
+// kernel fails with ErrNotKernel.
+func (p *Plan) readHeader(f io.ReaderAt, arch string) error {
+	bz, bzErr := ParseBzImage(f, p.KernelSize)
+	if bzErr == nil {
+		p.Arch, p.Image = ArchX86_64, bz
+	} else if a, err := ReadArm64Header(f, p.KernelSize); err == nil {
+		p.Arch, p.Arm64 = ArchARM64, a
+	} else if arch == ArchARM64 {
+		return err
+	} else if arch != "" {
+		return bzErr
+	}
+	if arch != "" && p.Arch != arch {
+		return fmt.Errorf("%w: an %s kernel; this machine loads %s kernels", ErrNotKernel, p.Arch, arch)
+	}
+	return nil
+}
+
 // KernelMemory is the reservation memory the kernel takes: for a bzImage
 // its init_size (room to decompress itself in place), which is several
-// times the file's size; otherwise the file's size.
+// times the file's size; for an arm64 Image its image_size (bss included)
+// after text_offset, whatever the file's compression; otherwise the
+// file's size.
 func (p *Plan) KernelMemory() uint64 {
 	n := uint64(p.KernelSize)
-	if p.Image != nil {
+	switch {
+	case p.Image != nil:
 		n = uint64(p.Image.InitSize)
 		if body := p.KernelSize - p.Image.SetupSize(); body > 0 {
 			n = max(n, uint64(body))
 		}
+	case p.Arm64 != nil:
+		n = p.Arm64.TextOffset + p.Arm64.ImageSize
 	}
 	return alignUp(n, pageSize)
 }
@@ -142,12 +191,15 @@ func (p *Plan) KernelMemory() uint64 {
 // and kexec's own segments. The capture kernel then runs in what is left.
 func (p *Plan) Need() uint64 {
 	align := uint64(pageSize)
-	if p.Image != nil {
+	switch {
+	case p.Image != nil:
 		a := uint64(p.Image.KernelAlignment)
 		// A hostile or odd header must not make the estimate absurd.
 		if a > align && a <= 1<<30 && a&(a-1) == 0 {
 			align = a
 		}
+	case p.Arm64 != nil:
+		align = arm64KernelAlign
 	}
 	return alignUp(p.KernelMemory(), align) + alignUp(uint64(p.InitrdSize), pageSize) + segmentOverhead
 }
@@ -185,22 +237,25 @@ func (p *Plan) Check() error {
 // sizes explains Need against the reservation, for error messages.
 func (p *Plan) sizes() string {
 	kernel := fmt.Sprintf("kernel %s", MiB(p.KernelMemory()))
-	if p.Image != nil {
+	switch {
+	case p.Image != nil:
 		kernel += " (its init_size, room to decompress)"
+	case p.Arm64 != nil:
+		kernel += " (its image_size, bss included)"
 	}
 	return fmt.Sprintf("%s + initrd %s + about %s for kexec's segments and alignment = %s, reservation %s",
 		kernel, MiB(uint64(p.InitrdSize)), MiB(p.Need()-alignUp(uint64(p.InitrdSize), pageSize)-p.KernelMemory()),
 		MiB(p.Need()), MiB(p.Reserved))
 }
 
-// SuggestCrashkernel proposes a crashkernel= size for a load needing need
-// bytes: that plus 64 MiB for the capture kernel to run in (a Go init
-// boots in ~20 MiB; the rest is margin), rounded up to 32 MiB, as
-// crashkernel= spells it ("128M").
+// SuggestCrashkernel proposes a crashkernel= size for a load on this
+// machine needing need bytes: that plus the estimate's other terms for a
+// typical initramfs and up to 1 TiB of RAM, rounded up to 16 MiB, as
+// crashkernel= spells it ("112M").
 func SuggestCrashkernel(need uint64) string {
 	// The estimate's terms for a machine of up to 1 TiB; EstimateCrashkernel
 	// explains them.
-	return fmt.Sprintf("%dM", alignUp(need+defaultUnpacked+runtimeMemory+perTiB, EstimateAlign)>>20)
+	return fmt.Sprintf("%dM", alignUp(need+defaultUnpacked+runtimeFor(HostArch())+perTiB, EstimateAlign)>>20)
 }
 
 // MiB formats a byte count in MiB with one decimal, "51.5 MiB".

@@ -2,6 +2,7 @@ package kexec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -55,13 +56,22 @@ func TestNewPlan(t *testing.T) {
 		t.Errorf("Check() = %v", err)
 	}
 
-	// Elsewhere the header is not checked and the file size is the kernel's.
-	p, err = newPlan(kernel, "", "", sys, "arm64")
+	if p.Arch != ArchX86_64 || p.Arm64 != nil {
+		t.Errorf("arch %q, arm64 header %v", p.Arch, p.Arm64)
+	}
+
+	// A machine of another GOARCH loads none of gokdump's formats' other
+	// kernels: the load is refused before any system call.
+	if _, err = newPlan(kernel, "", "", sys, "arm64"); !errors.Is(err, ErrNotKernel) || !strings.Contains(err.Error(), "an x86_64 kernel; this machine loads arm64 kernels") {
+		t.Errorf("bzImage on arm64: err = %v", err)
+	}
+	// A machine of a GOARCH gokdump loads no kernels for checks nothing.
+	p, err = newPlan(kernel, "", "", sys, "riscv64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Image != nil || p.KernelMemory() != 8192 || p.InitrdSize != 0 {
-		t.Errorf("arm64 plan %+v, KernelMemory %d", p, p.KernelMemory())
+	if p.Arch != ArchX86_64 || p.KernelMemory() != 40<<20 {
+		t.Errorf("riscv64 plan %+v, KernelMemory %d", p, p.KernelMemory())
 	}
 }
 
@@ -221,5 +231,102 @@ func TestCheckCrashSupport(t *testing.T) {
 	}
 	if err := checkCrashSupport(filepath.Join(root, "none")); err != nil {
 		t.Errorf("no sysfs: %v", err)
+	}
+}
+
+// An arm64 kernel, however the file wraps it, takes its image_size (bss
+// included) of the reservation: read from the real Debian arm64 Images,
+// and from gzip and EFI zboot wrappers of a real Image's first 64 KiB (the
+// header is all the plan reads). A file of no known format counts its
+// size, on a machine of any GOARCH and for an estimate; the machine's own
+// loads refuse it.
+func TestPlanArm64(t *testing.T) {
+	images := fixture.KernelImagesOf(t, "arm64")
+	real, err := os.ReadFile(images[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageSize := binary.LittleEndian.Uint64(real[arm64ImageSize:])
+	prefix := real[:64<<10]
+	type file struct {
+		name string
+		data []byte
+		path string
+	}
+	files := []file{
+		{"gzip", gzipped(prefix), ""},
+		{"zboot gzip", zboot("gzip", gzipped(prefix)), ""},
+		{"zboot zstd", zboot("zstd", zstded(prefix)), ""},
+	}
+	for _, p := range images {
+		files = append(files, file{fixture.Release(p), nil, p})
+	}
+	for _, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			path := f.path
+			if path == "" {
+				path = filepath.Join(t.TempDir(), "vmlinuz")
+				if err := os.WriteFile(path, f.data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := NewPlanAnyArch(path, "", "/nonexistent")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Arch != ArchARM64 || p.Arm64 == nil || p.Image != nil || p.Arm64.PageSize != 4<<10 {
+				t.Fatalf("arch %q, arm64 header %+v, bzImage %v", p.Arch, p.Arm64, p.Image)
+			}
+			if f.path == "" && (p.KernelMemory() != alignUp(imageSize, pageSize) || p.Arm64.Compressed != f.name) {
+				t.Errorf("KernelMemory %d, compressed %q; want image_size %d, %q", p.KernelMemory(), p.Arm64.Compressed, imageSize, f.name)
+			}
+			// The whole Image, as kexec_load's loader reads it, says the same.
+			if f.path != "" {
+				b, err := os.ReadFile(f.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := ParseArm64Image(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if img.Arm64Header != *p.Arm64 || p.KernelMemory() <= uint64(p.KernelSize) {
+					t.Errorf("header %+v, whole Image's %+v; KernelMemory %d for a %d-byte file", *p.Arm64, img.Arm64Header, p.KernelMemory(), p.KernelSize)
+				}
+			}
+			// Aligned to the 2 MiB the loader places the kernel at.
+			if want := alignUp(p.KernelMemory(), arm64KernelAlign) + segmentOverhead; p.Need() != want {
+				t.Errorf("Need() = %d, want %d", p.Need(), want)
+			}
+			if _, err := newPlan(path, "", "", "/nonexistent", "arm64"); err != nil {
+				t.Errorf("on arm64: %v", err)
+			}
+			if _, err := newPlan(path, "", "", "/nonexistent", "amd64"); !errors.Is(err, ErrNotKernel) || !strings.Contains(err.Error(), "an arm64 kernel; this machine loads x86_64 kernels") {
+				t.Errorf("on amd64: err = %v", err)
+			}
+		})
+	}
+
+	junk := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("junk"), 3000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.gz")
+	if err := os.WriteFile(cut, gzipped(prefix)[:40], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{junk, cut} {
+		p, err := NewPlanAnyArch(path, "", "/nonexistent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Arch != "" || p.KernelMemory() != alignUp(uint64(p.KernelSize), pageSize) {
+			t.Errorf("%s: arch %q, KernelMemory %d for %d bytes", filepath.Base(path), p.Arch, p.KernelMemory(), p.KernelSize)
+		}
+		for goarch, want := range map[string]string{"amd64": "bzImage", "arm64": "no arm64 Image header"} {
+			if _, err := newPlan(path, "", "", "/nonexistent", goarch); !errors.Is(err, ErrNotKernel) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s on %s: err = %v, want ErrNotKernel saying %q", filepath.Base(path), goarch, err, want)
+			}
+		}
 	}
 }

@@ -357,11 +357,11 @@ func (s *Spec) defaults() {
 // Spec.CaptureImage).
 func BuildCaptureImage(root string, spec Spec, path string) error {
 	spec.defaults()
-	k, err := GetKernel(root, spec.Line, spec.Dbg)
+	k, err := GetKernelArch(root, spec.Line, spec.Arch, spec.Dbg)
 	if err != nil {
 		return err
 	}
-	_, captureInit, err := Binaries(root)
+	_, captureInit, err := BinariesFor(root, spec.Arch)
 	if err != nil {
 		return err
 	}
