@@ -10,8 +10,8 @@ import (
 func init() { kernelArchs[uint16(elf.EM_AARCH64)] = arm64KernelFacts }
 
 // arm64KernelFacts: the image is mapped at physical + kimage_voffset
-// (__pa_symbol), from _text (VMCOREINFO has _stext; the image header
-// before it is not mapped on the kernels we know). The direct map is
+// (__pa_symbol), from _stext: the image header between _text and it is
+// not mapped (6.x), and VMCOREINFO has no _text. The direct map is
 // __phys_to_virt: (pa - PHYS_OFFSET) | PAGE_OFFSET, where PAGE_OFFSET is
 // -(1 << VA_BITS) since 5.4 and -(1 << (VA_BITS-1)) before; the OR is an
 // addition while pa - PHYS_OFFSET stays below 1 << VA_BITS. A kernel
@@ -19,11 +19,9 @@ func init() { kernelArchs[uint16(elf.EM_AARCH64)] = arm64KernelFacts }
 // PHYS_OFFSET (memstart_addr), so VA_BITS is the built size here.
 func arm64KernelFacts(info *vmcoreinfo.Info) (kernelFacts, error) {
 	var f kernelFacts
-	start, ok := info.Symbol("_text")
+	start, ok := info.Symbol("_stext")
 	if !ok {
-		if start, ok = info.Symbol("_stext"); !ok {
-			return f, fmt.Errorf("VMCOREINFO lacks SYMBOL(_stext)")
-		}
+		return f, fmt.Errorf("VMCOREINFO lacks SYMBOL(_stext)")
 	}
 	voff, ok := info.Number("kimage_voffset")
 	if !ok {
