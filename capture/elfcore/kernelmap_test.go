@@ -293,3 +293,75 @@ func TestKernelSegmentsWritten(t *testing.T) {
 		t.Errorf("text %v, data %v, linear %v:\n%v", text, data, lin, ef.Progs)
 	}
 }
+
+// A synthetic x86_64 machine: 64 MiB of RAM from 0, the kernel image at
+// physical 0x2000000 mapped at _stext in three 2 MiB pages, as
+// __START_KERNEL_map + (physical - phys_base) with phys_base 0x1000000.
+const (
+	x86Stext = 0xffffffff81000000
+	x86Phys  = 0x2000000
+	x86PGD   = x86Phys + 0x200000 // init_top_pgt, in the image
+	x86PUD   = x86PGD + 0x1000
+	x86PMD   = x86PGD + 0x2000
+)
+
+func x86Content(pfn uint64, page []byte) {
+	fixture.Pattern(pfn, page)
+	le := binary.LittleEndian
+	put := func(i, v uint64) { le.PutUint64(page[i*8:], v) }
+	switch pfn << 12 {
+	case x86PGD:
+		clear(page)
+		put(511, x86PUD|0x63)
+	case x86PUD:
+		clear(page)
+		put(510, x86PMD|0x63)
+	case x86PMD:
+		clear(page)
+		for i := range uint64(3) {
+			put((x86Stext>>21)&0x1ff+i, (x86Phys+i<<21)|0xe3) // present, PSE
+		}
+	}
+}
+
+// TestKernelSegmentsX86 adds the image PT_LOAD to a physical-only x86_64
+// core (QEMU's), found through phys_base and the page tables; the direct
+// map's base is not in VMCOREINFO, so the RAM keeps its p_vaddr.
+func TestKernelSegmentsX86(t *testing.T) {
+	const info = "OSRELEASE=6.12.0-test\nPAGESIZE=4096\nSYMBOL(_stext)=ffffffff81000000\n" +
+		"SYMBOL(init_top_pgt)=ffffffff81200000\nNUMBER(phys_base)=16777216\nKERNELOFFSET=0\nNUMBER(KERNEL_IMAGE_SIZE)=1073741824\n"
+	ram := vmcore.Segment{PhysAddr: 0, MemSize: 64 << 20, FileSize: 64 << 20}
+	image := vmcore.Segment{VirtAddr: x86Stext, PhysAddr: x86Phys, MemSize: 6 << 20, FileSize: 6 << 20}
+	for _, tt := range []struct {
+		name, info string
+		want       []vmcore.Segment
+		warn       string
+	}{
+		{"image added", info, []vmcore.Segment{image, ram}, ""},
+		{"no phys_base", strings.Replace(info, "NUMBER(phys_base)=16777216\n", "", 1), []vmcore.Segment{ram}, "phys_base"},
+		{"phys_base the tables deny", strings.Replace(info, "phys_base)=16777216", "phys_base)=18874368", 1), []vmcore.Segment{ram},
+			"no kernel-image PT_LOAD added"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bo := binary.LittleEndian
+			notes := append(fixture.PRStatus(bo, elf.EM_X86_64, 1, nil), fixture.VMCOREINFO(bo, tt.info)...)
+			im := fixture.Core{Notes: notes, Loads: []fixture.Load{{MemSize: 64 << 20, FileSize: 64 << 20}}, Content: x86Content}.Build()
+			src, err := vmcore.NewFile(im, im.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			km := KernelSegments(src)
+			got := slices.Clone(km.Segments)
+			for i := range got {
+				got[i].Offset = 0
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("segments\n%x\nwant\n%x", got, tt.want)
+			}
+			warn := strings.Join(km.Warnings, "; ")
+			if tt.warn == "" && warn != "" || !strings.Contains(warn, tt.warn) {
+				t.Errorf("warnings %q, want %q", warn, tt.warn)
+			}
+		})
+	}
+}
