@@ -45,9 +45,13 @@ var kernelArchs = map[uint16]func(*vmcoreinfo.Info) (kernelFacts, error){}
 // is 34 MiB, x86_64's KERNEL_IMAGE_SIZE is at most 1 GiB).
 const maxImageScan = 1 << 30
 
-// linearSamples bounds the pages of one PT_LOAD whose direct-map address
-// is checked against the page tables.
-const linearSamples = 1024
+// linearSamples bounds the pages whose direct-map address is checked
+// against the page tables: per PT_LOAD, and over all of them (however many
+// PT_LOADs a hostile header has).
+const (
+	linearSamples      = 1024
+	linearSamplesTotal = 1 << 16
+)
 
 // KernelSegments returns the PT_LOADs to write for src. A dump the kernel
 // wrote (/proc/vmcore) has a PT_LOAD mapping the kernel image's virtual
@@ -112,11 +116,12 @@ func KernelSegments(src *vmcore.File) KernelMap {
 	}
 	tr := mem.Translate
 	if needLinear && len(facts.linear) > 0 {
+		samples := uint64(min(linearSamples, max(16, linearSamplesTotal/len(km.Segments))))
 		for i, s := range km.Segments {
 			if s.MemSize == 0 || kernelVA(s.VirtAddr) {
 				continue
 			}
-			if off, ok := confirmLinear(tr, s, facts.linear, uint64(src.PageSize)); ok {
+			if off, ok := confirmLinear(tr, s, facts.linear, uint64(src.PageSize), samples); ok {
 				km.Segments[i].VirtAddr = s.PhysAddr + off
 				km.Linear++
 			}
@@ -220,9 +225,9 @@ func imageRuns(tr translateFunc, start, off, ps uint64) []vaRun {
 // the page tables confirm for s: every sampled page they map is mapped
 // at physical + off, and at least one is. Pages the direct map leaves
 // out (reserved no-map memory) are not held against a candidate.
-func confirmLinear(tr translateFunc, s vmcore.Segment, cands []linearMap, ps uint64) (uint64, bool) {
+func confirmLinear(tr translateFunc, s vmcore.Segment, cands []linearMap, ps uint64, samples uint64) (uint64, bool) {
 	pages := (s.MemSize + ps - 1) / ps
-	step := max(1, pages/linearSamples)
+	step := max(1, pages/samples)
 	for _, c := range cands {
 		if s.PhysAddr < c.lo || s.PhysAddr+s.MemSize-1 > c.hi-1 {
 			continue

@@ -365,3 +365,34 @@ func TestKernelSegmentsX86(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelSegmentsKernelCore: a core the kernel wrote (x86_64's
+// /proc/vmcore layout, with _stext and phys_base in VMCOREINFO) is left as
+// it is, so its file is laid out exactly as without KernelSegments.
+func TestKernelSegmentsKernelCore(t *testing.T) {
+	bo := binary.LittleEndian
+	info := "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(_stext)=ffffffff81000000\nNUMBER(phys_base)=0\n" +
+		"SYMBOL(init_top_pgt)=ffffffff82000000\nKERNELOFFSET=0\n"
+	notes := append(fixture.PRStatus(bo, elf.EM_X86_64, 1, nil), fixture.VMCOREINFO(bo, info)...)
+	im := fixture.Core{Notes: notes, Loads: x86Loads()}.Build()
+	src, err := vmcore.NewFile(im, im.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := KernelSegments(src)
+	if km.Image != 0 || km.Linear != 0 || len(km.Warnings) != 0 || !slices.Equal(km.Segments, src.Segments) {
+		t.Fatalf("changed: %+v", km)
+	}
+	keep := func(pfn uint64) bool { return pfn%3 != 0 && pfn < 0x3000 }
+	a, err := NewLayout(src, keep, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLayout(src, keep, Options{Segments: km.Segments})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a.Segments(), b.Segments()) || a.FileSize() != b.FileSize() || a.Stats() != b.Stats() {
+		t.Errorf("layouts differ: %+v %d %+v vs %+v %d %+v", a.Segments(), a.FileSize(), a.Stats(), b.Segments(), b.FileSize(), b.Stats())
+	}
+}
