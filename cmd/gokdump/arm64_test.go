@@ -81,6 +81,14 @@ func TestARM64Dumps(t *testing.T) {
 			}
 			fixture.CheckWithDrgn(t, elfOut, d, true)
 			fixture.CheckWithDrgnUsing(t, sidDrgn(t), elfOut, d, true)
+
+			// The kdump file saved again as ELF: no virtual address in its
+			// view either, the same PT_LOADs added.
+			again := filepath.Join(t.TempDir(), "again.elf")
+			if code, _, stderr = gokdump("save", "-q", "-d", "31", "--format", "elf", "--vmcore", d31, again); code != exitOK || strings.Contains(stderr, "warning") {
+				t.Fatalf("save --format elf of the kdump file: exit %d: %s", code, stderr)
+			}
+			fixture.CheckWithDrgn(t, again, d, true)
 		})
 	}
 }
