@@ -26,6 +26,13 @@
 // its data is written once: the kernel-text PT_LOAD comes out whole, as the
 // kernel wrote it, pointing at the same file data as the RAM segment.
 //
+// A source with physical addresses only (QEMU's dump-guest-memory cores)
+// lacks that kernel-text PT_LOAD and the direct map's addresses, without
+// which drgn before 0.0.27 cannot read the top page table. KernelSegments
+// adds them, from what the source's own page tables confirm, and
+// Options.Segments has the layout write them; the image's PT_LOADs then
+// overlap the RAM's as the kernel's do.
+//
 // A page is kept when the KeepFunc keeps it and the source stores all of
 // it; one the source stores only in part (a truncated copy, a filtered
 // source) is dropped, and so is memory the source stores none of even

@@ -1,9 +1,13 @@
 package elfcore
 
 import (
+	"debug/elf"
+	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/internal/fixture"
 )
@@ -106,4 +110,78 @@ func storesAll(f *vmcore.File, s vmcore.Segment) bool {
 		a += n
 	}
 	return true
+}
+
+// FuzzKernelSegmentsARM64 runs KernelSegments on the synthetic arm64 core
+// of TestKernelSegmentsARM64 with entries of its page tables overwritten
+// (each 11 bytes of edits: table 0-5, entry, value) and its address size
+// varied: whatever the tables say, every PT_LOAD added maps what they
+// map, at the offset VMCOREINFO gives, inside the source's memory.
+func FuzzKernelSegmentsARM64(f *testing.F) {
+	f.Add([]byte{}, uint8(0))
+	f.Add([]byte{0, 0, 0, 3, 0x10, 0x28, 0x40, 0, 0, 0, 0}, uint8(1)) // the linear map's PUD points at the PGD
+	f.Add([]byte{5, 0x10, 0, 0x03, 0x10, 0x21, 0x40, 0, 0, 0, 0}, uint8(2))
+	f.Fuzz(func(t *testing.T, edits []byte, variant uint8) {
+		type edit struct{ table, entry, value uint64 }
+		var es []edit
+		for i := 0; i+11 <= len(edits) && len(es) < 32; i += 11 {
+			es = append(es, edit{uint64(edits[i] % 6), uint64(binary.LittleEndian.Uint16(edits[i+1:])) % 512,
+				binary.LittleEndian.Uint64(edits[i+3:])})
+		}
+		content := func(pfn uint64, page []byte) {
+			a64Content(pfn, page)
+			for _, e := range es {
+				if pfn<<12 == a64PGD+e.table<<12 {
+					binary.LittleEndian.PutUint64(page[e.entry*8:], e.value)
+				}
+			}
+		}
+		info := a64Info
+		switch variant % 4 {
+		case 1:
+			info = strings.Replace(info, "TCR_EL1_T1SZ)=0x10", "TCR_EL1_T1SZ)=0x19", 1) // 39 bits
+		case 2:
+			info = strings.Replace(info, "VA_BITS)=48", "VA_BITS)=52", 1)
+		case 3:
+			info = strings.Replace(strings.Replace(info, "VA_BITS)=48", "VA_BITS)=52", 1), "T1SZ)=0x10", "T1SZ)=0xc", 1)
+		}
+		bo := binary.LittleEndian
+		notes := append(fixture.PRStatus(bo, elf.EM_AARCH64, 1, nil), fixture.VMCOREINFO(bo, info)...)
+		im := fixture.Core{Machine: elf.EM_AARCH64, Notes: notes, Content: content,
+			Loads: []fixture.Load{{Vaddr: a64RAM, Paddr: a64RAM, FileSize: a64RAMSize, MemSize: a64RAMSize}}}.Build()
+		src, err := vmcore.NewFile(im, im.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		km := KernelSegments(src)
+		mem, err := kmem.New(src, src.VMCOREINFO, src.Machine)
+		if err != nil {
+			if km.Image+km.Linear != 0 {
+				t.Fatalf("added PT_LOADs without page tables: %+v", km)
+			}
+			return
+		}
+		if len(km.Segments) != km.Image+1 {
+			t.Fatalf("%d segments, %d image", len(km.Segments), km.Image)
+		}
+		for i, s := range km.Segments {
+			if s.PhysAddr < a64RAM || s.PhysAddr+s.MemSize > a64RAM+a64RAMSize || s.MemSize == 0 {
+				t.Fatalf("segment %+v outside the source's memory", s)
+			}
+			if i < km.Image {
+				if s.VirtAddr-s.PhysAddr != a64VOff {
+					t.Fatalf("image segment %+v not at kimage_voffset", s)
+				}
+				for a := uint64(0); a < s.MemSize; a += max(4096, s.MemSize/16) {
+					if pa, _, err := mem.Translate(s.VirtAddr + a); err != nil || pa != s.PhysAddr+a {
+						t.Fatalf("image segment %+v: %#x translates to %#x, %v", s, s.VirtAddr+a, pa, err)
+					}
+				}
+			} else if kernelVA(s.VirtAddr) {
+				if pa, _, err := mem.Translate(s.VirtAddr); err == nil && pa != s.PhysAddr {
+					t.Fatalf("direct map %+v: translates to %#x", s, pa)
+				}
+			}
+		}
+	})
 }

@@ -47,6 +47,11 @@ type Options struct {
 	// MaxPhdrs caps the program headers, PT_NOTE included; 0 means
 	// DefaultMaxPhdrs, and at most MaxPhdrs is allowed.
 	MaxPhdrs int
+	// Segments are the PT_LOADs to write in place of the source's, cut
+	// where pages are dropped: KernelSegments' answer, which adds the
+	// kernel virtual addresses a physical-only source lacks. Nil means
+	// the source's. Only memory the source declares is written.
+	Segments []vmcore.Segment
 }
 
 // Stats counts pages of the source's physical memory by what the layout
@@ -141,11 +146,15 @@ func NewLayout(src *vmcore.File, keep KeepFunc, opts Options) (*Layout, error) {
 		return nil, fmt.Errorf("elfcore: MaxPhdrs %d out of range 2..%d", maxPhdrs, MaxPhdrs)
 	}
 	l := &Layout{src: src, keep: keep, pageSize: ps, present: src.PhysRanges()}
+	segs := opts.Segments
+	if segs == nil {
+		segs = src.Segments
+	}
 
 	// Every source PT_LOAD with memory yields at least one program header;
 	// each split adds at most one (see the package doc).
 	base := 0
-	for _, s := range src.Segments {
+	for _, s := range segs {
 		if s.MemSize > 0 {
 			base++
 		}
@@ -156,7 +165,7 @@ func NewLayout(src *vmcore.File, keep KeepFunc, opts Options) (*Layout, error) {
 	}
 
 	l.merged = mergeSpans(l.present)
-	zones := overlaps(src.Segments)
+	zones := overlaps(segs)
 	trail := make([]uint64, len(l.merged)) // where each range's trailing dropped run starts
 	var splits runHeap
 	var pc presence
@@ -245,7 +254,7 @@ func NewLayout(src *vmcore.File, keep KeepFunc, opts Options) (*Layout, error) {
 
 	// Program headers: each source PT_LOAD, in source order, cut where
 	// the pieces are cut.
-	for _, s := range src.Segments {
+	for _, s := range segs {
 		if s.MemSize == 0 {
 			continue
 		}

@@ -79,8 +79,20 @@ func (k *elfKeep) decide(pfn uint64) bool {
 
 func (s *saver) saveELF(out *countingWriterAt) error {
 	k := &elfKeep{s: s, count: true, cur: -1, bm: newBitmaps(s.opts.ChunkPages), page: make([]byte, s.ps)}
-	eo := elfcore.Options{PageSize: int64(s.ps)}
-	if n := len(s.src.Segments); n >= elfcore.DefaultMaxPhdrs {
+	// A physical-only source (QEMU's cores) gets the kernel virtual
+	// addresses the kernel's own /proc/vmcore has: readers such as
+	// Debian 12's drgn find the page tables through them.
+	km := elfcore.KernelSegments(s.src)
+	for _, w := range km.Warnings {
+		s.opts.Logf("warning: %s", w)
+		s.stats.Degraded = append(s.stats.Degraded, w)
+	}
+	if km.Image > 0 || km.Linear > 0 {
+		s.opts.Logf("ELF output: %d kernel-image PT_LOADs added, %d PT_LOADs given their direct-map address (confirmed by the page tables)",
+			km.Image, km.Linear)
+	}
+	eo := elfcore.Options{PageSize: int64(s.ps), Segments: km.Segments}
+	if n := len(km.Segments); n >= elfcore.DefaultMaxPhdrs {
 		// Every source PT_LOAD needs its header at least: allow what the
 		// format allows rather than refuse the dump.
 		eo.MaxPhdrs = elfcore.MaxPhdrs
