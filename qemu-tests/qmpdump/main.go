@@ -14,7 +14,8 @@
 //
 // QEMU's ELF differs from the kernel's /proc/vmcore: the program headers
 // follow the section headers (e_phoff 192), and the PT_LOADs carry
-// physical addresses only (p_vaddr 0).
+// physical addresses only: no kernel-image PT_LOAD, and p_vaddr is the
+// physical address on arm64, 0 on x86_64.
 //
 //	go run ./qemu-tests/qmpdump -arch arm64 -line 6.12
 package main
