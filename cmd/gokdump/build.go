@@ -16,6 +16,7 @@ import (
 	"github.com/gokdump/gokdump/builder"
 	"github.com/gokdump/gokdump/internal/blockdev"
 	"github.com/gokdump/gokdump/internal/config"
+	"github.com/gokdump/gokdump/internal/kexec"
 	"github.com/gokdump/gokdump/internal/netup"
 )
 
@@ -448,6 +449,9 @@ func sysrootInputs(f *buildFlags, opts *builder.Options, logf func(string, ...an
 	}
 	logf("kernel %s of the image tree: image %s, modules %s; gokdump load there reads the capture image from %s",
 		k.Release, orNone(k.Image), orNone(k.Modules), k.Initrd)
+	if err := sysrootArch(f, opts, sr, k.Image, logf); err != nil {
+		return err
+	}
 	opts.Sysroot, opts.ModulesDir = sr, k.Modules
 	if f.noConfig {
 		return nil
@@ -466,6 +470,41 @@ func sysrootInputs(f *buildFlags, opts *builder.Options, logf func(string, ...an
 		return fmt.Errorf("config: %w", err)
 	}
 	opts.Config = b
+	return nil
+}
+
+// kernelGOARCH maps kexec's kernel machines to the GOARCH of their init.
+var kernelGOARCH = map[string]string{kexec.ArchX86_64: "amd64", kexec.ArchARM64: "arm64"}
+
+// sysrootArch takes the image's architecture from the image tree's kernel
+// when --arch is not given: an image builder making an arm64 image on an
+// x86-64 machine needs no flag for what the tree already says. A given
+// --arch that the kernel contradicts is an error; a kernel of no known
+// format leaves the default (this machine's).
+func sysrootArch(f *buildFlags, opts *builder.Options, sr *builder.Sysroot, image string, logf func(string, ...any)) error {
+	if image == "" {
+		return nil
+	}
+	hp, err := sr.HostPath(image)
+	if err != nil {
+		return fmt.Errorf("--sysroot: kernel image %s: %w", image, err)
+	}
+	p, err := kexec.NewPlanAnyArch(hp, "", "/nonexistent")
+	if err != nil {
+		return fmt.Errorf("--sysroot: kernel image %s: %w", image, err)
+	}
+	arch := kernelGOARCH[p.Arch]
+	switch {
+	case arch == "":
+		return nil
+	case f.arch == "":
+		f.arch, opts.Arch = arch, arch
+		if arch != runtime.GOARCH {
+			logf("arch %s: the image tree's kernel is an %s kernel (--arch overrides)", arch, p.Arch)
+		}
+	case f.arch != arch:
+		return usagef("--arch %s, but the image tree's kernel %s is an %s kernel (--arch %s)", f.arch, image, p.Arch, arch)
+	}
 	return nil
 }
 

@@ -137,19 +137,26 @@ func TestBuildArchARM64(t *testing.T) {
 		}
 	}
 
-	// --sysroot of the unpacked arm64 package: the same modules; of the
-	// x86-64 one, refused.
+	// --sysroot of the unpacked arm64 package, with --arch and without
+	// (taken from the tree's kernel): the same modules; of the x86-64
+	// one with --arch arm64, refused, naming the kernel's machine.
 	arm64Init := writeTestInitFor(t, "arm64")
 	sysroot := filepath.Dir(filepath.Dir(modules))
-	stderr.Reset()
-	code = run([]string{"build", "--list", "-o", filepath.Join(t.TempDir(), "gen"), "--arch", "arm64", "--sysroot", sysroot, "--kver", kver, "--init", arm64Init, "--no-config"}, &stdout, &stderr)
-	if code != 0 || !regexpWord(stderr.String(), "modules (load order): ", "virtio_blk") {
-		t.Errorf("--sysroot of the arm64 tree: exit %d: %s", code, stderr.String())
+	for _, arch := range [][]string{{"--arch", "arm64"}, nil} {
+		stderr.Reset()
+		args := append([]string{"build", "--list", "-o", filepath.Join(t.TempDir(), "gen"), "--sysroot", sysroot, "--kver", kver, "--init", arm64Init, "--no-config"}, arch...)
+		code = run(args, &stdout, &stderr)
+		if code != 0 || !regexpWord(stderr.String(), "modules (load order): ", "virtio_blk") {
+			t.Errorf("--sysroot of the arm64 tree %v: exit %d: %s", arch, code, stderr.String())
+		}
+		if arch == nil && !strings.Contains(stderr.String(), "arch arm64: the image tree's kernel is an arm64 kernel") {
+			t.Errorf("--sysroot of the arm64 tree without --arch: no word of the arch taken from its kernel: %s", stderr.String())
+		}
 	}
 	amdRoot, _ := debianTree(t, "amd64")
 	stderr.Reset()
 	code = run([]string{"build", "--list", "-o", filepath.Join(t.TempDir(), "gen"), "--arch", "arm64", "--sysroot", filepath.Dir(filepath.Dir(amdRoot)), "--init", arm64Init, "--no-config"}, &stdout, &stderr)
-	if code == 0 || !strings.Contains(stderr.String(), "module built for another machine: EM_X86_64") {
+	if code == 0 || !strings.Contains(stderr.String(), "is an x86_64 kernel (--arch amd64)") {
 		t.Errorf("--sysroot of the x86-64 tree for arm64: exit %d: %s", code, stderr.String())
 	}
 

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -193,8 +196,15 @@ func TestBuildSysrootDebianPackage(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	initPath := writeTestInit(t, base)
-	for _, p := range []string{bin, initPath} {
+	// An arm64 tree holds an arm64 init, which the build takes for the
+	// tree's kernel's architecture without --arch.
+	inits := map[string]string{"amd64": writeTestInit(t, base), "arm64": filepath.Join(base, "init-arm64")}
+	arm := mustRead(t, inits["amd64"])
+	binary.LittleEndian.PutUint16(arm[18:], uint16(elf.EM_AARCH64))
+	if err := os.WriteFile(inits["arm64"], arm, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{bin, inits["amd64"]} {
 		if err := os.Chmod(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -204,6 +214,10 @@ func TestBuildSysrootDebianPackage(t *testing.T) {
 		pkgs, _ := filepath.Glob(filepath.Join(filepath.Dir(deb), "*.deb"))
 		for i := range pkgs {
 			pkgs[i], _ = filepath.Abs(pkgs[i])
+		}
+		arch := "amd64"
+		if strings.HasSuffix(kver, "-arm64") {
+			arch = "arm64"
 		}
 		t.Run(kver, func(t *testing.T) {
 			work := filepath.Join(base, filepath.Base(filepath.Dir(deb)))
@@ -223,7 +237,7 @@ for t in a b; do
 	(cd "$work/$t" && "$bin" build --sysroot root -o initrd.img 2>build.log)
 done
 `
-			cmd := exec.Command("sh", append([]string{"-c", script, "sh", work, bin, initPath}, pkgs...)...)
+			cmd := exec.Command("sh", append([]string{"-c", script, "sh", work, bin, inits[arch]}, pkgs...)...)
 			if os.Geteuid() == 0 {
 				cmd = exec.Command("setpriv", append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", "--reset-env"}, cmd.Args...)...)
 			}
@@ -253,8 +267,12 @@ done
 			if _, err := os.Stat(filepath.Join(work, "a", "root", kernel)); err != nil {
 				kernel = "/usr/lib/modules/" + kver + "/vmlinuz"
 			}
-			for _, want := range []string{"kernel " + kver + " of the image tree: image " + kernel + ", modules /",
-				"drivers: generic", "no modules.dep", "modules (load order): ", "virtio_blk"} {
+			wants := []string{"kernel " + kver + " of the image tree: image " + kernel + ", modules /",
+				"drivers: generic", "no modules.dep", "modules (load order): ", "virtio_blk"}
+			if arch != runtime.GOARCH {
+				wants = append(wants, "arch "+arch+": the image tree's kernel is an "+arch+" kernel")
+			}
+			for _, want := range wants {
 				if !strings.Contains(string(log), want) {
 					t.Errorf("build log lacks %q", want)
 				}
