@@ -212,19 +212,27 @@ func TestKernelSegmentsARM64(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := a64Source(t, tt.info, tt.loads)
-			km := KernelSegments(src)
-			got := slices.Clone(km.Segments)
-			for i := range got {
-				got[i].Offset = 0 // the source's file offsets
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("segments\n%x\nwant\n%x", got, tt.want)
-			}
-			warn := strings.Join(km.Warnings, "; ")
-			if tt.warn == "" && warn != "" || !strings.Contains(warn, tt.warn) {
-				t.Errorf("warnings %q, want %q", warn, tt.warn)
-			}
+			checkKernelSegments(t, src, tt.want, tt.warn)
 		})
+	}
+}
+
+// checkKernelSegments checks KernelSegments of src against want (file
+// offsets aside: they are the source's) and its warnings against warn ("":
+// none; else a part of them).
+func checkKernelSegments(t *testing.T, src *vmcore.File, want []vmcore.Segment, warn string) {
+	t.Helper()
+	km := KernelSegments(src)
+	got := slices.Clone(km.Segments)
+	for i := range got {
+		got[i].Offset = 0
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("segments\n%x\nwant\n%x", got, want)
+	}
+	w := strings.Join(km.Warnings, "; ")
+	if warn == "" && w != "" || !strings.Contains(w, warn) {
+		t.Errorf("warnings %q, want %q", w, warn)
 	}
 }
 
@@ -350,18 +358,7 @@ func TestKernelSegmentsX86(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			km := KernelSegments(src)
-			got := slices.Clone(km.Segments)
-			for i := range got {
-				got[i].Offset = 0
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("segments\n%x\nwant\n%x", got, tt.want)
-			}
-			warn := strings.Join(km.Warnings, "; ")
-			if tt.warn == "" && warn != "" || !strings.Contains(warn, tt.warn) {
-				t.Errorf("warnings %q, want %q", warn, tt.warn)
-			}
+			checkKernelSegments(t, src, tt.want, tt.warn)
 		})
 	}
 }
