@@ -68,7 +68,7 @@ func run(line, arch, disk string, mem int) error {
 	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
 	t0 := time.Now()
-	step("fetching the current Debian %s cloud kernel for %s (cached in .cache/kernels)", line, arch)
+	step("fetching the current Debian %s cloud kernel for %s (cached in %s)", line, arch, kernelCache())
 	k, err := harness.GetKernelArch(root, line, arch, false)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func runNet(line, target string, mem int) error {
 		return err
 	}
 	step := func(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
-	step("fetching the current Debian %s cloud kernel (cached in .cache/kernels)", line)
+	step("fetching the current Debian %s cloud kernel (cached in %s)", line, kernelCache())
 	k, err := harness.GetKernel(root, line, false)
 	if err != nil {
 		return err
@@ -262,4 +262,13 @@ func showS3(root, out string, v *harness.Versity, path string) error {
 	}
 	fmt.Printf("\nThe server stops with the demo; the bucket's files stay in %s.\n", v.Dir)
 	return nil
+}
+
+// kernelCache is where scripts/fetch-kernel keeps the kernels, for the
+// demo to say: $GOKDUMP_CACHE's kernels, else the checkout's .cache.
+func kernelCache() string {
+	if d := os.Getenv("GOKDUMP_CACHE"); d != "" {
+		return filepath.Join(d, "kernels")
+	}
+	return filepath.Join(".cache", "kernels")
 }
