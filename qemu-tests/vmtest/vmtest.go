@@ -156,6 +156,9 @@ func (o *Options) defaults() error {
 	if o.Disk != "nvme" && o.Disk != "virtio" {
 		return fmt.Errorf("disk %q: want nvme or virtio", o.Disk)
 	}
+	if o.CrashKernel == "" {
+		o.CrashKernel = DefaultCrashKernel
+	}
 	if o.Crash == "" {
 		o.Crash = guest.CrashSysrq
 	}
@@ -224,13 +227,9 @@ func run(ctx context.Context, o *Options, r *Report) (err error) {
 	if err := o.defaults(); err != nil {
 		return err
 	}
-	r.Crash, r.DumpLevel, r.Disk, r.MemMiB, r.CPUs = o.Crash, int(*o.DumpLevel), o.Disk, o.MemMiB, o.CPUs
+	r.Crash, r.DumpLevel, r.Disk, r.MemMiB, r.CPUs, r.CrashKernel = o.Crash, int(*o.DumpLevel), o.Disk, o.MemMiB, o.CPUs, o.CrashKernel
 	k, kerr := IdentifyKernel(o.Kernel)
 	r.Kernel = k
-	if o.CrashKernel == "" && k.Arch != "" {
-		o.CrashKernel = DefaultCrashKernel
-	}
-	r.CrashKernel = o.CrashKernel
 	if kerr != nil {
 		return kerr
 	}
