@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcore"
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
@@ -165,9 +166,6 @@ func (f *File) ELFView() (*ELFView, error) {
 	return v, nil
 }
 
-// x86_64's kernel image mapping: __START_KERNEL_map + (paddr - phys_base).
-const startKernelMap = 0xffffffff80000000
-
 // kernelTextMap returns how the kernel image is mapped, virtual = physical
 // + delta, for physical [lo, hi): from VMCOREINFO's _stext, phys_base and
 // KERNEL_IMAGE_SIZE on x86_64. Readers such as drgn find the page tables
@@ -182,19 +180,19 @@ func kernelTextMap(info *vmcoreinfo.Info, m elf.Machine) (delta, lo, hi uint64, 
 	// phys_base is negative when KASLR moved the kernel further in
 	// virtual than in physical memory: the arithmetic wraps, as the
 	// kernel's __pa_symbol does.
-	if !ok1 || !ok2 || stext < startKernelMap {
+	if !ok1 || !ok2 || stext < kmem.X86StartKernelMap {
 		return 0, 0, 0, false
 	}
 	size := int64(1 << 30)
 	if n, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && n > 0 && n <= 1<<30 {
 		size = n
 	}
-	lo = stext - startKernelMap + uint64(pb)
+	lo = stext - kmem.X86StartKernelMap + uint64(pb)
 	hi = uint64(pb) + uint64(size)
 	if lo >= hi {
 		return 0, 0, 0, false
 	}
-	return startKernelMap - uint64(pb), lo, hi, true
+	return kmem.X86StartKernelMap - uint64(pb), lo, hi, true
 }
 
 // ramUntil counts the pfns from pfn on, up to limit, that the 1st bitmap

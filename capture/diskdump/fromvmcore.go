@@ -5,11 +5,9 @@ import (
 	"debug/elf"
 	"time"
 
+	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcore"
 )
-
-// x86_64 maps the kernel image at __START_KERNEL_map + (paddr - phys_base).
-const x86StartKernelMap = 0xffffffff80000000
 
 // HeaderFromVmcore fills a Header for a dump of the ELF vmcore f: the
 // crashed kernel's utsname (read from init_uts_ns in its memory when the
@@ -117,8 +115,8 @@ func virtToPhys(f *vmcore.File, v, physBase uint64) (uint64, bool) {
 	}
 	switch f.Machine {
 	case elf.EM_X86_64:
-		if v >= x86StartKernelMap {
-			return v - x86StartKernelMap + physBase, true
+		if v >= kmem.X86StartKernelMap {
+			return v - kmem.X86StartKernelMap + physBase, true
 		}
 	case elf.EM_AARCH64:
 		if voff, ok := f.VMCOREINFO.Number("kimage_voffset"); ok && v >= uint64(voff) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gokdump/gokdump/capture/codec"
+	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/internal/fixture"
 )
 
@@ -254,7 +255,7 @@ func TestIncompleteReal(t *testing.T) {
 	}
 	var kernelEnd uint64
 	for _, s := range src.Segments {
-		if s.VirtAddr >= x86StartKernelMap {
+		if s.VirtAddr >= kmem.X86StartKernelMap {
 			kernelEnd = (s.PhysAddr + s.MemSize) / 4096
 		}
 	}

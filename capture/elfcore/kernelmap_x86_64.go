@@ -4,14 +4,11 @@ import (
 	"debug/elf"
 	"fmt"
 
+	"github.com/gokdump/gokdump/capture/kmem"
 	"github.com/gokdump/gokdump/capture/vmcoreinfo"
 )
 
 func init() { kernelArchs[uint16(elf.EM_X86_64)] = x86KernelFacts }
-
-// x86StartKernelMap is __START_KERNEL_map, where x86_64 maps its image:
-// virtual = physical - phys_base + __START_KERNEL_map (__pa_symbol).
-const x86StartKernelMap = 0xffffffff80000000
 
 // x86KernelFacts: the image from _stext, mapped through phys_base. The
 // direct map's base (page_offset_base) moves with KASLR and VMCOREINFO
@@ -27,5 +24,5 @@ func x86KernelFacts(info *vmcoreinfo.Info) (kernelFacts, error) {
 	}
 	// phys_base is negative when KASLR moved the kernel further in virtual
 	// than in physical memory: the arithmetic wraps, as __pa_symbol's.
-	return kernelFacts{imageStart: start, imageOff: x86StartKernelMap - uint64(pb)}, nil
+	return kernelFacts{imageStart: start, imageOff: kmem.X86StartKernelMap - uint64(pb)}, nil
 }

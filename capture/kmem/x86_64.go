@@ -4,11 +4,15 @@ import (
 	"fmt"
 )
 
+// X86StartKernelMap is x86_64's __START_KERNEL_map, where the kernel maps
+// its image: virtual = physical - phys_base + X86StartKernelMap
+// (__pa_symbol).
+const X86StartKernelMap = 0xffffffff80000000
+
 // x86_64 constants, as arch/x86/include/asm spells them.
 const (
-	x86StartKernelMap = 0xffffffff80000000 // __START_KERNEL_map
-	x86PagePresent    = 1 << 0
-	x86PagePSE        = 1 << 7
+	x86PagePresent = 1 << 0
+	x86PagePSE     = 1 << 7
 	// Bits 12..51 of an entry hold the next table's or page's address.
 	x86PhysMask = ((1 << 52) - 1) &^ 0xfff
 )
@@ -48,10 +52,10 @@ func newX86_64(m *Memory) (*x86_64, error) {
 	if me, ok := m.Info.Number("sme_mask"); ok {
 		x.meMask = uint64(me)
 	}
-	if top < x86StartKernelMap {
+	if top < X86StartKernelMap {
 		return nil, fmt.Errorf("kmem: SYMBOL(init_top_pgt)=%#x is not a kernel-image address", top)
 	}
-	x.pgd = top - x86StartKernelMap + x.physBase
+	x.pgd = top - X86StartKernelMap + x.physBase
 	return x, nil
 }
 
