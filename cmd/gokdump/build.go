@@ -473,9 +473,6 @@ func sysrootInputs(f *buildFlags, opts *builder.Options, logf func(string, ...an
 	return nil
 }
 
-// kernelGOARCH maps kexec's kernel machines to the GOARCH of their init.
-var kernelGOARCH = map[string]string{kexec.ArchX86_64: "amd64", kexec.ArchARM64: "arm64"}
-
 // sysrootArch takes the image's architecture from the image tree's kernel
 // when --arch is not given: an image builder making an arm64 image on an
 // x86-64 machine needs no flag for what the tree already says. A given
@@ -493,7 +490,7 @@ func sysrootArch(f *buildFlags, opts *builder.Options, sr *builder.Sysroot, imag
 	if err != nil {
 		return fmt.Errorf("--sysroot: kernel image %s: %w", image, err)
 	}
-	arch := kernelGOARCH[p.Arch]
+	arch := kexec.GOARCHOf(p.Arch)
 	switch {
 	case arch == "":
 		return nil

@@ -91,6 +91,17 @@ var goarchKernel = map[string]string{"amd64": ArchX86_64, "arm64": ArchARM64}
 // others, whose kernels gokdump does not recognise).
 func HostArch() string { return goarchKernel[runtime.GOARCH] }
 
+// GOARCHOf is the GOARCH of the machine that loads kernels of a Plan.Arch
+// (the architecture of its capture init), "" for none.
+func GOARCHOf(arch string) string {
+	for goarch, a := range goarchKernel {
+		if a == arch && arch != "" {
+			return goarch
+		}
+	}
+	return ""
+}
+
 // NewPlan reads what loading kernel and initrd with cmdline would take: the
 // files' sizes, the kernel's header (a bzImage's on x86-64, an arm64
 // Image's on arm64: a file that is not this machine's kernel fails here

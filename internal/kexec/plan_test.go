@@ -330,3 +330,11 @@ func TestPlanArm64(t *testing.T) {
 		}
 	}
 }
+
+func TestGOARCHOf(t *testing.T) {
+	for arch, want := range map[string]string{ArchX86_64: "amd64", ArchARM64: "arm64", "": "", "riscv64": ""} {
+		if got := GOARCHOf(arch); got != want {
+			t.Errorf("GOARCHOf(%q) = %q, want %q", arch, got, want)
+		}
+	}
+}
