@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gokdump/gokdump/internal/fixture"
 	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
 	"github.com/ulikunitz/xz"
@@ -245,44 +246,12 @@ func TestBuildARM64Debian(t *testing.T) {
 	if !slices.ContainsFunc(res.ModulePaths, func(p string) bool { return strings.HasSuffix(p, "/virtio_blk.ko.xz") }) {
 		t.Errorf("no virtio_blk.ko.xz in %q", res.ModulePaths)
 	}
-	assertLoadOrderOf(t, res.Modules, dir)
+	fixture.CheckModulesDepOrder(t, res.Modules, dir)
 
 	amd := realTree(t, "6.12.*-cloud-amd64")
 	_, err = Build(context.Background(), io.Discard, Options{Init: initBin, Arch: "arm64", ModulesDir: amd,
 		Modules: []string{"virtio_blk"}})
 	if !errors.Is(err, ErrModuleMachine) || !strings.Contains(err.Error(), "EM_X86_64") || !strings.Contains(err.Error(), "virtio_blk") {
 		t.Errorf("arm64 image from the x86-64 tree: %v, want ErrModuleMachine naming virtio_blk and EM_X86_64", err)
-	}
-}
-
-// assertLoadOrderOf checks a load order against the tree's modules.dep,
-// read here on its own: every dependency of a packed module is packed, and
-// before it.
-func assertLoadOrderOf(t *testing.T, order []string, dir string) {
-	t.Helper()
-	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := func(p string) string {
-		b := filepath.Base(p)
-		return strings.ReplaceAll(b[:strings.Index(b, ".ko")], "-", "_")
-	}
-	deps := map[string][]string{}
-	for _, l := range strings.Split(string(dep), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		for _, d := range strings.Fields(v) {
-			deps[name(k)] = append(deps[name(k)], name(d))
-		}
-	}
-	for i, m := range order {
-		for _, d := range deps[m] {
-			if j := slices.Index(order, d); j < 0 || j > i {
-				t.Errorf("%s (at %d) needs %s (at %d) by modules.dep", m, i, d, j)
-			}
-		}
 	}
 }

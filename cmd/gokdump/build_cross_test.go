@@ -119,23 +119,8 @@ func TestBuildArchARM64(t *testing.T) {
 			t.Errorf("modules %q lack %s", names, m)
 		}
 	}
-	// modules.dep of the tree, read here: each module after what it needs.
-	dep := string(mustRead(t, filepath.Join(modules, kver, "modules.dep")))
-	for i, n := range names {
-		for l := range strings.SplitSeq(dep, "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			if kn := filepath.Base(k); !strings.HasSuffix(k, ".ko.xz") || strings.ReplaceAll(strings.TrimSuffix(kn, ".ko.xz"), "-", "_") != n {
-				continue
-			}
-			for _, d := range strings.Fields(v) {
-				dn := filepath.Base(d)
-				dn = strings.ReplaceAll(dn[:strings.Index(dn, ".ko")], "-", "_")
-				if j := slices.Index(names, dn); j < 0 || j > i {
-					t.Errorf("%s (at %d) needs %s (at %d)", n, i, dn, j)
-				}
-			}
-		}
-	}
+	// Each module after what the tree's modules.dep says it needs.
+	fixture.CheckModulesDepOrder(t, names, filepath.Join(modules, kver))
 
 	// --sysroot of the unpacked arm64 package, with --arch and without
 	// (taken from the tree's kernel): the same modules; of the x86-64
